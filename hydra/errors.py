@@ -1,0 +1,74 @@
+"""Every exception hydra raises or lets users raise."""
+
+from __future__ import annotations
+
+
+class HydraError(Exception):
+    """Base class of hydra's own errors."""
+
+
+class NonRetryableError(HydraError):
+    """Raise it (or a subclass) from a step or a workflow to fail at once, without retries."""
+
+
+class StepFailedError(HydraError):
+    """Raised inside the workflow when a step has used all its attempts.
+
+    The workflow may catch it to compensate (refund a payment, release a reservation).
+    If it escapes ``run``, the execution fails without further workflow attempts: the
+    step already had its own retries, and compensation code may already have run.
+    """
+
+    def __init__(self, step_name: str, attempts: int, error_type: str, error_message: str) -> None:
+        self.step_name = step_name
+        self.attempts = attempts
+        self.error_type = error_type
+        self.error_message = error_message
+        super().__init__(
+            f"step {step_name!r} failed after {attempts} attempt(s): {error_type}: {error_message}"
+        )
+
+    @property
+    def last_error(self) -> str:
+        """The last attempt's error as ``Type: message``."""
+        return f"{self.error_type}: {self.error_message}"
+
+
+class DuplicateStepError(HydraError):
+    """A step (or sleep) name was used twice in one run of a workflow."""
+
+
+class WorkflowNotFoundError(HydraError):
+    """No workflow of that name is registered here."""
+
+
+class ExecutionNotFoundError(HydraError):
+    """No execution with that id exists in this namespace."""
+
+
+class LeaseLostError(HydraError):
+    """This worker no longer owns the execution: nothing it writes for it may land.
+
+    Raised when a fenced write matches no row: the lease expired and another worker took
+    the execution over, or it was cancelled. The run is abandoned.
+    """
+
+
+class StepTimeoutError(HydraError):
+    """A step attempt ran longer than its ``timeout``."""
+
+
+class WorkflowTimeoutError(NonRetryableError):
+    """The execution ran past its ``timeout``."""
+
+
+class DatabaseUnavailableError(HydraError):
+    """The database could not be reached; the message names the URL without its password."""
+
+
+class SchemaNotReadyError(HydraError):
+    """The database has no hydra schema (or an old one): run ``hydra migrate``."""
+
+
+class PayloadError(HydraError, ValueError):
+    """A value could not be encoded or decoded by the marshaller."""

@@ -1,0 +1,251 @@
+"""The Store interface and the records that cross it.
+
+A store is deliberately dumb: it keeps rows and makes each write atomic and *fenced*.
+Policy (when to retry, when a takeover has used the last attempt, timeouts) lives in the
+execution loop (``hydra.runner``), so every store implementation behaves the same.
+
+All times are Unix milliseconds passed in by the caller: a store never reads a clock, so
+the same store runs on the wall clock in production and on a fake clock in tests.
+
+Fencing: every claim gives the execution a fresh, larger ``lease_token``. Every write a
+worker makes for an execution names the token it was given and the write matches only
+while ``status = 'running'`` and the token is unchanged; otherwise it raises
+``LeaseLostError`` and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from hydra.status import Status, StepStatus
+
+
+@dataclass(frozen=True, slots=True)
+class NewExecution:
+    """What ``start_workflow`` stores."""
+
+    id: str
+    namespace: str
+    workflow_name: str
+    input: bytes
+    max_attempts: int
+    retry_backoff_ms: int
+    timeout_ms: int | None
+    idempotency_key: str | None
+    run_at_ms: int
+    created_at_ms: int
+    trigger_type: str = "api"
+    trigger_source: str | None = None
+
+
+@dataclass(slots=True)
+class ExecutionRow:
+    """One row of ``workflow_executions``.
+
+    ``wake_at`` is the single time the claim query orders by: the run time of a pending
+    execution, the wake time of a sleeping one (a durable sleep or a step's retry backoff),
+    the lease expiry of a running one; capped by ``timeout_at``; NULL once terminal.
+    ``attempt`` is the 1-based number of the current (or next) workflow attempt, 0 before
+    the first claim.
+    """
+
+    id: str
+    namespace: str
+    workflow_name: str
+    status: Status
+    input: bytes
+    output: bytes | None
+    error_type: str | None
+    error_message: str | None
+    attempt: int
+    max_attempts: int
+    retry_backoff_ms: int
+    timeout_ms: int | None
+    timeout_at: int | None
+    idempotency_key: str | None
+    created_at: int
+    started_at: int | None
+    completed_at: int | None
+    updated_at: int
+    run_at: int
+    sleep_until: int | None
+    next_retry_at: int | None
+    wake_at: int | None
+    lease_owner: str | None
+    lease_token: int
+    lease_expires_at: int | None
+    trigger_type: str | None
+    trigger_source: str | None
+
+
+@dataclass(slots=True)
+class StepRow:
+    """One row of ``workflow_steps``: a step's (or a sleep's) checkpoint."""
+
+    execution_id: str
+    name: str
+    order: int
+    status: StepStatus
+    attempts: int
+    output: bytes | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The right to write for one execution: valid while its token is the current one."""
+
+    execution_id: str
+    token: int
+    worker_id: str
+
+
+@dataclass(slots=True)
+class Claim:
+    """An execution a worker has just claimed, with what it needs to replay it."""
+
+    execution: ExecutionRow
+    lease: Lease
+    previous_status: Status
+    steps: list[StepRow] = field(default_factory=list)
+
+    @property
+    def takeover(self) -> bool:
+        """The previous owner's lease expired while it was running (it crashed or hung)."""
+        return self.previous_status == Status.RUNNING
+
+
+@runtime_checkable
+class WakeListener(Protocol):
+    """Tells an idle worker that new work may be claimable (PostgreSQL LISTEN/NOTIFY)."""
+
+    def wait(self, timeout_s: float) -> bool:
+        """Block until a notification arrives or ``timeout_s`` passes; True if notified."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where executions and their step checkpoints live. See the module docstring."""
+
+    #: the store can wake idle workers in other processes (``open_listener`` works)
+    supports_notify: bool
+    #: several processes can share this store (a database, not process memory)
+    shared_across_processes: bool
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+    # -- executions -------------------------------------------------------------------
+    def create_execution(self, new: NewExecution) -> tuple[str, bool]:
+        """Insert ``new``; with an idempotency key already used in the namespace, insert
+        nothing and return the existing id. Returns ``(id, created)``."""
+        ...
+
+    def get_execution(self, namespace: str, execution_id: str) -> ExecutionRow | None: ...
+
+    def list_executions(
+        self,
+        namespace: str,
+        *,
+        status: Status | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+    ) -> list[ExecutionRow]:
+        """Newest first."""
+        ...
+
+    def list_steps(self, execution_id: str) -> list[StepRow]:
+        """In step order."""
+        ...
+
+    def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
+        """Mark a non-terminal execution ``cancelled`` and fence out its owner.
+        Returns False if it was already terminal (or does not exist)."""
+        ...
+
+    def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
+        """The earliest ``wake_at`` among non-terminal executions of these workflows."""
+        ...
+
+    # -- leases -----------------------------------------------------------------------
+    def claim(
+        self,
+        namespace: str,
+        workflow_names: Sequence[str],
+        worker_id: str,
+        *,
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+    ) -> list[Claim]:
+        """Atomically take up to ``limit`` claimable executions: pending and due, sleeping
+        and due, or running with an expired lease (or past their timeout). Each gets
+        ``status='running'``, this owner, a fresh token and ``lease_expires_at =
+        now + lease_ms``; ``attempt`` becomes 1 on a first claim and goes up by one on a
+        takeover. Steps are loaded for every execution that has run before."""
+        ...
+
+    def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
+        """Extend these leases; return the ids whose lease was lost."""
+        ...
+
+    def release(self, lease: Lease, *, now_ms: int) -> bool:
+        """Give an execution back unfinished (graceful shutdown): ``pending``, claimable
+        at once, no attempt consumed. False if the lease was already lost."""
+        ...
+
+    # -- fenced writes by the owner (each raises LeaseLostError if the lease is lost) ----
+    def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
+        """Insert or replace the step's checkpoint, extending the lease."""
+        ...
+
+    def suspend(
+        self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
+    ) -> None:
+        """``sleeping`` until ``wake_at_ms`` with the lease released, saving ``step`` (the
+        sleep's checkpoint or a failed step attempt) in the same transaction."""
+        ...
+
+    def schedule_retry(
+        self,
+        lease: Lease,
+        *,
+        run_at_ms: int,
+        error_type: str,
+        error_message: str,
+        now_ms: int,
+    ) -> None:
+        """The workflow attempt failed and another is due at ``run_at_ms``: ``pending``,
+        ``attempt + 1``, the error kept for display, the lease released."""
+        ...
+
+    def finish(
+        self,
+        lease: Lease,
+        *,
+        status: Status,
+        now_ms: int,
+        output: bytes | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        """Terminal ``completed`` or ``failed``, the lease released."""
+        ...
+
+    # -- notifications ----------------------------------------------------------------
+    def open_listener(self, namespace: str) -> WakeListener | None:
+        """A listener for new-work notifications, or None if the store has none."""
+        ...

@@ -1,0 +1,67 @@
+"""What differs between databases, behind one small interface (one module per backend)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, Select
+from sqlalchemy.sql.dml import Insert
+
+from hydra.store.base import WakeListener
+
+
+class Dialect(Protocol):
+    name: str
+    supports_notify: bool
+
+    def prepare_engine(self, engine: Engine) -> None:
+        """Install connection hooks (pragmas, transaction modes)."""
+        ...
+
+    def write_options(self) -> dict[str, Any]:
+        """Execution options for a connection that will write (SQLite: BEGIN IMMEDIATE)."""
+        ...
+
+    def lock_for_claim(self, query: Select[Any]) -> Select[Any]:
+        """Make the claim's SELECT lock its rows against other claimers."""
+        ...
+
+    def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
+        """INSERT that replaces the non-key columns when the key exists."""
+        ...
+
+    def lock_migrations(self, conn: Connection) -> None:
+        """Serialise concurrent ``migrate()`` calls from several processes."""
+        ...
+
+    def unlock_migrations(self, conn: Connection) -> None: ...
+
+    def notify(self, conn: Connection, namespace: str) -> None:
+        """Tell listening workers, on commit of ``conn``'s transaction, that work arrived."""
+        ...
+
+    def open_listener(self, engine: Engine, namespace: str) -> WakeListener | None: ...
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """A deadlock, serialisation failure or lock timeout: the transaction may be retried."""
+        ...
+
+
+def dialect_for(engine: Engine) -> Dialect:
+    """The backend module for this engine, imported only when used."""
+    name = engine.dialect.name
+    if name == "sqlite":
+        from hydra.store.sql.sqlite import SQLiteDialect
+
+        return SQLiteDialect()
+    if name == "postgresql":
+        from hydra.store.sql.postgresql import PostgreSQLDialect
+
+        return PostgreSQLDialect()
+    if name in ("mysql", "mariadb"):
+        from hydra.store.sql.mysql import MySQLDialect
+
+        return MySQLDialect()
+    raise ValueError(
+        f"unsupported database {name!r}: hydra supports sqlite, postgresql and mysql/mariadb"
+    )

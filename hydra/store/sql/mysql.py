@@ -1,0 +1,58 @@
+"""MySQL 8 / MariaDB 10.6+ (PyMySQL): SKIP LOCKED claims, GET_LOCK-serialised migrations.
+
+The engine runs at READ COMMITTED (set by the store) so that a plain read inside a
+transaction sees the latest commits, as on PostgreSQL; fenced UPDATEs and
+``FOR UPDATE`` reads are locking reads and always see the newest row version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, text
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
+
+from hydra.store.base import WakeListener
+
+MIGRATION_LOCK = "hydra_migrate"
+
+
+class MySQLDialect:
+    name = "mysql"
+    supports_notify = False
+
+    def prepare_engine(self, engine: Engine) -> None:
+        pass
+
+    def write_options(self) -> dict[str, Any]:
+        return {}
+
+    def lock_for_claim(self, query: Select[Any]) -> Select[Any]:
+        return query.with_for_update(skip_locked=True)
+
+    def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
+        stmt = mysql_insert(table).values(**values)
+        return stmt.on_duplicate_key_update(
+            {k: stmt.inserted[k] for k in values if k not in keys}
+        )
+
+    def lock_migrations(self, conn: Connection) -> None:
+        got = conn.execute(text("SELECT GET_LOCK(:n, 120)"), {"n": MIGRATION_LOCK}).scalar()
+        if got != 1:
+            raise TimeoutError("timed out waiting for another process's hydra migration")
+
+    def unlock_migrations(self, conn: Connection) -> None:
+        conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": MIGRATION_LOCK})
+
+    def notify(self, conn: Connection, namespace: str) -> None:
+        pass
+
+    def open_listener(self, engine: Engine, namespace: str) -> WakeListener | None:
+        return None
+
+    def is_transient(self, exc: BaseException) -> bool:
+        args = getattr(getattr(exc, "orig", None), "args", ())
+        # 1213 deadlock, 1205 lock wait timeout
+        return isinstance(exc, DBAPIError) and bool(args) and args[0] in (1213, 1205)

@@ -1,0 +1,122 @@
+"""The declared schema, as SQLAlchemy Core tables.
+
+Migrations (``hydra/store/migrations``) create exactly this; a test compares the two.
+Times are BIGINT Unix milliseconds so every backend orders and compares them alike.
+
+Departure from the Go original: the lease lives on the execution row (``lease_owner``,
+``lease_token``, ``lease_expires_at``) instead of a separate ``leases`` table, so that a
+claim, a fenced checkpoint and a takeover each lock exactly one row; the separate table
+is what let the original's claims race.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+metadata = MetaData()
+
+# MySQL's BLOB and TEXT stop at 64 KiB; payloads and error texts may be larger.
+Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+executions = Table(
+    "workflow_executions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("namespace", String(255), nullable=False),
+    Column("workflow_name", String(255), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("input_data", Blob, nullable=False),
+    Column("output_data", Blob, nullable=True),
+    Column("error_type", String(255), nullable=True),
+    Column("error_message", LongText, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("retry_backoff_ms", BigInteger, nullable=False),
+    Column("timeout_ms", BigInteger, nullable=True),
+    Column("timeout_at", BigInteger, nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("run_at", BigInteger, nullable=False),
+    Column("sleep_until", BigInteger, nullable=True),
+    Column("next_retry_at", BigInteger, nullable=True),
+    Column("wake_at", BigInteger, nullable=True),
+    Column("lease_owner", String(255), nullable=True),
+    Column("lease_token", BigInteger, nullable=False),
+    Column("lease_expires_at", BigInteger, nullable=True),
+    Column("trigger_type", String(50), nullable=True),
+    Column("trigger_source", String(255), nullable=True),
+    # NULL keys never collide (SQL NULL semantics on every backend), so only executions
+    # started with a key are deduplicated.
+    UniqueConstraint("namespace", "idempotency_key", name="uq_workflow_executions_idempotency"),
+    # The claim query: namespace = ? AND wake_at <= now ORDER BY wake_at.
+    Index("ix_workflow_executions_claim", "namespace", "wake_at"),
+    Index("ix_workflow_executions_list", "namespace", "created_at"),
+    Index("ix_workflow_executions_status", "namespace", "status"),
+    Index("ix_workflow_executions_workflow", "namespace", "workflow_name"),
+)
+
+steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("execution_id", String(36), nullable=False),
+    Column("step_name", String(255), nullable=False),
+    Column("step_order", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("output_data", Blob, nullable=True),
+    Column("error_type", String(255), nullable=True),
+    Column("error_message", LongText, nullable=True),
+    Column("started_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+    # One checkpoint per step name per execution: replay finds it, a second write replaces it.
+    PrimaryKeyConstraint("execution_id", "step_name", name="pk_workflow_steps"),
+)
+
+cron_jobs = Table(
+    "cron_jobs",
+    metadata,
+    Column("namespace", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("cron_spec", String(255), nullable=False),
+    Column("timezone", String(64), nullable=True),
+    Column("workflow_name", String(255), nullable=True),
+    Column("payload", Blob, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("next_run_at", BigInteger, nullable=True),
+    PrimaryKeyConstraint("namespace", "name", name="pk_cron_jobs"),
+    Index("ix_cron_jobs_next_run_at", "next_run_at", "enabled"),
+)
+
+# A cron slot fires once: whoever inserts its row first fires it.
+cron_fires = Table(
+    "cron_fires",
+    metadata,
+    Column("namespace", String(255), nullable=False),
+    Column("job_name", String(255), nullable=False),
+    Column("slot_at", BigInteger, nullable=False),
+    Column("fired_at", BigInteger, nullable=False),
+    Column("worker_id", String(255), nullable=True),
+    Column("execution_id", String(36), nullable=True),
+    PrimaryKeyConstraint("namespace", "job_name", "slot_at", name="pk_cron_fires"),
+)

@@ -1,0 +1,665 @@
+"""``SQLStore``: the Store on SQLAlchemy Core for SQLite, PostgreSQL and MySQL/MariaDB."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    func,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from hydra.errors import DatabaseUnavailableError, LeaseLostError, SchemaNotReadyError
+from hydra.status import Status, StepStatus
+from hydra.store.base import (
+    Claim,
+    ExecutionRow,
+    Lease,
+    NewExecution,
+    StepRow,
+    WakeListener,
+)
+from hydra.store.sql.dialect import Dialect, dialect_for
+from hydra.store.sql.schema import executions, metadata, steps
+from hydra.store.sql.urls import redact
+
+log = logging.getLogger("hydra.store")
+
+T = TypeVar("T")
+
+NON_TERMINAL = (Status.PENDING.value, Status.RUNNING.value, Status.SLEEPING.value)
+# How long a store call keeps retrying after the connection dropped (a database restart).
+RECONNECT_WINDOW_S = 30.0
+
+
+class SQLStore:
+    """The Store on a relational database.
+
+    ``SQLStore("sqlite:///hydra.db")``, ``SQLStore("postgresql+psycopg://...")``,
+    ``SQLStore("mysql+pymysql://...")`` or ``SQLStore(existing_sqlalchemy_engine)``.
+    ``auto_migrate`` (default: True for SQLite, False elsewhere) brings the schema to head
+    on construction; otherwise run ``hydra migrate`` (or ``store.migrate()``) once per
+    deploy. Construction checks that the database is reachable and the schema is current,
+    so a misconfiguration fails at start-up with one clear line.
+    """
+
+    shared_across_processes = True
+
+    def __init__(self, url_or_engine: str | Engine, *, auto_migrate: bool | None = None) -> None:
+        if isinstance(url_or_engine, Engine):
+            self.engine = url_or_engine
+            self._owns_engine = False
+        else:
+            self.engine = _create_engine(url_or_engine)
+            self._owns_engine = True
+        self.url = redact(self.engine.url)
+        self._dialect: Dialect = dialect_for(self.engine)
+        if self._owns_engine:
+            self._dialect.prepare_engine(self.engine)
+        self.supports_notify = self._dialect.supports_notify
+        if auto_migrate is None:
+            auto_migrate = self._dialect.name == "sqlite"
+        self._check_reachable()
+        if auto_migrate:
+            self.migrate()
+        else:
+            self._check_schema()
+
+    def __repr__(self) -> str:
+        return f"SQLStore({self.url!r})"
+
+    # -- setup ------------------------------------------------------------------------
+    def _check_reachable(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise DatabaseUnavailableError(
+                f"cannot connect to database {self.url}: {reason}"
+            ) from exc
+
+    def _check_schema(self) -> None:
+        from hydra.store.migrations.runner import current_revision, head_revision
+
+        current = current_revision(self.engine)
+        if current != head_revision():
+            state = "has no hydra schema" if current is None else f"is at revision {current}"
+            raise SchemaNotReadyError(
+                f"database {self.url} {state}, hydra needs {head_revision()}: "
+                f"run `hydra migrate --db URL` or SQLStore(url, auto_migrate=True)"
+            )
+
+    def migrate(self) -> None:
+        """Bring the schema to head (safe to call from several processes at once)."""
+        from hydra.store.migrations.runner import upgrade
+
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**self._dialect.write_options())
+            self._dialect.lock_migrations(conn)
+            try:
+                upgrade(conn)
+                if conn.in_transaction():
+                    conn.commit()
+            finally:
+                if conn.in_transaction():
+                    conn.rollback()
+                self._dialect.unlock_migrations(conn)
+                if conn.in_transaction():
+                    conn.commit()
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    # -- transactions -----------------------------------------------------------------
+    @contextmanager
+    def _tx(self, write: bool) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(**self._dialect.write_options())
+            with conn.begin():
+                yield conn
+
+    def _run(self, fn: Callable[[Connection], T], *, write: bool = True) -> T:
+        """Run ``fn`` in one transaction, retrying deadlocks and dropped connections.
+
+        Every write this store makes is safe to repeat: checkpoints are upserts and
+        fenced updates only match while the lease is unchanged.
+        """
+        deadline = time.monotonic() + RECONNECT_WINDOW_S
+        delay = 0.01
+        while True:
+            try:
+                with self._tx(write) as conn:
+                    return fn(conn)
+            except DBAPIError as exc:
+                transient = self._dialect.is_transient(exc)
+                dropped = exc.connection_invalidated or _looks_disconnected(exc)
+                if not (transient or dropped) or time.monotonic() > deadline:
+                    raise
+                log.warning("retrying database call after %s: %s", type(exc.orig).__name__,
+                            str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    # -- executions -------------------------------------------------------------------
+    def create_execution(self, new: NewExecution) -> tuple[str, bool]:
+        values = {
+            "id": new.id,
+            "namespace": new.namespace,
+            "workflow_name": new.workflow_name,
+            "status": Status.PENDING.value,
+            "input_data": new.input,
+            "attempt": 0,
+            "max_attempts": new.max_attempts,
+            "retry_backoff_ms": new.retry_backoff_ms,
+            "timeout_ms": new.timeout_ms,
+            "idempotency_key": new.idempotency_key,
+            "created_at": new.created_at_ms,
+            "updated_at": new.created_at_ms,
+            "run_at": new.run_at_ms,
+            "wake_at": new.run_at_ms,
+            "lease_token": 0,
+            "trigger_type": new.trigger_type,
+            "trigger_source": new.trigger_source,
+        }
+
+        def insert(conn: Connection) -> tuple[str, bool]:
+            conn.execute(executions.insert().values(**values))
+            self._dialect.notify(conn, new.namespace)
+            return new.id, True
+
+        try:
+            return self._run(insert)
+        except IntegrityError:
+            # Either the idempotency key is taken, or a retried insert already landed.
+            def existing(conn: Connection) -> tuple[str, bool] | None:
+                mine = conn.execute(
+                    select(executions.c.id).where(executions.c.id == new.id)
+                ).scalar()
+                if mine is not None:
+                    return new.id, True
+                if new.idempotency_key is None:
+                    return None
+                other = conn.execute(
+                    select(executions.c.id).where(
+                        executions.c.namespace == new.namespace,
+                        executions.c.idempotency_key == new.idempotency_key,
+                    )
+                ).scalar()
+                return (str(other), False) if other is not None else None
+
+            found = self._run(existing, write=False)
+            if found is None:
+                raise
+            return found
+
+    def get_execution(self, namespace: str, execution_id: str) -> ExecutionRow | None:
+        def get(conn: Connection) -> ExecutionRow | None:
+            row = conn.execute(
+                select(executions).where(
+                    executions.c.id == execution_id, executions.c.namespace == namespace
+                )
+            ).first()
+            return _execution(row) if row is not None else None
+
+        return self._run(get, write=False)
+
+    def list_executions(
+        self,
+        namespace: str,
+        *,
+        status: Status | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+    ) -> list[ExecutionRow]:
+        query = select(executions).where(executions.c.namespace == namespace)
+        if status is not None:
+            query = query.where(executions.c.status == Status(status).value)
+        if workflow_name is not None:
+            query = query.where(executions.c.workflow_name == workflow_name)
+        query = query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit)
+        return self._run(lambda conn: [_execution(r) for r in conn.execute(query)], write=False)
+
+    def list_steps(self, execution_id: str) -> list[StepRow]:
+        query = (
+            select(steps)
+            .where(steps.c.execution_id == execution_id)
+            .order_by(steps.c.step_order, steps.c.step_name)
+        )
+        return self._run(lambda conn: [_step(r) for r in conn.execute(query)], write=False)
+
+    def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
+        stmt = (
+            update(executions)
+            .where(
+                executions.c.id == execution_id,
+                executions.c.namespace == namespace,
+                executions.c.status.in_(NON_TERMINAL),
+            )
+            .values(
+                status=Status.CANCELLED.value,
+                completed_at=now_ms,
+                updated_at=now_ms,
+                wake_at=None,
+                sleep_until=None,
+                next_retry_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+                # Fences out a worker that is running it right now.
+                lease_token=executions.c.lease_token + 1,
+            )
+        )
+        return self._run(lambda conn: conn.execute(stmt).rowcount == 1)
+
+    def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
+        query = select(func.min(executions.c.wake_at)).where(
+            executions.c.namespace == namespace,
+            executions.c.workflow_name.in_(list(workflow_names)),
+            executions.c.wake_at.is_not(None),
+        )
+        value = self._run(lambda conn: conn.execute(query).scalar(), write=False)
+        return int(value) if value is not None else None
+
+    # -- leases -----------------------------------------------------------------------
+    def claim(
+        self,
+        namespace: str,
+        workflow_names: Sequence[str],
+        worker_id: str,
+        *,
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+    ) -> list[Claim]:
+        if not workflow_names or limit <= 0:
+            return []
+        query = self._dialect.lock_for_claim(
+            select(executions)
+            .where(
+                executions.c.namespace == namespace,
+                executions.c.wake_at <= now_ms,
+                executions.c.workflow_name.in_(list(workflow_names)),
+            )
+            .order_by(executions.c.wake_at)
+            .limit(limit)
+        )
+        stmt = (
+            update(executions)
+            .where(executions.c.id == bindparam("b_id"))
+            .values(
+                status=Status.RUNNING.value,
+                lease_owner=worker_id,
+                lease_token=bindparam("b_token"),
+                lease_expires_at=bindparam("b_expires"),
+                wake_at=bindparam("b_wake"),
+                attempt=bindparam("b_attempt"),
+                started_at=bindparam("b_started"),
+                timeout_at=bindparam("b_timeout_at"),
+                sleep_until=None,
+                next_retry_at=None,
+                updated_at=now_ms,
+            )
+        )
+
+        def claim_rows(conn: Connection) -> list[Claim]:
+            rows = [_execution(r) for r in conn.execute(query)]
+            if not rows:
+                return []
+            claims: list[Claim] = []
+            params: list[dict[str, Any]] = []
+            replaying: dict[str, Claim] = {}
+            for row in rows:
+                previous = row.status
+                ran_before = row.attempt > 0
+                row.attempt = 1 if row.attempt == 0 else row.attempt + (
+                    1 if previous == Status.RUNNING else 0
+                )
+                row.status = Status.RUNNING
+                row.lease_owner = worker_id
+                row.lease_token += 1
+                row.lease_expires_at = now_ms + lease_ms
+                if row.started_at is None:
+                    row.started_at = now_ms
+                if row.timeout_at is None and row.timeout_ms is not None:
+                    row.timeout_at = row.started_at + row.timeout_ms
+                row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
+                row.sleep_until = row.next_retry_at = None
+                row.updated_at = now_ms
+                params.append(
+                    {
+                        "b_id": row.id,
+                        "b_token": row.lease_token,
+                        "b_expires": row.lease_expires_at,
+                        "b_wake": row.wake_at,
+                        "b_attempt": row.attempt,
+                        "b_started": row.started_at,
+                        "b_timeout_at": row.timeout_at,
+                    }
+                )
+                claim = Claim(row, Lease(row.id, row.lease_token, worker_id), previous)
+                claims.append(claim)
+                # A first claim has no checkpoints yet; everything else replays from steps.
+                if ran_before:
+                    replaying[row.id] = claim
+            conn.execute(stmt, params)
+            if replaying:
+                for r in conn.execute(
+                    select(steps)
+                    .where(steps.c.execution_id.in_(list(replaying)))
+                    .order_by(steps.c.step_order, steps.c.step_name)
+                ):
+                    replaying[r.execution_id].steps.append(_step(r))
+            return claims
+
+        return self._run(claim_rows)
+
+    def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
+        if not leases:
+            return []
+
+        def beat(conn: Connection) -> list[str]:
+            return [
+                lease.execution_id
+                for lease in leases
+                if not self._extend(conn, lease, now_ms, lease_ms)
+            ]
+
+        return self._run(beat)
+
+    def release(self, lease: Lease, *, now_ms: int) -> bool:
+        stmt = (
+            update(executions)
+            .where(*_owned(lease))
+            .values(
+                status=Status.PENDING.value,
+                wake_at=now_ms,
+                updated_at=now_ms,
+                lease_owner=None,
+                lease_expires_at=None,
+                lease_token=executions.c.lease_token + 1,
+            )
+        )
+        return self._run(lambda conn: conn.execute(stmt).rowcount == 1)
+
+    # -- fenced writes ----------------------------------------------------------------
+    def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
+        def save(conn: Connection) -> None:
+            # The fenced UPDATE comes first: it row-locks the execution (PostgreSQL, InnoDB)
+            # or holds the write lock (SQLite), so a takeover cannot commit between the
+            # check and the insert.
+            if not self._extend(conn, lease, now_ms, lease_ms):
+                raise LeaseLostError(_lost(lease))
+            conn.execute(self._upsert_step(step, now_ms))
+
+        self._run(save)
+
+    def suspend(
+        self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
+    ) -> None:
+        values = {
+            "status": Status.SLEEPING.value,
+            "sleep_until": wake_at_ms,
+            "wake_at": _cap_sql(wake_at_ms),
+            "updated_at": now_ms,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        self._fenced_transition(lease, values, Status.SLEEPING, step, now_ms)
+
+    def schedule_retry(
+        self,
+        lease: Lease,
+        *,
+        run_at_ms: int,
+        error_type: str,
+        error_message: str,
+        now_ms: int,
+    ) -> None:
+        values = {
+            "status": Status.PENDING.value,
+            "attempt": executions.c.attempt + 1,
+            "next_retry_at": run_at_ms,
+            "run_at": run_at_ms,
+            "wake_at": _cap_sql(run_at_ms),
+            "error_type": error_type,
+            "error_message": error_message,
+            "updated_at": now_ms,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        self._fenced_transition(lease, values, Status.PENDING, None, now_ms)
+
+    def finish(
+        self,
+        lease: Lease,
+        *,
+        status: Status,
+        now_ms: int,
+        output: bytes | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        if status not in (Status.COMPLETED, Status.FAILED):
+            raise ValueError(f"finish() takes completed or failed, not {status!r}")
+        values = {
+            "status": status.value,
+            "output_data": output,
+            "error_type": error_type,
+            "error_message": error_message,
+            "completed_at": now_ms,
+            "updated_at": now_ms,
+            "wake_at": None,
+            "sleep_until": None,
+            "next_retry_at": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+        }
+        self._fenced_transition(lease, values, status, None, now_ms)
+
+    def _fenced_transition(
+        self,
+        lease: Lease,
+        values: dict[str, Any],
+        target: Status,
+        step: StepRow | None,
+        now_ms: int,
+    ) -> None:
+        """Move an owned execution out of ``running``, optionally saving a step with it."""
+        stmt = update(executions).where(*_owned(lease)).values(**values)
+        attempts = 0
+
+        def apply(conn: Connection) -> None:
+            nonlocal attempts
+            attempts += 1
+            if conn.execute(stmt).rowcount != 1:
+                # After a dropped connection the first try may have committed: the token is
+                # unchanged (only claims and cancels change it) and the status is ours.
+                if attempts > 1:
+                    row = conn.execute(
+                        select(executions.c.status, executions.c.lease_token).where(
+                            executions.c.id == lease.execution_id
+                        )
+                    ).first()
+                    if row is not None and row.lease_token == lease.token and (
+                        row.status == target.value
+                    ):
+                        return
+                raise LeaseLostError(_lost(lease))
+            if step is not None:
+                conn.execute(self._upsert_step(step, now_ms))
+
+        self._run(apply)
+
+    def _extend(self, conn: Connection, lease: Lease, now_ms: int, lease_ms: int) -> bool:
+        expires = now_ms + lease_ms
+        stmt = (
+            update(executions)
+            .where(*_owned(lease))
+            .values(lease_expires_at=expires, wake_at=_cap_sql(expires), updated_at=now_ms)
+        )
+        return bool(conn.execute(stmt).rowcount == 1)
+
+    def _upsert_step(self, step: StepRow, now_ms: int) -> Any:
+        return self._dialect.upsert(
+            steps,
+            {
+                "execution_id": step.execution_id,
+                "step_name": step.name,
+                "step_order": step.order,
+                "status": step.status.value,
+                "attempts": step.attempts,
+                "output_data": step.output,
+                "error_type": step.error_type,
+                "error_message": step.error_message,
+                "started_at": step.started_at,
+                "completed_at": step.completed_at,
+                "updated_at": now_ms,
+            },
+            ["execution_id", "step_name"],
+        )
+
+    # -- notifications ----------------------------------------------------------------
+    def open_listener(self, namespace: str) -> WakeListener | None:
+        return self._dialect.open_listener(self.engine, namespace)
+
+    # -- introspection for tests and tools --------------------------------------------
+    def table_names(self) -> list[str]:
+        return sorted(inspect(self.engine).get_table_names())
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ValueError(f"not a database URL: {url!r}") from exc
+    backend = parsed.get_backend_name()
+    kwargs: dict[str, Any] = {}
+    if backend == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            raise ValueError(
+                "SQLStore needs a SQLite file (sqlite:///path.db): an in-memory SQLite "
+                "database is private to one connection; use hydra.testing.MemoryStore instead"
+            )
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.update(pool_size=20, max_overflow=40, pool_timeout=60)
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=20, max_overflow=40, pool_timeout=60)
+        if backend in ("mysql", "mariadb"):
+            kwargs["isolation_level"] = "READ COMMITTED"
+    try:
+        return create_engine(parsed, **kwargs)
+    except ModuleNotFoundError as exc:
+        extra = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(backend)
+        hint = f": pip install 'hydra-workflows[{extra}]'" if extra else ""
+        raise DatabaseUnavailableError(
+            f"no driver for {redact(parsed)} ({exc.name} is not installed){hint}"
+        ) from exc
+
+
+def _looks_disconnected(exc: DBAPIError) -> bool:
+    if not isinstance(exc, OperationalError):
+        return False
+    text = str(exc.orig).lower()
+    return any(
+        s in text
+        for s in ("server closed", "connection", "terminating", "lost", "gone away", "shutdown")
+    )
+
+
+def _owned(lease: Lease) -> tuple[Any, ...]:
+    return (
+        executions.c.id == lease.execution_id,
+        executions.c.lease_token == lease.token,
+        executions.c.status == Status.RUNNING.value,
+    )
+
+
+def _cap(when: int, timeout_at: int | None) -> int:
+    return when if timeout_at is None else min(when, timeout_at)
+
+
+def _cap_sql(when: int) -> Any:
+    """``min(when, timeout_at)`` in SQL: a timed-out execution becomes claimable at once."""
+    return case(
+        (
+            and_(executions.c.timeout_at.is_not(None), executions.c.timeout_at < when),
+            executions.c.timeout_at,
+        ),
+        else_=when,
+    )
+
+
+def _lost(lease: Lease) -> str:
+    return (
+        f"worker {lease.worker_id} lost the lease on execution {lease.execution_id} "
+        f"(token {lease.token}): it was taken over or cancelled"
+    )
+
+
+def _execution(r: Row[Any]) -> ExecutionRow:
+    return ExecutionRow(
+        id=r.id,
+        namespace=r.namespace,
+        workflow_name=r.workflow_name,
+        status=Status(r.status),
+        input=bytes(r.input_data),
+        output=bytes(r.output_data) if r.output_data is not None else None,
+        error_type=r.error_type,
+        error_message=r.error_message,
+        attempt=r.attempt,
+        max_attempts=r.max_attempts,
+        retry_backoff_ms=r.retry_backoff_ms,
+        timeout_ms=r.timeout_ms,
+        timeout_at=r.timeout_at,
+        idempotency_key=r.idempotency_key,
+        created_at=r.created_at,
+        started_at=r.started_at,
+        completed_at=r.completed_at,
+        updated_at=r.updated_at,
+        run_at=r.run_at,
+        sleep_until=r.sleep_until,
+        next_retry_at=r.next_retry_at,
+        wake_at=r.wake_at,
+        lease_owner=r.lease_owner,
+        lease_token=r.lease_token,
+        lease_expires_at=r.lease_expires_at,
+        trigger_type=r.trigger_type,
+        trigger_source=r.trigger_source,
+    )
+
+
+def _step(r: Row[Any]) -> StepRow:
+    return StepRow(
+        execution_id=r.execution_id,
+        name=r.step_name,
+        order=r.step_order,
+        status=StepStatus(r.status),
+        attempts=r.attempts,
+        output=bytes(r.output_data) if r.output_data is not None else None,
+        error_type=r.error_type,
+        error_message=r.error_message,
+        started_at=r.started_at,
+        completed_at=r.completed_at,
+    )
+
+
+__all__ = ["SQLStore", "metadata"]

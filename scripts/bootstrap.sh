@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv and installs hydra (editable, with the PostgreSQL and MySQL drivers and the
+# dev tools) the first time, and again whenever pyproject.toml changes. Needs only python3.11.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+stamp=.venv/.hydra-installed
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $PY" >&2
+  "$PY" -m venv .venv
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: installing hydra-workflows and its dev tools into .venv" >&2
+  .venv/bin/python -m pip install -q --upgrade "pip>=25.1"
+  .venv/bin/python -m pip install -q -e ".[postgres,mysql]" --group dev
+  echo "$want" > "$stamp"
+fi
