@@ -1,0 +1,65 @@
+"""hydra: durable workflows for Python.
+
+Write workflows as plain functions made of named steps; hydra stores every execution and
+every step result, so work survives crashes, restarts and deploys. See the README.
+"""
+
+from hydra.engine import Engine
+from hydra.errors import (
+    DatabaseUnavailableError,
+    DuplicateStepError,
+    ExecutionNotFoundError,
+    HydraError,
+    LeaseLostError,
+    NonRetryableError,
+    PayloadError,
+    SchemaNotReadyError,
+    StepFailedError,
+    StepTimeoutError,
+    WorkflowNotFoundError,
+    WorkflowTimeoutError,
+)
+from hydra.marshal import JSONMarshaller, Marshaller
+from hydra.records import Execution, StepRecord
+from hydra.retry import RetryPolicy
+from hydra.status import Status, StepStatus
+from hydra.steps import sleep, sleep_until, step, step_void
+from hydra.store.sql import SQLStore
+from hydra.worker import Worker, register_workflow
+from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext, workflow
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncWorkflowContext",
+    "DatabaseUnavailableError",
+    "DuplicateStepError",
+    "Engine",
+    "Execution",
+    "ExecutionNotFoundError",
+    "HydraError",
+    "JSONMarshaller",
+    "LeaseLostError",
+    "Marshaller",
+    "NonRetryableError",
+    "PayloadError",
+    "RetryPolicy",
+    "SQLStore",
+    "SchemaNotReadyError",
+    "Status",
+    "StepFailedError",
+    "StepRecord",
+    "StepStatus",
+    "StepTimeoutError",
+    "Worker",
+    "WorkflowContext",
+    "WorkflowNotFoundError",
+    "WorkflowTimeoutError",
+    "Workflow",
+    "register_workflow",
+    "sleep",
+    "sleep_until",
+    "step",
+    "step_void",
+    "workflow",
+]

@@ -1,0 +1,271 @@
+"""``hydra.Engine``: starting, inspecting, waiting for and cancelling executions."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from hydra.clock import Clock, SystemClock, duration_ms, from_ms, to_ms
+from hydra.errors import ExecutionNotFoundError
+from hydra.logs import HydraLogger
+from hydra.marshal import JSONMarshaller, Marshaller
+from hydra.records import Execution, StepRecord
+from hydra.runner import Observer, Run
+from hydra.status import Status, StepStatus
+from hydra.store.base import Claim, ExecutionRow, NewExecution, StepRow, Store
+from hydra.workflow import Workflow, validate_name
+
+
+class Engine:
+    """The front door to a store: start workflows, read executions, wait, cancel.
+
+    An engine does not run workflows; ``hydra.Worker`` does (in this process or others).
+    Workers built on this engine are woken directly when it starts a workflow, and
+    ``wait`` returns as soon as a local worker finishes the execution.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        namespace: str = "default",
+        clock: Clock | None = None,
+        marshaller: Marshaller | None = None,
+        logger: logging.Logger | None = None,
+        metrics: Any = None,
+    ) -> None:
+        self.store = store
+        self.namespace = validate_name(namespace, "namespace")
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.marshaller: Marshaller = marshaller if marshaller is not None else JSONMarshaller()
+        self.logger = HydraLogger(logger if logger is not None else logging.getLogger("hydra"))
+        self.metrics = metrics
+        self.observer: Observer = _EngineObserver(self)
+        self._wake_callbacks: list[Callable[[], None]] = []
+        self._finished = threading.Condition()
+        self._local_runs: dict[str, Run] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Engine({self.store!r}, namespace={self.namespace!r})"
+
+    # -- starting -------------------------------------------------------------------------
+    def start_workflow(
+        self,
+        name: str | Workflow[Any],
+        payload: Any = None,
+        *,
+        max_attempts: int = 3,
+        retry_backoff: timedelta | float = timedelta(seconds=1),
+        timeout: timedelta | float | None = None,
+        idempotency_key: str | None = None,
+        run_at: datetime | None = None,
+    ) -> str:
+        """Store a new execution and return its id; workers pick it up.
+
+        ``max_attempts`` bounds workflow attempts (a lease takeover after a crash uses
+        one); retries wait ``retry_backoff * 2 ** (attempt - 1)``. ``timeout`` bounds the
+        whole execution from its first start. With an ``idempotency_key`` already used in
+        this namespace, the existing execution's id is returned and nothing is written.
+        ``run_at`` delays the first start. The payload is encoded before anything is
+        stored: an unencodable payload raises ``PayloadError`` and writes nothing.
+        """
+        workflow_name = name.name if isinstance(name, Workflow) else name
+        validate_name(workflow_name, "workflow name")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        backoff_ms = duration_ms(retry_backoff, "retry_backoff")
+        timeout_ms = None if timeout is None else duration_ms(timeout, "timeout")
+        if timeout_ms == 0:
+            raise ValueError("timeout must be positive (or None for no timeout)")
+        if idempotency_key is not None:
+            validate_name(idempotency_key, "idempotency_key")
+        if run_at is not None and not isinstance(run_at, datetime):
+            raise TypeError(f"run_at must be a datetime, got {run_at!r}")
+        data = self.marshaller.marshal(payload)
+        now = self.clock.now_ms()
+        new = NewExecution(
+            id=str(uuid.uuid4()),
+            namespace=self.namespace,
+            workflow_name=workflow_name,
+            input=data,
+            max_attempts=max_attempts,
+            retry_backoff_ms=backoff_ms,
+            timeout_ms=timeout_ms,
+            idempotency_key=idempotency_key,
+            run_at_ms=max(now, to_ms(run_at)) if run_at is not None else now,
+            created_at_ms=now,
+        )
+        execution_id, created = self.store.create_execution(new)
+        if created:
+            self.logger.bind(execution_id=execution_id, workflow_name=workflow_name).debug(
+                "started execution %s of %s", execution_id, workflow_name
+            )
+            self._wake_local_workers()
+        return execution_id
+
+    # -- reading --------------------------------------------------------------------------
+    def get_execution(self, execution_id: str) -> Execution:
+        """The execution with its steps; ``ExecutionNotFoundError`` if unknown here."""
+        row = self.store.get_execution(self.namespace, execution_id)
+        if row is None:
+            raise ExecutionNotFoundError(
+                f"no execution {execution_id!r} in namespace {self.namespace!r}"
+            )
+        return self._to_execution(row, self.store.list_steps(execution_id))
+
+    def list_executions(
+        self,
+        status: Status | str | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+    ) -> list[Execution]:
+        """Newest first, without their steps."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        rows = self.store.list_executions(
+            self.namespace,
+            status=Status(status) if status is not None else None,
+            workflow_name=workflow_name,
+            limit=limit,
+        )
+        return [self._to_execution(r, []) for r in rows]
+
+    def wait(self, execution_id: str, timeout: timedelta | float | None = None) -> Execution:
+        """Block until the execution is terminal and return it.
+
+        Raises ``TimeoutError`` after ``timeout`` (real time) and ``ExecutionNotFoundError``
+        for an unknown id. Returns as soon as a worker of this engine finishes it;
+        executions finished elsewhere are seen by polling (10 ms, growing to 500 ms).
+        """
+        limit = None if timeout is None else duration_ms(timeout, "timeout") / 1000
+        deadline = None if limit is None else time.monotonic() + limit
+        pause = 0.01
+        while True:
+            with self._finished:
+                execution = self.get_execution(execution_id)
+                if execution.terminal:
+                    return execution
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(
+                        f"execution {execution_id} is still {execution.status.value} "
+                        f"after {limit:g} s"
+                    )
+                self._finished.wait(pause if remaining is None else min(pause, remaining))
+            pause = min(pause * 1.5, 0.5)
+
+    # -- control --------------------------------------------------------------------------
+    def cancel(self, execution_id: str) -> bool:
+        """Cancel a non-terminal execution; a running worker stops at its next step.
+
+        Returns True if it was cancelled now, False if it had already ended.
+        """
+        cancelled = self.store.cancel(self.namespace, execution_id, now_ms=self.clock.now_ms())
+        if not cancelled:
+            self.get_execution(execution_id)  # raises ExecutionNotFoundError if unknown
+            return False
+        with self._lock:
+            run = self._local_runs.get(execution_id)
+        if run is not None:
+            run.mark_lost()
+        self._notify_finished()
+        return True
+
+    # -- plumbing for workers in this process ---------------------------------------------
+    def _add_wake_callback(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            self._wake_callbacks.append(callback)
+
+    def _remove_wake_callback(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if callback in self._wake_callbacks:
+                self._wake_callbacks.remove(callback)
+
+    def _wake_local_workers(self) -> None:
+        with self._lock:
+            callbacks = list(self._wake_callbacks)
+        for callback in callbacks:
+            callback()
+
+    def _track_run(self, run: Run) -> None:
+        with self._lock:
+            self._local_runs[run.execution_id] = run
+
+    def _untrack_run(self, run: Run) -> None:
+        with self._lock:
+            if self._local_runs.get(run.execution_id) is run:
+                del self._local_runs[run.execution_id]
+
+    def _notify_finished(self) -> None:
+        with self._finished:
+            self._finished.notify_all()
+
+    # -- conversion -----------------------------------------------------------------------
+    def _decode(self, data: bytes | None) -> Any:
+        if data is None:
+            return None
+        try:
+            return self.marshaller.unmarshal(data, Any)
+        except Exception:
+            return data  # not decodable by this marshaller: show the raw bytes
+
+    def _to_execution(self, row: ExecutionRow, steps: list[StepRow]) -> Execution:
+        error = f"{row.error_type}: {row.error_message}" if row.error_type else None
+        created = from_ms(row.created_at)
+        assert created is not None
+        return Execution(
+            id=row.id,
+            workflow_name=row.workflow_name,
+            namespace=row.namespace,
+            status=row.status,
+            input=self._decode(row.input),
+            output=self._decode(row.output),
+            error=error,
+            attempt=row.attempt,
+            max_attempts=row.max_attempts,
+            created_at=created,
+            started_at=from_ms(row.started_at),
+            completed_at=from_ms(row.completed_at),
+            sleep_until=from_ms(row.sleep_until),
+            next_retry_at=from_ms(row.next_retry_at),
+            timeout_at=from_ms(row.timeout_at),
+            idempotency_key=row.idempotency_key,
+            worker_id=row.lease_owner,
+            error_type=row.error_type,
+            error_message=row.error_message,
+            steps=[self._to_step(s) for s in steps],
+        )
+
+    def _to_step(self, row: StepRow) -> StepRecord:
+        output = (
+            json.loads(row.output) if row.status == StepStatus.SLEEPING and row.output
+            else self._decode(row.output)
+        )
+        return StepRecord(
+            name=row.name,
+            status=row.status,
+            attempts=row.attempts,
+            output=output,
+            error=f"{row.error_type}: {row.error_message}" if row.error_type else None,
+            started_at=from_ms(row.started_at),
+            completed_at=from_ms(row.completed_at),
+            order=row.order,
+            error_type=row.error_type,
+            error_message=row.error_message,
+        )
+
+
+class _EngineObserver(Observer):
+    """Wakes ``wait`` callers in this process when a local run ends."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def run_finished(self, claim: Claim, status: Status) -> None:
+        self._engine._notify_finished()

@@ -1,0 +1,71 @@
+"""What users read back: ``Execution`` and ``StepRecord``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hydra.status import Status, StepStatus
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """A step's (or a durable sleep's) checkpoint.
+
+    ``output`` is the stored result decoded as plain JSON (for a sleep: the wake time in
+    Unix milliseconds). ``attempts`` counts the attempts that reached a result or an error;
+    an attempt in flight when its worker died leaves no trace.
+    """
+
+    name: str
+    status: StepStatus
+    attempts: int
+    output: Any
+    error: str | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    order: int = 0
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One execution of a workflow, as stored.
+
+    ``input`` and ``output`` are decoded as plain JSON values (dicts, lists, scalars).
+    ``error`` is ``"Type: message"`` of the last failure (kept while a retry is pending).
+    ``attempt`` is the 1-based current (or next) attempt, 0 before the first start.
+    ``steps`` is filled by ``Engine.get_execution``; ``list_executions`` leaves it empty.
+    """
+
+    id: str
+    workflow_name: str
+    namespace: str
+    status: Status
+    input: Any
+    output: Any
+    error: str | None
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    sleep_until: datetime | None
+    next_retry_at: datetime | None = None
+    timeout_at: datetime | None = None
+    idempotency_key: str | None = None
+    worker_id: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        """``completed``, ``failed`` or ``cancelled``."""
+        return self.status.terminal
+
+    def step(self, name: str) -> StepRecord | None:
+        """The step record with that name, if any."""
+        return next((s for s in self.steps if s.name == name), None)

@@ -1,0 +1,531 @@
+"""The execution loop: one run of one claimed execution, from replay to its next state.
+
+``execute`` is a plain function of (engine, workflow, claim). The threaded ``Worker``
+calls it from its pool threads and ``hydra.testing.TestEnvironment`` calls it in the test's
+own thread, so tests exercise exactly the production code path.
+
+A run replays the workflow from the top: completed steps return their checkpoints without
+calling their function, elapsed sleeps return at once. The run ends in one of:
+completed, failed, retry scheduled (a later workflow attempt), suspended (a durable sleep
+or a step's retry backoff: the execution sleeps in the database and the thread is freed),
+or lost (the lease was taken over or the execution cancelled: nothing more is written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from hydra.errors import (
+    DuplicateStepError,
+    LeaseLostError,
+    NonRetryableError,
+    PayloadError,
+    StepFailedError,
+    StepTimeoutError,
+    WorkflowTimeoutError,
+)
+from hydra.logs import HydraLogger
+from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy, workflow_backoff_ms
+from hydra.status import Status, StepStatus
+from hydra.store.base import Claim, StepRow
+from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext
+
+if TYPE_CHECKING:
+    from hydra.engine import Engine
+
+
+class Suspended(BaseException):  # noqa: N818 - control flow, not an error
+    """Unwinds a run after it was durably suspended (sleep or step backoff).
+
+    A BaseException so that a workflow's ``except Exception`` cannot swallow it.
+    """
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    SUSPENDED = "suspended"
+    LOST = "lost"
+    RELEASED = "released"
+
+
+class RunHooks(Protocol):
+    """Points in a step where ``hydra.testing`` injects crashes and counts step bodies."""
+
+    def step_reached(self, run: Run, step_name: str) -> None:
+        """Before the step body is entered (after the replay check)."""
+
+    def step_entered(self, run: Run, step_name: str) -> None:
+        """The step body is being entered (called right before the function)."""
+
+    def step_returned(self, run: Run, step_name: str) -> None:
+        """The step function returned; its checkpoint is not written yet."""
+
+
+@dataclass(slots=True)
+class _Attempt:
+    name: str
+    order: int
+    number: int
+    policy: RetryPolicy
+    result_type: Any
+    started_at: int = 0
+
+
+class Run:
+    """The state of one run of one execution: what ``hydra.step``/``hydra.sleep`` act on."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        claim: Claim,
+        workflow: Workflow[Any],
+        *,
+        lease_ms: int,
+        hooks: RunHooks | None,
+        logger: HydraLogger,
+    ) -> None:
+        ex = claim.execution
+        self.engine = engine
+        self.store = engine.store
+        self.clock = engine.clock
+        self.marshaller = engine.marshaller
+        self.execution_id = ex.id
+        self.workflow_name = ex.workflow_name
+        self.namespace = ex.namespace
+        self.attempt = ex.attempt
+        self.max_attempts = ex.max_attempts
+        self.timeout_at = ex.timeout_at
+        self.lease = claim.lease
+        self.lease_ms = lease_ms
+        self.hooks = hooks
+        self.workflow = workflow
+        self.steps: dict[str, StepRow] = {s.name: s for s in claim.steps}
+        self._seen: set[str] = set()
+        self._order = 0
+        self._sleeps = 0
+        self.current_step: str | None = None
+        self.suspended = False
+        self.timed_out = False
+        # Set from other threads (heartbeat found the lease gone, or a local cancel).
+        self._lost = threading.Event()
+        self.logger = HydraLogger(logger.logger, dict(logger.extra or {}), self._log_fields)
+
+    # -- state shared with other threads ------------------------------------------------
+    @property
+    def lost(self) -> bool:
+        return self._lost.is_set()
+
+    def mark_lost(self) -> None:
+        """The lease is gone: the run stops at its next step boundary."""
+        self._lost.set()
+
+    def _log_fields(self) -> dict[str, Any]:
+        return {"step_name": self.current_step, "attempt": self.attempt}
+
+    # -- boundaries ---------------------------------------------------------------------
+    def _boundary(self, name: str, kind: str) -> int:
+        """Checks made before every step and sleep; returns the step's order."""
+        if self.current_step is not None:
+            raise RuntimeError(
+                f"{kind} {name!r} was called inside step {self.current_step!r}: "
+                "steps cannot be nested"
+            )
+        if self.lost:
+            raise LeaseLostError(
+                f"execution {self.execution_id} was taken over or cancelled; "
+                f"stopping before {kind} {name!r}"
+            )
+        if self.suspended:
+            raise Suspended()
+        if self.timeout_at is not None and self.clock.now_ms() >= self.timeout_at:
+            self.timed_out = True
+            raise WorkflowTimeoutError(
+                f"execution {self.execution_id} passed its timeout before {kind} {name!r}"
+            )
+        if name in self._seen:
+            raise DuplicateStepError(
+                f"{kind} name {name!r} is used twice in one run of workflow "
+                f"{self.workflow_name!r}; every step and sleep needs its own name"
+            )
+        self._seen.add(name)
+        existing = self.steps.get(name)
+        order = existing.order if existing is not None else self._order
+        self._order += 1
+        return order
+
+    # -- steps ----------------------------------------------------------------------------
+    def _prepare(
+        self, name: str, retry: RetryPolicy | None, result_type: Any
+    ) -> tuple[bool, Any]:
+        """(True, cached value) on replay of a completed step, else (False, _Attempt)."""
+        order = self._boundary(name, "step")
+        existing = self.steps.get(name)
+        previous_attempts = 0
+        if existing is not None:
+            if existing.status == StepStatus.COMPLETED:
+                self.engine.observer.step_cached(self, name)
+                return True, self._decode(existing.output, result_type, name)
+            if existing.status == StepStatus.FAILED:
+                raise StepFailedError(
+                    name, existing.attempts, existing.error_type or "Error",
+                    existing.error_message or "",
+                )
+            if existing.status == StepStatus.SLEEPING:
+                raise DuplicateStepError(f"step name {name!r} is already used by a sleep")
+            previous_attempts = existing.attempts
+        policy = retry if retry is not None else DEFAULT_STEP_POLICY
+        attempt = _Attempt(name, order, previous_attempts + 1, policy, result_type)
+        if self.hooks is not None:
+            self.hooks.step_reached(self, name)
+        return False, attempt
+
+    def _enter(self, attempt: _Attempt) -> None:
+        attempt.started_at = self.clock.now_ms()
+        if self.hooks is not None:
+            self.hooks.step_entered(self, attempt.name)
+        self.current_step = attempt.name
+
+    def _succeeded(self, attempt: _Attempt, value: Any) -> Any:
+        self.current_step = None
+        if self.hooks is not None:
+            self.hooks.step_returned(self, attempt.name)
+        try:
+            data = self.marshaller.marshal(value)
+        except PayloadError as exc:
+            # The same function would return the same unstorable value: no retry helps.
+            return self._failed(attempt, exc, permanent=True)
+        now = self.clock.now_ms()
+        row = StepRow(
+            self.execution_id, attempt.name, attempt.order, StepStatus.COMPLETED,
+            attempt.number, data, None, None, attempt.started_at, now,
+        )
+        self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
+        self.steps[attempt.name] = row
+        self.engine.observer.step_finished(self, attempt.name, "completed", now - attempt.started_at)
+        return self._decode(data, attempt.result_type, attempt.name)
+
+    def _failed(self, attempt: _Attempt, exc: BaseException, permanent: bool = False) -> Any:
+        """Record a failed attempt; raise StepFailedError, or suspend until the retry."""
+        self.current_step = None
+        policy = attempt.policy
+        permanent = permanent or isinstance(exc, NonRetryableError) or (
+            bool(policy.non_retryable) and isinstance(exc, policy.non_retryable)
+        )
+        error_type, error_message = describe(exc)
+        now = self.clock.now_ms()
+        exhausted = permanent or attempt.number >= policy.max_attempts
+        row = StepRow(
+            self.execution_id, attempt.name, attempt.order,
+            StepStatus.FAILED if exhausted else StepStatus.RETRYING,
+            attempt.number, None, error_type, error_message, attempt.started_at, now,
+        )
+        self.engine.observer.step_finished(self, attempt.name, "failed", now - attempt.started_at)
+        if exhausted:
+            self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
+            self.steps[attempt.name] = row
+            self.logger.warning(
+                "step %s failed after %d attempt(s): %s: %s",
+                attempt.name, attempt.number, error_type, error_message,
+            )
+            raise StepFailedError(attempt.name, attempt.number, error_type, error_message) from exc
+        wake = now + policy.backoff_ms(attempt.number)
+        self.logger.info(
+            "step %s attempt %d failed (%s: %s); retrying in %d ms",
+            attempt.name, attempt.number, error_type, error_message, wake - now,
+        )
+        self.store.suspend(self.lease, wake_at_ms=wake, now_ms=now, step=row)
+        self.steps[attempt.name] = row
+        self.suspended = True
+        self.engine.observer.step_retry_scheduled(self, attempt.name)
+        raise Suspended() from exc
+
+    def _decode(self, data: bytes | None, result_type: Any, name: str) -> Any:
+        return self.marshaller.unmarshal(data if data is not None else b"null", result_type)
+
+    def step_sync(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        retry: RetryPolicy | None,
+        timeout_ms: int | None,
+        result_type: Any,
+    ) -> Any:
+        cached, attempt = self._prepare(name, retry, result_type)
+        if cached:
+            return attempt
+        self._enter(attempt)
+        try:
+            value = _call_sync(fn, timeout_ms, name)
+            if inspect.isawaitable(value):
+                # An async step function in a sync workflow: run it to completion here.
+                value = asyncio.run(_await(value, timeout_ms, name))
+        except Exception as exc:
+            return self._failed(attempt, exc)
+        finally:
+            self.current_step = None
+        return self._succeeded(attempt, value)
+
+    async def step_async(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        retry: RetryPolicy | None,
+        timeout_ms: int | None,
+        result_type: Any,
+    ) -> Any:
+        cached, attempt = self._prepare(name, retry, result_type)
+        if cached:
+            return attempt
+        self._enter(attempt)
+        try:
+            if inspect.iscoroutinefunction(fn):
+                value = await _await(fn(), timeout_ms, name)
+            else:
+                value = _call_sync(fn, timeout_ms, name)
+                if inspect.isawaitable(value):
+                    value = await _await(value, timeout_ms, name)
+        except Exception as exc:
+            return self._failed(attempt, exc)
+        finally:
+            self.current_step = None
+        return self._succeeded(attempt, value)
+
+    # -- sleeps ---------------------------------------------------------------------------
+    def sleep_until_ms(self, wake_ms: int, name: str | None) -> None:
+        """Durable sleep: checkpoint the wake time, release the lease, unwind the run."""
+        self._sleeps += 1
+        name = name if name is not None else f"sleep-{self._sleeps}"
+        order = self._boundary(name, "sleep")
+        existing = self.steps.get(name)
+        if existing is not None:
+            if existing.status != StepStatus.SLEEPING:
+                raise DuplicateStepError(f"sleep name {name!r} is already used by a step")
+            wake_ms = int(json.loads(existing.output or b"0"))
+        now = self.clock.now_ms()
+        if now >= wake_ms:
+            return
+        row = None
+        if existing is None:
+            row = StepRow(
+                self.execution_id, name, order, StepStatus.SLEEPING, 1,
+                str(wake_ms).encode(), None, None, now, wake_ms,
+            )
+            self.steps[name] = row
+        self.store.suspend(self.lease, wake_at_ms=wake_ms, now_ms=now, step=row)
+        self.suspended = True
+        self.engine.observer.slept(self, name, wake_ms)
+        raise Suspended()
+
+
+def _call_sync(fn: Callable[[], Any], timeout_ms: int | None, name: str) -> Any:
+    if timeout_ms is None:
+        return fn()
+    # Python cannot interrupt a running thread: the step runs in a helper thread and is
+    # abandoned (it keeps running, its result is discarded) if it overruns.
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"hydra-step-{name}", daemon=True)
+    thread.start()
+    thread.join(timeout_ms / 1000)
+    if thread.is_alive():
+        raise StepTimeoutError(f"step {name!r} did not finish within {timeout_ms} ms")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+async def _await(value: Awaitable[Any], timeout_ms: int | None, name: str) -> Any:
+    if timeout_ms is None:
+        return await value
+    try:
+        return await asyncio.wait_for(value, timeout_ms / 1000)
+    except TimeoutError:
+        raise StepTimeoutError(f"step {name!r} did not finish within {timeout_ms} ms") from None
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """An exception as (type name, message) for storage."""
+    return type(exc).__name__, str(exc) or repr(exc)
+
+
+def _invoke(workflow: Workflow[Any], ctx: WorkflowContext, req: Any) -> Any:
+    if workflow.is_async:
+        return asyncio.run(_run_async(workflow, ctx, req))
+    return workflow.run(ctx, req)
+
+
+async def _run_async(workflow: Workflow[Any], ctx: WorkflowContext, req: Any) -> Any:
+    return await workflow.run(ctx, req)
+
+
+def execute(
+    engine: Engine,
+    workflow: Workflow[Any] | None,
+    claim: Claim,
+    *,
+    lease_ms: int,
+    hooks: RunHooks | None = None,
+    on_run: Callable[[Run], None] | None = None,
+) -> Outcome:
+    """Run one claimed execution until it completes, fails, suspends or loses its lease.
+
+    ``on_run`` receives the ``Run`` before the workflow starts (the worker keeps it to
+    mark it lost when a heartbeat fails). Exceptions from ``hooks`` (simulated crashes)
+    propagate untouched: to the store the worker simply stopped.
+    """
+    ex = claim.execution
+    lease = claim.lease
+    store = engine.store
+    log = engine.logger.bind(
+        execution_id=ex.id, workflow_name=ex.workflow_name, attempt=ex.attempt,
+        worker_id=lease.worker_id,
+    )
+    try:
+        now = engine.clock.now_ms()
+        if claim.takeover:
+            log.warning(
+                "took over execution %s after its lease expired (attempt %d of %d)",
+                ex.id, ex.attempt, ex.max_attempts,
+            )
+        if ex.timeout_at is not None and now >= ex.timeout_at:
+            return _finish_failed(
+                engine, claim, log, "WorkflowTimeoutError",
+                f"execution exceeded its timeout of {ex.timeout_ms} ms",
+            )
+        if claim.takeover and ex.attempt > ex.max_attempts:
+            return _finish_failed(
+                engine, claim, log, "LeaseExpiredError",
+                f"the worker running attempt {ex.attempt - 1} stopped heartbeating and no "
+                f"attempts are left (max_attempts={ex.max_attempts})",
+            )
+        if workflow is None:
+            # Claims only name registered workflows; this is a registration race.
+            store.release(lease, now_ms=now)
+            return Outcome.RELEASED
+        try:
+            req = engine.marshaller.unmarshal(ex.input, workflow.input_type())
+        except PayloadError as exc:
+            return _finish_failed(engine, claim, log, "PayloadError", f"cannot decode input: {exc}")
+
+        run = Run(engine, claim, workflow, lease_ms=lease_ms, hooks=hooks, logger=log)
+        if on_run is not None:
+            on_run(run)
+        engine.observer.run_started(run, claim)
+        ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
+        try:
+            output = _invoke(workflow, ctx, req)
+        except Suspended:
+            return Outcome.SUSPENDED
+        except LeaseLostError:
+            raise
+        except Exception as exc:
+            if run.lost:
+                raise LeaseLostError(f"execution {ex.id} lost its lease") from exc
+            if run.suspended:
+                return Outcome.SUSPENDED
+            return _fail_or_retry(engine, claim, run, log, exc)
+        if run.lost:
+            raise LeaseLostError(f"execution {ex.id} lost its lease before completing")
+        if run.suspended:
+            # The workflow swallowed the suspension (a bare ``except BaseException``).
+            return Outcome.SUSPENDED
+        try:
+            data = engine.marshaller.marshal(output)
+        except PayloadError as exc:
+            return _finish_failed(
+                engine, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}"
+            )
+        store.finish(lease, status=Status.COMPLETED, now_ms=engine.clock.now_ms(), output=data)
+        log.info("execution %s completed", ex.id)
+        engine.observer.run_finished(claim, Status.COMPLETED)
+        return Outcome.COMPLETED
+    except LeaseLostError as exc:
+        log.warning("abandoning execution %s: %s", ex.id, exc)
+        engine.observer.lease_lost(claim)
+        return Outcome.LOST
+
+
+def _fail_or_retry(
+    engine: Engine, claim: Claim, run: Run, log: HydraLogger, exc: Exception
+) -> Outcome:
+    ex = claim.execution
+    error_type, message = describe(exc)
+    now = engine.clock.now_ms()
+    timed_out = run.timed_out or (ex.timeout_at is not None and now >= ex.timeout_at)
+    # A step's own retries are spent once StepFailedError escapes, and compensation code
+    # may already have run: retrying the workflow would replay the same failure.
+    final = isinstance(exc, (NonRetryableError, StepFailedError, DuplicateStepError))
+    if timed_out or final or ex.attempt >= ex.max_attempts:
+        if timed_out and not isinstance(exc, WorkflowTimeoutError):
+            error_type, message = "WorkflowTimeoutError", f"{error_type}: {message}"
+        log.warning(
+            "execution %s failed on attempt %d of %d: %s: %s",
+            ex.id, ex.attempt, ex.max_attempts, error_type, message, exc_info=exc,
+        )
+        return _finish_failed(engine, claim, None, error_type, message)
+    run_at = now + workflow_backoff_ms(ex.retry_backoff_ms, ex.attempt)
+    engine.store.schedule_retry(
+        claim.lease, run_at_ms=run_at, error_type=error_type, error_message=message, now_ms=now
+    )
+    log.info(
+        "execution %s attempt %d failed (%s: %s); attempt %d in %d ms",
+        ex.id, ex.attempt, error_type, message, ex.attempt + 1, run_at - now,
+    )
+    engine.observer.run_retry_scheduled(claim)
+    return Outcome.RETRY_SCHEDULED
+
+
+def _finish_failed(
+    engine: Engine, claim: Claim, log: HydraLogger | None, error_type: str, message: str
+) -> Outcome:
+    engine.store.finish(
+        claim.lease, status=Status.FAILED, now_ms=engine.clock.now_ms(),
+        error_type=error_type, error_message=message,
+    )
+    if log is not None:
+        log.warning("execution %s failed: %s: %s", claim.execution.id, error_type, message)
+    engine.observer.run_finished(claim, Status.FAILED)
+    return Outcome.FAILED
+
+
+class Observer:
+    """Receives the loop's events; the engine's default notifies local waiters.
+
+    Metrics and the test environment's history subclass it. Methods must be cheap and
+    must not raise.
+    """
+
+    def run_started(self, run: Run, claim: Claim) -> None: ...
+
+    def run_finished(self, claim: Claim, status: Status) -> None: ...
+
+    def run_retry_scheduled(self, claim: Claim) -> None: ...
+
+    def step_cached(self, run: Run, name: str) -> None: ...
+
+    def step_finished(self, run: Run, name: str, status: str, duration_ms: int) -> None: ...
+
+    def step_retry_scheduled(self, run: Run, name: str) -> None: ...
+
+    def slept(self, run: Run, name: str, wake_ms: int) -> None: ...
+
+    def lease_lost(self, claim: Claim) -> None: ...
+
+
+logging.getLogger("hydra").addHandler(logging.NullHandler())

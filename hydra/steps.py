@@ -1,0 +1,195 @@
+"""``hydra.step``, ``hydra.sleep`` and friends: what workflow code calls."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, overload
+
+from hydra.clock import duration_ms, to_ms
+from hydra.retry import RetryPolicy
+from hydra.workflow import AsyncWorkflowContext, WorkflowContext, validate_name
+
+T = TypeVar("T")
+
+
+@overload
+def step(
+    ctx: AsyncWorkflowContext,
+    name: str,
+    fn: Callable[[], Awaitable[T]] | Callable[[], T],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | float | None = None,
+    result_type: Any = None,
+) -> Awaitable[T]: ...
+
+
+@overload
+def step(
+    ctx: WorkflowContext,
+    name: str,
+    fn: Callable[[], T],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | float | None = None,
+    result_type: Any = None,
+) -> T: ...
+
+
+def step(
+    ctx: WorkflowContext,
+    name: str,
+    fn: Callable[[], Any],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | float | None = None,
+    result_type: Any = None,
+) -> Any:
+    """Run ``fn()`` once and checkpoint its result; on replay return the checkpoint.
+
+    ``fn`` takes no arguments (use a lambda or ``functools.partial``). Its result is stored
+    through the engine's marshaller and what the workflow gets back, on the first run and
+    on every replay alike, is the decoded checkpoint: declare ``result_type`` (or give
+    ``fn`` a return annotation) to get a dataclass or model back instead of plain JSON.
+
+    Failures are retried per ``retry`` (default ``RetryPolicy()``: 3 attempts, 1 s
+    doubling backoff), each wait a durable sleep. When the attempts are used up,
+    ``StepFailedError`` is raised here. ``timeout`` bounds each attempt.
+
+    A step that was in flight when its worker died runs again (at-least-once); a step whose
+    checkpoint was written never runs again. In an ``async def run`` workflow, await it.
+    """
+    validate_name(name, "step name")
+    if not callable(fn):
+        raise TypeError(f"step {name!r}: fn must be a zero-argument callable, got {fn!r}")
+    timeout_ms = None if timeout is None else duration_ms(timeout, f"step {name!r} timeout")
+    if result_type is None:
+        result_type = _return_annotation(fn)
+    run = ctx._run
+    if isinstance(ctx, AsyncWorkflowContext):
+        return run.step_async(name, fn, retry, timeout_ms, result_type)
+    return run.step_sync(name, fn, retry, timeout_ms, result_type)
+
+
+@overload
+def step_void(
+    ctx: AsyncWorkflowContext,
+    name: str,
+    fn: Callable[[], Any],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | float | None = None,
+) -> Awaitable[None]: ...
+
+
+@overload
+def step_void(
+    ctx: WorkflowContext,
+    name: str,
+    fn: Callable[[], Any],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | float | None = None,
+) -> None: ...
+
+
+def step_void(
+    ctx: WorkflowContext,
+    name: str,
+    fn: Callable[[], Any],
+    *,
+    retry: RetryPolicy | None = None,
+    timeout: timedelta | float | None = None,
+) -> Any:
+    """A step whose result is discarded (stored as null)."""
+
+    def body() -> Any:
+        value = fn()
+        if hasattr(value, "__await__"):
+            return _discard(value)
+        return None
+
+    result: Any = step(ctx, name, body, retry=retry, timeout=timeout, result_type=Any)
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _none_after(result)
+    return None
+
+
+async def _discard(value: Awaitable[Any]) -> None:
+    await value
+
+
+async def _none_after(result: Awaitable[Any]) -> None:
+    await result
+
+
+@overload
+def sleep(
+    ctx: AsyncWorkflowContext, duration: timedelta | float, *, name: str | None = None
+) -> Awaitable[None]: ...
+
+
+@overload
+def sleep(ctx: WorkflowContext, duration: timedelta | float, *, name: str | None = None) -> None: ...
+
+
+def sleep(ctx: WorkflowContext, duration: timedelta | float, *, name: str | None = None) -> Any:
+    """Suspend the execution durably for ``duration`` (a timedelta or seconds).
+
+    The wake time is checkpointed, the status becomes ``sleeping`` and the lease and the
+    worker thread are released; any worker resumes the execution when it is due. Replay
+    does not sleep again. Sleeps are named ``sleep-1``, ``sleep-2``... in call order
+    unless ``name`` is given.
+    """
+    ms = duration_ms(duration, "sleep duration")
+    run = ctx._run
+    wake = run.clock.now_ms() + ms
+    if name is not None:
+        validate_name(name, "sleep name")
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async_sleep(run, wake, name)
+    run.sleep_until_ms(wake, name)
+    return None
+
+
+@overload
+def sleep_until(
+    ctx: AsyncWorkflowContext, when: datetime, *, name: str | None = None
+) -> Awaitable[None]: ...
+
+
+@overload
+def sleep_until(ctx: WorkflowContext, when: datetime, *, name: str | None = None) -> None: ...
+
+
+def sleep_until(ctx: WorkflowContext, when: datetime, *, name: str | None = None) -> Any:
+    """Suspend the execution durably until ``when`` (naive datetimes are taken as UTC)."""
+    if not isinstance(when, datetime):
+        raise TypeError(f"sleep_until takes a datetime, got {when!r}")
+    if name is not None:
+        validate_name(name, "sleep name")
+    run = ctx._run
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async_sleep(run, to_ms(when), name)
+    run.sleep_until_ms(to_ms(when), name)
+    return None
+
+
+async def _async_sleep(run: Any, wake_ms: int, name: str | None) -> None:
+    run.sleep_until_ms(wake_ms, name)
+
+
+def _return_annotation(fn: Callable[..., Any]) -> Any:
+    import inspect
+    import typing
+
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return Any
+    hint = hints.get("return", Any)
+    if inspect.iscoroutinefunction(fn) or hint is None:
+        # an async function's annotation is its awaited type; None means "no result"
+        return Any if hint is None else hint
+    return hint

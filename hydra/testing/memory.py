@@ -1,0 +1,353 @@
+"""``MemoryStore``: the Store in process memory, for tests and quick experiments.
+
+It has exactly ``SQLStore``'s semantics (the contract suite in ``hydra.testing.contract``
+runs against both) but lives in one process: ``shared_across_processes`` is False and it
+has no notifications. Every method holds one re-entrant lock, so it is thread-safe, and
+it stores and hands out copies, so a caller can never change a stored record by mutating
+an object it passed in or got back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from hydra.errors import LeaseLostError
+from hydra.status import Status
+from hydra.store.base import (
+    Claim,
+    ExecutionRow,
+    Lease,
+    NewExecution,
+    StepRow,
+    Store,
+    WakeListener,
+)
+
+if TYPE_CHECKING:
+    from hydra.clock import Clock
+
+
+class MemoryStore:
+    """The Store in a dict. ``MemoryStore()``; ``clock`` is accepted for API compatibility.
+
+    Like every store it never reads a clock: times are passed in by the caller. ``clock``
+    is kept as an attribute so that code building a store from a clock can pass one.
+    """
+
+    supports_notify = False
+    shared_across_processes = False
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._executions: dict[str, ExecutionRow] = {}
+        # execution id -> step name -> checkpoint
+        self._steps: dict[str, dict[str, StepRow]] = {}
+        # (namespace, idempotency key) -> execution id
+        self._idempotency: dict[tuple[str, str], str] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryStore({len(self._executions)} executions)"
+
+    # -- setup ------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Nothing to migrate."""
+
+    def close(self) -> None:
+        """Nothing to release (the data stays readable until the store is dropped)."""
+
+    # -- executions -------------------------------------------------------------------
+    def create_execution(self, new: NewExecution) -> tuple[str, bool]:
+        with self._lock:
+            if new.id in self._executions:
+                # As SQLStore: a retried insert that already landed.
+                return new.id, True
+            if new.idempotency_key is not None:
+                existing = self._idempotency.get((new.namespace, new.idempotency_key))
+                if existing is not None:
+                    return existing, False
+            self._executions[new.id] = ExecutionRow(
+                id=new.id,
+                namespace=new.namespace,
+                workflow_name=new.workflow_name,
+                status=Status.PENDING,
+                input=bytes(new.input),
+                output=None,
+                error_type=None,
+                error_message=None,
+                attempt=0,
+                max_attempts=new.max_attempts,
+                retry_backoff_ms=new.retry_backoff_ms,
+                timeout_ms=new.timeout_ms,
+                timeout_at=None,
+                idempotency_key=new.idempotency_key,
+                created_at=new.created_at_ms,
+                started_at=None,
+                completed_at=None,
+                updated_at=new.created_at_ms,
+                run_at=new.run_at_ms,
+                sleep_until=None,
+                next_retry_at=None,
+                wake_at=new.run_at_ms,
+                lease_owner=None,
+                lease_token=0,
+                lease_expires_at=None,
+                trigger_type=new.trigger_type,
+                trigger_source=new.trigger_source,
+            )
+            if new.idempotency_key is not None:
+                self._idempotency[(new.namespace, new.idempotency_key)] = new.id
+            return new.id, True
+
+    def get_execution(self, namespace: str, execution_id: str) -> ExecutionRow | None:
+        with self._lock:
+            row = self._executions.get(execution_id)
+            if row is None or row.namespace != namespace:
+                return None
+            return replace(row)
+
+    def list_executions(
+        self,
+        namespace: str,
+        *,
+        status: Status | None = None,
+        workflow_name: str | None = None,
+        limit: int = 100,
+    ) -> list[ExecutionRow]:
+        wanted = Status(status) if status is not None else None
+        with self._lock:
+            rows = [
+                r
+                for r in self._executions.values()
+                if r.namespace == namespace
+                and (wanted is None or r.status == wanted)
+                and (workflow_name is None or r.workflow_name == workflow_name)
+            ]
+            rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+            return [replace(r) for r in rows[: max(limit, 0)]]
+
+    def list_steps(self, execution_id: str) -> list[StepRow]:
+        with self._lock:
+            return self._ordered_steps(execution_id)
+
+    def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
+        with self._lock:
+            row = self._executions.get(execution_id)
+            if row is None or row.namespace != namespace or row.status.terminal:
+                return False
+            row.status = Status.CANCELLED
+            row.completed_at = now_ms
+            row.updated_at = now_ms
+            row.wake_at = row.sleep_until = row.next_retry_at = None
+            row.lease_owner = None
+            row.lease_expires_at = None
+            # Fences out a worker that is running it right now.
+            row.lease_token += 1
+            return True
+
+    def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
+        names = set(workflow_names)
+        with self._lock:
+            due = [
+                r.wake_at
+                for r in self._executions.values()
+                if r.namespace == namespace and r.workflow_name in names and r.wake_at is not None
+            ]
+            return min(due) if due else None
+
+    # -- leases -----------------------------------------------------------------------
+    def claim(
+        self,
+        namespace: str,
+        workflow_names: Sequence[str],
+        worker_id: str,
+        *,
+        now_ms: int,
+        lease_ms: int,
+        limit: int,
+    ) -> list[Claim]:
+        if not workflow_names or limit <= 0:
+            return []
+        names = set(workflow_names)
+        with self._lock:
+            due = [
+                r
+                for r in self._executions.values()
+                if r.namespace == namespace
+                and r.workflow_name in names
+                and r.wake_at is not None
+                and r.wake_at <= now_ms
+            ]
+            due.sort(key=lambda r: (r.wake_at or 0, r.created_at, r.id))
+            claims: list[Claim] = []
+            for row in due[:limit]:
+                previous = row.status
+                ran_before = row.attempt > 0
+                if row.attempt == 0:
+                    row.attempt = 1
+                elif previous == Status.RUNNING:
+                    row.attempt += 1  # a takeover: the crashed attempt is used up
+                row.status = Status.RUNNING
+                row.lease_owner = worker_id
+                row.lease_token += 1
+                row.lease_expires_at = now_ms + lease_ms
+                if row.started_at is None:
+                    row.started_at = now_ms
+                if row.timeout_at is None and row.timeout_ms is not None:
+                    row.timeout_at = row.started_at + row.timeout_ms
+                row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
+                row.sleep_until = row.next_retry_at = None
+                row.updated_at = now_ms
+                claims.append(
+                    Claim(
+                        replace(row),
+                        Lease(row.id, row.lease_token, worker_id),
+                        previous,
+                        # A first claim has no checkpoints yet; everything else replays.
+                        self._ordered_steps(row.id) if ran_before else [],
+                    )
+                )
+            return claims
+
+    def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
+        with self._lock:
+            return [
+                lease.execution_id for lease in leases if not self._extend(lease, now_ms, lease_ms)
+            ]
+
+    def release(self, lease: Lease, *, now_ms: int) -> bool:
+        with self._lock:
+            row = self._owned(lease)
+            if row is None:
+                return False
+            row.status = Status.PENDING
+            row.wake_at = now_ms
+            row.updated_at = now_ms
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.lease_token += 1
+            return True
+
+    # -- fenced writes ----------------------------------------------------------------
+    def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
+        with self._lock:
+            if not self._extend(lease, now_ms, lease_ms):
+                raise LeaseLostError(_lost(lease))
+            self._put_step(step)
+
+    def suspend(
+        self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
+    ) -> None:
+        with self._lock:
+            row = self._owned_or_raise(lease)
+            row.status = Status.SLEEPING
+            row.sleep_until = wake_at_ms
+            row.wake_at = _cap(wake_at_ms, row.timeout_at)
+            row.updated_at = now_ms
+            row.lease_owner = None
+            row.lease_expires_at = None
+            if step is not None:
+                self._put_step(step)
+
+    def schedule_retry(
+        self,
+        lease: Lease,
+        *,
+        run_at_ms: int,
+        error_type: str,
+        error_message: str,
+        now_ms: int,
+    ) -> None:
+        with self._lock:
+            row = self._owned_or_raise(lease)
+            row.status = Status.PENDING
+            row.attempt += 1
+            row.next_retry_at = run_at_ms
+            row.run_at = run_at_ms
+            row.wake_at = _cap(run_at_ms, row.timeout_at)
+            row.error_type = error_type
+            row.error_message = error_message
+            row.updated_at = now_ms
+            row.lease_owner = None
+            row.lease_expires_at = None
+
+    def finish(
+        self,
+        lease: Lease,
+        *,
+        status: Status,
+        now_ms: int,
+        output: bytes | None = None,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        if status not in (Status.COMPLETED, Status.FAILED):
+            raise ValueError(f"finish() takes completed or failed, not {status!r}")
+        with self._lock:
+            row = self._owned_or_raise(lease)
+            row.status = Status(status)
+            row.output = bytes(output) if output is not None else None
+            row.error_type = error_type
+            row.error_message = error_message
+            row.completed_at = now_ms
+            row.updated_at = now_ms
+            row.wake_at = row.sleep_until = row.next_retry_at = None
+            row.lease_owner = None
+            row.lease_expires_at = None
+
+    # -- notifications ----------------------------------------------------------------
+    def open_listener(self, namespace: str) -> WakeListener | None:
+        return None
+
+    # -- internals (callers hold the lock) --------------------------------------------
+    def _owned(self, lease: Lease) -> ExecutionRow | None:
+        row = self._executions.get(lease.execution_id)
+        if row is None or row.status != Status.RUNNING or row.lease_token != lease.token:
+            return None
+        return row
+
+    def _owned_or_raise(self, lease: Lease) -> ExecutionRow:
+        row = self._owned(lease)
+        if row is None:
+            raise LeaseLostError(_lost(lease))
+        return row
+
+    def _extend(self, lease: Lease, now_ms: int, lease_ms: int) -> bool:
+        row = self._owned(lease)
+        if row is None:
+            return False
+        row.lease_expires_at = now_ms + lease_ms
+        row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
+        row.updated_at = now_ms
+        return True
+
+    def _put_step(self, step: StepRow) -> None:
+        stored = replace(step, output=bytes(step.output) if step.output is not None else None)
+        self._steps.setdefault(step.execution_id, {})[step.name] = stored
+
+    def _ordered_steps(self, execution_id: str) -> list[StepRow]:
+        found = self._steps.get(execution_id, {}).values()
+        return [replace(s) for s in sorted(found, key=lambda s: (s.order, s.name))]
+
+
+def _cap(when: int, timeout_at: int | None) -> int:
+    """``min(when, timeout_at)``: a timed-out execution becomes claimable at once."""
+    return when if timeout_at is None else min(when, timeout_at)
+
+
+def _lost(lease: Lease) -> str:
+    return (
+        f"worker {lease.worker_id} lost the lease on execution {lease.execution_id} "
+        f"(token {lease.token}): it was taken over or cancelled"
+    )
+
+
+if TYPE_CHECKING:
+    # mypy checks here that MemoryStore satisfies the Store protocol.
+    _conforms: type[Store] = MemoryStore
+
+
+__all__ = ["MemoryStore"]

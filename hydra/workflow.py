@@ -1,0 +1,164 @@
+"""Defining workflows: ``hydra.Workflow``, ``@hydra.workflow`` and the context they get."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import typing
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from hydra.runner import Run
+
+TReq = TypeVar("TReq")
+
+
+class WorkflowContext:
+    """What a running workflow knows about itself; passed as ``ctx`` to ``run``.
+
+    ``attempt`` is the 1-based workflow attempt. ``logger`` adds ``execution_id``,
+    ``workflow_name``, ``step_name``, ``attempt`` and ``worker_id`` to every record.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    @property
+    def execution_id(self) -> str:
+        return self._run.execution_id
+
+    @property
+    def workflow_name(self) -> str:
+        return self._run.workflow_name
+
+    @property
+    def namespace(self) -> str:
+        return self._run.namespace
+
+    @property
+    def attempt(self) -> int:
+        return self._run.attempt
+
+    @property
+    def worker_id(self) -> str:
+        return self._run.lease.worker_id
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        return self._run.logger
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.workflow_name} {self.execution_id} "
+            f"attempt={self.attempt}>"
+        )
+
+
+class AsyncWorkflowContext(WorkflowContext):
+    """The context of an ``async def run`` workflow: ``await hydra.step(...)`` there."""
+
+
+class Workflow(Generic[TReq]):
+    """Base class of class-based workflows.
+
+    Subclasses set ``name`` (the stable identity stored in the database) and define
+    ``run(self, ctx, req)``, sync or ``async``. The input is decoded into the type
+    annotated on ``req`` (else the ``Workflow[T]`` parameter) before ``run`` is called.
+    Code outside steps must be deterministic: it runs again on every replay.
+    """
+
+    name: str = ""
+
+    def run(self, ctx: WorkflowContext, req: TReq) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define run(self, ctx, req)")
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.run)
+
+    def input_type(self) -> Any:
+        """The type the stored input is decoded into."""
+        found = _param_type(self.run, skip=1)
+        if found is not None:
+            return found
+        for base in getattr(type(self), "__orig_bases__", ()):
+            if typing.get_origin(base) is Workflow:
+                (arg,) = typing.get_args(base)
+                if not isinstance(arg, TypeVar):
+                    return arg
+        return Any
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name!r}>"
+
+
+class FunctionWorkflow(Workflow[Any]):
+    """A workflow made from a plain function by ``@hydra.workflow``."""
+
+    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+        self.name = name
+        self.fn = fn
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.fn)
+
+    def run(self, ctx: WorkflowContext, req: Any) -> Any:
+        return self.fn(ctx, req)
+
+    def input_type(self) -> Any:
+        found = _param_type(self.fn, skip=1)
+        return Any if found is None else found
+
+    def __call__(self, ctx: WorkflowContext, req: Any) -> Any:
+        return self.fn(ctx, req)
+
+
+def workflow(name: str) -> Callable[[Callable[..., Any]], FunctionWorkflow]:
+    """Turn ``fn(ctx, req)`` (sync or async) into a registrable ``Workflow``.
+
+    >>> @workflow("greet")
+    ... def greet(ctx, name: str) -> str:
+    ...     return f"hello {name}"
+    """
+    validate_name(name, "workflow name")
+
+    def wrap(fn: Callable[..., Any]) -> FunctionWorkflow:
+        if not callable(fn):
+            raise TypeError(f"@workflow({name!r}) decorates a function, not {fn!r}")
+        return FunctionWorkflow(name, fn)
+
+    return wrap
+
+
+def validate_name(name: object, what: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"{what} must be a non-empty string, got {name!r}")
+    if len(name) > 255:
+        raise ValueError(f"{what} must be at most 255 characters, got {len(name)}")
+    return name
+
+
+def _param_type(fn: Callable[..., Any], skip: int) -> Any:
+    """The annotation of ``fn``'s parameter after the first ``skip`` (ctx) ones, or None."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    if len(params) <= skip:
+        return None
+    param = params[skip]
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    hint = hints.get(param.name, param.annotation)
+    if hint is inspect.Parameter.empty or isinstance(hint, str):
+        return None
+    return hint
+
+
+StepFn = Callable[[], Any] | Callable[[], Awaitable[Any]]
