@@ -244,7 +244,8 @@ class Engine:
 
     def _to_step(self, row: StepRow) -> StepRecord:
         output = (
-            json.loads(row.output) if row.status == StepStatus.SLEEPING and row.output
+            json.loads(row.output)
+            if row.status == StepStatus.SLEEPING and row.output
             else self._decode(row.output)
         )
         return StepRecord(

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from hydra.engine import Engine
 
 
-class Suspended(BaseException):  # noqa: N818 - control flow, not an error
+class Suspended(BaseException):
     """Unwinds a run after it was durably suspended (sleep or step backoff).
 
     A BaseException so that a workflow's ``except Exception`` cannot swallow it.
@@ -164,9 +164,7 @@ class Run:
         return order
 
     # -- steps ----------------------------------------------------------------------------
-    def _prepare(
-        self, name: str, retry: RetryPolicy | None, result_type: Any
-    ) -> tuple[bool, Any]:
+    def _prepare(self, name: str, retry: RetryPolicy | None, result_type: Any) -> tuple[bool, Any]:
         """(True, cached value) on replay of a completed step, else (False, _Attempt)."""
         order = self._boundary(name, "step")
         existing = self.steps.get(name)
@@ -177,7 +175,9 @@ class Run:
                 return True, self._decode(existing.output, result_type, name)
             if existing.status == StepStatus.FAILED:
                 raise StepFailedError(
-                    name, existing.attempts, existing.error_type or "Error",
+                    name,
+                    existing.attempts,
+                    existing.error_type or "Error",
                     existing.error_message or "",
                 )
             if existing.status == StepStatus.SLEEPING:
@@ -206,28 +206,46 @@ class Run:
             return self._failed(attempt, exc, permanent=True)
         now = self.clock.now_ms()
         row = StepRow(
-            self.execution_id, attempt.name, attempt.order, StepStatus.COMPLETED,
-            attempt.number, data, None, None, attempt.started_at, now,
+            self.execution_id,
+            attempt.name,
+            attempt.order,
+            StepStatus.COMPLETED,
+            attempt.number,
+            data,
+            None,
+            None,
+            attempt.started_at,
+            now,
         )
         self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
         self.steps[attempt.name] = row
-        self.engine.observer.step_finished(self, attempt.name, "completed", now - attempt.started_at)
+        elapsed = now - attempt.started_at
+        self.engine.observer.step_finished(self, attempt.name, "completed", elapsed)
         return self._decode(data, attempt.result_type, attempt.name)
 
     def _failed(self, attempt: _Attempt, exc: BaseException, permanent: bool = False) -> Any:
         """Record a failed attempt; raise StepFailedError, or suspend until the retry."""
         self.current_step = None
         policy = attempt.policy
-        permanent = permanent or isinstance(exc, NonRetryableError) or (
-            bool(policy.non_retryable) and isinstance(exc, policy.non_retryable)
+        permanent = (
+            permanent
+            or isinstance(exc, NonRetryableError)
+            or (bool(policy.non_retryable) and isinstance(exc, policy.non_retryable))
         )
         error_type, error_message = describe(exc)
         now = self.clock.now_ms()
         exhausted = permanent or attempt.number >= policy.max_attempts
         row = StepRow(
-            self.execution_id, attempt.name, attempt.order,
+            self.execution_id,
+            attempt.name,
+            attempt.order,
             StepStatus.FAILED if exhausted else StepStatus.RETRYING,
-            attempt.number, None, error_type, error_message, attempt.started_at, now,
+            attempt.number,
+            None,
+            error_type,
+            error_message,
+            attempt.started_at,
+            now,
         )
         self.engine.observer.step_finished(self, attempt.name, "failed", now - attempt.started_at)
         if exhausted:
@@ -235,13 +253,20 @@ class Run:
             self.steps[attempt.name] = row
             self.logger.warning(
                 "step %s failed after %d attempt(s): %s: %s",
-                attempt.name, attempt.number, error_type, error_message,
+                attempt.name,
+                attempt.number,
+                error_type,
+                error_message,
             )
             raise StepFailedError(attempt.name, attempt.number, error_type, error_message) from exc
         wake = now + policy.backoff_ms(attempt.number)
         self.logger.info(
             "step %s attempt %d failed (%s: %s); retrying in %d ms",
-            attempt.name, attempt.number, error_type, error_message, wake - now,
+            attempt.name,
+            attempt.number,
+            error_type,
+            error_message,
+            wake - now,
         )
         self.store.suspend(self.lease, wake_at_ms=wake, now_ms=now, step=row)
         self.steps[attempt.name] = row
@@ -317,8 +342,16 @@ class Run:
         row = None
         if existing is None:
             row = StepRow(
-                self.execution_id, name, order, StepStatus.SLEEPING, 1,
-                str(wake_ms).encode(), None, None, now, wake_ms,
+                self.execution_id,
+                name,
+                order,
+                StepStatus.SLEEPING,
+                1,
+                str(wake_ms).encode(),
+                None,
+                None,
+                now,
+                wake_ms,
             )
             self.steps[name] = row
         self.store.suspend(self.lease, wake_at_ms=wake_ms, now_ms=now, step=row)
@@ -393,7 +426,9 @@ def execute(
     lease = claim.lease
     store = engine.store
     log = engine.logger.bind(
-        execution_id=ex.id, workflow_name=ex.workflow_name, attempt=ex.attempt,
+        execution_id=ex.id,
+        workflow_name=ex.workflow_name,
+        attempt=ex.attempt,
         worker_id=lease.worker_id,
     )
     try:
@@ -401,16 +436,24 @@ def execute(
         if claim.takeover:
             log.warning(
                 "took over execution %s after its lease expired (attempt %d of %d)",
-                ex.id, ex.attempt, ex.max_attempts,
+                ex.id,
+                ex.attempt,
+                ex.max_attempts,
             )
         if ex.timeout_at is not None and now >= ex.timeout_at:
             return _finish_failed(
-                engine, claim, log, "WorkflowTimeoutError",
+                engine,
+                claim,
+                log,
+                "WorkflowTimeoutError",
                 f"execution exceeded its timeout of {ex.timeout_ms} ms",
             )
         if claim.takeover and ex.attempt > ex.max_attempts:
             return _finish_failed(
-                engine, claim, log, "LeaseExpiredError",
+                engine,
+                claim,
+                log,
+                "LeaseExpiredError",
                 f"the worker running attempt {ex.attempt - 1} stopped heartbeating and no "
                 f"attempts are left (max_attempts={ex.max_attempts})",
             )
@@ -476,7 +519,12 @@ def _fail_or_retry(
             error_type, message = "WorkflowTimeoutError", f"{error_type}: {message}"
         log.warning(
             "execution %s failed on attempt %d of %d: %s: %s",
-            ex.id, ex.attempt, ex.max_attempts, error_type, message, exc_info=exc,
+            ex.id,
+            ex.attempt,
+            ex.max_attempts,
+            error_type,
+            message,
+            exc_info=exc,
         )
         return _finish_failed(engine, claim, None, error_type, message)
     run_at = now + workflow_backoff_ms(ex.retry_backoff_ms, ex.attempt)
@@ -485,7 +533,12 @@ def _fail_or_retry(
     )
     log.info(
         "execution %s attempt %d failed (%s: %s); attempt %d in %d ms",
-        ex.id, ex.attempt, error_type, message, ex.attempt + 1, run_at - now,
+        ex.id,
+        ex.attempt,
+        error_type,
+        message,
+        ex.attempt + 1,
+        run_at - now,
     )
     engine.observer.run_retry_scheduled(claim)
     return Outcome.RETRY_SCHEDULED
@@ -495,8 +548,11 @@ def _finish_failed(
     engine: Engine, claim: Claim, log: HydraLogger | None, error_type: str, message: str
 ) -> Outcome:
     engine.store.finish(
-        claim.lease, status=Status.FAILED, now_ms=engine.clock.now_ms(),
-        error_type=error_type, error_message=message,
+        claim.lease,
+        status=Status.FAILED,
+        now_ms=engine.clock.now_ms(),
+        error_type=error_type,
+        error_message=message,
     )
     if log is not None:
         log.warning("execution %s failed: %s: %s", claim.execution.id, error_type, message)

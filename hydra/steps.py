@@ -73,7 +73,7 @@ def step(
 
 
 @overload
-def step_void(
+def step_void(  # type: ignore[overload-overlap]
     ctx: AsyncWorkflowContext,
     name: str,
     fn: Callable[[], Any],
@@ -125,13 +125,15 @@ async def _none_after(result: Awaitable[Any]) -> None:
 
 
 @overload
-def sleep(
+def sleep(  # type: ignore[overload-overlap]
     ctx: AsyncWorkflowContext, duration: timedelta | float, *, name: str | None = None
 ) -> Awaitable[None]: ...
 
 
 @overload
-def sleep(ctx: WorkflowContext, duration: timedelta | float, *, name: str | None = None) -> None: ...
+def sleep(
+    ctx: WorkflowContext, duration: timedelta | float, *, name: str | None = None
+) -> None: ...
 
 
 def sleep(ctx: WorkflowContext, duration: timedelta | float, *, name: str | None = None) -> Any:
@@ -154,7 +156,7 @@ def sleep(ctx: WorkflowContext, duration: timedelta | float, *, name: str | None
 
 
 @overload
-def sleep_until(
+def sleep_until(  # type: ignore[overload-overlap]
     ctx: AsyncWorkflowContext, when: datetime, *, name: str | None = None
 ) -> Awaitable[None]: ...
 

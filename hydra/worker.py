@@ -118,7 +118,7 @@ class Worker:
             from prometheus_client import start_http_server
 
             start_http_server(self.metrics_port)
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"hydra-run")
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hydra-run")
         self.engine._add_wake_callback(self._wake.set)
         if self.engine.store.supports_notify:
             self._listener = self.engine.store.open_listener(self.engine.namespace)
@@ -127,8 +127,10 @@ class Worker:
         if self._listener is not None:
             self._spawn(self._listen_loop, "listen")
         self.log.info(
-            "worker %s started: %s, concurrency %d", self.worker_id,
-            ", ".join(self.workflow_names) or "no workflows registered", self.concurrency,
+            "worker %s started: %s, concurrency %d",
+            self.worker_id,
+            ", ".join(self.workflow_names) or "no workflows registered",
+            self.concurrency,
         )
 
     def shutdown(self, timeout: timedelta | float | None = None) -> None:
@@ -220,8 +222,11 @@ class Worker:
         if free <= 0 or not names:
             return 0
         claims = self.engine.store.claim(
-            self.engine.namespace, names, self.worker_id,
-            now_ms=self.engine.clock.now_ms(), lease_ms=self.lease_ms,
+            self.engine.namespace,
+            names,
+            self.worker_id,
+            now_ms=self.engine.clock.now_ms(),
+            lease_ms=self.lease_ms,
             limit=min(free, MAX_CLAIM_BATCH),
         )
         assert self._pool is not None
@@ -244,14 +249,11 @@ class Worker:
             self.engine._track_run(run)
 
         try:
-            outcome = execute(
-                self.engine, workflow, claim, lease_ms=self.lease_ms, on_run=on_run
-            )
+            outcome = execute(self.engine, workflow, claim, lease_ms=self.lease_ms, on_run=on_run)
             if outcome == Outcome.LOST:
                 self.log.info("run of %s ended without its lease", eid)
         except BaseException as exc:  # a bug in hydra or a dead database: keep the worker
-            self.log.error("run of %s crashed: %s: %s", eid, type(exc).__name__, exc,
-                           exc_info=exc)
+            self.log.error("run of %s crashed: %s: %s", eid, type(exc).__name__, exc, exc_info=exc)
         finally:
             if run_ref:
                 self.engine._untrack_run(run_ref[0])
@@ -268,10 +270,13 @@ class Worker:
             if not entries:
                 continue
             try:
-                lost = set(self.engine.store.heartbeat(
-                    [claim.lease for claim, _ in entries],
-                    now_ms=self.engine.clock.now_ms(), lease_ms=self.lease_ms,
-                ))
+                lost = set(
+                    self.engine.store.heartbeat(
+                        [claim.lease for claim, _ in entries],
+                        now_ms=self.engine.clock.now_ms(),
+                        lease_ms=self.lease_ms,
+                    )
+                )
             except Exception as exc:
                 self.log.warning("heartbeat failed (%s: %s)", type(exc).__name__, exc)
                 continue

@@ -7,6 +7,7 @@ application's own Alembic history in the same database.
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -14,9 +15,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.engine import make_url
 
 VERSION_TABLE = "hydra_alembic_version"
 HERE = Path(__file__).parent
+# Alembic keeps its migration context in module globals: one migration per process at once.
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def config(connection: Connection | None = None, output: io.StringIO | None = None) -> Config:
@@ -43,13 +47,17 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(connection: Connection, revision: str = "head") -> None:
     """Apply migrations on ``connection`` (the caller commits)."""
-    command.upgrade(config(connection), revision)
+    with _ALEMBIC_LOCK:
+        command.upgrade(config(connection), revision)
 
 
 def offline_sql(url: str, revision: str = "head") -> str:
     """The DDL that ``upgrade`` would run, for the URL's dialect, as a SQL script."""
     out = io.StringIO()
     cfg = config(output=out)
-    cfg.set_main_option("sqlalchemy.url", url)
-    command.upgrade(cfg, revision, sql=True)
+    # Offline rendering needs only the dialect; Alembic's config would also choke on '%'.
+    backend = make_url(url).get_backend_name()
+    cfg.set_main_option("sqlalchemy.url", f"{backend}://")
+    with _ALEMBIC_LOCK:
+        command.upgrade(cfg, revision, sql=True)
     return out.getvalue()

@@ -34,9 +34,7 @@ class MySQLDialect:
 
     def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
         stmt = mysql_insert(table).values(**values)
-        return stmt.on_duplicate_key_update(
-            {k: stmt.inserted[k] for k in values if k not in keys}
-        )
+        return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in values if k not in keys})
 
     def lock_migrations(self, conn: Connection) -> None:
         got = conn.execute(text("SELECT GET_LOCK(:n, 120)"), {"n": MIGRATION_LOCK}).scalar()
@@ -53,6 +51,6 @@ class MySQLDialect:
         return None
 
     def is_transient(self, exc: BaseException) -> bool:
-        args = getattr(getattr(exc, "orig", None), "args", ())
+        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None), "args", ()))
         # 1213 deadlock, 1205 lock wait timeout
-        return isinstance(exc, DBAPIError) and bool(args) and args[0] in (1213, 1205)
+        return isinstance(exc, DBAPIError) and len(args) > 0 and args[0] in (1213, 1205)

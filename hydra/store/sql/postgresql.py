@@ -1,7 +1,8 @@
-"""PostgreSQL (psycopg 3): SKIP LOCKED claims, LISTEN/NOTIFY wake-ups, advisory-locked migrations."""
+"""PostgreSQL (psycopg 3): SKIP LOCKED claims, LISTEN/NOTIFY wake-ups, locked migrations."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import select
 import threading
@@ -71,6 +72,7 @@ class PostgresListener:
         self._channel = channel
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._raw: Any = None
         self._closed = False
 
     def _connect(self) -> Any:
@@ -105,12 +107,10 @@ class PostgresListener:
                 return False
 
     def _drop(self) -> None:
-        raw, self._conn = getattr(self, "_raw", None), None
+        raw, self._conn = self._raw, None
         if raw is not None:
-            try:
+            with contextlib.suppress(Exception):
                 raw.invalidate()
-            except Exception:
-                pass
             self._raw = None
 
     def close(self) -> None:

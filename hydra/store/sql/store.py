@@ -154,8 +154,11 @@ class SQLStore:
                 dropped = exc.connection_invalidated or _looks_disconnected(exc)
                 if not (transient or dropped) or time.monotonic() > deadline:
                     raise
-                log.warning("retrying database call after %s: %s", type(exc.orig).__name__,
-                            str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+                log.warning(
+                    "retrying database call after %s: %s",
+                    type(exc.orig).__name__,
+                    str(exc.orig).strip().splitlines()[0] if exc.orig else exc,
+                )
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -329,8 +332,10 @@ class SQLStore:
             for row in rows:
                 previous = row.status
                 ran_before = row.attempt > 0
-                row.attempt = 1 if row.attempt == 0 else row.attempt + (
-                    1 if previous == Status.RUNNING else 0
+                row.attempt = (
+                    1
+                    if row.attempt == 0
+                    else row.attempt + (1 if previous == Status.RUNNING else 0)
                 )
                 row.status = Status.RUNNING
                 row.lease_owner = worker_id
@@ -498,8 +503,10 @@ class SQLStore:
                             executions.c.id == lease.execution_id
                         )
                     ).first()
-                    if row is not None and row.lease_token == lease.token and (
-                        row.status == target.value
+                    if (
+                        row is not None
+                        and row.lease_token == lease.token
+                        and (row.status == target.value)
                     ):
                         return
                 raise LeaseLostError(_lost(lease))
@@ -549,8 +556,16 @@ def _create_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:
-        raise ValueError(f"not a database URL: {url!r}") from exc
+        raise ValueError(
+            f"not a database URL: {redact(url)!r}; use sqlite:///path.db, "
+            "postgresql+psycopg://user:password@host/db or mysql+pymysql://user:password@host/db"
+        ) from exc
     backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise ValueError(
+            f"unsupported database {backend!r} in {redact(parsed)}: hydra supports sqlite, "
+            "postgresql and mysql/mariadb"
+        )
     kwargs: dict[str, Any] = {}
     if backend == "sqlite":
         database = parsed.database

@@ -1,0 +1,132 @@
+"""Errors and exit codes, and the boundary that reports them.
+
+Every command runs inside ``HydraGroup.invoke`` (the root group's class). Expected failures --
+``CliError``, hydra's own errors, database/driver errors, OS errors -- become one line
+``error: <message>`` on stderr and exit code ``EXIT_ERROR`` (2); with ``--debug`` the traceback
+is printed first. Anything else is a bug in hydra: its traceback is always printed, then
+``error: internal error ...``, exit code ``EXIT_INTERNAL`` (1). Passwords of the database URLs
+the command used are scrubbed from everything printed here.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from typer.core import TyperGroup
+
+from hydra import HydraError
+
+from . import output
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_ERROR = 2
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 success; 2 usage, configuration or database error "
+    "(one line on stderr starting with 'error:'); 1 internal error (a bug: please report it)."
+)
+
+# user:password@ in anything that looks like a URL, for URLs too malformed to parse (the
+# literal placeholder "password", as in usage examples, is left alone).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):(?!password@)(\S+)@")
+# Shorter registered secrets are only scrubbed in their URL form, by _URL_PASSWORD.
+_MIN_SECRET = 4
+
+
+class CliError(Exception):
+    """An expected failure, reported as ``error: <message>`` with exit code 2."""
+
+
+@dataclass
+class CliState:
+    """Per-invocation state shared by the root callback, the commands and the boundary."""
+
+    debug: bool = False
+    secrets: set[str] = field(default_factory=set)
+
+    def hide(self, secret: str | None) -> None:
+        """Never print ``secret`` (a database password) in errors or tracebacks."""
+        if secret:
+            self.secrets.add(secret)
+
+    def scrub(self, text: str) -> str:
+        text = _URL_PASSWORD.sub(r"\1:***@", text)
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if len(secret) >= _MIN_SECRET:
+                text = text.replace(secret, "***")
+        return text
+
+
+def state(ctx: typer.Context) -> CliState:
+    """The invocation's ``CliState`` (created by the root callback)."""
+    found = ctx.find_object(CliState)
+    if found is None:  # a command invoked without the root app (library use)
+        found = ctx.ensure_object(CliState)
+    return found
+
+
+def one_line(text: str) -> str:
+    return "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+def describe(exc: BaseException) -> str | None:
+    """The message for an expected error, or None if ``exc`` is a bug."""
+    if isinstance(exc, CliError | HydraError):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        reason = str(exc.orig) if exc.orig is not None else str(exc)
+        return f"database error: {reason}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {exc}"
+    if isinstance(exc, OSError):
+        return str(exc)
+    if type(exc).__name__ == "CommandError" and type(exc).__module__.startswith("alembic"):
+        return f"migration failed: {exc}"
+    return None
+
+
+def _passes_through(exc: BaseException) -> bool:
+    """Typer/Click control flow (exit, abort, usage errors): let Typer handle it."""
+    if isinstance(exc, typer.Exit | typer.Abort | BrokenPipeError):
+        return True  # Typer exits quietly on a closed pipe (``hydra ... | head``)
+    # Click's own exceptions (vendored inside newer Typer versions, plain click in older).
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
+def report(exc: BaseException, cli_state: CliState) -> int:
+    """Print ``exc`` as the CLI reports errors; return the exit code."""
+    message = describe(exc)
+    if message is None or cli_state.debug:
+        trace = "".join(traceback.format_exception(exc))
+        sys.stderr.write(cli_state.scrub(trace))
+        sys.stderr.flush()
+    if message is None:
+        message = f"internal error: {type(exc).__name__}: {exc} (please report this bug)"
+        code = EXIT_INTERNAL
+    else:
+        code = EXIT_ERROR
+    output.stderr().print(
+        output.styled(("error:", "bold red"), " ", cli_state.scrub(one_line(message)))
+    )
+    return code
+
+
+class HydraGroup(TyperGroup):
+    """The root command group: its ``invoke`` is the CLI's error boundary."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if _passes_through(exc):
+                raise
+            found = ctx.find_object(CliState)
+            code = report(exc, found if found is not None else CliState())
+            raise typer.Exit(code) from exc
