@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -19,10 +18,6 @@ class Clock(Protocol):
         """The current time as an aware UTC datetime."""
         ...
 
-    def wait(self, event: threading.Event, timeout_s: float) -> bool:
-        """Block until ``event`` is set or ``timeout_s`` passes; return whether it was set."""
-        ...
-
 
 class SystemClock:
     """The real wall clock."""
@@ -32,9 +27,6 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-    def wait(self, event: threading.Event, timeout_s: float) -> bool:
-        return event.wait(timeout_s)
 
 
 def to_ms(when: datetime) -> int:

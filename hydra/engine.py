@@ -38,6 +38,7 @@ class Engine:
         marshaller: Marshaller | None = None,
         logger: logging.Logger | None = None,
         metrics: Any = None,
+        id_factory: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
         self.namespace = validate_name(namespace, "namespace")
@@ -45,6 +46,9 @@ class Engine:
         self.marshaller: Marshaller = marshaller if marshaller is not None else JSONMarshaller()
         self.logger = HydraLogger(logger if logger is not None else logging.getLogger("hydra"))
         self.metrics = metrics
+        # Execution ids: random UUIDs; hydra.testing passes a seeded factory for
+        # reproducible histories.
+        self._new_id: Callable[[], str] = id_factory or (lambda: str(uuid.uuid4()))
         self.observer: Observer = _EngineObserver(self)
         self._wake_callbacks: list[Callable[[], None]] = []
         self._finished = threading.Condition()
@@ -90,7 +94,7 @@ class Engine:
         data = self.marshaller.marshal(payload)
         now = self.clock.now_ms()
         new = NewExecution(
-            id=str(uuid.uuid4()),
+            id=self._new_id(),
             namespace=self.namespace,
             workflow_name=workflow_name,
             input=data,

@@ -1,0 +1,34 @@
+"""Testing workflows: an in-memory store, a fake clock, simulated workers and crashes.
+
+``TestEnvironment`` runs workflows deterministically in the test's thread through the
+same execution loop as the real ``Worker``; ``FakeClock`` skips sleeps of days;
+``crash``/``pause`` kill or freeze a simulated worker at a point in a step. The pytest
+plugin (``hydra_clock``, ``hydra_store``, ``hydra_env``, ``crash_worker``) loads itself.
+"""
+
+from hydra.testing.clock import FakeClock
+from hydra.testing.env import (
+    PHASES,
+    Event,
+    Phase,
+    SimulatedCrash,
+    StuckExecutionError,
+    TestEnvironment,
+)
+from hydra.testing.explore import CrashCase, CrashReport, CrashSafetyError, explore_crashes
+from hydra.testing.memory import MemoryStore
+
+__all__ = [
+    "PHASES",
+    "CrashCase",
+    "CrashReport",
+    "CrashSafetyError",
+    "Event",
+    "FakeClock",
+    "MemoryStore",
+    "Phase",
+    "SimulatedCrash",
+    "StuckExecutionError",
+    "TestEnvironment",
+    "explore_crashes",
+]

@@ -1,0 +1,497 @@
+"""``TestEnvironment``: the engine, a store, a fake clock and simulated workers, run
+deterministically in the calling thread.
+
+Simulated workers claim and run executions through ``hydra.runner.execute``, the same
+function the threaded ``Worker`` calls, so a test exercises the production code path:
+the same claims, checkpoints, fencing and retries, against ``MemoryStore`` by default or
+any ``SQLStore``. Time is a ``FakeClock``: sleeps of days, backoffs and lease expiries are
+skipped by jumping the clock to the next due time when nothing is runnable.
+
+Crash injection kills the simulated worker that reaches a point in a step: its lease
+stays held and it writes nothing more; a replacement worker (a restarted process) takes
+the execution over once the lease expires.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from hydra.clock import duration_ms, from_ms
+from hydra.engine import Engine
+from hydra.marshal import Marshaller
+from hydra.records import Execution
+from hydra.runner import Observer, Outcome, Run, execute
+from hydra.status import Status
+from hydra.store.base import Claim, Store
+from hydra.testing.clock import FakeClock
+from hydra.testing.memory import MemoryStore
+from hydra.workflow import Workflow
+
+Phase = Literal["before", "during", "after"]
+PHASES: tuple[Phase, ...] = ("before", "during", "after")
+
+
+class SimulatedCrash(BaseException):  # noqa: N818 - a worker death, not an error
+    """Raised at a crash point; unwinds the run like a killed process (nothing is written).
+
+    A BaseException so workflow code's ``except Exception`` cannot catch it.
+    """
+
+    def __init__(self, worker_id: str, execution_id: str, step: str, phase: Phase) -> None:
+        super().__init__(f"{worker_id} crashed {phase} step {step!r} of {execution_id}")
+        self.worker_id = worker_id
+        self.execution_id = execution_id
+        self.step = step
+        self.phase = phase
+
+
+class StuckExecutionError(AssertionError):
+    """``run_until_complete`` could not finish the execution; the message has the history."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a ``TestEnvironment``'s history."""
+
+    at: datetime
+    worker: str | None
+    kind: str
+    execution_id: str | None
+    detail: str = ""
+
+    def __str__(self) -> str:
+        eid = (self.execution_id or "-")[:8]
+        return f"{self.at:%Y-%m-%d %H:%M:%S.%f}"[:-3] + (
+            f"  {self.worker or '-':<9} {eid:<8}  {self.kind:<10} {self.detail}".rstrip()
+        )
+
+
+@dataclass
+class _Plan:
+    step: str
+    phase: Phase
+    execution_id: str | None
+    pause: bool
+    remaining: int = 1
+
+
+@dataclass
+class _SimWorker:
+    id: str
+    alive: bool = True
+    paused: bool = False
+
+
+@dataclass
+class _Paused:
+    worker: _SimWorker
+    thread: threading.Thread
+    resume: threading.Event
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: Outcome | None = None
+
+
+class TestEnvironment:
+    """Engine + store + fake clock + ``workers`` simulated workers, all in this thread.
+
+    >>> env = TestEnvironment()
+    >>> env.register(MyWorkflow())
+    >>> eid = env.start("my-workflow", payload)
+    >>> env.crash(step="charge", phase="during")   # the next worker to run it dies there
+    >>> env.run_until_complete(eid).status
+    'completed'
+
+    ``seed`` makes execution ids (and anything else random here) reproducible, so the
+    same test gives the same ``history`` run after run. ``freeze_time=True`` also freezes
+    ``datetime.now()``/``time.time()`` at the fake clock's time inside every run (needs
+    freezegun). ``claim_timeout`` is the simulated workers' lease length.
+    """
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        clock: FakeClock | None = None,
+        namespace: str = "test",
+        workers: int = 1,
+        *,
+        claim_timeout: timedelta | float = timedelta(seconds=60),
+        seed: int = 0,
+        marshaller: Marshaller | None = None,
+        freeze_time: bool = False,
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.clock = clock if clock is not None else FakeClock()
+        self.store: Store = store if store is not None else MemoryStore(self.clock)
+        self._rng = random.Random(seed)
+        self.engine = Engine(
+            self.store,
+            namespace=namespace,
+            clock=self.clock,
+            marshaller=marshaller,
+            id_factory=lambda: str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+        )
+        self.engine.observer = _HistoryObserver(self, self.engine.observer)
+        self.lease_ms = duration_ms(claim_timeout, "claim_timeout")
+        self.history: list[Event] = []
+        self._workflows: dict[str, Workflow[Any]] = {}
+        self._workers = [_SimWorker(f"worker-{i + 1}") for i in range(workers)]
+        self._spawned = workers
+        self._plans: list[_Plan] = []
+        self._paused: list[_Paused] = []
+        self._step_runs: Counter[tuple[str, str]] = Counter()
+        self._turn = 0
+        self._freeze = freeze_time
+        self._hooks = _Hooks(self)
+
+    # -- setup ----------------------------------------------------------------------------
+    def register(self, workflow: Workflow[Any]) -> Workflow[Any]:
+        """Let the simulated workers run ``workflow``."""
+        if not isinstance(workflow, Workflow):
+            raise TypeError(f"register() takes a hydra.Workflow, got {workflow!r}")
+        existing = self._workflows.get(workflow.name)
+        if existing is not None and existing is not workflow:
+            raise ValueError(f"a different workflow is already registered as {workflow.name!r}")
+        self._workflows[workflow.name] = workflow
+        return workflow
+
+    def start(self, name: str | Workflow[Any], payload: Any = None, **options: Any) -> str:
+        """``engine.start_workflow`` (same options); nothing runs until you run the env."""
+        eid = self.engine.start_workflow(name, payload, **options)
+        wf = name.name if isinstance(name, Workflow) else name
+        self._record(None, "start", eid, wf)
+        return eid
+
+    # -- crash injection ------------------------------------------------------------------
+    def crash(
+        self,
+        step: str,
+        phase: Phase = "during",
+        *,
+        execution_id: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Kill the next worker that reaches ``phase`` of ``step`` (``times`` times).
+
+        ``before``: the worker dies before the step body is entered (it never ran).
+        ``during``: it dies inside the body (entered, counted by ``step_runs``, no result).
+        ``after``: the body returned but the checkpoint was not written: the window that
+        makes the in-flight step at-least-once. The dead worker's lease stays held until it
+        expires; then a replacement worker takes over (using one workflow attempt).
+        """
+        self._add_plan(step, phase, execution_id, times, pause=False)
+
+    def pause(self, step: str, phase: Phase = "during", *, execution_id: str | None = None) -> None:
+        """Freeze the next worker that reaches that point (a GC pause, SIGSTOP).
+
+        Its lease expires while it is frozen and another worker takes over; ``resume()``
+        lets it go on, and every write it then makes is fenced out (``LeaseLostError``).
+        """
+        self._add_plan(step, phase, execution_id, 1, pause=True)
+
+    def resume(self) -> list[Outcome]:
+        """Wake every paused worker and let it run until its run ends; their outcomes."""
+        outcomes: list[Outcome] = []
+        for paused in self._paused:
+            self._record(paused.worker.id, "resume", None, "woke up")
+            paused.resume.set()
+            paused.done.wait()
+            paused.thread.join()
+            paused.worker.paused = False
+            outcomes.append(paused.outcome or Outcome.LOST)
+        self._paused.clear()
+        return outcomes
+
+    def _add_plan(
+        self, step: str, phase: Phase, execution_id: str | None, times: int, pause: bool
+    ) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+        if times < 1:
+            raise ValueError(f"times must be >= 1, got {times}")
+        self._plans.append(_Plan(step, phase, execution_id, pause, times))
+
+    # -- running --------------------------------------------------------------------------
+    def run_until_idle(self, max_runs: int = 1_000_000) -> int:
+        """Run everything runnable now, without moving the clock; the number of runs."""
+        runs = 0
+        names = sorted(self._workflows)
+        while runs < max_runs:
+            worker = self._next_worker()
+            claims = self.store.claim(
+                self.engine.namespace,
+                names,
+                worker.id,
+                now_ms=self.clock.now_ms(),
+                lease_ms=self.lease_ms,
+                limit=1,
+            )
+            if not claims:
+                return runs
+            runs += 1
+            self._run(worker, claims[0])
+        raise StuckExecutionError(
+            f"more than {max_runs} runs without going idle\n" + self.format_history()
+        )
+
+    def advance(self, delta: timedelta | float) -> int:
+        """Move the clock forward and run what became due; the number of runs."""
+        self.clock.advance(delta)
+        self._record(None, "clock", None, f"advanced {duration_ms(delta, 'advance')} ms")
+        return self.run_until_idle()
+
+    def run_until_complete(
+        self, execution_id: str, max_time: timedelta = timedelta(days=365)
+    ) -> Execution:
+        """Run, jumping the clock over sleeps, backoffs and lease expiries, until the
+        execution is terminal; raise ``StuckExecutionError`` (with the history) if it
+        cannot get there within ``max_time`` of virtual time."""
+        deadline = self.clock.now_ms() + duration_ms(max_time, "max_time")
+        while True:
+            self.run_until_idle()
+            execution = self.execution(execution_id)
+            if execution.terminal:
+                return execution
+            self._jump_or_fail(deadline, f"execution {execution_id} is {execution.status.value}")
+
+    def run_until_all_complete(self, max_time: timedelta = timedelta(days=365)) -> int:
+        """Like ``run_until_complete`` for every execution of a registered workflow."""
+        deadline = self.clock.now_ms() + duration_ms(max_time, "max_time")
+        runs = 0
+        while True:
+            runs += self.run_until_idle()
+            if self.store.next_wake_at(self.engine.namespace, sorted(self._workflows)) is None:
+                return runs
+            self._jump_or_fail(deadline, "executions are still unfinished")
+
+    def _jump_or_fail(self, deadline: int, what: str) -> None:
+        due = self.store.next_wake_at(self.engine.namespace, sorted(self._workflows))
+        if due is None or due > deadline:
+            reason = (
+                "nothing is scheduled to run (is its workflow registered?)"
+                if due is None
+                else f"the next due time {from_ms(due)} is past max_time"
+            )
+            raise StuckExecutionError(f"{what}: {reason}\nhistory:\n{self.format_history()}")
+        if due > self.clock.now_ms():
+            self.clock.set_ms(due)
+
+    def _next_worker(self) -> _SimWorker:
+        live = [w for w in self._workers if w.alive and not w.paused]
+        if not live:
+            live = [self._spawn_worker()]
+        worker = live[self._turn % len(live)]
+        self._turn += 1
+        return worker
+
+    def _spawn_worker(self) -> _SimWorker:
+        self._spawned += 1
+        worker = _SimWorker(f"worker-{self._spawned}")
+        self._workers.append(worker)
+        self._record(worker.id, "spawn", None, "replacement worker started")
+        return worker
+
+    def _run(self, worker: _SimWorker, claim: Claim) -> None:
+        if any(p.pause for p in self._plans):
+            self._run_pausable(worker, claim)
+            return
+        try:
+            with self._frozen():
+                execute(
+                    self.engine,
+                    self._workflows.get(claim.execution.workflow_name),
+                    claim,
+                    lease_ms=self.lease_ms,
+                    hooks=self._hooks,
+                )
+        except SimulatedCrash as crash:
+            self._worker_died(worker, crash)
+
+    def _run_pausable(self, worker: _SimWorker, claim: Claim) -> None:
+        """Run in a helper thread so that a pause can freeze it mid-step while this
+        thread goes on; control passes strictly back and forth, so it stays
+        deterministic."""
+        handoff = threading.Event()
+        paused = _Paused(worker, threading.Thread(target=lambda: None), threading.Event())
+
+        def body() -> None:
+            try:
+                with self._frozen():
+                    paused.outcome = execute(
+                        self.engine,
+                        self._workflows.get(claim.execution.workflow_name),
+                        claim,
+                        lease_ms=self.lease_ms,
+                        hooks=self._hooks,
+                    )
+            except SimulatedCrash as crash:
+                self._worker_died(worker, crash)
+            finally:
+                paused.done.set()
+                handoff.set()
+
+        thread = threading.Thread(target=body, name=f"hydra-sim-{worker.id}", daemon=True)
+        paused.thread = thread
+        self._hooks.handoff = handoff
+        self._hooks.current = paused
+        thread.start()
+        handoff.wait()
+        if worker.paused:
+            self._paused.append(paused)
+
+    @contextmanager
+    def _frozen(self) -> Iterator[None]:
+        if not self._freeze:
+            with nullcontext():
+                yield
+            return
+        try:
+            from freezegun import freeze_time
+        except ImportError as exc:  # pragma: no cover - freezegun is a dev dependency
+            raise RuntimeError("TestEnvironment(freeze_time=True) needs freezegun") from exc
+        with freeze_time(self.clock.now()):
+            yield
+
+    def _worker_died(self, worker: _SimWorker, crash: SimulatedCrash) -> None:
+        worker.alive = False
+        self._record(worker.id, "crash", crash.execution_id, f"{crash.phase} step {crash.step!r}")
+
+    # -- reading --------------------------------------------------------------------------
+    def execution(self, execution_id: str) -> Execution:
+        """The execution with its steps (``engine.get_execution``)."""
+        return self.engine.get_execution(execution_id)
+
+    def step_runs(self, execution_id: str, step_name: str) -> int:
+        """How many times that step's function body was entered."""
+        return self._step_runs[(execution_id, step_name)]
+
+    def format_history(self, execution_id: str | None = None) -> str:
+        """The history as text (one event a line), optionally for one execution."""
+        return "\n".join(
+            str(e)
+            for e in self.history
+            if execution_id is None or e.execution_id in (None, execution_id)
+        )
+
+    @property
+    def workers(self) -> list[str]:
+        """Ids of the simulated workers still alive."""
+        return [w.id for w in self._workers if w.alive]
+
+    def _record(self, worker: str | None, kind: str, eid: str | None, detail: str = "") -> None:
+        when = from_ms(self.clock.now_ms())
+        assert when is not None
+        self.history.append(Event(when, worker, kind, eid, detail))
+
+
+class _Hooks:
+    """The runner's hook points: counts step bodies and fires crash/pause plans."""
+
+    def __init__(self, env: TestEnvironment) -> None:
+        self.env = env
+        self.current: _Paused | None = None
+        self.handoff: threading.Event | None = None
+
+    def step_reached(self, run: Run, step_name: str) -> None:
+        self._maybe_fire(run, step_name, "before")
+
+    def step_entered(self, run: Run, step_name: str) -> None:
+        self.env._step_runs[(run.execution_id, step_name)] += 1
+        self.env._record(
+            run.lease.worker_id, "step", run.execution_id, f"{step_name} (attempt {run.attempt})"
+        )
+        self._maybe_fire(run, step_name, "during")
+
+    def step_returned(self, run: Run, step_name: str) -> None:
+        self._maybe_fire(run, step_name, "after")
+
+    def _maybe_fire(self, run: Run, step_name: str, phase: Phase) -> None:
+        for plan in self.env._plans:
+            if (
+                plan.step == step_name
+                and plan.phase == phase
+                and plan.remaining > 0
+                and (plan.execution_id in (None, run.execution_id))
+            ):
+                plan.remaining -= 1
+                if plan.remaining == 0:
+                    self.env._plans.remove(plan)
+                if plan.pause:
+                    self._pause(run, step_name, phase)
+                    return
+                raise SimulatedCrash(run.lease.worker_id, run.execution_id, step_name, phase)
+
+    def _pause(self, run: Run, step_name: str, phase: Phase) -> None:
+        paused, handoff = self.current, self.handoff
+        if paused is None or handoff is None:
+            raise RuntimeError("pause plans run only through TestEnvironment")
+        paused.worker.paused = True
+        self.env._record(
+            run.lease.worker_id, "pause", run.execution_id, f"{phase} step {step_name!r}"
+        )
+        handoff.set()  # give control back to the environment
+        paused.resume.wait()  # until resume()
+
+
+class _HistoryObserver(Observer):
+    """Writes the runner's events into the environment's history."""
+
+    def __init__(self, env: TestEnvironment, inner: Observer) -> None:
+        self.env = env
+        self.inner = inner
+
+    def run_started(self, run: Run, claim: Claim) -> None:
+        ex = claim.execution
+        kind = "takeover" if claim.takeover else "claim"
+        self.env._record(
+            claim.lease.worker_id, kind, ex.id, f"{ex.workflow_name} attempt {ex.attempt}"
+        )
+        self.inner.run_started(run, claim)
+
+    def run_finished(self, claim: Claim, status: Status) -> None:
+        self.env._record(claim.lease.worker_id, status.value, claim.execution.id)
+        self.inner.run_finished(claim, status)
+
+    def run_retry_scheduled(self, claim: Claim) -> None:
+        self.env._record(
+            claim.lease.worker_id,
+            "retry",
+            claim.execution.id,
+            f"attempt {claim.execution.attempt} failed",
+        )
+        self.inner.run_retry_scheduled(claim)
+
+    def step_cached(self, run: Run, name: str) -> None:
+        self.inner.step_cached(run, name)
+
+    def step_finished(self, run: Run, name: str, status: str, duration_ms: int) -> None:
+        if status == "completed":
+            self.env._record(run.lease.worker_id, "checkpoint", run.execution_id, name)
+        else:
+            self.env._record(run.lease.worker_id, "step-fail", run.execution_id, name)
+        self.inner.step_finished(run, name, status, duration_ms)
+
+    def step_retry_scheduled(self, run: Run, name: str) -> None:
+        self.inner.step_retry_scheduled(run, name)
+
+    def slept(self, run: Run, name: str, wake_ms: int) -> None:
+        self.env._record(
+            run.lease.worker_id, "sleep", run.execution_id, f"{name} until {from_ms(wake_ms)}"
+        )
+        self.inner.slept(run, name, wake_ms)
+
+    def lease_lost(self, claim: Claim) -> None:
+        self.env._record(
+            claim.lease.worker_id, "lost", claim.execution.id, "lease lost: writes fenced out"
+        )
+        self.inner.lease_lost(claim)

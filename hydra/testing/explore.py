@@ -1,0 +1,135 @@
+"""``explore_crashes``: prove a workflow crash-safe by crashing it at every point once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.status import StepStatus
+from hydra.testing.env import PHASES, Phase, StuckExecutionError, TestEnvironment
+from hydra.workflow import Workflow
+
+Check = Callable[[TestEnvironment, str], None]
+EnvFactory = Callable[[], TestEnvironment]
+
+
+@dataclass(frozen=True)
+class CrashCase:
+    """One run of the exploration: a crash at ``phase`` of ``step`` (None: no crash)."""
+
+    step: str | None
+    phase: Phase | None
+    execution_id: str
+    violations: tuple[str, ...]
+    history: str
+
+    def __str__(self) -> str:
+        where = "no crash" if self.step is None else f"crash {self.phase} {self.step!r}"
+        return where + ("" if not self.violations else ": " + "; ".join(self.violations))
+
+
+@dataclass
+class CrashReport:
+    """Every case explored; ``violations`` lists the failing ones."""
+
+    steps: list[str]
+    cases: list[CrashCase] = field(default_factory=list)
+
+    @property
+    def violations(self) -> list[CrashCase]:
+        return [c for c in self.cases if c.violations]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def summary(self) -> str:
+        lines = [
+            f"{len(self.cases)} crash cases over steps {self.steps}: "
+            f"{len(self.violations)} with violations"
+        ]
+        lines += [f"  {case}" for case in self.violations]
+        return "\n".join(lines)
+
+
+class CrashSafetyError(AssertionError):
+    """``explore_crashes`` found a crash point that breaks the workflow's guarantees."""
+
+    def __init__(self, report: CrashReport) -> None:
+        first = report.violations[0]
+        super().__init__(
+            f"{report.summary()}\n\nhistory of the first failing case ({first}):\n{first.history}"
+        )
+        self.report = report
+
+
+def explore_crashes(
+    workflow: Workflow[Any],
+    payload: Any,
+    check: Check | None = None,
+    *,
+    also_register: Iterable[Workflow[Any]] = (),
+    phases: Sequence[Phase] = PHASES,
+    make_env: EnvFactory | None = None,
+    start_options: dict[str, Any] | None = None,
+    raise_on_violation: bool = True,
+) -> CrashReport:
+    """Run ``workflow(payload)`` once per crash point and check each outcome.
+
+    First a clean run finds the steps the workflow reaches (including compensation
+    steps). Then, for every step and every phase in ``phases``, a fresh environment
+    (``make_env()``, default ``TestEnvironment()``) runs it with the worker killed at
+    that point, to completion, and checks:
+
+    - hydra's guarantee: every step whose checkpoint was written ran its body exactly
+      once, except the crashed step, whose body ran at most twice;
+    - ``check(env, execution_id)``, yours: assert on your side effects (a ledger, a fake
+      payment API) and on the final status.
+
+    Returns a ``CrashReport``; with ``raise_on_violation`` (default) raises
+    ``CrashSafetyError`` naming every failing case and the history of the first.
+    """
+    factory = make_env or TestEnvironment
+    options = dict(start_options or {})
+
+    def one_case(step: str | None, phase: Phase | None) -> tuple[CrashCase, list[str]]:
+        env = factory()
+        env.register(workflow)
+        for extra in also_register:
+            env.register(extra)
+        eid = env.start(workflow.name, payload, **options)
+        if step is not None and phase is not None:
+            env.crash(step=step, phase=phase, execution_id=eid)
+        violations: list[str] = []
+        try:
+            execution = env.run_until_complete(eid)
+        except StuckExecutionError as exc:
+            violations.append(f"did not finish: {str(exc).splitlines()[0]}")
+            return CrashCase(step, phase, eid, tuple(violations), env.format_history()), []
+        for record in execution.steps:
+            if record.status != StepStatus.COMPLETED:
+                continue
+            runs = env.step_runs(eid, record.name)
+            allowed = 2 if record.name == step and phase in ("during", "after") else 1
+            if runs > allowed:
+                violations.append(
+                    f"step {record.name!r} ran {runs} times (at most {allowed} allowed)"
+                )
+        if check is not None:
+            try:
+                check(env, eid)
+            except AssertionError as exc:
+                violations.append(f"check failed: {exc}")
+        reached = [s.name for s in execution.steps if s.status != StepStatus.SLEEPING]
+        return CrashCase(step, phase, eid, tuple(violations), env.format_history()), reached
+
+    clean, steps = one_case(None, None)
+    report = CrashReport(steps=steps, cases=[clean])
+    for step_name in steps:
+        for phase in phases:
+            case, _ = one_case(step_name, phase)
+            report.cases.append(case)
+    if raise_on_violation and not report.ok:
+        raise CrashSafetyError(report)
+    return report
