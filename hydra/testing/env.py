@@ -39,7 +39,7 @@ Phase = Literal["before", "during", "after"]
 PHASES: tuple[Phase, ...] = ("before", "during", "after")
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - a worker death, not an error
+class SimulatedCrash(BaseException):
     """Raised at a crash point; unwinds the run like a killed process (nothing is written).
 
     A BaseException so workflow code's ``except Exception`` cannot catch it.
