@@ -139,6 +139,9 @@ def validate_name(name: object, what: str) -> str:
         raise ValueError(f"{what} must be a non-empty string, got {name!r}")
     if len(name) > 255:
         raise ValueError(f"{what} must be at most 255 characters, got {len(name)}")
+    if name != name.strip():
+        # Some databases ignore trailing spaces when comparing: 'a ' would equal 'a'.
+        raise ValueError(f"{what} must not start or end with whitespace, got {name!r}")
     return name
 
 

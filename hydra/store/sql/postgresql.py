@@ -74,6 +74,11 @@ class PostgresListener:
         self._conn: Any = None
         self._raw: Any = None
         self._closed = False
+        # Subscribe now, so work started before the first wait() still wakes us.
+        try:
+            self._conn = self._connect()
+        except Exception:
+            self._conn = None  # wait() reconnects; polling covers the gap
 
     def _connect(self) -> Any:
         raw = self._engine.raw_connection()

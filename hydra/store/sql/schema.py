@@ -32,13 +32,18 @@ metadata = MetaData()
 # MySQL's BLOB and TEXT stop at 64 KiB; payloads and error texts may be larger.
 Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# Names and keys compare exactly: MySQL/MariaDB's default collation would make 'Fetch' and
+# 'fetch' one step (and one idempotency key). utf8mb4_bin still ignores trailing spaces,
+# so hydra rejects names with leading or trailing whitespace (hydra.workflow.validate_name).
+Name = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
+Id = String(36).with_variant(mysql.VARCHAR(36, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 executions = Table(
     "workflow_executions",
     metadata,
-    Column("id", String(36), primary_key=True),
-    Column("namespace", String(255), nullable=False),
-    Column("workflow_name", String(255), nullable=False),
+    Column("id", Id, primary_key=True),
+    Column("namespace", Name, nullable=False),
+    Column("workflow_name", Name, nullable=False),
     Column("status", String(16), nullable=False),
     Column("input_data", Blob, nullable=False),
     Column("output_data", Blob, nullable=True),
@@ -49,7 +54,7 @@ executions = Table(
     Column("retry_backoff_ms", BigInteger, nullable=False),
     Column("timeout_ms", BigInteger, nullable=True),
     Column("timeout_at", BigInteger, nullable=True),
-    Column("idempotency_key", String(255), nullable=True),
+    Column("idempotency_key", Name, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("started_at", BigInteger, nullable=True),
     Column("completed_at", BigInteger, nullable=True),
@@ -58,7 +63,7 @@ executions = Table(
     Column("sleep_until", BigInteger, nullable=True),
     Column("next_retry_at", BigInteger, nullable=True),
     Column("wake_at", BigInteger, nullable=True),
-    Column("lease_owner", String(255), nullable=True),
+    Column("lease_owner", Name, nullable=True),
     Column("lease_token", BigInteger, nullable=False),
     Column("lease_expires_at", BigInteger, nullable=True),
     Column("trigger_type", String(50), nullable=True),
@@ -76,8 +81,8 @@ executions = Table(
 steps = Table(
     "workflow_steps",
     metadata,
-    Column("execution_id", String(36), nullable=False),
-    Column("step_name", String(255), nullable=False),
+    Column("execution_id", Id, nullable=False),
+    Column("step_name", Name, nullable=False),
     Column("step_order", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
@@ -94,11 +99,11 @@ steps = Table(
 cron_jobs = Table(
     "cron_jobs",
     metadata,
-    Column("namespace", String(255), nullable=False),
-    Column("name", String(255), nullable=False),
+    Column("namespace", Name, nullable=False),
+    Column("name", Name, nullable=False),
     Column("cron_spec", String(255), nullable=False),
     Column("timezone", String(64), nullable=True),
-    Column("workflow_name", String(255), nullable=True),
+    Column("workflow_name", Name, nullable=True),
     Column("payload", Blob, nullable=True),
     Column("enabled", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
@@ -112,11 +117,11 @@ cron_jobs = Table(
 cron_fires = Table(
     "cron_fires",
     metadata,
-    Column("namespace", String(255), nullable=False),
-    Column("job_name", String(255), nullable=False),
+    Column("namespace", Name, nullable=False),
+    Column("job_name", Name, nullable=False),
     Column("slot_at", BigInteger, nullable=False),
     Column("fired_at", BigInteger, nullable=False),
-    Column("worker_id", String(255), nullable=True),
-    Column("execution_id", String(36), nullable=True),
+    Column("worker_id", Name, nullable=True),
+    Column("execution_id", Id, nullable=True),
     PrimaryKeyConstraint("namespace", "job_name", "slot_at", name="pk_cron_fires"),
 )

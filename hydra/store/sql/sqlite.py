@@ -9,6 +9,7 @@ Reads use a plain deferred ``BEGIN``: in WAL mode they never block the writer.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, event
@@ -19,6 +20,23 @@ from sqlalchemy.sql.dml import Insert
 from hydra.store.base import WakeListener
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+def _switch_to_wal(cur: sqlite3.Cursor) -> None:
+    # Switching a fresh file to WAL takes an exclusive lock and does not wait out the busy
+    # timeout: two processes opening a new database at once would see "database is
+    # locked". Retry for as long as the busy timeout would have waited.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 class SQLiteDialect:
@@ -33,7 +51,7 @@ class SQLiteDialect:
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cur.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cur)
             # NORMAL is durable across application crashes in WAL mode; only a power loss
             # can drop the last commits.
             cur.execute("PRAGMA synchronous = NORMAL")

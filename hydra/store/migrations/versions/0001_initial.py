@@ -18,14 +18,19 @@ depends_on = None
 
 Blob = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# Exact (binary) comparison of names and keys on MySQL/MariaDB.
+Name = sa.String(255).with_variant(
+    mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
+Id = sa.String(36).with_variant(mysql.VARCHAR(36, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 def upgrade() -> None:
     op.create_table(
         "workflow_executions",
-        sa.Column("id", sa.String(36), primary_key=True),
-        sa.Column("namespace", sa.String(255), nullable=False),
-        sa.Column("workflow_name", sa.String(255), nullable=False),
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("namespace", Name, nullable=False),
+        sa.Column("workflow_name", Name, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("input_data", Blob, nullable=False),
         sa.Column("output_data", Blob, nullable=True),
@@ -36,7 +41,7 @@ def upgrade() -> None:
         sa.Column("retry_backoff_ms", sa.BigInteger, nullable=False),
         sa.Column("timeout_ms", sa.BigInteger, nullable=True),
         sa.Column("timeout_at", sa.BigInteger, nullable=True),
-        sa.Column("idempotency_key", sa.String(255), nullable=True),
+        sa.Column("idempotency_key", Name, nullable=True),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("started_at", sa.BigInteger, nullable=True),
         sa.Column("completed_at", sa.BigInteger, nullable=True),
@@ -45,7 +50,7 @@ def upgrade() -> None:
         sa.Column("sleep_until", sa.BigInteger, nullable=True),
         sa.Column("next_retry_at", sa.BigInteger, nullable=True),
         sa.Column("wake_at", sa.BigInteger, nullable=True),
-        sa.Column("lease_owner", sa.String(255), nullable=True),
+        sa.Column("lease_owner", Name, nullable=True),
         sa.Column("lease_token", sa.BigInteger, nullable=False),
         sa.Column("lease_expires_at", sa.BigInteger, nullable=True),
         sa.Column("trigger_type", sa.String(50), nullable=True),
@@ -65,8 +70,8 @@ def upgrade() -> None:
 
     op.create_table(
         "workflow_steps",
-        sa.Column("execution_id", sa.String(36), nullable=False),
-        sa.Column("step_name", sa.String(255), nullable=False),
+        sa.Column("execution_id", Id, nullable=False),
+        sa.Column("step_name", Name, nullable=False),
         sa.Column("step_order", sa.Integer, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
@@ -81,11 +86,11 @@ def upgrade() -> None:
 
     op.create_table(
         "cron_jobs",
-        sa.Column("namespace", sa.String(255), nullable=False),
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("namespace", Name, nullable=False),
+        sa.Column("name", Name, nullable=False),
         sa.Column("cron_spec", sa.String(255), nullable=False),
         sa.Column("timezone", sa.String(64), nullable=True),
-        sa.Column("workflow_name", sa.String(255), nullable=True),
+        sa.Column("workflow_name", Name, nullable=True),
         sa.Column("payload", Blob, nullable=True),
         sa.Column("enabled", sa.Boolean, nullable=False),
         sa.Column("created_at", sa.BigInteger, nullable=False),
@@ -97,12 +102,12 @@ def upgrade() -> None:
 
     op.create_table(
         "cron_fires",
-        sa.Column("namespace", sa.String(255), nullable=False),
-        sa.Column("job_name", sa.String(255), nullable=False),
+        sa.Column("namespace", Name, nullable=False),
+        sa.Column("job_name", Name, nullable=False),
         sa.Column("slot_at", sa.BigInteger, nullable=False),
         sa.Column("fired_at", sa.BigInteger, nullable=False),
-        sa.Column("worker_id", sa.String(255), nullable=True),
-        sa.Column("execution_id", sa.String(36), nullable=True),
+        sa.Column("worker_id", Name, nullable=True),
+        sa.Column("execution_id", Id, nullable=True),
         sa.PrimaryKeyConstraint("namespace", "job_name", "slot_at", name="pk_cron_fires"),
     )
 

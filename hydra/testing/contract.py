@@ -1,0 +1,1441 @@
+"""The Store contract: what every store implementation must do, as plain check functions.
+
+Modelled on trio's ``check_*`` conformance helpers: each ``check_<behaviour>`` takes a
+zero-argument factory that makes a fresh store (connected to a migrated database, for a
+SQL store), exercises one behaviour through the public ``Store`` interface only, and fails
+with an ``AssertionError`` that says what went wrong. There is no pytest dependency, so a
+third-party store can run the suite from any test runner::
+
+    from hydra.testing.contract import run_all
+
+    def test_my_store_follows_the_contract():
+        run_all(lambda: MyStore(...))
+
+Every check works in its own fresh namespace, so many checks (and many runs) can share
+one database. All times are fixed Unix milliseconds passed in explicitly, as the engine
+does: a store never reads a clock.
+
+Checks that need a capability (``Store.supports_notify``, ``Store.shared_across_processes``)
+are listed in ``REQUIRES``; ``run_all`` skips the ones a store does not support, and
+``unsupported_reason`` tells a test runner why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import reprlib
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+from hydra.errors import LeaseLostError
+from hydra.status import Status, StepStatus
+from hydra.store.base import Claim, ExecutionRow, Lease, NewExecution, StepRow, Store
+
+StoreFactory = Callable[[], Store]
+Check = Callable[[StoreFactory], None]
+
+#: a fixed "now" (2023-11-14T22:13:20Z); every check's times are offsets from it
+T0 = 1_700_000_000_000
+#: a lease long enough never to expire by accident within a check
+LONG_LEASE = 600_000
+#: "far in the future": anything still claimable would be claimed at this time
+FAR = T0 + 10**12
+WF = "wf"
+
+_repr = reprlib.Repr()
+_repr.maxstring = 80
+_repr.maxother = 80
+
+
+# -- helpers ----------------------------------------------------------------------------
+@contextmanager
+def _opened(make_store: StoreFactory) -> Iterator[Store]:
+    store = make_store()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _ns() -> str:
+    return f"contract-{uuid.uuid4().hex}"
+
+
+def _id() -> str:
+    return str(uuid.uuid4())
+
+
+def _new(
+    ns: str,
+    *,
+    workflow: str = WF,
+    run_at: int = T0,
+    created_at: int | None = None,
+    key: str | None = None,
+    timeout_ms: int | None = None,
+    input: bytes = b"input",
+    execution_id: str | None = None,
+) -> NewExecution:
+    return NewExecution(
+        id=execution_id or _id(),
+        namespace=ns,
+        workflow_name=workflow,
+        input=input,
+        max_attempts=3,
+        retry_backoff_ms=1_000,
+        timeout_ms=timeout_ms,
+        idempotency_key=key,
+        run_at_ms=run_at,
+        created_at_ms=run_at if created_at is None else created_at,
+    )
+
+
+def _create(store: Store, ns: str, **kwargs: Any) -> str:
+    new = _new(ns, **kwargs)
+    got, created = store.create_execution(new)
+    assert (got, created) == (new.id, True), (
+        f"create_execution of a new execution returned {(got, created)!r}, "
+        f"expected {(new.id, True)!r}"
+    )
+    return got
+
+
+def _get(store: Store, ns: str, execution_id: str) -> ExecutionRow:
+    row = store.get_execution(ns, execution_id)
+    assert row is not None, f"get_execution({execution_id!r}) returned None for a stored row"
+    return row
+
+
+def _claim(
+    store: Store,
+    ns: str,
+    worker: str,
+    now: int,
+    *,
+    lease_ms: int = LONG_LEASE,
+    workflows: tuple[str, ...] = (WF,),
+    limit: int = 100,
+) -> list[Claim]:
+    return store.claim(ns, list(workflows), worker, now_ms=now, lease_ms=lease_ms, limit=limit)
+
+
+def _claim_one(
+    store: Store,
+    ns: str,
+    worker: str,
+    now: int,
+    execution_id: str,
+    *,
+    lease_ms: int = LONG_LEASE,
+    workflows: tuple[str, ...] = (WF,),
+) -> Claim:
+    claims = _claim(store, ns, worker, now, lease_ms=lease_ms, workflows=workflows)
+    ids = [c.execution.id for c in claims]
+    assert ids == [execution_id], (
+        f"claim at t0+{now - T0} by {worker} returned {ids}, expected exactly [{execution_id!r}]"
+    )
+    return claims[0]
+
+
+def _nothing_claimable(store: Store, ns: str, now: int, why: str, **kwargs: Any) -> None:
+    claims = _claim(store, ns, "w-probe", now, **kwargs)
+    assert not claims, (
+        f"{why}: claim at t0+{now - T0} returned {[c.execution.id for c in claims]}, "
+        f"expected nothing"
+    )
+
+
+def _step(
+    execution_id: str,
+    name: str = "step",
+    order: int = 0,
+    *,
+    status: StepStatus = StepStatus.COMPLETED,
+    attempts: int = 1,
+    output: bytes | None = b"step-output",
+    error_type: str | None = None,
+    error_message: str | None = None,
+    started_at: int | None = T0,
+    completed_at: int | None = T0 + 1,
+) -> StepRow:
+    return StepRow(
+        execution_id=execution_id,
+        name=name,
+        order=order,
+        status=status,
+        attempts=attempts,
+        output=output,
+        error_type=error_type,
+        error_message=error_message,
+        started_at=started_at,
+        completed_at=completed_at,
+    )
+
+
+def _fields(obj: Any, what: str, **expected: Any) -> None:
+    """Assert that ``obj`` has these attribute values, naming every mismatch at once."""
+    wrong = [
+        f"{name}={_repr.repr(getattr(obj, name))} (expected {_repr.repr(value)})"
+        for name, value in expected.items()
+        if getattr(obj, name) != value
+    ]
+    assert not wrong, f"{what}: " + ", ".join(wrong)
+
+
+def _same(actual: Any, expected: Any, what: str) -> None:
+    """Assert two records (or lists of records, or None) are equal, naming the fields."""
+    if actual == expected:
+        return
+    if dataclasses.is_dataclass(actual) and type(actual) is type(expected):
+        diffs = [
+            f"{f.name}={_repr.repr(getattr(actual, f.name))} "
+            f"(expected {_repr.repr(getattr(expected, f.name))})"
+            for f in dataclasses.fields(actual)
+            if getattr(actual, f.name) != getattr(expected, f.name)
+        ]
+        raise AssertionError(f"{what}: " + ", ".join(diffs))
+    if isinstance(actual, list) and isinstance(expected, list) and len(actual) == len(expected):
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _same(a, e, f"{what} [{i}]")
+    raise AssertionError(f"{what}: got {_repr.repr(actual)}, expected {_repr.repr(expected)}")
+
+
+Snapshot = tuple[ExecutionRow | None, list[StepRow]]
+
+
+def _snapshot(store: Store, ns: str, execution_id: str) -> Snapshot:
+    return store.get_execution(ns, execution_id), store.list_steps(execution_id)
+
+
+def _unchanged(store: Store, ns: str, execution_id: str, before: Snapshot, after_what: str) -> None:
+    row, steps = _snapshot(store, ns, execution_id)
+    _same(row, before[0], f"the execution row changed after {after_what}")
+    _same(steps, before[1], f"the step rows changed after {after_what}")
+
+
+def _lease_lost(call: Callable[[], object], what: str) -> None:
+    try:
+        call()
+    except LeaseLostError:
+        return
+    raise AssertionError(f"{what} with a lost lease did not raise LeaseLostError")
+
+
+def _fenced_writes(store: Store, lease: Lease, now: int) -> list[tuple[str, Callable[[], object]]]:
+    """Every fenced write an owner can make, as (description, call)."""
+    eid = lease.execution_id
+    return [
+        (
+            "save_step (new step)",
+            lambda: store.save_step(
+                lease, _step(eid, "stale-new", 90), now_ms=now, lease_ms=LONG_LEASE
+            ),
+        ),
+        (
+            "save_step (existing step)",
+            lambda: store.save_step(
+                lease, _step(eid, "a", 0, output=b"stale"), now_ms=now, lease_ms=LONG_LEASE
+            ),
+        ),
+        (
+            "suspend with a step",
+            lambda: store.suspend(
+                lease,
+                wake_at_ms=now + 5_000,
+                now_ms=now,
+                step=_step(eid, "stale-sleep", 91, status=StepStatus.SLEEPING),
+            ),
+        ),
+        ("suspend", lambda: store.suspend(lease, wake_at_ms=now + 5_000, now_ms=now)),
+        (
+            "schedule_retry",
+            lambda: store.schedule_retry(
+                lease, run_at_ms=now + 5_000, error_type="E", error_message="stale", now_ms=now
+            ),
+        ),
+        (
+            "finish(completed)",
+            lambda: store.finish(lease, status=Status.COMPLETED, now_ms=now, output=b"stale"),
+        ),
+        (
+            "finish(failed)",
+            lambda: store.finish(
+                lease, status=Status.FAILED, now_ms=now, error_type="E", error_message="stale"
+            ),
+        ),
+    ]
+
+
+def _assert_fenced(store: Store, ns: str, lease: Lease, now: int, situation: str) -> None:
+    """Every write with ``lease`` raises LeaseLostError and changes nothing."""
+    eid = lease.execution_id
+    before = _snapshot(store, ns, eid)
+    for what, call in _fenced_writes(store, lease, now):
+        _lease_lost(call, f"{what} {situation}")
+        _unchanged(store, ns, eid, before, f"a rejected {what} {situation}")
+    lost = store.heartbeat([lease], now_ms=now, lease_ms=LONG_LEASE)
+    assert lost == [eid], f"heartbeat {situation} returned {lost}, expected [{eid!r}]"
+    _unchanged(store, ns, eid, before, f"a rejected heartbeat {situation}")
+    assert store.release(lease, now_ms=now) is False, f"release {situation} returned True"
+    _unchanged(store, ns, eid, before, f"a rejected release {situation}")
+
+
+# -- executions -------------------------------------------------------------------------
+def check_create_get_list_roundtrip(make_store: StoreFactory) -> None:
+    """Every field of a new execution comes back from get_execution and list_executions."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        new = NewExecution(
+            id=_id(),
+            namespace=ns,
+            workflow_name="billing.charge",
+            input=bytes(range(256)) + "ünïcode".encode(),
+            max_attempts=7,
+            retry_backoff_ms=2_500,
+            timeout_ms=90_000,
+            idempotency_key="order-42",
+            run_at_ms=T0 + 5_000,
+            created_at_ms=T0,
+            trigger_type="cron",
+            trigger_source="nightly-report",
+        )
+        assert store.create_execution(new) == (new.id, True), "create_execution did not create"
+        expected = ExecutionRow(
+            id=new.id,
+            namespace=ns,
+            workflow_name="billing.charge",
+            status=Status.PENDING,
+            input=new.input,
+            output=None,
+            error_type=None,
+            error_message=None,
+            attempt=0,
+            max_attempts=7,
+            retry_backoff_ms=2_500,
+            timeout_ms=90_000,
+            timeout_at=None,
+            idempotency_key="order-42",
+            created_at=T0,
+            started_at=None,
+            completed_at=None,
+            updated_at=T0,
+            run_at=T0 + 5_000,
+            sleep_until=None,
+            next_retry_at=None,
+            wake_at=T0 + 5_000,
+            lease_owner=None,
+            lease_token=0,
+            lease_expires_at=None,
+            trigger_type="cron",
+            trigger_source="nightly-report",
+        )
+        row = _get(store, ns, new.id)
+        _same(row, expected, "get_execution after create")
+        assert isinstance(row.status, Status), f"status is {type(row.status)}, not Status"
+        assert type(row.input) is bytes, f"input is {type(row.input)}, not bytes"
+        _same(store.list_executions(ns), [expected], "list_executions after create")
+
+        # The defaults: trigger "api", no source, no timeout, no key.
+        plain = _new(ns, created_at=T0 + 1)
+        store.create_execution(plain)
+        _fields(
+            _get(store, ns, plain.id),
+            "an execution created with the defaults",
+            trigger_type="api",
+            trigger_source=None,
+            timeout_ms=None,
+            timeout_at=None,
+            idempotency_key=None,
+            wake_at=T0,
+            run_at=T0,
+        )
+
+
+def check_get_missing(make_store: StoreFactory) -> None:
+    """get_execution is None for an unknown id and for an id of another namespace."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        assert store.get_execution(ns, _id()) is None, "an unknown id returned a row"
+        assert store.get_execution(_ns(), eid) is None, "another namespace's id returned a row"
+        assert store.list_steps(_id()) == [], "list_steps of an unknown id is not empty"
+
+
+def check_idempotency_key(make_store: StoreFactory) -> None:
+    """A key already used in the namespace returns the existing id and writes nothing."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        first = _create(store, ns, key="order-1", input=b"first")
+        before = _get(store, ns, first)
+        again = _new(ns, key="order-1", input=b"second", created_at=T0 + 1)
+        got = store.create_execution(again)
+        assert got == (first, False), f"a reused key returned {got}, expected {(first, False)}"
+        assert store.get_execution(ns, again.id) is None, "a reused key still inserted a row"
+        listed = [r.id for r in store.list_executions(ns)]
+        assert listed == [first], f"after a reused key the namespace holds {listed}"
+        _same(_get(store, ns, first), before, "the original after its key was reused")
+
+        # The same key in another namespace is independent.
+        other_ns = _ns()
+        other = _new(other_ns, key="order-1")
+        assert store.create_execution(other) == (other.id, True), (
+            "the same key in another namespace did not create a new execution"
+        )
+
+        # Executions without a key never collide.
+        _create(store, ns, created_at=T0 + 2)
+        _create(store, ns, created_at=T0 + 3)
+        assert len(store.list_executions(ns)) == 3, "executions without a key collided"
+
+        # A finished execution still holds its key.
+        store.cancel(ns, first, now_ms=T0 + 10)
+        late = _new(ns, key="order-1", created_at=T0 + 20)
+        assert store.create_execution(late) == (first, False), (
+            "a key stopped deduplicating once its execution was terminal"
+        )
+
+
+def check_idempotency_key_concurrent(make_store: StoreFactory) -> None:
+    """Eight threads starting with one key at once: one execution, all told its id."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        threads = 8
+        barrier = threading.Barrier(threads)
+
+        def start(n: int) -> tuple[str, bool]:
+            new = _new(ns, key="once", input=f"from {n}".encode(), created_at=T0 + n)
+            barrier.wait(timeout=30)
+            return store.create_execution(new)
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(start, range(threads)))
+        created = [eid for eid, was_created in results if was_created]
+        assert len(created) == 1, f"{len(created)} of {threads} concurrent starts created a row"
+        ids = {eid for eid, _ in results}
+        assert ids == set(created), f"concurrent starts with one key were told {ids}"
+        rows = store.list_executions(ns)
+        assert [r.id for r in rows] == created, f"the namespace holds {[r.id for r in rows]}"
+
+
+def check_list_executions(make_store: StoreFactory) -> None:
+    """Newest first (created_at, then id, descending), filtered, limited."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        made = [
+            (T0 + 1, _create(store, ns, created_at=T0 + 1)),
+            (T0 + 3, _create(store, ns, created_at=T0 + 3, workflow="other")),
+            (T0 + 2, _create(store, ns, created_at=T0 + 2)),
+            (T0 + 2, _create(store, ns, created_at=T0 + 2, workflow="other")),
+            (T0 + 2, _create(store, ns, created_at=T0 + 2)),
+        ]
+        newest_first = [eid for _, eid in sorted(made, reverse=True)]
+        got = [r.id for r in store.list_executions(ns)]
+        assert got == newest_first, f"list_executions order {got}, expected {newest_first}"
+        got = [r.id for r in store.list_executions(ns, limit=2)]
+        assert got == newest_first[:2], f"limit=2 returned {got}, expected {newest_first[:2]}"
+
+        others = [eid for eid in newest_first if _get(store, ns, eid).workflow_name == "other"]
+        got = [r.id for r in store.list_executions(ns, workflow_name="other")]
+        assert got == others, f"workflow_name filter returned {got}, expected {others}"
+
+        cancelled = newest_first[2]
+        assert store.cancel(ns, cancelled, now_ms=T0 + 10)
+        got = [r.id for r in store.list_executions(ns, status=Status.CANCELLED)]
+        assert got == [cancelled], f"status filter returned {got}, expected [{cancelled!r}]"
+        pending = [eid for eid in newest_first if eid != cancelled]
+        got = [r.id for r in store.list_executions(ns, status=Status.PENDING)]
+        assert got == pending, f"status=pending returned {got}, expected {pending}"
+        got = [
+            r.id for r in store.list_executions(ns, status=Status.PENDING, workflow_name="other")
+        ]
+        expected = [eid for eid in others if eid != cancelled]
+        assert got == expected, f"both filters returned {got}, expected {expected}"
+        assert store.list_executions(ns, status=Status.RUNNING) == [], "no row is running"
+        assert store.list_executions(_ns()) == [], "an empty namespace listed rows"
+
+
+def check_records_are_copies(make_store: StoreFactory) -> None:
+    """Mutating a record passed in or handed out never changes what is stored."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        original = _get(store, ns, eid)
+        row = _get(store, ns, eid)
+        row.status = Status.FAILED
+        row.input = b"changed"
+        listed = store.list_executions(ns)[0]
+        listed.attempt = 99
+        _same(_get(store, ns, eid), original, "the row after mutating returned copies")
+
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        claimed = _get(store, ns, eid)
+        claim.execution.lease_owner = "someone else"
+        step = _step(eid, "a", 0, output=b"original")
+        store.save_step(claim.lease, step, now_ms=T0, lease_ms=LONG_LEASE)
+        step.output = b"changed"
+        step.attempts = 42
+        got = store.list_steps(eid)
+        got[0].status = StepStatus.FAILED
+        _same(
+            store.list_steps(eid),
+            [_step(eid, "a", 0, output=b"original")],
+            "the steps after mutating the saved and the returned step",
+        )
+        _fields(_get(store, ns, eid), "the row after mutating a claim", lease_owner="w1")
+        _fields(claimed, "the row read after the claim", lease_owner="w1")
+
+
+def check_names_are_exact(make_store: StoreFactory) -> None:
+    """Namespaces, workflow names, idempotency keys and step names compare exactly: a name
+    that differs only in letter case (or accents) is a different name."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        first = _create(store, ns, key="Order-1", workflow="Billing")
+        for key, workflow in (
+            ("order-1", "billing"),
+            ("ORDER-1", "BILLING"),
+            ("Ordér-1", "Bïlling"),
+        ):
+            new = _new(ns, key=key, workflow=workflow, created_at=T0 + 1)
+            got = store.create_execution(new)
+            assert got == (new.id, True), (
+                f"idempotency key {key!r} was taken as the same key as 'Order-1': {got}"
+            )
+        upper = ns.upper()
+        assert store.get_execution(upper, first) is None, "namespaces compared without case"
+        assert store.list_executions(upper) == [], "namespaces compared without case"
+        assert store.cancel(upper, first, now_ms=T0) is False, "namespaces compared without case"
+        _nothing_claimable(store, upper, T0, "namespaces compare exactly", workflows=("Billing",))
+        got_ids = [r.id for r in store.list_executions(ns, workflow_name="Billing")]
+        assert got_ids == [first], f"workflow_name='Billing' listed {len(got_ids)} executions"
+        claim = _claim_one(store, ns, "w1", T0, first, workflows=("Billing",))
+        lower = _step(first, "fetch", 0, output=b"lower")
+        capital = _step(first, "Fetch", 1, output=b"capital")
+        accent = _step(first, "fétch", 2, output=b"accent")
+        for step in (lower, capital, accent):
+            store.save_step(claim.lease, step, now_ms=T0, lease_ms=LONG_LEASE)
+        _same(
+            store.list_steps(first),
+            [lower, capital, accent],
+            "steps whose names differ only in case or accents",
+        )
+
+
+# -- claims -----------------------------------------------------------------------------
+def check_first_claim(make_store: StoreFactory) -> None:
+    """A first claim: running, owner, token 1, lease, attempt 1, started_at, timeout_at."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns, run_at=T0, created_at=T0 - 100, timeout_ms=60_000)
+        now = T0 + 7
+        claim = _claim_one(store, ns, "w1", now, eid, lease_ms=1_234)
+        _fields(
+            claim,
+            "the first claim",
+            lease=Lease(eid, 1, "w1"),
+            previous_status=Status.PENDING,
+            takeover=False,
+            steps=[],
+        )
+        _fields(
+            claim.execution,
+            "the first claim's execution",
+            status=Status.RUNNING,
+            lease_owner="w1",
+            lease_token=1,
+            lease_expires_at=now + 1_234,
+            attempt=1,
+            started_at=now,
+            timeout_at=now + 60_000,
+            wake_at=now + 1_234,
+            updated_at=now,
+            run_at=T0,
+            created_at=T0 - 100,
+            sleep_until=None,
+            next_retry_at=None,
+        )
+        _same(_get(store, ns, eid), claim.execution, "the stored row after a claim")
+
+
+def check_claim_exclusive(make_store: StoreFactory) -> None:
+    """8 concurrent claimers take 50 executions: each is claimed exactly once."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        count, threads = 50, 8
+        ids = {_create(store, ns, run_at=T0 + i) for i in range(count)}
+        barrier = threading.Barrier(threads)
+
+        def work(n: int) -> list[tuple[str, Claim]]:
+            worker = f"worker-{n}"
+            got: list[tuple[str, Claim]] = []
+            barrier.wait(timeout=30)
+            while True:
+                claims = _claim(store, ns, worker, T0 + 1_000, limit=3)
+                if not claims:
+                    return got
+                assert len(claims) <= 3, f"claim(limit=3) returned {len(claims)} executions"
+                got.extend((worker, c) for c in claims)
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = [x for part in pool.map(work, range(threads)) for x in part]
+        times = Counter(c.execution.id for _, c in results)
+        twice = {eid: n for eid, n in times.items() if n > 1}
+        assert not twice, f"executions claimed more than once: {twice}"
+        missing = ids - set(times)
+        assert not missing, f"{len(missing)} executions were never claimed"
+        assert set(times) == ids, f"claimed unknown executions: {set(times) - ids}"
+        for worker, claim in results:
+            _fields(claim.lease, "a concurrent claim's lease", worker_id=worker, token=1)
+            _fields(
+                _get(store, ns, claim.execution.id),
+                "a concurrently claimed row",
+                status=Status.RUNNING,
+                lease_owner=worker,
+                lease_token=1,
+                attempt=1,
+            )
+        _nothing_claimable(store, ns, T0 + 1_000, "every execution is leased")
+
+
+def check_takeover_exclusive(make_store: StoreFactory) -> None:
+    """8 concurrent claimers race for 20 expired leases: each is taken over exactly once."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        count, threads = 20, 8
+        ids = {_create(store, ns, run_at=T0 + i) for i in range(count)}
+        crashed = _claim(store, ns, "crashed", T0 + 100, lease_ms=1_000)
+        assert {c.execution.id for c in crashed} == ids, "setup claim failed"
+        barrier = threading.Barrier(threads)
+
+        def work(n: int) -> list[Claim]:
+            got: list[Claim] = []
+            barrier.wait(timeout=30)
+            while claims := _claim(store, ns, f"worker-{n}", T0 + 5_000, limit=2):
+                got.extend(claims)
+            return got
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = [c for part in pool.map(work, range(threads)) for c in part]
+        times = Counter(c.execution.id for c in results)
+        assert all(n == 1 for n in times.values()), f"taken over twice: {times.most_common(3)}"
+        assert set(times) == ids, f"{len(ids - set(times))} expired leases never taken over"
+        for claim in results:
+            _fields(claim, "a concurrent takeover", takeover=True)
+            _fields(claim.execution, "a row taken over concurrently", attempt=2, lease_token=2)
+
+
+def check_claim_only_listed_workflows(make_store: StoreFactory) -> None:
+    """Only executions of the workflow names given are claimed."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        a = _create(store, ns, workflow="a")
+        b = _create(store, ns, workflow="b")
+        _create(store, ns, workflow="c")
+        got = _claim(store, ns, "w1", T0, workflows=())
+        assert got == [], "claim with no workflow names returned executions"
+        got = _claim(store, ns, "w1", T0, workflows=("a", "b"), limit=0)
+        assert got == [], "claim with limit=0 returned executions"
+        got = _claim(store, ns, "w1", T0, workflows=("a", "b", "unknown"))
+        ids = {c.execution.id for c in got}
+        assert ids == {a, b}, f"claim of workflows a, b returned {ids}, expected {{a, b}}"
+        _nothing_claimable(store, ns, T0 + 1, "only c is left", workflows=("a", "b"))
+
+
+def check_claim_only_own_namespace(make_store: StoreFactory) -> None:
+    """A claim never takes an execution of another namespace."""
+    with _opened(make_store) as store:
+        ns, other = _ns(), _ns()
+        mine = _create(store, ns)
+        theirs = _create(store, other)
+        got = [c.execution.id for c in _claim(store, ns, "w1", T0)]
+        assert got == [mine], f"claim in one namespace returned {got}, expected [{mine!r}]"
+        _fields(_get(store, other, theirs), "the other namespace's execution", lease_token=0)
+        _claim_one(store, other, "w2", T0, theirs)
+
+
+def check_claim_only_due(make_store: StoreFactory) -> None:
+    """An execution whose run_at is in the future is claimable from run_at on."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns, run_at=T0 + 60_000, created_at=T0)
+        _nothing_claimable(store, ns, T0, "run_at is a minute away")
+        _nothing_claimable(store, ns, T0 + 59_999, "run_at is 1 ms away")
+        claim = _claim_one(store, ns, "w1", T0 + 60_000, eid)
+        _fields(claim.execution, "a delayed execution claimed when due", started_at=T0 + 60_000)
+
+
+def check_claim_order_and_limit(make_store: StoreFactory) -> None:
+    """Claims take the earliest wake_at first (not the oldest row), at most ``limit``."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        offsets = [50, 10, 40, 20, 30]
+        by_offset = {
+            off: _create(store, ns, run_at=T0 + off, created_at=T0 - off) for off in offsets
+        }
+        expected = [by_offset[off] for off in sorted(offsets)]
+        got: list[str] = []
+        for limit, size in ((2, 2), (2, 2), (5, 1), (5, 0)):
+            claims = _claim(store, ns, "w1", T0 + 100, limit=limit)
+            assert len(claims) == size, (
+                f"claim(limit={limit}) returned {len(claims)} executions, expected {size}"
+            )
+            got.extend(c.execution.id for c in claims)
+        assert got == expected, f"claims came in order {got}, expected by wake_at {expected}"
+
+
+# -- leases, takeovers, fencing --------------------------------------------------------
+def check_lease_expiry_takeover(make_store: StoreFactory) -> None:
+    """A running execution is claimable once its lease expires: a takeover, attempt + 1."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        first = _claim_one(store, ns, "w1", T0, eid, lease_ms=1_000)
+        step = _step(eid, "a", 0)
+        store.save_step(first.lease, step, now_ms=T0, lease_ms=1_000)
+        _nothing_claimable(store, ns, T0 + 999, "the lease expires at t0+1000")
+        second = _claim_one(store, ns, "w2", T0 + 1_000, eid, lease_ms=5_000)
+        _fields(
+            second,
+            "the takeover claim",
+            previous_status=Status.RUNNING,
+            takeover=True,
+            lease=Lease(eid, first.lease.token + 1, "w2"),
+            steps=[step],
+        )
+        _fields(
+            second.execution,
+            "the execution taken over",
+            status=Status.RUNNING,
+            attempt=first.execution.attempt + 1,
+            lease_owner="w2",
+            lease_expires_at=T0 + 6_000,
+            wake_at=T0 + 6_000,
+            started_at=T0,
+        )
+        _same(_get(store, ns, eid), second.execution, "the stored row after a takeover")
+        _nothing_claimable(store, ns, T0 + 5_999, "the new lease runs to t0+6000")
+        third = _claim_one(store, ns, "w3", T0 + 6_000, eid)
+        _fields(third.execution, "a second takeover", attempt=first.execution.attempt + 2)
+
+
+def check_heartbeat_extends_lease(make_store: StoreFactory) -> None:
+    """heartbeat pushes lease_expires_at (and wake_at) out; lost leases are reported."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        e1 = _create(store, ns, run_at=T0)
+        e2 = _create(store, ns, run_at=T0 + 1)
+        claims = _claim(store, ns, "w1", T0 + 1, lease_ms=1_000)
+        assert [c.execution.id for c in claims] == [e1, e2], "setup claim failed"
+        leases = [c.lease for c in claims]
+        assert store.heartbeat([], now_ms=T0, lease_ms=1_000) == [], "an empty heartbeat"
+        lost = store.heartbeat(leases, now_ms=T0 + 500, lease_ms=1_000)
+        assert lost == [], f"heartbeat of live leases reported {lost} lost"
+        for eid in (e1, e2):
+            _fields(
+                _get(store, ns, eid),
+                "a row after a heartbeat",
+                lease_expires_at=T0 + 1_500,
+                wake_at=T0 + 1_500,
+                updated_at=T0 + 500,
+                status=Status.RUNNING,
+                lease_owner="w1",
+                lease_token=1,
+            )
+        lost = store.heartbeat([leases[1]], now_ms=T0 + 600, lease_ms=1_000)
+        assert lost == [], f"a second heartbeat of a live lease reported {lost} lost"
+        _fields(_get(store, ns, e2), "after a second heartbeat", lease_expires_at=T0 + 1_600)
+        _nothing_claimable(store, ns, T0 + 1_001, "the old expiry passed but the lease was renewed")
+        _nothing_claimable(store, ns, T0 + 1_499, "the renewed lease expires at t0+1500")
+        taken = [c.execution.id for c in _claim(store, ns, "w2", T0 + 1_500)]
+        assert taken == [e1], f"at t0+1500 claim returned {taken}, expected only [{e1!r}]"
+        lost = store.heartbeat(leases, now_ms=T0 + 1_550, lease_ms=1_000)
+        assert lost == [e1], f"heartbeat after e1's takeover reported {lost}, expected [{e1!r}]"
+        _fields(_get(store, ns, e2), "the row still leased", lease_expires_at=T0 + 2_550)
+        lost = store.heartbeat([Lease(_id(), 1, "w1")], now_ms=T0 + 1_600, lease_ms=1_000)
+        assert len(lost) == 1, f"heartbeat of an unknown execution reported {lost}"
+
+
+def check_save_step_extends_lease(make_store: StoreFactory) -> None:
+    """save_step extends the lease like a heartbeat."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, eid, lease_ms=1_000)
+        store.save_step(claim.lease, _step(eid), now_ms=T0 + 800, lease_ms=1_000)
+        _fields(
+            _get(store, ns, eid),
+            "the row after save_step",
+            lease_expires_at=T0 + 1_800,
+            wake_at=T0 + 1_800,
+            status=Status.RUNNING,
+        )
+        _nothing_claimable(store, ns, T0 + 1_000, "save_step extended the lease to t0+1800")
+        _claim_one(store, ns, "w2", T0 + 1_800, eid)
+
+
+def check_fencing_after_takeover(make_store: StoreFactory) -> None:
+    """After a takeover every write with the old lease raises and changes nothing."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        old = _claim_one(store, ns, "w-old", T0, eid, lease_ms=1_000)
+        store.save_step(old.lease, _step(eid, "a", 0), now_ms=T0, lease_ms=1_000)
+        new = _claim_one(store, ns, "w-new", T0 + 1_000, eid)
+        assert new.lease.token > old.lease.token, "a takeover did not raise the token"
+        _assert_fenced(store, ns, old.lease, T0 + 1_100, "after a takeover")
+        # The new owner is unaffected.
+        assert store.heartbeat([new.lease], now_ms=T0 + 1_200, lease_ms=LONG_LEASE) == []
+        store.save_step(new.lease, _step(eid, "b", 1), now_ms=T0 + 1_200, lease_ms=LONG_LEASE)
+        store.finish(new.lease, status=Status.COMPLETED, now_ms=T0 + 1_300, output=b"ok")
+        _fields(_get(store, ns, eid), "the new owner's result", output=b"ok")
+
+
+def check_fenced_write_races_takeover(make_store: StoreFactory) -> None:
+    """An owner saving steps in a loop while its lease is taken over: nothing it writes
+    lands after the takeover (the new owner's claim saw every step that exists)."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        old = _claim_one(store, ns, "w-old", T0, eid, lease_ms=1_000)
+        saved: list[str] = []
+        started = threading.Event()
+
+        def owner() -> None:
+            for i in range(100_000):
+                try:
+                    store.save_step(old.lease, _step(eid, f"s{i}", i), now_ms=T0, lease_ms=1_000)
+                except LeaseLostError:
+                    return
+                saved.append(f"s{i}")
+                started.set()
+            raise AssertionError("the old owner never lost its lease")
+
+        def taker() -> Claim:
+            assert started.wait(30), "the owner never saved a step"
+            for _ in range(100_000):
+                claims = _claim(store, ns, "w-new", T0 + 1_000, limit=1)
+                if claims:
+                    return claims[0]
+            raise AssertionError("the expired lease was never taken over")
+
+        with ThreadPoolExecutor(2) as pool:
+            owning = pool.submit(owner)
+            new = pool.submit(taker).result(timeout=120)
+            owning.result(timeout=120)
+        assert saved, "the owner saved no step before the takeover"
+        names = [s.name for s in new.steps]
+        assert names == saved, (
+            f"the takeover saw {len(names)} steps but the old owner saved {len(saved)}"
+        )
+        _same(store.list_steps(eid), new.steps, "the steps after the race: a late write landed")
+
+
+def check_cancel_fences_owner(make_store: StoreFactory) -> None:
+    """Cancelling a running execution fences out its owner."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        store.save_step(claim.lease, _step(eid, "a", 0), now_ms=T0, lease_ms=LONG_LEASE)
+        assert store.cancel(ns, eid, now_ms=T0 + 5) is True, "cancel of a running one failed"
+        _fields(
+            _get(store, ns, eid),
+            "a cancelled running execution",
+            status=Status.CANCELLED,
+            completed_at=T0 + 5,
+            updated_at=T0 + 5,
+            wake_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=claim.lease.token + 1,
+            sleep_until=None,
+            next_retry_at=None,
+        )
+        _assert_fenced(store, ns, claim.lease, T0 + 10, "after a cancel")
+        _nothing_claimable(store, ns, FAR, "the execution is cancelled")
+        assert store.next_wake_at(ns, [WF]) is None, "a cancelled execution still has a wake time"
+
+
+def check_cancel(make_store: StoreFactory) -> None:
+    """cancel: True for pending and sleeping; False if terminal, unknown or foreign."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        pending = _create(store, ns)
+        assert store.cancel(_ns(), pending, now_ms=T0) is False, "cancel across namespaces"
+        _fields(_get(store, ns, pending), "after a foreign cancel", status=Status.PENDING)
+        assert store.cancel(ns, pending, now_ms=T0 + 1) is True, "cancel of a pending one"
+        _fields(
+            _get(store, ns, pending),
+            "a cancelled pending execution",
+            status=Status.CANCELLED,
+            wake_at=None,
+            completed_at=T0 + 1,
+            lease_token=1,
+        )
+        before = _get(store, ns, pending)
+        assert store.cancel(ns, pending, now_ms=T0 + 2) is False, "a second cancel returned True"
+        _same(_get(store, ns, pending), before, "a cancelled row after a second cancel")
+        assert store.cancel(ns, _id(), now_ms=T0) is False, "cancel of an unknown id"
+
+        sleeping = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, sleeping)
+        store.suspend(claim.lease, wake_at_ms=T0 + 60_000, now_ms=T0 + 1)
+        assert store.cancel(ns, sleeping, now_ms=T0 + 2) is True, "cancel of a sleeping one"
+        _fields(
+            _get(store, ns, sleeping),
+            "a cancelled sleeping execution",
+            status=Status.CANCELLED,
+            wake_at=None,
+            sleep_until=None,
+        )
+
+        done = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, done)
+        store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 1, output=b"x")
+        before = _get(store, ns, done)
+        assert store.cancel(ns, done, now_ms=T0 + 2) is False, "cancel of a completed one"
+        _same(_get(store, ns, done), before, "a completed row after a cancel")
+
+
+def check_release(make_store: StoreFactory) -> None:
+    """release: pending, claimable at once by anyone, no attempt used, old lease fenced."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        first = _claim_one(store, ns, "w1", T0, eid)
+        step = _step(eid, "a", 0)
+        store.save_step(first.lease, step, now_ms=T0, lease_ms=LONG_LEASE)
+        assert store.release(first.lease, now_ms=T0 + 5) is True, "release of a live lease"
+        _fields(
+            _get(store, ns, eid),
+            "a released execution",
+            status=Status.PENDING,
+            wake_at=T0 + 5,
+            updated_at=T0 + 5,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=first.lease.token + 1,
+            attempt=first.execution.attempt,
+        )
+        assert store.next_wake_at(ns, [WF]) == T0 + 5, "a released execution is due at once"
+        _assert_fenced(store, ns, first.lease, T0 + 5, "after a release")
+        second = _claim_one(store, ns, "w2", T0 + 5, eid)
+        _fields(
+            second,
+            "the claim after a release",
+            previous_status=Status.PENDING,
+            takeover=False,
+            steps=[step],
+            lease=Lease(eid, first.lease.token + 2, "w2"),
+        )
+        _fields(
+            second.execution,
+            "the execution claimed after a release",
+            attempt=first.execution.attempt,
+            started_at=T0,
+        )
+
+
+# -- sleeps, retries, timeouts --------------------------------------------------------
+def check_sleep(make_store: StoreFactory) -> None:
+    """suspend: sleeping, lease released, step saved with it, claimable at the wake time."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        a = _step(eid, "a", 0)
+        store.save_step(claim.lease, a, now_ms=T0, lease_ms=LONG_LEASE)
+        nap = _step(eid, "nap", 1, status=StepStatus.SLEEPING, output=b"t0+5000", completed_at=None)
+        store.suspend(claim.lease, wake_at_ms=T0 + 5_000, now_ms=T0 + 10, step=nap)
+        _fields(
+            _get(store, ns, eid),
+            "a suspended execution",
+            status=Status.SLEEPING,
+            sleep_until=T0 + 5_000,
+            wake_at=T0 + 5_000,
+            updated_at=T0 + 10,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=claim.lease.token,
+            attempt=1,
+        )
+        _same(store.list_steps(eid), [a, nap], "the steps after suspend(step=...)")
+        assert store.next_wake_at(ns, [WF]) == T0 + 5_000, "next_wake_at of a sleeper"
+        _assert_fenced(store, ns, claim.lease, T0 + 20, "after suspend")
+        _nothing_claimable(store, ns, T0 + 4_999, "the sleep ends at t0+5000")
+        woken = _claim_one(store, ns, "w2", T0 + 5_000, eid)
+        _fields(
+            woken,
+            "the wake-up claim",
+            previous_status=Status.SLEEPING,
+            takeover=False,
+            steps=[a, nap],
+            lease=Lease(eid, claim.lease.token + 1, "w2"),
+        )
+        _fields(
+            woken.execution,
+            "the woken execution",
+            status=Status.RUNNING,
+            attempt=1,
+            sleep_until=None,
+            started_at=T0,
+        )
+        # suspend without a step saves none.
+        store.suspend(woken.lease, wake_at_ms=T0 + 9_000, now_ms=T0 + 5_001)
+        _same(store.list_steps(eid), [a, nap], "the steps after suspend() without a step")
+        _fields(_get(store, ns, eid), "suspended again", status=Status.SLEEPING, wake_at=T0 + 9_000)
+
+
+def check_retry(make_store: StoreFactory) -> None:
+    """schedule_retry: pending, attempt + 1, due at run_at, error kept."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        a = _step(eid, "a", 0)
+        store.save_step(claim.lease, a, now_ms=T0, lease_ms=LONG_LEASE)
+        store.schedule_retry(
+            claim.lease,
+            run_at_ms=T0 + 3_000,
+            error_type="ValueError",
+            error_message="boom",
+            now_ms=T0 + 20,
+        )
+        _fields(
+            _get(store, ns, eid),
+            "an execution scheduled for retry",
+            status=Status.PENDING,
+            attempt=2,
+            next_retry_at=T0 + 3_000,
+            run_at=T0 + 3_000,
+            wake_at=T0 + 3_000,
+            error_type="ValueError",
+            error_message="boom",
+            updated_at=T0 + 20,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=claim.lease.token,
+        )
+        _assert_fenced(store, ns, claim.lease, T0 + 30, "after schedule_retry")
+        _nothing_claimable(store, ns, T0 + 2_999, "the retry is due at t0+3000")
+        retry = _claim_one(store, ns, "w2", T0 + 3_000, eid)
+        _fields(
+            retry,
+            "the retry claim",
+            previous_status=Status.PENDING,
+            takeover=False,
+            steps=[a],
+        )
+        _fields(
+            retry.execution,
+            "the retried execution",
+            status=Status.RUNNING,
+            attempt=2,
+            next_retry_at=None,
+            error_type="ValueError",
+            error_message="boom",
+            started_at=T0,
+        )
+
+
+def check_timeout_caps_wake_at(make_store: StoreFactory) -> None:
+    """Every wake_at is capped by timeout_at = started_at + timeout_ms."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns, timeout_ms=10_000)
+        _fields(_get(store, ns, eid), "before the first claim", timeout_at=None, wake_at=T0)
+        claim = _claim_one(store, ns, "w1", T0, eid, lease_ms=60_000)
+        _fields(
+            claim.execution,
+            "a claimed execution with a timeout",
+            timeout_at=T0 + 10_000,
+            lease_expires_at=T0 + 60_000,
+            wake_at=T0 + 10_000,
+        )
+        store.heartbeat([claim.lease], now_ms=T0 + 100, lease_ms=60_000)
+        _fields(
+            _get(store, ns, eid),
+            "after a heartbeat",
+            lease_expires_at=T0 + 60_100,
+            wake_at=T0 + 10_000,
+        )
+        store.save_step(claim.lease, _step(eid), now_ms=T0 + 150, lease_ms=60_000)
+        _fields(_get(store, ns, eid), "after save_step", wake_at=T0 + 10_000)
+        store.suspend(claim.lease, wake_at_ms=T0 + 60_000, now_ms=T0 + 200)
+        _fields(
+            _get(store, ns, eid),
+            "a sleep past the timeout",
+            sleep_until=T0 + 60_000,
+            wake_at=T0 + 10_000,
+        )
+        assert store.next_wake_at(ns, [WF]) == T0 + 10_000, "next_wake_at ignores the timeout"
+        _nothing_claimable(store, ns, T0 + 9_999, "the timeout is at t0+10000")
+        late = _claim_one(store, ns, "w2", T0 + 10_000, eid, lease_ms=60_000)
+        _fields(
+            late.execution,
+            "claimed at its timeout",
+            timeout_at=T0 + 10_000,
+            started_at=T0,
+            wake_at=T0 + 10_000,
+        )
+        store.schedule_retry(
+            late.lease, run_at_ms=T0 + 99_000, error_type="E", error_message="m", now_ms=T0 + 10_001
+        )
+        _fields(
+            _get(store, ns, eid),
+            "a retry past the timeout",
+            run_at=T0 + 99_000,
+            next_retry_at=T0 + 99_000,
+            wake_at=T0 + 10_000,
+        )
+
+
+# -- finishing --------------------------------------------------------------------------
+def _check_finish(make_store: StoreFactory, status: Status, **result: Any) -> None:
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns, timeout_ms=60_000)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        store.schedule_retry(
+            claim.lease, run_at_ms=T0 + 1, error_type="Old", error_message="old", now_ms=T0
+        )
+        claim = _claim_one(store, ns, "w1", T0 + 1, eid)
+        store.suspend(claim.lease, wake_at_ms=T0 + 2, now_ms=T0 + 1)
+        claim = _claim_one(store, ns, "w1", T0 + 2, eid)
+        store.finish(claim.lease, status=status, now_ms=T0 + 50, **result)
+        _fields(
+            _get(store, ns, eid),
+            f"an execution finished {status.value}",
+            status=status,
+            output=result.get("output"),
+            error_type=result.get("error_type"),
+            error_message=result.get("error_message"),
+            completed_at=T0 + 50,
+            updated_at=T0 + 50,
+            wake_at=None,
+            sleep_until=None,
+            next_retry_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=claim.lease.token,
+            attempt=2,
+        )
+        _nothing_claimable(store, ns, FAR, f"the execution is {status.value}")
+        assert store.next_wake_at(ns, [WF]) is None, f"a {status.value} one has a wake time"
+        _assert_fenced(store, ns, claim.lease, T0 + 60, f"after finish({status.value})")
+        before = _get(store, ns, eid)
+        assert store.cancel(ns, eid, now_ms=T0 + 70) is False, "cancel of a finished one"
+        _same(_get(store, ns, eid), before, f"a {status.value} row after cancel")
+
+
+def check_finish_completed(make_store: StoreFactory) -> None:
+    """finish(completed) stores the output, clears the error, is terminal."""
+    _check_finish(make_store, Status.COMPLETED, output=b"\x00result\xff")
+
+
+def check_finish_failed(make_store: StoreFactory) -> None:
+    """finish(failed) stores the error, is terminal."""
+    _check_finish(
+        make_store, Status.FAILED, error_type="KeyError", error_message="'missing'\nline 2"
+    )
+
+
+def check_finish_rejects_non_terminal_status(make_store: StoreFactory) -> None:
+    """finish takes only completed or failed: anything else is a ValueError, nothing written."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        before = _snapshot(store, ns, eid)
+        for bad in (Status.RUNNING, Status.PENDING, Status.SLEEPING, Status.CANCELLED):
+            try:
+                store.finish(claim.lease, status=bad, now_ms=T0 + 1)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"finish(status={bad.value}) did not raise ValueError")
+            _unchanged(store, ns, eid, before, f"finish(status={bad.value})")
+
+
+# -- steps ------------------------------------------------------------------------------
+def check_save_step_upsert(make_store: StoreFactory) -> None:
+    """save_step replaces the whole row of a step with the same name."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        failing = _step(
+            eid,
+            "charge",
+            0,
+            status=StepStatus.RETRYING,
+            attempts=1,
+            output=None,
+            error_type="TimeoutError",
+            error_message="gateway\ntimed out",
+            started_at=T0 + 1,
+            completed_at=None,
+        )
+        store.save_step(claim.lease, failing, now_ms=T0 + 2, lease_ms=LONG_LEASE)
+        _same(store.list_steps(eid), [failing], "a step with every field set")
+        done = _step(
+            eid,
+            "charge",
+            0,
+            status=StepStatus.COMPLETED,
+            attempts=2,
+            output=b"receipt",
+            error_type=None,
+            error_message=None,
+            started_at=T0 + 3,
+            completed_at=T0 + 4,
+        )
+        store.save_step(claim.lease, done, now_ms=T0 + 5, lease_ms=LONG_LEASE)
+        _same(store.list_steps(eid), [done], "the step after it was saved again")
+        empty = _step(eid, "charge", 0, output=b"", started_at=None, completed_at=None)
+        store.save_step(claim.lease, empty, now_ms=T0 + 6, lease_ms=LONG_LEASE)
+        got = store.list_steps(eid)
+        _same(got, [empty], "a step with an empty output")
+        assert got[0].output == b"" and got[0].output is not None, "b'' became None"
+        assert isinstance(got[0].status, StepStatus), "step status is not a StepStatus"
+
+
+def check_list_steps_order(make_store: StoreFactory) -> None:
+    """list_steps returns the execution's steps by their order, not by insertion."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        other = _create(store, ns, run_at=T0 + 1)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        assert store.list_steps(eid) == [], "a new execution has steps"
+        made = {order: _step(eid, name, order) for name, order in (("c", 2), ("a", 0), ("b", 1))}
+        for order in (2, 0, 1):
+            store.save_step(claim.lease, made[order], now_ms=T0, lease_ms=LONG_LEASE)
+        for order in range(3, 13):
+            made[order] = _step(eid, f"s{order}", order)
+            store.save_step(claim.lease, made[order], now_ms=T0, lease_ms=LONG_LEASE)
+        _same(store.list_steps(eid), [made[i] for i in range(13)], "list_steps order")
+        assert store.list_steps(other) == [], "another execution's steps leaked"
+
+
+def check_next_wake_at(make_store: StoreFactory) -> None:
+    """next_wake_at: the earliest wake_at of non-terminal executions of those workflows."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        assert store.next_wake_at(ns, [WF]) is None, "an empty namespace has a wake time"
+        e1 = _create(store, ns, run_at=T0 + 500)
+        e2 = _create(store, ns, run_at=T0 + 200)
+        e3 = _create(store, ns, run_at=T0 + 100, workflow="other")
+        cases: list[tuple[list[str], int | None]] = [
+            ([WF], T0 + 200),
+            ([WF, "other"], T0 + 100),
+            (["other"], T0 + 100),
+            ([], None),
+            (["unknown"], None),
+        ]
+        for names, expected in cases:
+            got = store.next_wake_at(ns, names)
+            assert got == expected, f"next_wake_at({names}) = {got}, expected {expected}"
+        assert store.next_wake_at(_ns(), [WF]) is None, "next_wake_at crossed namespaces"
+        claim = _claim_one(store, ns, "w1", T0 + 100, e3, lease_ms=1_000, workflows=("other",))
+        got = store.next_wake_at(ns, ["other"])
+        assert got == T0 + 1_100, f"next_wake_at of a running one is {got}, not its lease expiry"
+        store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 150)
+        got = store.next_wake_at(ns, ["other"])
+        assert got is None, f"next_wake_at of a completed one is {got}"
+        store.cancel(ns, e2, now_ms=T0 + 150)
+        got = store.next_wake_at(ns, [WF, "other"])
+        assert got == T0 + 500, f"next_wake_at after a cancel is {got}, expected t0+500"
+        assert _get(store, ns, e1).wake_at == T0 + 500
+
+
+def check_namespace_isolation(make_store: StoreFactory) -> None:
+    """Namespaces share nothing: not claims, lists, gets, cancels or wake times."""
+    with _opened(make_store) as store:
+        a, b = _ns(), _ns()
+        ea = _create(store, a, run_at=T0)
+        eb = _create(store, b, run_at=T0 + 10)
+        assert [r.id for r in store.list_executions(a)] == [ea], "list crossed namespaces"
+        assert [r.id for r in store.list_executions(b)] == [eb], "list crossed namespaces"
+        assert store.next_wake_at(b, [WF]) == T0 + 10, "next_wake_at crossed namespaces"
+        assert store.get_execution(b, ea) is None, "get crossed namespaces"
+        assert store.cancel(b, ea, now_ms=T0) is False, "cancel crossed namespaces"
+        got = [c.execution.id for c in _claim(store, a, "w1", FAR)]
+        assert got == [ea], f"claim in a returned {got}"
+        got = [c.execution.id for c in _claim(store, b, "w1", FAR)]
+        assert got == [eb], f"claim in b returned {got}"
+
+
+# -- payloads ---------------------------------------------------------------------------
+def check_large_payload(make_store: StoreFactory) -> None:
+    """A 5 MB input, step output and result round-trip byte for byte."""
+    size = 5 * 1024 * 1024
+    payload = os.urandom(size)
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns, input=payload)
+        got = _get(store, ns, eid).input
+        assert got == payload, f"a {size}-byte input came back as {len(got)} bytes"
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        assert claim.execution.input == payload, "the claimed row's 5 MB input differs"
+        output = payload[::-1]
+        store.save_step(claim.lease, _step(eid, output=output), now_ms=T0, lease_ms=LONG_LEASE)
+        steps = store.list_steps(eid)
+        assert len(steps) == 1 and steps[0].output == output, "a 5 MB step output differs"
+        store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 1, output=output)
+        assert _get(store, ns, eid).output == output, "a 5 MB result differs"
+        message = "x" * 100_000
+        other = _create(store, ns, created_at=T0 + 1)
+        claim = _claim_one(store, ns, "w1", T0 + 1, other)
+        store.finish(
+            claim.lease, status=Status.FAILED, now_ms=T0 + 2, error_type="E", error_message=message
+        )
+        assert _get(store, ns, other).error_message == message, "a 100 kB error message differs"
+
+
+# -- capabilities -----------------------------------------------------------------------
+def check_shared_between_instances(make_store: StoreFactory) -> None:
+    """Two store instances on one database see one state; claims stay exclusive."""
+    with _opened(make_store) as one, _opened(make_store) as two:
+        ns = _ns()
+        eid = _create(one, ns)
+        _same(_get(two, ns, eid), _get(one, ns, eid), "the row seen through a second instance")
+        claim = _claim_one(two, ns, "w2", T0, eid, lease_ms=1_000)
+        _fields(_get(one, ns, eid), "a claim made through the other instance", lease_owner="w2")
+        _lease_lost(
+            lambda: one.save_step(
+                Lease(eid, claim.lease.token - 1, "w1"), _step(eid), now_ms=T0, lease_ms=1_000
+            ),
+            "save_step through another instance",
+        )
+        ids = {_create(one, ns, run_at=T0 + i) for i in range(20)}
+        barrier = threading.Barrier(4)
+
+        def work(n: int) -> list[str]:
+            store = (one, two)[n % 2]
+            got: list[str] = []
+            barrier.wait(timeout=30)
+            while claims := _claim(store, ns, f"w{n}", T0 + 100, limit=2):
+                got.extend(c.execution.id for c in claims)
+            return got
+
+        with ThreadPoolExecutor(4) as pool:
+            claimed = [x for part in pool.map(work, range(4)) for x in part]
+        times = Counter(claimed)
+        assert all(n == 1 for n in times.values()), f"claimed twice: {times.most_common(3)}"
+        assert set(times) == ids, f"{len(ids - set(times))} executions never claimed"
+
+
+def check_notify_wakes_listener(make_store: StoreFactory) -> None:
+    """A store that supports_notify wakes a namespace's listener when work is created."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        listener = store.open_listener(ns)
+        elsewhere = store.open_listener(_ns())
+        assert listener is not None and elsewhere is not None, (
+            "open_listener returned None on a store that supports_notify"
+        )
+        try:
+            # A listener may subscribe lazily on its first wait.
+            listener.wait(0.05)
+            elsewhere.wait(0.05)
+            _create(store, ns)
+            assert listener.wait(10.0) is True, "creating an execution did not wake its listener"
+            assert elsewhere.wait(0.2) is False, "another namespace's listener was woken"
+        finally:
+            listener.close()
+            elsewhere.close()
+        assert listener.wait(0.01) is False, "a closed listener reported a notification"
+
+
+def check_no_listener_without_notify(make_store: StoreFactory) -> None:
+    """A store without notifications returns None from open_listener."""
+    with _opened(make_store) as store:
+        got = store.open_listener(_ns())
+        assert got is None, f"open_listener returned {got!r} but supports_notify is False"
+
+
+#: every check, in a sensible order
+ALL_CHECKS: list[Check] = [
+    check_create_get_list_roundtrip,
+    check_get_missing,
+    check_idempotency_key,
+    check_idempotency_key_concurrent,
+    check_list_executions,
+    check_records_are_copies,
+    check_names_are_exact,
+    check_first_claim,
+    check_claim_exclusive,
+    check_takeover_exclusive,
+    check_claim_only_listed_workflows,
+    check_claim_only_own_namespace,
+    check_claim_only_due,
+    check_claim_order_and_limit,
+    check_lease_expiry_takeover,
+    check_heartbeat_extends_lease,
+    check_save_step_extends_lease,
+    check_fencing_after_takeover,
+    check_fenced_write_races_takeover,
+    check_cancel_fences_owner,
+    check_cancel,
+    check_release,
+    check_sleep,
+    check_retry,
+    check_timeout_caps_wake_at,
+    check_finish_completed,
+    check_finish_failed,
+    check_finish_rejects_non_terminal_status,
+    check_save_step_upsert,
+    check_list_steps_order,
+    check_next_wake_at,
+    check_namespace_isolation,
+    check_large_payload,
+    check_shared_between_instances,
+    check_notify_wakes_listener,
+    check_no_listener_without_notify,
+]
+
+#: check name -> (store attribute, value it must have) for checks that need a capability
+REQUIRES: dict[str, tuple[str, bool]] = {
+    check_shared_between_instances.__name__: ("shared_across_processes", True),
+    check_notify_wakes_listener.__name__: ("supports_notify", True),
+    check_no_listener_without_notify.__name__: ("supports_notify", False),
+}
+
+
+def unsupported_reason(check: Check, store: Store) -> str | None:
+    """Why ``check`` does not apply to ``store`` (a capability flag), or None if it does."""
+    need = REQUIRES.get(check.__name__)
+    if need is None:
+        return None
+    flag, value = need
+    if bool(getattr(store, flag)) == value:
+        return None
+    return f"{type(store).__name__}.{flag} is {not value}"
+
+
+def run_all(make_store: StoreFactory) -> list[str]:
+    """Run every check that applies; return the names of those skipped for a capability."""
+    with _opened(make_store) as probe:
+        skipped = [c.__name__ for c in ALL_CHECKS if unsupported_reason(c, probe) is not None]
+    for check in ALL_CHECKS:
+        if check.__name__ not in skipped:
+            check(make_store)
+    return skipped
+
+
+__all__ = [
+    "ALL_CHECKS",
+    "REQUIRES",
+    "Check",
+    "StoreFactory",
+    "run_all",
+    "unsupported_reason",
+    *(c.__name__ for c in ALL_CHECKS),
+]
