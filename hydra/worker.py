@@ -152,7 +152,9 @@ class Worker:
             if run is not None:
                 run.mark_lost()
             if self.engine.store.release(claim.lease, now_ms=self.engine.clock.now_ms()):
-                self.log.info("released execution %s unfinished", claim.execution.id)
+                self.log.bind(execution_id=claim.execution.id).info(
+                    "released execution %s unfinished", claim.execution.id
+                )
         self._stopped.set()
         if self._listener is not None:
             self._listener.close()
@@ -251,9 +253,11 @@ class Worker:
         try:
             outcome = execute(self.engine, workflow, claim, lease_ms=self.lease_ms, on_run=on_run)
             if outcome == Outcome.LOST:
-                self.log.info("run of %s ended without its lease", eid)
+                self.log.bind(execution_id=eid).info("run of %s ended without its lease", eid)
         except BaseException as exc:  # a bug in hydra or a dead database: keep the worker
-            self.log.error("run of %s crashed: %s: %s", eid, type(exc).__name__, exc, exc_info=exc)
+            self.log.bind(execution_id=eid).error(
+                "run of %s crashed: %s: %s", eid, type(exc).__name__, exc, exc_info=exc
+            )
         finally:
             if run_ref:
                 self.engine._untrack_run(run_ref[0])
@@ -266,7 +270,8 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while not self._stopped.wait(self.heartbeat_ms / 1000):
             with self._lock:
-                entries = list(self._runs.values())
+                # A run that already lost its lease stops at its next step: stop beating.
+                entries = [(c, r) for c, r in self._runs.values() if r is None or not r.lost]
             if not entries:
                 continue
             try:
@@ -282,7 +287,15 @@ class Worker:
                 continue
             for claim, run in entries:
                 if claim.execution.id in lost and run is not None:
-                    self.log.warning("lost the lease on %s", claim.execution.id)
+                    self.log.bind(
+                        execution_id=claim.execution.id,
+                        workflow_name=claim.execution.workflow_name,
+                        attempt=claim.execution.attempt,
+                    ).warning(
+                        "lost the lease on %s: it was taken over or cancelled; the run stops "
+                        "at its next step",
+                        claim.execution.id,
+                    )
                     run.mark_lost()
 
     def _listen_loop(self) -> None:
