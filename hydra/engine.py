@@ -181,6 +181,22 @@ class Engine:
         self._notify_finished()
         return True
 
+    def retry(self, execution_id: str) -> None:
+        """Re-run a ``failed`` or ``cancelled`` execution from its checkpoints.
+
+        Completed steps keep their results; steps that used up their attempts get a fresh
+        budget; the execution gets one more workflow attempt and its timeout restarts.
+        Raises ``ValueError`` if the execution is not failed or cancelled.
+        """
+        if self.store.retry_execution(self.namespace, execution_id, now_ms=self.clock.now_ms()):
+            self._wake_local_workers()
+            return
+        status = self.get_execution(execution_id).status  # ExecutionNotFoundError if unknown
+        raise ValueError(
+            f"execution {execution_id} is {status.value}: only failed or cancelled "
+            "executions can be retried"
+        )
+
     # -- plumbing for workers in this process ---------------------------------------------
     def _add_wake_callback(self, callback: Callable[[], None]) -> None:
         with self._lock:

@@ -176,6 +176,15 @@ class Store(Protocol):
         Returns False if it was already terminal (or does not exist)."""
         ...
 
+    def retry_execution(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
+        """Give a ``failed`` or ``cancelled`` execution one more attempt, from its
+        checkpoints: ``pending`` and claimable at once, ``attempt + 1`` (and
+        ``max_attempts`` raised to it if needed), its timeout counted again from now, the
+        error cleared, and the records of steps that used up their attempts (``failed``)
+        deleted so they run again with a fresh budget. Completed steps stay checkpointed.
+        False if it is not failed or cancelled (or does not exist)."""
+        ...
+
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
         """The earliest ``wake_at`` among non-terminal executions of these workflows."""
         ...

@@ -862,6 +862,58 @@ def check_cancel_fences_owner(make_store: StoreFactory) -> None:
         assert store.next_wake_at(ns, [WF]) is None, "a cancelled execution still has a wake time"
 
 
+def check_retry_execution(make_store: StoreFactory) -> None:
+    """retry_execution: a failed execution gets one more attempt from its checkpoints."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns, timeout_ms=1_000)
+        assert store.retry_execution(ns, eid, now_ms=T0) is False, "retry of a pending one"
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        store.save_step(claim.lease, _step(eid, "done", 0), now_ms=T0, lease_ms=LONG_LEASE)
+        store.save_step(
+            claim.lease,
+            _step(
+                eid,
+                "broken",
+                1,
+                status=StepStatus.FAILED,
+                output=None,
+                error_type="E",
+                error_message="boom",
+            ),
+            now_ms=T0,
+            lease_ms=LONG_LEASE,
+        )
+        store.finish(
+            claim.lease,
+            status=Status.FAILED,
+            now_ms=T0 + 1,
+            error_type="StepFailedError",
+            error_message="broken",
+        )
+        assert store.retry_execution(_ns(), eid, now_ms=T0 + 2) is False, "retry across namespaces"
+        assert store.retry_execution(ns, eid, now_ms=T0 + 10) is True, "retry of a failed one"
+        _fields(
+            _get(store, ns, eid),
+            "a retried execution",
+            status=Status.PENDING,
+            attempt=2,
+            max_attempts=3,
+            wake_at=T0 + 10,
+            run_at=T0 + 10,
+            timeout_at=T0 + 10 + 1_000,
+            error_type=None,
+            error_message=None,
+            completed_at=None,
+        )
+        assert [s.name for s in store.list_steps(eid)] == ["done"], "failed steps must be reset"
+        again = _claim_one(store, ns, "w2", T0 + 10, eid)
+        _fields(again.execution, "the claim after a retry", attempt=2)
+        assert [s.name for s in again.steps] == ["done"], "completed checkpoints must replay"
+        assert store.retry_execution(ns, eid, now_ms=T0 + 11) is False, "retry of a running one"
+        assert store.retry_execution(ns, "no-such-id", now_ms=T0) is False, "retry of unknown id"
+
+
 def check_cancel(make_store: StoreFactory) -> None:
     """cancel: True for pending and sleeping; False if terminal, unknown or foreign."""
     with _opened(make_store) as store:
@@ -1363,6 +1415,7 @@ def check_no_listener_without_notify(make_store: StoreFactory) -> None:
 
 #: every check, in a sensible order
 ALL_CHECKS: list[Check] = [
+    check_retry_execution,
     check_create_get_list_roundtrip,
     check_get_missing,
     check_idempotency_key,

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from hydra.errors import LeaseLostError
-from hydra.status import Status
+from hydra.status import Status, StepStatus
 from hydra.store.base import (
     Claim,
     ExecutionRow,
@@ -146,6 +146,33 @@ class MemoryStore:
             row.lease_expires_at = None
             # Fences out a worker that is running it right now.
             row.lease_token += 1
+            return True
+
+    def retry_execution(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
+        with self._lock:
+            row = self._executions.get(execution_id)
+            if (
+                row is None
+                or row.namespace != namespace
+                or row.status
+                not in (
+                    Status.FAILED,
+                    Status.CANCELLED,
+                )
+            ):
+                return False
+            row.status = Status.PENDING
+            row.attempt += 1
+            row.max_attempts = max(row.max_attempts, row.attempt)
+            row.run_at = row.wake_at = now_ms
+            row.timeout_at = None if row.timeout_ms is None else now_ms + row.timeout_ms
+            row.error_type = row.error_message = None
+            row.output = None
+            row.completed_at = row.sleep_until = row.next_retry_at = None
+            row.updated_at = now_ms
+            steps = self._steps.get(execution_id, {})
+            for name in [n for n, s in steps.items() if s.status == StepStatus.FAILED]:
+                del steps[name]
             return True
 
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:

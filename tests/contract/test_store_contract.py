@@ -171,3 +171,7 @@ def test_notify_wakes_listener(store_factory: StoreFactory) -> None:
 
 def test_no_listener_without_notify(store_factory: StoreFactory) -> None:
     run(contract.check_no_listener_without_notify, store_factory)
+
+
+def test_retry_execution(store_factory: StoreFactory) -> None:
+    run(contract.check_retry_execution, store_factory)

@@ -588,3 +588,32 @@ def test_notify_wakes_a_worker_in_another_engine(
     other = hydra.Engine(store, namespace=engine.namespace)  # as if in another process
     ex = other.wait(other.start_workflow("wake-notify", None), timeout=15)
     assert ex.output == "notified"
+
+
+def test_retry_reruns_a_failed_execution_from_its_checkpoints(
+    engine: hydra.Engine, make_worker: Callable[..., hydra.Worker]
+) -> None:
+    calls = Calls()
+    fixed = threading.Event()
+
+    def fragile() -> str:
+        calls.hit("fragile")
+        if not fixed.is_set():
+            raise hydra.NonRetryableError("bad config")
+        return "fine"
+
+    @hydra.workflow("retry-me")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> str:
+        hydra.step(ctx, "first", lambda: calls.hit("first", 1))
+        return hydra.step(ctx, "fragile", fragile)
+
+    make_worker(wf)
+    eid = engine.start_workflow("retry-me", None, max_attempts=1)
+    assert engine.wait(eid, timeout=WAIT).status == "failed"
+    with pytest.raises(ValueError, match="only failed or cancelled"):
+        engine.retry(engine.start_workflow("never-runs", None))
+    fixed.set()
+    engine.retry(eid)
+    ex = engine.wait(eid, timeout=WAIT)
+    assert (ex.status, ex.output, ex.attempt, ex.error) == ("completed", "fine", 2, None)
+    assert calls.counts == {"first": 1, "fragile": 2}

@@ -272,6 +272,52 @@ class SQLStore:
         )
         return self._run(lambda conn: conn.execute(stmt).rowcount == 1)
 
+    def retry_execution(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
+        def retry(conn: Connection) -> bool:
+            # FOR UPDATE waits for a worker's in-flight write (SQLite ignores it: the
+            # transaction already holds the write lock).
+            row = conn.execute(
+                select(executions)
+                .where(
+                    executions.c.id == execution_id,
+                    executions.c.namespace == namespace,
+                    executions.c.status.in_((Status.FAILED.value, Status.CANCELLED.value)),
+                )
+                .with_for_update()
+            ).first()
+            if row is None:
+                return False
+            attempt = row.attempt + 1
+            conn.execute(
+                update(executions)
+                .where(executions.c.id == execution_id)
+                .values(
+                    status=Status.PENDING.value,
+                    attempt=attempt,
+                    max_attempts=max(row.max_attempts, attempt),
+                    run_at=now_ms,
+                    wake_at=now_ms,
+                    timeout_at=None if row.timeout_ms is None else now_ms + row.timeout_ms,
+                    error_type=None,
+                    error_message=None,
+                    output_data=None,
+                    completed_at=None,
+                    sleep_until=None,
+                    next_retry_at=None,
+                    updated_at=now_ms,
+                )
+            )
+            conn.execute(
+                steps.delete().where(
+                    steps.c.execution_id == execution_id,
+                    steps.c.status == StepStatus.FAILED.value,
+                )
+            )
+            self._dialect.notify(conn, namespace)
+            return True
+
+        return self._run(retry)
+
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
         query = select(func.min(executions.c.wake_at)).where(
             executions.c.namespace == namespace,
