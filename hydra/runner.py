@@ -64,11 +64,14 @@ class RunHooks(Protocol):
     def step_reached(self, run: Run, step_name: str) -> None:
         """Before the step body is entered (after the replay check)."""
 
-    def step_entered(self, run: Run, step_name: str) -> None:
-        """The step body is being entered (called right before the function)."""
+    def step_entered(self, run: Run, step_name: str, attempt: int) -> None:
+        """The step body is being entered (right before the function is called)."""
+
+    def step_ran(self, run: Run, step_name: str) -> None:
+        """The step function returned or raised; nothing about it is recorded yet."""
 
     def step_returned(self, run: Run, step_name: str) -> None:
-        """The step function returned; its checkpoint is not written yet."""
+        """The step function returned a value; its checkpoint is not written yet."""
 
 
 @dataclass(slots=True)
@@ -192,8 +195,13 @@ class Run:
     def _enter(self, attempt: _Attempt) -> None:
         attempt.started_at = self.clock.now_ms()
         if self.hooks is not None:
-            self.hooks.step_entered(self, attempt.name)
+            self.hooks.step_entered(self, attempt.name, attempt.number)
         self.current_step = attempt.name
+
+    def _ran(self, attempt: _Attempt) -> None:
+        self.current_step = None
+        if self.hooks is not None:
+            self.hooks.step_ran(self, attempt.name)
 
     def _succeeded(self, attempt: _Attempt, value: Any) -> Any:
         self.current_step = None
@@ -289,15 +297,20 @@ class Run:
         if cached:
             return attempt
         self._enter(attempt)
+        value: Any = None
+        error: Exception | None = None
         try:
             value = _call_sync(fn, timeout_ms, name)
             if inspect.isawaitable(value):
                 # An async step function in a sync workflow: run it to completion here.
                 value = asyncio.run(_await(value, timeout_ms, name))
         except Exception as exc:
-            return self._failed(attempt, exc)
+            error = exc
         finally:
             self.current_step = None
+        self._ran(attempt)
+        if error is not None:
+            return self._failed(attempt, error)
         return self._succeeded(attempt, value)
 
     async def step_async(
@@ -312,6 +325,8 @@ class Run:
         if cached:
             return attempt
         self._enter(attempt)
+        value: Any = None
+        error: Exception | None = None
         try:
             if inspect.iscoroutinefunction(fn):
                 value = await _await(fn(), timeout_ms, name)
@@ -320,9 +335,12 @@ class Run:
                 if inspect.isawaitable(value):
                     value = await _await(value, timeout_ms, name)
         except Exception as exc:
-            return self._failed(attempt, exc)
+            error = exc
         finally:
             self.current_step = None
+        self._ran(attempt)
+        if error is not None:
+            return self._failed(attempt, error)
         return self._succeeded(attempt, value)
 
     # -- sleeps ---------------------------------------------------------------------------
@@ -392,6 +410,16 @@ async def _await(value: Awaitable[Any], timeout_ms: int | None, name: str) -> An
         raise StepTimeoutError(f"step {name!r} did not finish within {timeout_ms} ms") from None
 
 
+def _input_type(workflow: Workflow[Any]) -> Any:
+    """``workflow.input_type()``, resolved once per workflow object: type-hint resolution
+    re-evaluates annotations and would otherwise cost more than a short run."""
+    try:
+        return workflow.__dict__["_hydra_input_type"]
+    except KeyError:
+        resolved = workflow.__dict__["_hydra_input_type"] = workflow.input_type()
+        return resolved
+
+
 def describe(exc: BaseException) -> tuple[str, str]:
     """An exception as (type name, message) for storage."""
     return type(exc).__name__, str(exc) or repr(exc)
@@ -431,6 +459,7 @@ def execute(
         attempt=ex.attempt,
         worker_id=lease.worker_id,
     )
+    engine.observer.claimed(claim)
     try:
         now = engine.clock.now_ms()
         if claim.takeover:
@@ -462,7 +491,7 @@ def execute(
             store.release(lease, now_ms=now)
             return Outcome.RELEASED
         try:
-            req = engine.marshaller.unmarshal(ex.input, workflow.input_type())
+            req = engine.marshaller.unmarshal(ex.input, _input_type(workflow))
         except PayloadError as exc:
             return _finish_failed(engine, claim, log, "PayloadError", f"cannot decode input: {exc}")
 
@@ -566,6 +595,9 @@ class Observer:
     Metrics and the test environment's history subclass it. Methods must be cheap and
     must not raise.
     """
+
+    def claimed(self, claim: Claim) -> None:
+        """A worker claimed the execution (a takeover if ``claim.takeover``)."""
 
     def run_started(self, run: Run, claim: Claim) -> None: ...
 

@@ -133,7 +133,9 @@ class TestEnvironment:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.clock = clock if clock is not None else FakeClock()
         self.store: Store = store if store is not None else MemoryStore(self.clock)
-        self._rng = random.Random(seed)
+        # Ids depend on the seed and the namespace: reproducible, yet two environments on
+        # one shared database (different namespaces) never mint the same id.
+        self._rng = random.Random(f"{seed}:{namespace}")
         self.engine = Engine(
             self.store,
             namespace=namespace,
@@ -184,9 +186,11 @@ class TestEnvironment:
         """Kill the next worker that reaches ``phase`` of ``step`` (``times`` times).
 
         ``before``: the worker dies before the step body is entered (it never ran).
-        ``during``: it dies inside the body (entered, counted by ``step_runs``, no result).
-        ``after``: the body returned but the checkpoint was not written: the window that
-        makes the in-flight step at-least-once. The dead worker's lease stays held until it
+        ``during``: the body ran (its side effects happened, as if the process died at its
+        last line) but neither its result nor its error was recorded.
+        ``after``: the body returned a value but the checkpoint was not written.
+        ``during`` and ``after`` are the window that makes the in-flight step
+        at-least-once. The dead worker's lease stays held until it
         expires; then a replacement worker takes over (using one workflow attempt).
         """
         self._add_plan(step, phase, execution_id, times, pause=False)
@@ -307,13 +311,7 @@ class TestEnvironment:
             return
         try:
             with self._frozen():
-                execute(
-                    self.engine,
-                    self._workflows.get(claim.execution.workflow_name),
-                    claim,
-                    lease_ms=self.lease_ms,
-                    hooks=self._hooks,
-                )
+                self._execute(claim)
         except SimulatedCrash as crash:
             self._worker_died(worker, crash)
 
@@ -327,13 +325,7 @@ class TestEnvironment:
         def body() -> None:
             try:
                 with self._frozen():
-                    paused.outcome = execute(
-                        self.engine,
-                        self._workflows.get(claim.execution.workflow_name),
-                        claim,
-                        lease_ms=self.lease_ms,
-                        hooks=self._hooks,
-                    )
+                    paused.outcome = self._execute(claim)
             except SimulatedCrash as crash:
                 self._worker_died(worker, crash)
             finally:
@@ -348,6 +340,27 @@ class TestEnvironment:
         handoff.wait()
         if worker.paused:
             self._paused.append(paused)
+
+    def _execute(self, claim: Claim) -> Outcome:
+        runs: list[Run] = []
+
+        def track(run: Run) -> None:
+            # Lets engine.cancel() stop the run at its next step, as with a real Worker.
+            runs.append(run)
+            self.engine._track_run(run)
+
+        try:
+            return execute(
+                self.engine,
+                self._workflows.get(claim.execution.workflow_name),
+                claim,
+                lease_ms=self.lease_ms,
+                hooks=self._hooks,
+                on_run=track,
+            )
+        finally:
+            for run in runs:
+                self.engine._untrack_run(run)
 
     @contextmanager
     def _frozen(self) -> Iterator[None]:
@@ -405,11 +418,15 @@ class _Hooks:
     def step_reached(self, run: Run, step_name: str) -> None:
         self._maybe_fire(run, step_name, "before")
 
-    def step_entered(self, run: Run, step_name: str) -> None:
+    def step_entered(self, run: Run, step_name: str, attempt: int) -> None:
         self.env._step_runs[(run.execution_id, step_name)] += 1
         self.env._record(
-            run.lease.worker_id, "step", run.execution_id, f"{step_name} (attempt {run.attempt})"
+            run.lease.worker_id, "step", run.execution_id, f"{step_name} (step attempt {attempt})"
         )
+
+    def step_ran(self, run: Run, step_name: str) -> None:
+        # "during": the body ran (its side effects happened, as if the process died at
+        # its last line) and neither its result nor its error was recorded.
         self._maybe_fire(run, step_name, "during")
 
     def step_returned(self, run: Run, step_name: str) -> None:
@@ -450,12 +467,15 @@ class _HistoryObserver(Observer):
         self.env = env
         self.inner = inner
 
-    def run_started(self, run: Run, claim: Claim) -> None:
+    def claimed(self, claim: Claim) -> None:
         ex = claim.execution
         kind = "takeover" if claim.takeover else "claim"
         self.env._record(
             claim.lease.worker_id, kind, ex.id, f"{ex.workflow_name} attempt {ex.attempt}"
         )
+        self.inner.claimed(claim)
+
+    def run_started(self, run: Run, claim: Claim) -> None:
         self.inner.run_started(run, claim)
 
     def run_finished(self, claim: Claim, status: Status) -> None:

@@ -9,6 +9,7 @@ an object it passed in or got back.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -48,6 +49,10 @@ class MemoryStore:
         self._steps: dict[str, dict[str, StepRow]] = {}
         # (namespace, idempotency key) -> execution id
         self._idempotency: dict[tuple[str, str], str] = {}
+        # Heap of (wake_at, created_at, id): claims and next_wake_at read the earliest due
+        # rows without scanning them all. An entry is stale once its row's wake_at changed;
+        # stale entries are dropped when popped (every change pushes a fresh entry).
+        self._due: list[tuple[int, int, str]] = []
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._executions)} executions)"
@@ -62,9 +67,16 @@ class MemoryStore:
     # -- executions -------------------------------------------------------------------
     def create_execution(self, new: NewExecution) -> tuple[str, bool]:
         with self._lock:
-            if new.id in self._executions:
-                # As SQLStore: a retried insert that already landed.
-                return new.id, True
+            taken = self._executions.get(new.id)
+            if taken is not None:
+                # As SQLStore: a retried insert that already landed, or a clash.
+                if (taken.namespace, taken.workflow_name, taken.created_at) == (
+                    new.namespace,
+                    new.workflow_name,
+                    new.created_at_ms,
+                ):
+                    return new.id, True
+                raise ValueError(f"execution id {new.id!r} is already taken by another execution")
             if new.idempotency_key is not None:
                 existing = self._idempotency.get((new.namespace, new.idempotency_key))
                 if existing is not None:
@@ -100,6 +112,7 @@ class MemoryStore:
             )
             if new.idempotency_key is not None:
                 self._idempotency[(new.namespace, new.idempotency_key)] = new.id
+            self._index(self._executions[new.id])
             return new.id, True
 
     def get_execution(self, namespace: str, execution_id: str) -> ExecutionRow | None:
@@ -170,6 +183,7 @@ class MemoryStore:
             row.output = None
             row.completed_at = row.sleep_until = row.next_retry_at = None
             row.updated_at = now_ms
+            self._index(row)
             steps = self._steps.get(execution_id, {})
             for name in [n for n, s in steps.items() if s.status == StepStatus.FAILED]:
                 del steps[name]
@@ -178,12 +192,20 @@ class MemoryStore:
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
         names = set(workflow_names)
         with self._lock:
-            due = [
-                r.wake_at
-                for r in self._executions.values()
-                if r.namespace == namespace and r.workflow_name in names and r.wake_at is not None
-            ]
-            return min(due) if due else None
+            popped: list[tuple[int, int, str]] = []
+            found = None
+            while self._due:
+                entry = heapq.heappop(self._due)
+                row = self._current(entry)
+                if row is None:
+                    continue
+                popped.append(entry)
+                if row.namespace == namespace and row.workflow_name in names:
+                    found = entry[0]
+                    break
+            for entry in popped:
+                heapq.heappush(self._due, entry)
+            return found
 
     # -- leases -----------------------------------------------------------------------
     def claim(
@@ -200,17 +222,21 @@ class MemoryStore:
             return []
         names = set(workflow_names)
         with self._lock:
-            due = [
-                r
-                for r in self._executions.values()
-                if r.namespace == namespace
-                and r.workflow_name in names
-                and r.wake_at is not None
-                and r.wake_at <= now_ms
-            ]
-            due.sort(key=lambda r: (r.wake_at or 0, r.created_at, r.id))
+            due: list[ExecutionRow] = []
+            other: list[tuple[int, int, str]] = []  # due, but not for this claimer
+            while self._due and self._due[0][0] <= now_ms and len(due) < limit:
+                entry = heapq.heappop(self._due)
+                row = self._current(entry)
+                if row is None or row in due:
+                    continue
+                if row.namespace == namespace and row.workflow_name in names:
+                    due.append(row)
+                else:
+                    other.append(entry)
+            for entry in other:
+                heapq.heappush(self._due, entry)
             claims: list[Claim] = []
-            for row in due[:limit]:
+            for row in due:
                 previous = row.status
                 ran_before = row.attempt > 0
                 if row.attempt == 0:
@@ -228,6 +254,7 @@ class MemoryStore:
                 row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
                 row.sleep_until = row.next_retry_at = None
                 row.updated_at = now_ms
+                self._index(row)
                 claims.append(
                     Claim(
                         replace(row),
@@ -256,6 +283,7 @@ class MemoryStore:
             row.lease_owner = None
             row.lease_expires_at = None
             row.lease_token += 1
+            self._index(row)
             return True
 
     # -- fenced writes ----------------------------------------------------------------
@@ -273,6 +301,7 @@ class MemoryStore:
             row.status = Status.SLEEPING
             row.sleep_until = wake_at_ms
             row.wake_at = _cap(wake_at_ms, row.timeout_at)
+            self._index(row)
             row.updated_at = now_ms
             row.lease_owner = None
             row.lease_expires_at = None
@@ -295,6 +324,7 @@ class MemoryStore:
             row.next_retry_at = run_at_ms
             row.run_at = run_at_ms
             row.wake_at = _cap(run_at_ms, row.timeout_at)
+            self._index(row)
             row.error_type = error_type
             row.error_message = error_message
             row.updated_at = now_ms
@@ -349,7 +379,18 @@ class MemoryStore:
         row.lease_expires_at = now_ms + lease_ms
         row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
         row.updated_at = now_ms
+        self._index(row)
         return True
+
+    def _index(self, row: ExecutionRow) -> None:
+        """Record the row's (new) wake time in the due-heap."""
+        if row.wake_at is not None:
+            heapq.heappush(self._due, (row.wake_at, row.created_at, row.id))
+
+    def _current(self, entry: tuple[int, int, str]) -> ExecutionRow | None:
+        """The row a heap entry points at, if the entry is not stale."""
+        row = self._executions.get(entry[2])
+        return row if row is not None and row.wake_at == entry[0] else None
 
     def _put_step(self, step: StepRow) -> None:
         stored = replace(step, output=bytes(step.output) if step.output is not None else None)

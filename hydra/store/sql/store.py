@@ -195,10 +195,16 @@ class SQLStore:
             # Either the idempotency key is taken, or a retried insert already landed.
             def existing(conn: Connection) -> tuple[str, bool] | None:
                 mine = conn.execute(
-                    select(executions.c.id).where(executions.c.id == new.id)
-                ).scalar()
+                    select(
+                        executions.c.namespace, executions.c.workflow_name, executions.c.created_at
+                    ).where(executions.c.id == new.id)
+                ).first()
                 if mine is not None:
-                    return new.id, True
+                    if tuple(mine) == (new.namespace, new.workflow_name, new.created_at_ms):
+                        return new.id, True  # our own insert, retried after a dropped connection
+                    raise ValueError(
+                        f"execution id {new.id!r} is already taken by another execution"
+                    )
                 if new.idempotency_key is None:
                     return None
                 other = conn.execute(
@@ -347,7 +353,8 @@ class SQLStore:
                 executions.c.wake_at <= now_ms,
                 executions.c.workflow_name.in_(list(workflow_names)),
             )
-            .order_by(executions.c.wake_at)
+            # created_at and id break ties, so every store claims in the same order.
+            .order_by(executions.c.wake_at, executions.c.created_at, executions.c.id)
             .limit(limit)
         )
         stmt = (
