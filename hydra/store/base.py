@@ -120,6 +120,38 @@ class Claim:
         return self.previous_status == Status.RUNNING
 
 
+def take_lease(row: ExecutionRow, worker_id: str, *, now_ms: int, lease_ms: int) -> Claim:
+    """Apply a claim to ``row`` in place and return it as a ``Claim`` (steps not loaded).
+
+    The one definition of what a claim does, shared by every store: ``running``, this
+    owner, a fresh token, ``lease_expires_at = now + lease_ms``; ``attempt`` becomes 1 on
+    a first claim and goes up by one on a takeover of an expired running lease (the
+    crashed attempt is used up); the timeout starts counting at the first start.
+    """
+    previous = row.status
+    if row.attempt == 0:
+        row.attempt = 1
+    elif previous == Status.RUNNING:
+        row.attempt += 1
+    row.status = Status.RUNNING
+    row.lease_owner = worker_id
+    row.lease_token += 1
+    row.lease_expires_at = now_ms + lease_ms
+    if row.started_at is None:
+        row.started_at = now_ms
+    if row.timeout_at is None and row.timeout_ms is not None:
+        row.timeout_at = row.started_at + row.timeout_ms
+    row.wake_at = cap_wake(row.lease_expires_at, row.timeout_at)
+    row.sleep_until = row.next_retry_at = None
+    row.updated_at = now_ms
+    return Claim(row, Lease(row.id, row.lease_token, worker_id), previous)
+
+
+def cap_wake(when: int, timeout_at: int | None) -> int:
+    """``wake_at`` never lies past the timeout: a timed-out execution is claimable then."""
+    return when if timeout_at is None else min(when, timeout_at)
+
+
 @runtime_checkable
 class WakeListener(Protocol):
     """Tells an idle worker that new work may be claimable (PostgreSQL LISTEN/NOTIFY)."""

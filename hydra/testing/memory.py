@@ -25,6 +25,8 @@ from hydra.store.base import (
     StepRow,
     Store,
     WakeListener,
+    cap_wake,
+    take_lease,
 )
 
 if TYPE_CHECKING:
@@ -237,33 +239,13 @@ class MemoryStore:
                 heapq.heappush(self._due, entry)
             claims: list[Claim] = []
             for row in due:
-                previous = row.status
                 ran_before = row.attempt > 0
-                if row.attempt == 0:
-                    row.attempt = 1
-                elif previous == Status.RUNNING:
-                    row.attempt += 1  # a takeover: the crashed attempt is used up
-                row.status = Status.RUNNING
-                row.lease_owner = worker_id
-                row.lease_token += 1
-                row.lease_expires_at = now_ms + lease_ms
-                if row.started_at is None:
-                    row.started_at = now_ms
-                if row.timeout_at is None and row.timeout_ms is not None:
-                    row.timeout_at = row.started_at + row.timeout_ms
-                row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
-                row.sleep_until = row.next_retry_at = None
-                row.updated_at = now_ms
+                claim = take_lease(row, worker_id, now_ms=now_ms, lease_ms=lease_ms)
                 self._index(row)
-                claims.append(
-                    Claim(
-                        replace(row),
-                        Lease(row.id, row.lease_token, worker_id),
-                        previous,
-                        # A first claim has no checkpoints yet; everything else replays.
-                        self._ordered_steps(row.id) if ran_before else [],
-                    )
-                )
+                claim.execution = replace(row)
+                # A first claim has no checkpoints yet; everything else replays.
+                claim.steps = self._ordered_steps(row.id) if ran_before else []
+                claims.append(claim)
             return claims
 
     def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
@@ -300,7 +282,7 @@ class MemoryStore:
             row = self._owned_or_raise(lease)
             row.status = Status.SLEEPING
             row.sleep_until = wake_at_ms
-            row.wake_at = _cap(wake_at_ms, row.timeout_at)
+            row.wake_at = cap_wake(wake_at_ms, row.timeout_at)
             self._index(row)
             row.updated_at = now_ms
             row.lease_owner = None
@@ -323,7 +305,7 @@ class MemoryStore:
             row.attempt += 1
             row.next_retry_at = run_at_ms
             row.run_at = run_at_ms
-            row.wake_at = _cap(run_at_ms, row.timeout_at)
+            row.wake_at = cap_wake(run_at_ms, row.timeout_at)
             self._index(row)
             row.error_type = error_type
             row.error_message = error_message
@@ -377,7 +359,7 @@ class MemoryStore:
         if row is None:
             return False
         row.lease_expires_at = now_ms + lease_ms
-        row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
+        row.wake_at = cap_wake(row.lease_expires_at, row.timeout_at)
         row.updated_at = now_ms
         self._index(row)
         return True
@@ -399,11 +381,6 @@ class MemoryStore:
     def _ordered_steps(self, execution_id: str) -> list[StepRow]:
         found = self._steps.get(execution_id, {}).values()
         return [replace(s) for s in sorted(found, key=lambda s: (s.order, s.name))]
-
-
-def _cap(when: int, timeout_at: int | None) -> int:
-    """``min(when, timeout_at)``: a timed-out execution becomes claimable at once."""
-    return when if timeout_at is None else min(when, timeout_at)
 
 
 def _lost(lease: Lease) -> str:

@@ -34,6 +34,7 @@ from hydra.store.base import (
     NewExecution,
     StepRow,
     WakeListener,
+    take_lease,
 )
 from hydra.store.sql.dialect import Dialect, dialect_for
 from hydra.store.sql.schema import executions, metadata, steps
@@ -383,24 +384,8 @@ class SQLStore:
             params: list[dict[str, Any]] = []
             replaying: dict[str, Claim] = {}
             for row in rows:
-                previous = row.status
                 ran_before = row.attempt > 0
-                row.attempt = (
-                    1
-                    if row.attempt == 0
-                    else row.attempt + (1 if previous == Status.RUNNING else 0)
-                )
-                row.status = Status.RUNNING
-                row.lease_owner = worker_id
-                row.lease_token += 1
-                row.lease_expires_at = now_ms + lease_ms
-                if row.started_at is None:
-                    row.started_at = now_ms
-                if row.timeout_at is None and row.timeout_ms is not None:
-                    row.timeout_at = row.started_at + row.timeout_ms
-                row.wake_at = _cap(row.lease_expires_at, row.timeout_at)
-                row.sleep_until = row.next_retry_at = None
-                row.updated_at = now_ms
+                claim = take_lease(row, worker_id, now_ms=now_ms, lease_ms=lease_ms)
                 params.append(
                     {
                         "b_id": row.id,
@@ -412,7 +397,6 @@ class SQLStore:
                         "b_timeout_at": row.timeout_at,
                     }
                 )
-                claim = Claim(row, Lease(row.id, row.lease_token, worker_id), previous)
                 claims.append(claim)
                 # A first claim has no checkpoints yet; everything else replays from steps.
                 if ran_before:
@@ -659,10 +643,6 @@ def _owned(lease: Lease) -> tuple[Any, ...]:
         executions.c.lease_token == lease.token,
         executions.c.status == Status.RUNNING.value,
     )
-
-
-def _cap(when: int, timeout_at: int | None) -> int:
-    return when if timeout_at is None else min(when, timeout_at)
 
 
 def _cap_sql(when: int) -> Any:
