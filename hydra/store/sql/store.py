@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from hydra.errors import DatabaseUnavailableError, LeaseLostError, SchemaNotReadyError
+from hydra.logs import HydraLogger
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
     Claim,
@@ -40,7 +41,8 @@ from hydra.store.sql.dialect import Dialect, dialect_for
 from hydra.store.sql.schema import executions, metadata, steps
 from hydra.store.sql.urls import redact
 
-log = logging.getLogger("hydra.store")
+# Store records carry the same fields as every hydra record (None here: no execution).
+log = HydraLogger(logging.getLogger("hydra.store"))
 
 T = TypeVar("T")
 
