@@ -517,6 +517,15 @@ def execute(
         if run.suspended:
             # The workflow swallowed the suspension (a bare ``except BaseException``).
             return Outcome.SUSPENDED
+        if run.timed_out:
+            # The workflow caught the WorkflowTimeoutError: the timeout still holds.
+            return _finish_failed(
+                engine,
+                claim,
+                log,
+                "WorkflowTimeoutError",
+                f"execution exceeded its timeout of {ex.timeout_ms} ms",
+            )
         try:
             data = engine.marshaller.marshal(output)
         except PayloadError as exc:

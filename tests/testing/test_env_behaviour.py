@@ -765,3 +765,31 @@ def test_same_seed_environments_can_share_a_database(store_factory: Callable[[],
         env.register(double)
         outputs.append(env.run_until_complete(env.start(double, n)).output)
     assert outputs == [2, 4]
+
+
+def test_a_caught_timeout_still_fails_the_execution() -> None:
+    env = TestEnvironment()
+    ran: list[str] = []
+
+    def slow() -> None:
+        ran.append("slow")
+        env.clock.advance(timedelta(hours=2))  # the step takes two (virtual) hours
+
+    @hydra.workflow("swallows-timeout")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> str:
+        hydra.step(ctx, "slow", slow)
+        try:
+            hydra.step(ctx, "late", lambda: ran.append("late"))
+        except hydra.WorkflowTimeoutError:
+            return "pretended to finish"
+        return "finished"
+
+    env.register(wf)
+    eid = env.start("swallows-timeout", None, timeout=timedelta(hours=1))
+    ex = env.run_until_complete(eid)
+    assert (ex.status, ex.error_type, ex.output, ran) == (
+        "failed",
+        "WorkflowTimeoutError",
+        None,
+        ["slow"],
+    )
