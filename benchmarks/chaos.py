@@ -153,6 +153,18 @@ def worker_main(args: argparse.Namespace) -> int:
 
     import hydra
 
+    if os.environ.get("HYDRA_CHAOS_BREAK_FENCING") == "1":
+        # Negative control: writes match the execution while it is running, whatever the
+        # lease token. The checks must then find fenced writes landing.
+        import hydra.store.sql.store as sql_store
+
+        def unfenced(lease: Any) -> tuple[Any, ...]:
+            c = sql_store.executions.c
+            return (c.id == lease.execution_id, c.status == "running")
+
+        assert hasattr(sql_store, "_owned")
+        sql_store._owned = unfenced
+
     pid = os.getpid()
     log = EventLog(args.events)
     gate = Gate()
@@ -377,6 +389,7 @@ class Config:
     work_dir: Path | None = None
     seed: int | None = None
     verbose: bool = True
+    break_fencing: bool = False  # negative control: run the workers without fencing
 
 
 @dataclass
@@ -504,7 +517,8 @@ def run_chaos(cfg: Config) -> Report:
             "--heartbeat", str(cfg.heartbeat), "--poll-interval", str(cfg.poll_interval),
             "--step-sleep", str(cfg.step_sleep),
         ]  # fmt: skip
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog)
+        env = dict(os.environ, HYDRA_CHAOS_BREAK_FENCING="1" if cfg.break_fencing else "0")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, env=env)
         errlog.close()
         proc = Proc(i, p, events, time.time())
         procs.append(proc)
@@ -858,6 +872,9 @@ def analyse(
         "stops": stops,
         "restarts": restarts,
         "workers_started": len(procs),
+        "stopped_worker": zombie,
+        "writes_accepted": accepted,
+        "writes_refused": refused,
     }
     return Report(
         backend=cfg.backend,

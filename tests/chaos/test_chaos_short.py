@@ -1,0 +1,122 @@
+"""The chaos run's short form (``benchmarks/chaos.py``), on SQLite and on PostgreSQL.
+
+Two worker processes share 100 workflows of 3 steps whose bodies append to a ledger
+table; meanwhile two workers are SIGKILLed (and replaced) and one is SIGSTOPped until its
+executions were taken over, then continued. No server restart here (the full run,
+``python benchmarks/chaos.py``, restarts PostgreSQL). The run's four checks must find
+nothing: every workflow completed once, no checkpointed step ran again, re-runs only
+where a process was killed or stopped, and no write from a fenced lease landed.
+
+PostgreSQL runs when ``HYDRA_TEST_POSTGRES_URL`` is set, in the session's own schema.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BackendStoreFactory
+
+CHAOS_SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "chaos.py"
+
+
+def _load_chaos() -> Any:
+    name = "hydra_benchmarks_chaos"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, CHAOS_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+chaos = _load_chaos()
+
+pytestmark = pytest.mark.slow
+
+
+def test_short_chaos_run_loses_nothing(
+    sql_store_factory: BackendStoreFactory, tmp_path: Path
+) -> None:
+    backend = sql_store_factory.backend
+    if backend == "mysql":
+        pytest.skip("the chaos ledger is written for SQLite and PostgreSQL")
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path}/chaos.db"
+    else:
+        assert sql_store_factory.url is not None
+        url = sql_store_factory.url
+    cfg = chaos.Config(
+        url=url,
+        backend=backend,
+        workflows=100,
+        steps=3,
+        workers=2,
+        concurrency=2,
+        kill_every=1.0,
+        max_kills=2,
+        stop=True,
+        stop_at=0.05,
+        claim_timeout=1.5,
+        heartbeat=0.3,
+        poll_interval=0.05,
+        step_sleep=0.05,
+        time_limit=90,
+        work_dir=tmp_path / "work",
+        seed=6,
+        verbose=False,
+    )
+    try:
+        report = chaos.run_chaos(cfg)
+    finally:
+        if backend != "sqlite":
+            chaos.drop_ledger(url, cfg.ledger)
+    summary = "\n".join(report.lines())
+    assert report.kills == 2, summary
+    assert report.stops == 1, summary
+    assert report.workflows == 100
+    assert not report.violations, summary
+    # The stop really was past the lease: its runs were taken over and its late writes
+    # were refused.
+    assert report.stats["takeovers"] >= 1, summary
+    zombie = report.stats["stopped_worker"]
+    assert zombie["all_taken_over"], summary
+    if zombie["held"]:
+        assert zombie["refused"] >= 1 and zombie["accepted"] == 0, summary
+
+
+def test_the_checks_catch_a_store_without_fencing(tmp_path: Path) -> None:
+    """Negative control: the same run with the lease token left out of every fenced write
+    (workers patched through ``HYDRA_CHAOS_BREAK_FENCING``) must be caught."""
+    cfg = chaos.Config(
+        url=f"sqlite:///{tmp_path}/chaos.db",
+        backend="sqlite",
+        workflows=8,
+        steps=3,
+        workers=2,
+        concurrency=2,
+        kill_every=1.0,
+        max_kills=0,
+        stop=True,
+        stop_at=0.0,
+        claim_timeout=1.5,
+        heartbeat=0.3,
+        poll_interval=0.05,
+        step_sleep=0.5,  # the new owner is still running when the stopped one wakes
+        time_limit=90,
+        work_dir=tmp_path / "work",
+        seed=6,
+        verbose=False,
+        break_fencing=True,
+    )
+    report = chaos.run_chaos(cfg)
+    summary = "\n".join(report.lines())
+    assert report.stops == 1, summary
+    assert any("accepted from a fenced lease" in v for v in report.violations), summary
+    assert any("stopped worker wrote" in v for v in report.violations), summary
