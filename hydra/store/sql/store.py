@@ -451,7 +451,7 @@ class SQLStore:
             # check and the insert.
             if not self._extend(conn, lease, now_ms, lease_ms):
                 raise LeaseLostError(_lost(lease))
-            conn.execute(self._upsert_step(step, now_ms))
+            self._upsert_step(conn, step, now_ms)
 
         self._run(save)
 
@@ -550,37 +550,41 @@ class SQLStore:
                         return
                 raise LeaseLostError(_lost(lease))
             if step is not None:
-                conn.execute(self._upsert_step(step, now_ms))
+                self._upsert_step(conn, step, now_ms)
 
         self._run(apply)
 
     def _extend(self, conn: Connection, lease: Lease, now_ms: int, lease_ms: int) -> bool:
-        expires = now_ms + lease_ms
-        stmt = (
-            update(executions)
-            .where(*_owned(lease))
-            .values(lease_expires_at=expires, wake_at=_cap_sql(expires), updated_at=now_ms)
-        )
-        return bool(conn.execute(stmt).rowcount == 1)
+        params = {
+            "x_id": lease.execution_id,
+            "x_token": lease.token,
+            "x_expires": now_ms + lease_ms,
+            "x_now": now_ms,
+        }
+        return bool(conn.execute(_EXTEND, params).rowcount == 1)
 
-    def _upsert_step(self, step: StepRow, now_ms: int) -> Any:
-        return self._dialect.upsert(
-            steps,
-            {
-                "execution_id": step.execution_id,
-                "step_name": step.name,
-                "step_order": step.order,
-                "status": step.status.value,
-                "attempts": step.attempts,
-                "output_data": step.output,
-                "error_type": step.error_type,
-                "error_message": step.error_message,
-                "started_at": step.started_at,
-                "completed_at": step.completed_at,
-                "updated_at": now_ms,
-            },
-            ["execution_id", "step_name"],
+    def _upsert_step(self, conn: Connection, step: StepRow, now_ms: int) -> None:
+        # Built once per store and reused with bind parameters: building the statement
+        # and its cache key on every checkpoint cost more CPU than the database did.
+        stmt = self.__dict__.get("_step_upsert")
+        if stmt is None:
+            columns: dict[str, Any] = {c: bindparam(f"s_{c}") for c in _STEP_COLUMNS}
+            stmt = self._dialect.upsert(steps, columns, ["execution_id", "step_name"])
+            self.__dict__["_step_upsert"] = stmt
+        values = (
+            step.execution_id,
+            step.name,
+            step.order,
+            step.status.value,
+            step.attempts,
+            step.output,
+            step.error_type,
+            step.error_message,
+            step.started_at,
+            step.completed_at,
+            now_ms,
         )
+        conn.execute(stmt, {f"s_{c}": v for c, v in zip(_STEP_COLUMNS, values, strict=True)})
 
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str) -> WakeListener | None:
@@ -647,7 +651,7 @@ def _owned(lease: Lease) -> tuple[Any, ...]:
     )
 
 
-def _cap_sql(when: int) -> Any:
+def _cap_sql(when: Any) -> Any:
     """``min(when, timeout_at)`` in SQL: a timed-out execution becomes claimable at once."""
     return case(
         (
@@ -656,6 +660,37 @@ def _cap_sql(when: int) -> Any:
         ),
         else_=when,
     )
+
+
+_STEP_COLUMNS = (
+    "execution_id",
+    "step_name",
+    "step_order",
+    "status",
+    "attempts",
+    "output_data",
+    "error_type",
+    "error_message",
+    "started_at",
+    "completed_at",
+    "updated_at",
+)
+
+# The fenced lease extension (every checkpoint and heartbeat), built once: same WHERE as
+# ``_owned``, with bind parameters.
+_EXTEND = (
+    update(executions)
+    .where(
+        executions.c.id == bindparam("x_id"),
+        executions.c.lease_token == bindparam("x_token"),
+        executions.c.status == Status.RUNNING.value,
+    )
+    .values(
+        lease_expires_at=bindparam("x_expires"),
+        wake_at=_cap_sql(bindparam("x_expires")),
+        updated_at=bindparam("x_now"),
+    )
+)
 
 
 def _lost(lease: Lease) -> str:
