@@ -156,14 +156,25 @@ def worker_main(args: argparse.Namespace) -> int:
     if os.environ.get("HYDRA_CHAOS_BREAK_FENCING") == "1":
         # Negative control: writes match the execution while it is running, whatever the
         # lease token. The checks must then find fenced writes landing.
+        from sqlalchemy import update
+
         import hydra.store.sql.store as sql_store
 
         def unfenced(lease: Any) -> tuple[Any, ...]:
             c = sql_store.executions.c
             return (c.id == lease.execution_id, c.status == "running")
 
+        def extend(self: Any, conn: Any, lease: Any, now_ms: int, lease_ms: int) -> bool:
+            stmt = (
+                update(sql_store.executions)
+                .where(*unfenced(lease))
+                .values(lease_expires_at=now_ms + lease_ms, updated_at=now_ms)
+            )
+            return bool(conn.execute(stmt).rowcount == 1)
+
         assert hasattr(sql_store, "_owned")
         sql_store._owned = unfenced
+        sql_store.SQLStore._extend = extend
 
     pid = os.getpid()
     log = EventLog(args.events)
