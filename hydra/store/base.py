@@ -120,6 +120,45 @@ class Claim:
         return self.previous_status == Status.RUNNING
 
 
+@dataclass(slots=True)
+class CronJobRow:
+    """One row of ``cron_jobs``: a registered cron job's schedule, as stored.
+
+    ``updated_at`` is when the *definition* (spec, timezone, workflow, payload) last
+    changed: registering the same definition again leaves the row alone, so a restart does
+    not forget the slots missed while every worker was down. ``payload`` is the encoded
+    payload of a workflow-starting job (None for a handler, or a payload computed per slot).
+    ``next_run_at`` is the next slot as last computed by a worker (for display).
+    """
+
+    namespace: str
+    name: str
+    spec: str
+    timezone: str | None
+    workflow_name: str | None
+    payload: bytes | None
+    enabled: bool
+    created_at: int
+    updated_at: int
+    next_run_at: int | None
+
+    def definition(self) -> tuple[str, str | None, str | None, bytes | None]:
+        """What registering the job sets; a change of any part bumps ``updated_at``."""
+        return (self.spec, self.timezone, self.workflow_name, self.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class CronFire:
+    """One row of ``cron_fires``: the record that a slot of a cron job was fired."""
+
+    namespace: str
+    job_name: str
+    slot_at: int
+    fired_at: int
+    worker_id: str | None
+    execution_id: str | None
+
+
 def take_lease(row: ExecutionRow, worker_id: str, *, now_ms: int, lease_ms: int) -> Claim:
     """Apply a claim to ``row`` in place and return it as a ``Claim`` (steps not loaded).
 
@@ -289,4 +328,51 @@ class Store(Protocol):
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str) -> WakeListener | None:
         """A listener for new-work notifications, or None if the store has none."""
+        ...
+
+    # -- cron -------------------------------------------------------------------------
+    def upsert_cron_job(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        spec: str,
+        timezone: str | None,
+        workflow_name: str | None,
+        payload: bytes | None,
+        now_ms: int,
+    ) -> CronJobRow:
+        """Store a cron job's definition and return the stored row.
+
+        A new job is inserted enabled, with ``created_at = updated_at = now_ms``. For an
+        existing one whose definition (spec, timezone, workflow_name, payload) differs, the
+        definition is replaced, ``updated_at = now_ms`` and ``next_run_at`` cleared; an
+        identical definition changes nothing. ``enabled`` and ``created_at`` are kept."""
+        ...
+
+    def list_cron_jobs(self, namespace: str) -> list[CronJobRow]:
+        """The namespace's cron jobs, by name."""
+        ...
+
+    def claim_cron_fire(
+        self,
+        namespace: str,
+        job_name: str,
+        slot_ms: int,
+        *,
+        now_ms: int,
+        worker_id: str,
+        execution_id: str | None = None,
+    ) -> bool:
+        """Record that this slot of the job fired. True for exactly one caller per
+        ``(namespace, job_name, slot_ms)``, across every process sharing the store: the
+        record is unique, so whoever inserts it first fires the slot."""
+        ...
+
+    def last_cron_fire(self, namespace: str, job_name: str) -> CronFire | None:
+        """The fire with the latest slot of this job, or None if it never fired."""
+        ...
+
+    def set_cron_next_run(self, namespace: str, job_name: str, next_run_ms: int | None) -> None:
+        """Remember the job's next slot (display only; ``updated_at`` is not touched)."""
         ...

@@ -19,6 +19,8 @@ from hydra.errors import LeaseLostError
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
     Claim,
+    CronFire,
+    CronJobRow,
     ExecutionRow,
     Lease,
     NewExecution,
@@ -55,6 +57,9 @@ class MemoryStore:
         # rows without scanning them all. An entry is stale once its row's wake_at changed;
         # stale entries are dropped when popped (every change pushes a fresh entry).
         self._due: list[tuple[int, int, str]] = []
+        # (namespace, job name) -> job; (namespace, job name) -> slot -> fire
+        self._cron_jobs: dict[tuple[str, str], CronJobRow] = {}
+        self._cron_fires: dict[tuple[str, str], dict[int, CronFire]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._executions)} executions)"
@@ -336,6 +341,76 @@ class MemoryStore:
             row.wake_at = row.sleep_until = row.next_retry_at = None
             row.lease_owner = None
             row.lease_expires_at = None
+
+    # -- cron -------------------------------------------------------------------------
+    def upsert_cron_job(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        spec: str,
+        timezone: str | None,
+        workflow_name: str | None,
+        payload: bytes | None,
+        now_ms: int,
+    ) -> CronJobRow:
+        payload = bytes(payload) if payload is not None else None
+        with self._lock:
+            row = self._cron_jobs.get((namespace, name))
+            if row is None:
+                row = CronJobRow(
+                    namespace=namespace,
+                    name=name,
+                    spec=spec,
+                    timezone=timezone,
+                    workflow_name=workflow_name,
+                    payload=payload,
+                    enabled=True,
+                    created_at=now_ms,
+                    updated_at=now_ms,
+                    next_run_at=None,
+                )
+                self._cron_jobs[(namespace, name)] = row
+            elif row.definition() != (spec, timezone, workflow_name, payload):
+                row.spec, row.timezone = spec, timezone
+                row.workflow_name, row.payload = workflow_name, payload
+                row.updated_at = now_ms
+                row.next_run_at = None
+            return replace(row)
+
+    def list_cron_jobs(self, namespace: str) -> list[CronJobRow]:
+        with self._lock:
+            return [
+                replace(row) for (ns, _), row in sorted(self._cron_jobs.items()) if ns == namespace
+            ]
+
+    def claim_cron_fire(
+        self,
+        namespace: str,
+        job_name: str,
+        slot_ms: int,
+        *,
+        now_ms: int,
+        worker_id: str,
+        execution_id: str | None = None,
+    ) -> bool:
+        with self._lock:
+            fires = self._cron_fires.setdefault((namespace, job_name), {})
+            if slot_ms in fires:
+                return False
+            fires[slot_ms] = CronFire(namespace, job_name, slot_ms, now_ms, worker_id, execution_id)
+            return True
+
+    def last_cron_fire(self, namespace: str, job_name: str) -> CronFire | None:
+        with self._lock:
+            fires = self._cron_fires.get((namespace, job_name))
+            return fires[max(fires)] if fires else None
+
+    def set_cron_next_run(self, namespace: str, job_name: str, next_run_ms: int | None) -> None:
+        with self._lock:
+            row = self._cron_jobs.get((namespace, job_name))
+            if row is not None:
+                row.next_run_at = next_run_ms
 
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str) -> WakeListener | None:

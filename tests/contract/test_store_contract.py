@@ -175,3 +175,19 @@ def test_no_listener_without_notify(store_factory: StoreFactory) -> None:
 
 def test_retry_execution(store_factory: StoreFactory) -> None:
     run(contract.check_retry_execution, store_factory)
+
+
+def test_cron_job_upsert(store_factory: StoreFactory) -> None:
+    run(contract.check_cron_job_upsert, store_factory)
+
+
+def test_cron_jobs_by_namespace_and_name(store_factory: StoreFactory) -> None:
+    run(contract.check_cron_jobs_by_namespace_and_name, store_factory)
+
+
+def test_cron_fire_claimed_once(store_factory: StoreFactory) -> None:
+    run(contract.check_cron_fire_claimed_once, store_factory)
+
+
+def test_cron_fire_concurrent(store_factory: StoreFactory) -> None:
+    run(contract.check_cron_fire_concurrent, store_factory)

@@ -30,6 +30,8 @@ from hydra.logs import HydraLogger
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
     Claim,
+    CronFire,
+    CronJobRow,
     ExecutionRow,
     Lease,
     NewExecution,
@@ -38,7 +40,7 @@ from hydra.store.base import (
     take_lease,
 )
 from hydra.store.sql.dialect import Dialect, dialect_for
-from hydra.store.sql.schema import executions, metadata, steps
+from hydra.store.sql.schema import cron_fires, cron_jobs, executions, metadata, steps
 from hydra.store.sql.urls import redact
 
 # Store records carry the same fields as every hydra record (None here: no execution).
@@ -590,6 +592,134 @@ class SQLStore:
     def open_listener(self, namespace: str) -> WakeListener | None:
         return self._dialect.open_listener(self.engine, namespace)
 
+    # -- cron -------------------------------------------------------------------------
+    def upsert_cron_job(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        spec: str,
+        timezone: str | None,
+        workflow_name: str | None,
+        payload: bytes | None,
+        now_ms: int,
+    ) -> CronJobRow:
+        definition = {
+            "cron_spec": spec,
+            "timezone": timezone,
+            "workflow_name": workflow_name,
+            "payload": payload,
+        }
+        key = (cron_jobs.c.namespace == namespace, cron_jobs.c.name == name)
+
+        def upsert(conn: Connection) -> CronJobRow:
+            # FOR UPDATE: two workers re-registering a changed job apply it one at a time
+            # (SQLite ignores it: BEGIN IMMEDIATE already holds the write lock).
+            row = conn.execute(select(cron_jobs).where(*key).with_for_update()).first()
+            if row is None:
+                conn.execute(
+                    cron_jobs.insert().values(
+                        namespace=namespace,
+                        name=name,
+                        enabled=True,
+                        created_at=now_ms,
+                        updated_at=now_ms,
+                        next_run_at=None,
+                        **definition,
+                    )
+                )
+            elif _cron_job(row).definition() != (spec, timezone, workflow_name, payload):
+                conn.execute(
+                    update(cron_jobs)
+                    .where(*key)
+                    .values(updated_at=now_ms, next_run_at=None, **definition)
+                )
+            stored = conn.execute(select(cron_jobs).where(*key)).one()
+            return _cron_job(stored)
+
+        try:
+            return self._run(upsert)
+        except IntegrityError:
+            # Another process inserted the same new job at the same moment: now it exists.
+            return self._run(upsert)
+
+    def list_cron_jobs(self, namespace: str) -> list[CronJobRow]:
+        query = select(cron_jobs).where(cron_jobs.c.namespace == namespace)
+        query = query.order_by(cron_jobs.c.name)
+        return self._run(lambda conn: [_cron_job(r) for r in conn.execute(query)], write=False)
+
+    def claim_cron_fire(
+        self,
+        namespace: str,
+        job_name: str,
+        slot_ms: int,
+        *,
+        now_ms: int,
+        worker_id: str,
+        execution_id: str | None = None,
+    ) -> bool:
+        stmt = cron_fires.insert().values(
+            namespace=namespace,
+            job_name=job_name,
+            slot_at=slot_ms,
+            fired_at=now_ms,
+            worker_id=worker_id,
+            execution_id=execution_id,
+        )
+
+        def insert(conn: Connection) -> bool:
+            conn.execute(stmt)
+            return True
+
+        try:
+            return self._run(insert)
+        except IntegrityError:
+            # The primary key (namespace, job_name, slot_at) is taken: the slot was fired.
+            # Only if _run retried an insert whose commit was not acknowledged (a dropped
+            # connection) is the existing record our own.
+            fire = self._run(
+                lambda conn: conn.execute(
+                    select(cron_fires).where(
+                        cron_fires.c.namespace == namespace,
+                        cron_fires.c.job_name == job_name,
+                        cron_fires.c.slot_at == slot_ms,
+                    )
+                ).first(),
+                write=False,
+            )
+            return fire is not None and (fire.worker_id, fire.fired_at) == (worker_id, now_ms)
+
+    def last_cron_fire(self, namespace: str, job_name: str) -> CronFire | None:
+        query = (
+            select(cron_fires)
+            .where(cron_fires.c.namespace == namespace, cron_fires.c.job_name == job_name)
+            .order_by(cron_fires.c.slot_at.desc())
+            .limit(1)
+        )
+
+        def last(conn: Connection) -> CronFire | None:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            return CronFire(
+                namespace=row.namespace,
+                job_name=row.job_name,
+                slot_at=row.slot_at,
+                fired_at=row.fired_at,
+                worker_id=row.worker_id,
+                execution_id=row.execution_id,
+            )
+
+        return self._run(last, write=False)
+
+    def set_cron_next_run(self, namespace: str, job_name: str, next_run_ms: int | None) -> None:
+        stmt = (
+            update(cron_jobs)
+            .where(cron_jobs.c.namespace == namespace, cron_jobs.c.name == job_name)
+            .values(next_run_at=next_run_ms)
+        )
+        self._run(lambda conn: conn.execute(stmt))
+
     # -- introspection for tests and tools --------------------------------------------
     def table_names(self) -> list[str]:
         return sorted(inspect(self.engine).get_table_names())
@@ -729,6 +859,21 @@ def _execution(r: Row[Any]) -> ExecutionRow:
         lease_expires_at=r.lease_expires_at,
         trigger_type=r.trigger_type,
         trigger_source=r.trigger_source,
+    )
+
+
+def _cron_job(r: Row[Any]) -> CronJobRow:
+    return CronJobRow(
+        namespace=r.namespace,
+        name=r.name,
+        spec=r.cron_spec,
+        timezone=r.timezone,
+        workflow_name=r.workflow_name,
+        payload=bytes(r.payload) if r.payload is not None else None,
+        enabled=bool(r.enabled),
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        next_run_at=r.next_run_at,
     )
 
 
