@@ -9,4 +9,9 @@ Layout, so later commands slot in the same way:
 * ``db``      -- resolving and validating the database URL (``--db``, ``HYDRA_DATABASE_URL``,
   the embedded SQLite default) and read-only probes of a database.
 * ``migrate`` -- ``hydra migrate``, ``hydra migrate --sql``, ``hydra migrate status``.
+* ``render``  -- how an execution looks: the trace, the live view's frames, progress lines
+  and the JSON of ``--json``.
+* ``session`` -- opening an engine on the command's database and namespace.
+* ``trace``   -- ``hydra trace EXECUTION_ID``.
+* ``executions`` -- ``hydra executions list|show|cancel|retry``.
 """

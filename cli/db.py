@@ -24,8 +24,10 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
-from hydra.store.migrations.runner import current_revision
+from hydra.store.migrations.runner import current_revision, head_revision
+from hydra.store.sql import SQLStore
 from hydra.store.sql.urls import redact
+from hydra.workflow import validate_name
 
 from .errors import CliError, one_line, state
 
@@ -51,6 +53,31 @@ DbOption = Annotated[
     str | None,
     typer.Option("--db", metavar="URL", help=DB_HELP, show_default=False),
 ]
+
+NAMESPACE_ENV_VAR = "HYDRA_NAMESPACE"
+DEFAULT_NAMESPACE = "default"
+NamespaceOption = Annotated[
+    str,
+    typer.Option(
+        "--namespace",
+        "-n",
+        metavar="NS",
+        envvar=NAMESPACE_ENV_VAR,
+        help=(
+            "The namespace the executions live in (Engine(namespace=...)). "
+            f"If not given: ${NAMESPACE_ENV_VAR}, else {DEFAULT_NAMESPACE!r}."
+        ),
+        show_default=False,
+    ),
+]
+
+
+def namespace(value: str) -> str:
+    """A valid namespace name, or ``CliError``."""
+    try:
+        return validate_name(value, "namespace")
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -155,3 +182,37 @@ def read_revision(database: Database) -> str | None:
         return current_revision(engine)
     finally:
         engine.dispose()
+
+
+def open_store(database: Database, *, create: bool) -> SQLStore:
+    """A ``SQLStore`` on ``database``.
+
+    ``create``: a SQLite file is created and migrated if needed (``hydra dev run``).
+    Otherwise nothing is created: a missing SQLite file is an error rather than an empty
+    database, and a database without hydra's schema fails with ``SchemaNotReadyError``.
+    """
+    path = database.sqlite_path
+    if not create and path is not None and not path.exists():
+        raise CliError(
+            f"no hydra database at {database.display}: nothing has run there yet "
+            "(start something with `hydra dev run FILE`, or pass --db URL)"
+        )
+    if not (create and database.backend == "sqlite"):
+        # Checked here rather than left to SQLStore, whose failed constructor would leave
+        # its pool's connection open.
+        current = read_revision(database)
+        head = head_revision()
+        if current != head:
+            state = "has no hydra schema" if current is None else f"is at revision {current}"
+            raise CliError(
+                f"database {database.display} {state}, hydra needs {head}: "
+                "run `hydra migrate --db URL`"
+            )
+    try:
+        return SQLStore(database.url, auto_migrate=None if create else False)
+    except ModuleNotFoundError as exc:  # a driver imported lazily on first connect
+        hint = DRIVER_HINTS.get(database.backend)
+        raise CliError(
+            f"no driver for {database.display}: Python module {exc.name!r} is not installed"
+            + (f" ({hint})" if hint else "")
+        ) from exc

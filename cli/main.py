@@ -8,9 +8,10 @@ import typer
 
 import hydra
 
-from . import migrate, output
+from . import executions, migrate, output
 from .db import DEFAULT_URL, ENV_VAR
 from .errors import EXIT_CODES_HELP, CliState, HydraGroup
+from .trace import TRACE_HELP, trace
 
 app = typer.Typer(
     name="hydra",
@@ -25,6 +26,8 @@ app = typer.Typer(
     # Locals may hold database URLs with passwords.
     pretty_exceptions_show_locals=False,
 )
+app.command("trace", help=TRACE_HELP, short_help="Show an execution's steps on a timeline.")(trace)
+app.add_typer(executions.app)
 app.add_typer(migrate.app)
 
 

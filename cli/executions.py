@@ -1,0 +1,204 @@
+"""``hydra executions list|show|cancel|retry``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from hydra import Status
+from hydra.clock import SystemClock, to_ms
+from hydra.store.sql import SQLStore
+
+from . import output, render
+from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
+from .errors import CliError
+from .render import View
+from .session import connect, load_view, other_namespaces
+
+app = typer.Typer(
+    name="executions",
+    help="List, inspect, cancel and retry executions.",
+    no_args_is_help=True,
+)
+
+IdArgument = Annotated[str, typer.Argument(metavar="EXECUTION_ID", show_default=False)]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class StatusChoice(StrEnum):
+    pending = "pending"
+    running = "running"
+    sleeping = "sleeping"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+@app.command(
+    "list",
+    help=(
+        "List executions, newest first: id, workflow, status, attempt, creation time and what "
+        "it is doing (a pending one shows how long it has waited for a worker: one that waits "
+        "long may be of a workflow no running worker registered)."
+    ),
+)
+def list_(
+    ctx: typer.Context,
+    status: Annotated[
+        StatusChoice | None,
+        typer.Option("--status", "-s", help="Only executions with this status."),
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", metavar="NAME", help="Only this workflow.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
+    as_json: JsonOption = False,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    now = SystemClock().now_ms()
+    with connect(ctx, db, ns) as (engine, _):
+        wanted = Status(status.value) if status is not None else None
+        found = engine.list_executions(status=wanted, workflow_name=workflow, limit=limit)
+        # The rows add what Execution lacks (run_at, the trigger).
+        rows = engine.store.list_executions(
+            engine.namespace, status=wanted, workflow_name=workflow, limit=limit
+        )
+        by_id = {row.id: row for row in rows}
+        views = [View(ex, by_id.get(ex.id)) for ex in found]
+        if as_json:
+            data = [render.execution_data(v, now, with_steps=False) for v in views]
+            output.raw(render.dumps(data) + "\n")
+            return
+        console = output.stdout()
+        if not views:
+            message = f"no executions in namespace {engine.namespace!r}"
+            if status is not None or workflow is not None:
+                message += " matching the filters"
+            elif isinstance(engine.store, SQLStore):
+                others = other_namespaces(engine.store)
+                if others:
+                    message += f" (namespaces with executions: {', '.join(others)}; "
+                    message += "use --namespace NS)"
+            console.print(Text(message))
+            return
+        wf_w = min(max(len("workflow"), *(len(v.execution.workflow_name) for v in views)), 30)
+        head = f"{'id':<36}  {'workflow':<{wf_w}}  {'status':<9}  {'attempt':<7}  "
+        console.print(Text(head + f"{'created':<23}  note", "dim"))
+        for v in views:
+            ex = v.execution
+            name = ex.workflow_name
+            name = name if len(name) <= wf_w else name[: wf_w - 1] + "…"
+            line = Text(f"{ex.id:<36}  {name:<{wf_w}}  ")
+            line.append_text(render.status_text(f"{ex.status.value:<9}"))
+            line.append(f"  {f'{ex.attempt}/{ex.max_attempts}':<7}  ")
+            line.append(f"{render.fmt_time(ex.created_at):<23}  ")
+            line.append_text(render.execution_note(v, max(now, to_ms(ex.created_at))))
+            console.print(line, overflow="ignore", crop=False)
+
+
+@app.command(
+    help="Show everything stored about an execution: its fields, input, output, "
+    "error, and every step with its full output or error."
+)
+def show(
+    ctx: typer.Context,
+    execution_id: IdArgument,
+    as_json: JsonOption = False,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    now = SystemClock().now_ms()
+    with connect(ctx, db, ns) as (engine, _):
+        view = load_view(engine, execution_id)
+    data = render.execution_data(view, now)
+    if as_json:
+        output.raw(render.dumps(data) + "\n")
+        return
+    console = output.stdout()
+    ex = view.execution
+    console.print(render.header(view, now))
+    for key in ("idempotency_key", "run_at", "sleep_until", "next_retry_at", "timeout_at"):
+        if data[key] is not None:
+            console.print(Text(f"  {key:<16}", "dim") + Text(str(data[key])))
+    console.print(Text("  input", "dim"))
+    console.print(Text(_indent(render.dumps(ex.input), 4)))
+    if ex.status == Status.COMPLETED:
+        console.print(Text("  output", "dim"))
+        console.print(Text(_indent(render.dumps(ex.output), 4)))
+    if ex.error_type is not None:
+        console.print(Text("  error", "dim"))
+        console.print(Text(_indent(f"{ex.error_type}: {ex.error_message or ''}", 4), "red"))
+    console.print(Text(f"  steps ({len(ex.steps)})", "dim"))
+    for step in data["steps"]:
+        line = Text(f"    {step['order']:>2}. ")
+        line.append(step["name"], "bold")
+        line.append("  ")
+        line.append_text(render.status_text(step["status"]))
+        if step["kind"] == "sleep":
+            line.append(f"  until {step['wake_at']}")
+        else:
+            line.append(f"  attempts {step['attempts']}")
+            if step["duration_ms"] is not None:
+                line.append(f"  took {render.fmt_duration(step['duration_ms'])}")
+        console.print(line)
+        if step["error"] is not None:
+            error = f"{step['error']['type']}: {step['error']['message']}"
+            console.print(Text(_indent(error, 8), "red"))
+        elif step["kind"] == "step" and step["status"] == "completed":
+            console.print(Text(_indent(render.dumps(step["output"]), 8)))
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.splitlines())
+
+
+@app.command(
+    help=(
+        "Cancel an execution that has not ended: it is marked cancelled at once, and a "
+        "worker running it stops at its next step (the step in flight finishes, its result "
+        "is discarded). Cancelling an execution that already ended changes nothing."
+    )
+)
+def cancel(
+    ctx: typer.Context,
+    execution_id: IdArgument,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    with connect(ctx, db, ns) as (engine, _):
+        load_view(engine, execution_id)  # a helpful error for an unknown id
+        if engine.cancel(execution_id):
+            output.line("cancelled ", execution_id)
+        else:
+            status = engine.get_execution(execution_id).status.value
+            output.line(execution_id, f" had already {status}: nothing to cancel")
+
+
+@app.command(
+    help=(
+        "Re-run a failed or cancelled execution from its checkpoints: completed steps keep "
+        "their results, failed steps get a fresh set of attempts, and the execution gets one "
+        "more attempt. A worker that runs its workflow picks it up."
+    )
+)
+def retry(
+    ctx: typer.Context,
+    execution_id: IdArgument,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    with connect(ctx, db, ns) as (engine, _):
+        view = load_view(engine, execution_id)
+        try:
+            engine.retry(execution_id)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        output.line(
+            "retrying ",
+            execution_id,
+            f" ({view.execution.workflow_name}): pending, attempt {view.execution.attempt + 1}",
+        )

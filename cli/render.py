@@ -1,0 +1,579 @@
+"""How executions look: the trace (header + step timeline), its JSON, and progress lines.
+
+``hydra trace``, ``hydra executions show`` and the live view of ``hydra dev run`` all draw
+from here, so an execution looks the same everywhere. Everything that came from the
+database (names, errors, outputs) goes into ``rich.text.Text`` and is never parsed as
+markup. Times are shown in UTC; ``now_ms`` is passed in (the dev runner's clock may be
+virtual, see ``hydra dev run --fast-forward``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from hydra.clock import to_ms
+from hydra.records import Execution, StepRecord
+from hydra.status import Status, StepStatus
+from hydra.store.base import ExecutionRow
+
+STATUS_STYLES = {
+    "pending": "yellow",
+    "running": "cyan",
+    "sleeping": "blue",
+    "completed": "green",
+    "failed": "bold red",
+    "cancelled": "magenta",
+    "retrying": "yellow",
+    "slept": "blue",
+}
+# Step markers: Unicode where the console can print it, ASCII otherwise.
+MARKS = {
+    "completed": ("✔", "+"),
+    "failed": ("✘", "x"),
+    "retrying": ("↻", "r"),
+    "sleeping": ("☾", "z"),
+    "slept": ("☾", "z"),
+    "running": ("▶", ">"),
+}
+BAR = {"step": ("█", "#"), "wait": ("░", "."), "axis": ("─", "-")}
+OUTPUT_PREVIEW = 72
+ERROR_PREVIEW = 300
+
+
+@dataclass(frozen=True)
+class RunningStep:
+    """A step attempt in flight in this process (only the dev runner knows these)."""
+
+    name: str
+    attempt: int
+    since_ms: int
+
+
+@dataclass
+class View:
+    """One execution as drawn: the stored execution plus what only the viewer knows."""
+
+    execution: Execution
+    row: ExecutionRow | None = None  # run_at and the trigger, which Execution lacks
+    running: RunningStep | None = None
+    worker: str | None = None  # the worker that last ran it, if the viewer saw it
+
+
+@dataclass
+class Style:
+    unicode: bool = True
+    width: int = 100
+
+    def mark(self, kind: str) -> str:
+        pair = MARKS.get(kind, ("·", "-"))
+        return pair[0] if self.unicode else pair[1]
+
+    def bar(self, kind: str) -> str:
+        pair = BAR[kind]
+        return pair[0] if self.unicode else pair[1]
+
+
+# -- formatting -------------------------------------------------------------------------
+
+
+def ms_of(when: datetime | None) -> int | None:
+    return None if when is None else to_ms(when)
+
+
+def fmt_time(when: datetime | int | None) -> str:
+    if when is None:
+        return "-"
+    if isinstance(when, int):
+        when = datetime.fromtimestamp(when / 1000, tz=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def fmt_duration(ms: int | float) -> str:
+    """``12 ms``, ``1.5 s``, ``3m 05s``, ``48h 03m``, ``4d 00h`` (rounded down)."""
+    ms = max(0, int(ms))
+    if ms < 1000:
+        return f"{ms} ms"
+    if ms < 60_000:
+        return f"{ms / 1000:.1f} s"
+    seconds = ms // 1000
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 3 * 86_400:  # "48h 00m" reads better than "2d 00h"
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86_400}d {seconds % 86_400 // 3600:02d}h"
+
+
+def relative(target_ms: int, now_ms: int) -> str:
+    delta = target_ms - now_ms
+    return f"in {fmt_duration(delta)}" if delta >= 0 else f"{fmt_duration(-delta)} ago"
+
+
+def preview(value: Any, limit: int = OUTPUT_PREVIEW) -> str:
+    """A value as one line of JSON, cut to ``limit`` characters."""
+    text = to_json_text(value)
+    return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
+
+
+def to_json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def one_line(text: str, limit: int = ERROR_PREVIEW) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return repr(value)
+
+
+def short_id(execution_id: str) -> str:
+    return execution_id[:8]
+
+
+# -- step state -------------------------------------------------------------------------
+
+
+def step_state(ex: Execution, step: StepRecord, now_ms: int) -> str:
+    """A step's status as shown: a sleep whose wake time has passed (or that the
+    execution has moved past) is ``slept``."""
+    if step.status != StepStatus.SLEEPING:
+        return step.status.value
+    wake = sleep_wake_ms(step)
+    later = any(s.order > step.order for s in ex.steps)
+    if ex.terminal or later or (wake is not None and wake <= now_ms):
+        return "slept"
+    return "sleeping"
+
+
+def sleep_wake_ms(step: StepRecord) -> int | None:
+    if isinstance(step.output, int):
+        return step.output
+    return ms_of(step.completed_at)
+
+
+def step_span(step: StepRecord) -> tuple[int | None, int | None]:
+    """(start, end) in Unix ms; for a sleep, from falling asleep to the wake time."""
+    start = ms_of(step.started_at)
+    end = sleep_wake_ms(step) if step.status == StepStatus.SLEEPING else ms_of(step.completed_at)
+    return start, end
+
+
+def execution_end_ms(ex: Execution, now_ms: int) -> int:
+    return ms_of(ex.completed_at) or now_ms
+
+
+# -- JSON -------------------------------------------------------------------------------
+
+
+def _iso(when: datetime | int | None) -> str | None:
+    if when is None:
+        return None
+    if isinstance(when, int):
+        when = datetime.fromtimestamp(when / 1000, tz=UTC)
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _error(error_type: str | None, message: str | None) -> dict[str, str] | None:
+    if error_type is None:
+        return None
+    return {"type": error_type, "message": message or ""}
+
+
+def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[str, Any]:
+    """The execution as JSON-ready data (``--json``); nothing is truncated."""
+    ex = view.execution
+    created = to_ms(ex.created_at)
+    end = ms_of(ex.completed_at)
+    data: dict[str, Any] = {
+        "id": ex.id,
+        "workflow": ex.workflow_name,
+        "namespace": ex.namespace,
+        "status": ex.status.value,
+        "attempt": ex.attempt,
+        "max_attempts": ex.max_attempts,
+        "created_at": _iso(ex.created_at),
+        "started_at": _iso(ex.started_at),
+        "completed_at": _iso(ex.completed_at),
+        "duration_ms": None if end is None else end - created,
+        "run_at": _iso(view.row.run_at) if view.row is not None else None,
+        "sleep_until": _iso(ex.sleep_until),
+        "next_retry_at": _iso(ex.next_retry_at),
+        "timeout_at": _iso(ex.timeout_at),
+        "worker": ex.worker_id,
+        "idempotency_key": ex.idempotency_key,
+        "trigger": (
+            {"type": view.row.trigger_type, "source": view.row.trigger_source}
+            if view.row is not None and view.row.trigger_type is not None
+            else None
+        ),
+        "input": ex.input,
+        "output": ex.output,
+        "error": _error(ex.error_type, ex.error_message),
+    }
+    if with_steps:
+        data["steps"] = [_step_data(ex, s, created, now_ms) for s in ex.steps]
+        if view.running is not None:
+            data["running_step"] = {
+                "name": view.running.name,
+                "attempt": view.running.attempt,
+                "started_at": _iso(view.running.since_ms),
+            }
+    return data
+
+
+def _step_data(ex: Execution, step: StepRecord, created: int, now_ms: int) -> dict[str, Any]:
+    start, end = step_span(step)
+    sleeping = step.status == StepStatus.SLEEPING
+    return {
+        "name": step.name,
+        "order": step.order,
+        "kind": "sleep" if sleeping else "step",
+        "status": step_state(ex, step, now_ms),
+        "attempts": step.attempts,
+        "started_at": _iso(step.started_at),
+        "completed_at": None if sleeping else _iso(step.completed_at),
+        "wake_at": _iso(end) if sleeping else None,
+        "offset_ms": None if start is None else start - created,
+        "duration_ms": None if start is None or end is None else end - start,
+        "output": None if sleeping else step.output,
+        "error": _error(step.error_type, step.error_message),
+    }
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+
+
+# -- the trace --------------------------------------------------------------------------
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLES.get(status, ""))
+
+
+def execution_note(view: View, now_ms: int) -> Text:
+    """What an execution is doing or did, in a few words (lists and compact headers)."""
+    ex = view.execution
+    created = to_ms(ex.created_at)
+    if ex.status == Status.PENDING:
+        if ex.next_retry_at is not None:
+            return Text(f"attempt {ex.attempt} at {fmt_time(ex.next_retry_at)}", "yellow")
+        run_at = view.row.run_at if view.row is not None else created
+        if run_at > now_ms:
+            return Text(f"starts {relative(run_at, now_ms)}", "yellow")
+        return Text(
+            f"waiting {fmt_duration(now_ms - run_at)} for a worker that runs {ex.workflow_name}",
+            "yellow",
+        )
+    if ex.status == Status.RUNNING:
+        started = ms_of(ex.started_at) or created
+        who = view.worker or ex.worker_id
+        return Text(f"running {fmt_duration(now_ms - started)}" + (f" on {who}" if who else ""))
+    if ex.status == Status.SLEEPING:
+        until = ms_of(ex.sleep_until)
+        if until is None:
+            return Text("sleeping")
+        return Text(f"until {fmt_time(until)} ({relative(until, now_ms)})", "blue")
+    took = Text(f"took {fmt_duration(execution_end_ms(ex, now_ms) - created)}")
+    if ex.error_type is not None and ex.status != Status.COMPLETED:
+        took.append(": ")
+        took.append(one_line(f"{ex.error_type}: {ex.error_message or ''}", 120), "red")
+    return took
+
+
+def header(view: View, now_ms: int) -> Text:
+    """The full header of ``hydra trace``: workflow, status, attempts, times, worker."""
+    ex = view.execution
+    created = to_ms(ex.created_at)
+    out = Text()
+    out.append(ex.workflow_name, "bold")
+    out.append("  ")
+    out.append_text(status_text(ex.status.value))
+    out.append("\n")
+
+    def field(label: str, *parts: Text | str) -> None:
+        out.append(f"  {label:<10} ", "dim")
+        for part in parts:
+            out.append_text(part) if isinstance(part, Text) else out.append(part)
+        out.append("\n")
+
+    field("execution", ex.id, Text(f"  (namespace {ex.namespace})", "dim"))
+    field("attempts", f"{ex.attempt} of {ex.max_attempts}")
+    field("created", fmt_time(ex.created_at))
+    if ex.started_at is not None:
+        started = to_ms(ex.started_at)
+        field("started", fmt_time(started), Text(f"  (+{fmt_duration(started - created)})", "dim"))
+    if ex.completed_at is not None:
+        done = to_ms(ex.completed_at)
+        field(ex.status.value, fmt_time(done), f"  (took {fmt_duration(done - created)})")
+    elif not ex.terminal:
+        field("now", execution_note(view, now_ms))
+    if ex.timeout_at is not None and not ex.terminal:
+        field("timeout", fmt_time(ex.timeout_at), f"  ({relative(to_ms(ex.timeout_at), now_ms)})")
+    worker = ex.worker_id or view.worker
+    field("worker", worker if worker else Text("- (recorded only while it runs)", "dim"))
+    if view.row is not None and view.row.trigger_type not in (None, "api"):
+        source = f" {view.row.trigger_source}" if view.row.trigger_source else ""
+        field("trigger", f"{view.row.trigger_type}{source}")
+    if ex.error_type is not None:
+        label = "last error" if ex.status != Status.FAILED else "error"
+        field(label, Text(one_line(f"{ex.error_type}: {ex.error_message or ''}"), "red"))
+    if ex.status == Status.COMPLETED:
+        field("output", Text(preview(ex.output, max(20, 80)), "dim"))
+    return out
+
+
+def compact_header(view: View, now_ms: int, style: Style) -> Text:
+    """One line per execution in the live view."""
+    ex = view.execution
+    out = Text()
+    out.append(ex.workflow_name, "bold")
+    out.append("  ")
+    out.append(ex.id, "dim")
+    out.append("  ")
+    out.append_text(status_text(ex.status.value))
+    out.append(f"  attempt {ex.attempt}/{ex.max_attempts}  ", "dim")
+    out.append_text(execution_note(view, now_ms))
+    return out
+
+
+@dataclass
+class _Row:
+    mark: str
+    kind: str  # the status as shown
+    name: str
+    attempts: str
+    start: int | None
+    end: int | None
+    bar: str  # "step" or "wait"
+    details: list[Text] = field(default_factory=list)
+
+
+def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row]:
+    ex = view.execution
+    rows: list[_Row] = []
+    for step in ex.steps:
+        state = step_state(ex, step, now_ms)
+        start, end = step_span(step)
+        row = _Row(style.mark(state), state, step.name, str(step.attempts), start, end, "step")
+        if step.status == StepStatus.SLEEPING:
+            row.bar = "wait"
+            row.attempts = ""
+            wake = sleep_wake_ms(step)
+            if wake is not None:
+                when = f"until {fmt_time(wake)}"
+                if state == "sleeping":
+                    when += f" ({relative(wake, now_ms)})"
+                row.details.append(Text(when, "blue"))
+        elif step.error_type is not None:
+            error = one_line(f"{step.error_type}: {step.error_message or ''}", detail_width)
+            row.details.append(Text(error, "red"))
+            if state == "retrying" and ex.sleep_until is not None and not ex.terminal:
+                wake = to_ms(ex.sleep_until)
+                if view.running is None or view.running.name != step.name:
+                    row.details.append(
+                        Text(
+                            f"attempt {step.attempts + 1} at {fmt_time(wake)} "
+                            f"({relative(wake, now_ms)})",
+                            "yellow",
+                        )
+                    )
+        elif step.status == StepStatus.COMPLETED:
+            row.details.append(Text("→ " + preview(step.output, detail_width - 2), "dim"))
+        rows.append(row)
+    running = view.running
+    if running is not None and not ex.terminal:
+        existing = next((r for r in rows if r.name == running.name), None)
+        if existing is not None:
+            rows.remove(existing)
+        row = _Row(
+            style.mark("running"),
+            "running",
+            running.name,
+            str(running.attempt),
+            running.since_ms,
+            now_ms,
+            "step",
+        )
+        row.details.append(
+            Text(f"attempt {running.attempt} running for {fmt_duration(now_ms - running.since_ms)}")
+        )
+        rows.append(row)
+    return rows
+
+
+def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Text:
+    """The steps, one line each (plus details), with duration bars on a common axis from
+    the execution's creation to its end (or now, or the latest wake time)."""
+    ex = view.execution
+    width = max(style.width, 60)
+    detail_width = max(width - 8, 30)
+    rows = _rows(view, now_ms, style, detail_width)
+    out = Text()
+    if not rows:
+        out.append("  no steps yet", "dim")
+        if ex.status == Status.PENDING:
+            out.append(" (no worker has started it)", "dim")
+        out.append("\n")
+        return out
+    t0 = to_ms(ex.created_at)
+    t1 = execution_end_ms(ex, now_ms)
+    for row in rows:
+        if row.end is not None:
+            t1 = max(t1, row.end)
+    span = max(t1 - t0, 1)
+    name_w = min(max(len(r.name) for r in rows), 40)
+    name_w = max(name_w, 4)
+    status_w = 9
+    tries_w = 5
+    start_w = 8
+    took_w = 8
+    fixed = 2 + 2 + name_w + 2 + status_w + 2 + tries_w + 2 + start_w + 2 + took_w + 2
+    bar_w = min(max(width - fixed - 1, 20), 50) if bars else 0
+
+    out.append(" " * 4)
+    out.append(f"{'step':<{name_w}}  {'status':<{status_w}}  {'tries':<{tries_w}}  ", "dim")
+    out.append(f"{'start':>{start_w}}  {'took':>{took_w}}", "dim")
+    if bars:
+        left, right = "0", fmt_duration(span)
+        fill = max(bar_w - len(left) - len(right) - 2, 1)
+        out.append(f"  {left} {style.bar('axis') * fill} {right}", "dim")
+    out.append("\n")
+    for row in rows:
+        name = row.name if len(row.name) <= name_w else row.name[: name_w - 1] + "…"
+        out.append("  ")
+        out.append(row.mark, STATUS_STYLES.get(row.kind, ""))
+        out.append(" ")
+        out.append(f"{name:<{name_w}}")
+        out.append("  ")
+        out.append(f"{row.kind:<{status_w}}", STATUS_STYLES.get(row.kind, ""))
+        out.append(f"  {row.attempts:<{tries_w}}  ")
+        start = "" if row.start is None else "+" + fmt_duration(row.start - t0)
+        took = "" if row.start is None or row.end is None else fmt_duration(row.end - row.start)
+        out.append(f"{start:>{start_w}}  {took:>{took_w}}")
+        if bars and row.start is not None:
+            a = int((row.start - t0) / span * bar_w)
+            b = int(((row.end if row.end is not None else row.start) - t0) / span * bar_w)
+            a = min(max(a, 0), bar_w - 1)
+            b = min(max(b, a + 1), bar_w)
+            out.append("  " + " " * a)
+            out.append(style.bar(row.bar) * (b - a), STATUS_STYLES.get(row.kind, ""))
+        out.append("\n")
+        for detail in row.details:
+            out.append(" " * 6)
+            out.append_text(detail)
+            out.append("\n")
+    return out
+
+
+def trace(view: View, now_ms: int, style: Style) -> RenderableType:
+    """What ``hydra trace`` prints: the header, a blank line, the timeline."""
+    return Group(header(view, now_ms), timeline(view, now_ms, style))
+
+
+def live_frame(
+    views: Iterable[View], now_ms: int, style: Style, footer: Text | None = None
+) -> RenderableType:
+    """One frame of ``hydra dev run``'s live view."""
+    parts: list[RenderableType] = []
+    for view in views:
+        parts.append(compact_header(view, now_ms, style))
+        parts.append(timeline(view, now_ms, style))
+    if footer is not None:
+        parts.append(footer)
+    return Group(*parts)
+
+
+# -- progress lines (no live terminal) ---------------------------------------------------
+
+
+class ProgressPrinter:
+    """Turns successive snapshots of executions into one line per change.
+
+    Used where there is no live terminal (pipes, CI, ``CliRunner``): each new step record,
+    each change of a step's status or attempts, and each change of the execution's status
+    prints a line. Intermediate states between two snapshots are not seen (the attempts
+    count still tells how many there were).
+    """
+
+    def __init__(self) -> None:
+        self._status: dict[str, tuple[str, int]] = {}
+        self._steps: dict[tuple[str, str], tuple[str, int]] = {}
+
+    def changes(self, view: View, now_ms: int) -> list[Text]:
+        ex = view.execution
+        lines: list[Text] = []
+
+        def line(*parts: Text | str) -> None:
+            text = Text()
+            text.append(short_id(ex.id), "dim")
+            text.append("  ")
+            text.append(ex.workflow_name, "bold")
+            text.append("  ")
+            for part in parts:
+                text.append_text(part) if isinstance(part, Text) else text.append(part)
+            lines.append(text)
+
+        status = (ex.status.value, ex.attempt)
+        status_changed = self._status.get(ex.id) != status
+        self._status[ex.id] = status
+        if status_changed and ex.status == Status.RUNNING:
+            line(status_text("running"), f" (attempt {ex.attempt} of {ex.max_attempts})")
+        elif status_changed and ex.status == Status.PENDING and ex.next_retry_at is not None:
+            error = one_line(f"{ex.error_type}: {ex.error_message or ''}")
+            line("attempt ", str(ex.attempt - 1), " failed: ", Text(error, "red"), "; ")
+            lines[-1].append_text(execution_note(view, now_ms))
+        for step in ex.steps:
+            state = step_state(ex, step, now_ms)
+            key = (ex.id, step.name)
+            seen = self._steps.get(key)
+            if seen == (state, step.attempts) or (seen is not None and state == "slept"):
+                continue
+            self._steps[key] = (state, step.attempts)
+            start, end = step_span(step)
+            if step.status == StepStatus.SLEEPING:
+                if state == "sleeping":
+                    wake = end if end is not None else now_ms
+                    line(
+                        "sleep ",
+                        step.name,
+                        " ",
+                        status_text("sleeping"),
+                        f" until {fmt_time(wake)} ({relative(wake, now_ms)})",
+                    )
+                elif seen is None:
+                    line("sleep ", step.name, " ", status_text("slept"))
+                continue
+            took = "" if start is None or end is None else f", {fmt_duration(end - start)}"
+            parts: list[Text | str] = ["step ", step.name, " ", status_text(state)]
+            parts.append(f" (attempt {step.attempts}{took})")
+            if step.error_type is not None:
+                parts.append(": ")
+                error = one_line(f"{step.error_type}: {step.error_message or ''}")
+                parts.append(Text(error, "red"))
+                if state == "retrying" and ex.sleep_until is not None and not ex.terminal:
+                    wake = to_ms(ex.sleep_until)
+                    parts.append(
+                        Text(f"; attempt {step.attempts + 1} {relative(wake, now_ms)}", "yellow")
+                    )
+            elif step.status == StepStatus.COMPLETED:
+                parts.append(Text(" → " + preview(step.output), "dim"))
+            line(*parts)
+        if status_changed and ex.terminal:
+            line(status_text(ex.status.value), "  ", execution_note(view, now_ms))
+        return lines

@@ -1,0 +1,78 @@
+"""``hydra trace EXECUTION_ID [--json] [--follow]``: an execution's story."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.live import Live
+
+from hydra.clock import SystemClock
+
+from . import output, render
+from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
+from .session import connect, load_view, style_for
+
+FOLLOW_POLL_S = 0.5
+EXIT_INTERRUPTED = 130
+
+TRACE_HELP = (
+    "Show an execution's story: a header (workflow, status, attempts, times, worker), then "
+    "its steps in order with their status, attempts, start and duration, as bars on a common "
+    "time axis; sleeps with their wake time, errors with the exception type and message, "
+    "and a preview of each step's output (cut to one line).\n\n"
+    "--json prints the same as JSON, untruncated. --follow redraws until the execution is "
+    "completed, failed or cancelled (one line per change when not on a terminal; with "
+    "--json, waits and prints the final JSON)."
+)
+
+
+def trace(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(metavar="EXECUTION_ID", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Refresh until the execution ends.")
+    ] = False,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    clock = SystemClock()
+    with connect(ctx, db, ns) as (engine, _):
+        view = load_view(engine, execution_id)
+        console = output.stdout()
+        style = style_for(console)
+        try:
+            if follow and not view.execution.terminal:
+                if as_json:
+                    while not view.execution.terminal:
+                        time.sleep(FOLLOW_POLL_S)
+                        view = load_view(engine, execution_id)
+                elif console.is_terminal:
+                    with Live(
+                        render.trace(view, clock.now_ms(), style),
+                        console=console,
+                        auto_refresh=False,
+                    ) as live:
+                        while not view.execution.terminal:
+                            time.sleep(FOLLOW_POLL_S)
+                            view = load_view(engine, execution_id)
+                            live.update(render.trace(view, clock.now_ms(), style), refresh=True)
+                    return
+                else:
+                    printer = render.ProgressPrinter()
+                    while True:
+                        for change in printer.changes(view, clock.now_ms()):
+                            console.print(change)
+                        if view.execution.terminal:
+                            break
+                        time.sleep(FOLLOW_POLL_S)
+                        view = load_view(engine, execution_id)
+                    console.print()
+        except KeyboardInterrupt:
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        if as_json:
+            output.raw(render.dumps(render.execution_data(view, clock.now_ms())) + "\n")
+        else:
+            console.print(render.trace(view, clock.now_ms(), style))
