@@ -12,6 +12,8 @@ Layout, so later commands slot in the same way:
 * ``render``  -- how an execution looks: the trace, the live view's frames, progress lines
   and the JSON of ``--json``.
 * ``session`` -- opening an engine on the command's database and namespace.
+* ``loader``  -- importing a workflow file by path, or ``MODULE:ATTR``.
+* ``dev``     -- ``hydra dev run FILE`` (worker threads, live view, ``--fast-forward``).
 * ``trace``   -- ``hydra trace EXECUTION_ID``.
 * ``executions`` -- ``hydra executions list|show|cancel|retry``.
 """

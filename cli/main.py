@@ -8,7 +8,7 @@ import typer
 
 import hydra
 
-from . import executions, migrate, output
+from . import dev, executions, migrate, output
 from .db import DEFAULT_URL, ENV_VAR
 from .errors import EXIT_CODES_HELP, CliState, HydraGroup
 from .trace import TRACE_HELP, trace
@@ -26,6 +26,7 @@ app = typer.Typer(
     # Locals may hold database URLs with passwords.
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(dev.app)
 app.command("trace", help=TRACE_HELP, short_help="Show an execution's steps on a timeline.")(trace)
 app.add_typer(executions.app)
 app.add_typer(migrate.app)

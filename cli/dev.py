@@ -1,0 +1,529 @@
+"""``hydra dev run FILE``: run a file's workflows in this process and watch them.
+
+The dev-run hook: FILE may define ``def dev(engine: hydra.Engine) -> list[str] | None`` at
+module level. ``hydra dev run`` calls it once, before the workers start, to start the
+executions to watch; it returns their ids (optional: every execution it starts through
+``engine`` is watched anyway). ``--start NAME [--input JSON]`` starts one execution
+instead of calling the hook.
+
+Workers are ordinary ``hydra.Worker`` threads on one engine. The live view reads the
+executions back from the database (so it shows exactly what ``hydra trace`` will), plus
+the step each local run is inside right now, which only this process can know: the
+engine's observer is wrapped to keep each run's ``Run`` object.
+
+``--fast-forward`` runs the engine and the workers on ``JumpClock``: the wall clock plus
+an offset. Whenever nothing is running here and nothing is due, the offset jumps to the
+earliest wake time in the database (``Store.next_wake_at``), so sleeps, step backoffs and
+workflow retry delays are skipped while everything else (leases, ordering, the claim
+query) works as in production. Stored times are virtual: a 48-hour sleep ends 48 hours
+"later" in the trace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from hydra import Engine, Status, Worker, Workflow
+from hydra.clock import Clock, SystemClock
+from hydra.runner import Observer, Run
+from hydra.store.base import Claim, Store
+
+from . import output, render
+from .db import DEFAULT_NAMESPACE, Database, DbOption, NamespaceOption, database, namespace
+from .db import open_store as open_db_store
+from .errors import EXIT_NOT_COMPLETED, CliError
+from .loader import DEV_HOOK, WorkflowFile, find_workflows, import_file
+from .render import RunningStep, View
+from .session import style_for
+
+app = typer.Typer(
+    name="dev",
+    help="Run workflows locally while you write them.",
+    no_args_is_help=True,
+)
+
+EXIT_INTERRUPTED = 130
+# How often the view reads the executions back, and how often idle workers poll (a
+# start in this process wakes them at once; polls find sleeps and backoffs that are due).
+# Fast-forward polls faster: every jump of the clock is followed by a poll.
+WATCH_POLL_S = 0.1
+FAST_WATCH_POLL_S = 0.02
+POLL_INTERVAL = timedelta(milliseconds=100)
+FAST_POLL_INTERVAL = timedelta(milliseconds=10)
+SHUTDOWN_TIMEOUT_S = 5.0
+
+RUN_HELP = (
+    "Run the workflows of a Python FILE in this process and watch them run.\n\n"
+    "FILE is imported by path. Every hydra.Workflow instance it holds at module level (and "
+    "in a WORKFLOWS list) is registered on --workers worker threads, each running up to "
+    "--concurrency executions, on the database (by default the embedded SQLite file "
+    ".hydra/hydra.db).\n\n"
+    "What runs: with --start NAME, one execution of workflow NAME, with --input JSON as its "
+    f"input. Otherwise FILE's dev-run hook: a module-level function {DEV_HOOK}(engine) that "
+    "starts the executions to watch (engine.start_workflow(...)) and returns their ids.\n\n"
+    "A live view shows each execution and its steps as they happen (status, attempts, "
+    "durations, errors, sleeps with their wake time); without a terminal, one line per "
+    "change. At the end it prints each execution's id and the hydra trace command that "
+    "shows it.\n\n"
+    "--fast-forward runs on virtual time: whenever nothing is due, the clock jumps to the "
+    "next wake time, so sleeps and retry backoffs take no time (the times stored are "
+    "virtual).\n\n"
+    "Exit code 0 when every execution completed, 3 when one failed or was cancelled, 130 on "
+    "Ctrl-C or SIGTERM (the executions stay in the database; the next run resumes them)."
+)
+
+
+class JumpClock:
+    """The wall clock plus an offset that only grows: virtual time for ``--fast-forward``."""
+
+    def __init__(self) -> None:
+        self._offset_ms = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _real_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return self._real_ms() + self._offset_ms
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.now_ms() / 1000, tz=UTC)
+
+    def jump_to(self, target_ms: int) -> None:
+        """Move virtual time forward to ``target_ms`` (never backwards)."""
+        with self._lock:
+            self._offset_ms = max(self._offset_ms, target_ms - self._real_ms())
+
+    @property
+    def skipped_ms(self) -> int:
+        with self._lock:
+            return self._offset_ms
+
+
+class _RecordingEngine(Engine):
+    """Remembers the executions started through it (by the dev hook)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started: list[str] = []
+
+    def start_workflow(self, name: str | Workflow[Any], payload: Any = None, **kwargs: Any) -> str:
+        execution_id = super().start_workflow(name, payload, **kwargs)
+        if execution_id not in self.started:
+            self.started.append(execution_id)
+        return execution_id
+
+
+class LiveObserver(Observer):
+    """Wraps the engine's observer; keeps the latest ``Run`` of each execution.
+
+    Every public method of the wrapped observer is forwarded as is (bound onto this
+    instance), so events added to ``Observer`` later keep reaching it.
+    """
+
+    def __init__(self, inner: Observer) -> None:
+        for name in dir(inner):
+            if not name.startswith("_") and name not in LiveObserver.__dict__:
+                attr = getattr(inner, name)
+                if callable(attr):
+                    setattr(self, name, attr)
+        self._inner = inner
+        self._runs: dict[str, Run] = {}
+        self._first_seen: dict[tuple[str, str, int], int] = {}
+
+    def run_started(self, run: Run, claim: Claim) -> None:
+        self._runs[run.execution_id] = run
+        self._inner.run_started(run, claim)
+
+    def worker(self, execution_id: str) -> str | None:
+        run = self._runs.get(execution_id)
+        return run.lease.worker_id if run is not None else None
+
+    def running(self, execution_id: str, now_ms: int) -> RunningStep | None:
+        """The step a local run is inside right now, if any."""
+        run = self._runs.get(execution_id)
+        if run is None or run.lost:
+            return None
+        name = run.current_step
+        if name is None:
+            return None
+        record = run.steps.get(name)
+        attempt = (record.attempts if record is not None else 0) + 1
+        since = self._first_seen.setdefault((execution_id, name, attempt), now_ms)
+        return RunningStep(name, attempt, since)
+
+
+@dataclass
+class DevOptions:
+    file: str
+    start: str | None
+    payload: Any
+    fast_forward: bool
+    workers: int
+    concurrency: int
+    namespace: str
+
+
+def parse_input(value: str | None, start: str | None) -> Any:
+    if value is None:
+        return None
+    if start is None:
+        raise CliError("--input needs --start NAME (the workflow to start with that input)")
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise CliError(f"malformed --input JSON: {exc} (in {value!r})") from exc
+
+
+def hydra_command() -> str:
+    """How to call ``hydra`` again from this shell: ``hydra`` if that is this program on
+    PATH, else the path this one was run by (e.g. ``.venv/bin/hydra`` from
+    ``scripts/demo.sh``, where the virtualenv is not activated)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) not in ("hydra", "hydra.exe"):
+        return "hydra"
+    found = shutil.which("hydra")
+    if found is not None and os.path.realpath(found) == os.path.realpath(argv0):
+        return "hydra"
+    path = os.path.abspath(argv0)
+    rel = os.path.relpath(path)
+    if rel.startswith(os.pardir):
+        return shlex.quote(path)
+    return shlex.quote(rel if os.sep in rel else os.curdir + os.sep + rel)
+
+
+def trace_command(execution_id: str, target: Database, ns: str) -> str:
+    parts = [hydra_command(), "trace", shlex.quote(execution_id)]
+    if ns != DEFAULT_NAMESPACE:
+        parts += ["--namespace", shlex.quote(ns)]
+    if target.source != "default":
+        parts += ["--db", shlex.quote(target.display)]
+    return " ".join(parts)
+
+
+def check_what_to_start(found: WorkflowFile, opts: DevOptions) -> None:
+    """Fail before touching the database if there is nothing (valid) to start."""
+    if opts.start is not None:
+        names = [wf.name for wf in found.workflows]
+        if opts.start not in names:
+            raise CliError(
+                f"--start {opts.start!r}: {opts.file} has no workflow of that name "
+                f"(it has {', '.join(repr(n) for n in names)})"
+            )
+    elif found.hook is None:
+        raise CliError(
+            f"{opts.file} has no {DEV_HOOK}(engine) hook: pass --start NAME [--input JSON] "
+            "to say what to run"
+        )
+
+
+def start_executions(engine: _RecordingEngine, found: WorkflowFile, opts: DevOptions) -> list[str]:
+    check_what_to_start(found, opts)
+    if opts.start is not None:
+        return [engine.start_workflow(opts.start, opts.payload)]
+    assert found.hook is not None
+    try:
+        returned = found.hook(engine)
+    except Exception as exc:
+        raise CliError(
+            f"{DEV_HOOK}(engine) in {opts.file} raised {type(exc).__name__}: {exc}"
+        ) from exc
+    ids: list[str] = []
+    if isinstance(returned, str):
+        ids.append(returned)
+    elif isinstance(returned, Iterable):
+        ids.extend(str(x) for x in returned)
+    elif returned is not None:
+        raise CliError(
+            f"{DEV_HOOK}(engine) in {opts.file} returned {type(returned).__name__}: it should "
+            "return the ids of the executions it started (or nothing)"
+        )
+    for execution_id in engine.started:
+        if execution_id not in ids:
+            ids.append(execution_id)
+    if not ids:
+        raise CliError(f"{DEV_HOOK}(engine) in {opts.file} started no executions")
+    for execution_id in ids:
+        engine.get_execution(execution_id)  # an id the hook made up: a clear error
+    return ids
+
+
+class FastForward:
+    """Jumps the ``JumpClock`` to the next wake time when the dev workers are idle."""
+
+    def __init__(
+        self, clock: JumpClock, store: Store, ns: str, names: Sequence[str], workers: list[Worker]
+    ) -> None:
+        self.clock = clock
+        self.store = store
+        self.namespace = ns
+        self.names = list(names)
+        self.workers = workers
+        self.worker_ids = {w.worker_id for w in workers}
+
+    def _busy(self) -> bool:
+        return any(w.in_flight for w in self.workers)
+
+    def maybe_jump(self) -> bool:
+        if self._busy():
+            return False
+        wake = self.store.next_wake_at(self.namespace, self.names)
+        if wake is None or wake <= self.clock.now_ms():
+            return False
+        # A run of ours whose claim committed but which its worker has not counted yet:
+        # its wake time is its lease expiry, and jumping there would expire the lease.
+        for name in self.names:
+            running = self.store.list_executions(
+                self.namespace, status=Status.RUNNING, workflow_name=name, limit=100
+            )
+            if any(row.lease_owner in self.worker_ids for row in running):
+                return False
+        if self._busy() or self.store.next_wake_at(self.namespace, self.names) != wake:
+            return False
+        self.clock.jump_to(wake)
+        return True
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the watch like Ctrl-C does (workers shut down, ids printed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class DevRun:
+    """One ``hydra dev run``: set up, start, watch, summarise."""
+
+    def __init__(self, opts: DevOptions, target: Database, console: Console) -> None:
+        self.opts = opts
+        self.target = target
+        self.console = console
+
+    def run(self) -> int:
+        found = find_workflows(self.opts.file, import_file(self.opts.file))
+        check_what_to_start(found, self.opts)
+        store = open_db_store(self.target, create=True)
+        try:
+            return self._run(found, store)
+        finally:
+            store.close()
+
+    def _run(self, found: WorkflowFile, store: Store) -> int:
+        opts = self.opts
+        jump_clock = JumpClock() if opts.fast_forward else None
+        clock: Clock = jump_clock if jump_clock is not None else SystemClock()
+        engine = _RecordingEngine(store, namespace=opts.namespace, clock=clock)
+        observer = LiveObserver(engine.observer)
+        engine.observer = observer
+        pid = os.getpid()
+        workers = [
+            Worker(
+                engine,
+                worker_id=f"dev-{pid}-{i + 1}",
+                concurrency=opts.concurrency,
+                poll_interval=FAST_POLL_INTERVAL if opts.fast_forward else POLL_INTERVAL,
+                heartbeat_interval=timedelta(seconds=2),
+                claim_timeout=timedelta(seconds=30),
+            )
+            for i in range(opts.workers)
+        ]
+        for worker in workers:
+            for wf in found.workflows:
+                worker.register(wf)
+        ids = start_executions(engine, found, opts)
+        names = [wf.name for wf in found.workflows]
+        self._intro(names, ids)
+        fast = (
+            FastForward(jump_clock, store, engine.namespace, names, workers)
+            if jump_clock is not None
+            else None
+        )
+        for worker in workers:
+            worker.start()
+        interrupted = False
+        try:
+            with _sigterm_interrupts():
+                views = self._watch(engine, observer, ids, fast, jump_clock)
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            for worker in workers:
+                worker.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+        if interrupted:
+            now = clock.now_ms()
+            views = [View(engine.get_execution(eid)) for eid in ids]
+        else:
+            now = clock.now_ms()
+        return self._summary(views, now, interrupted)
+
+    def _intro(self, names: list[str], ids: list[str]) -> None:
+        intro = Text("hydra dev run ", "bold")
+        intro.append(self.opts.file)
+        intro.append(f": {len(ids)} execution{'s' if len(ids) != 1 else ''} of ", "dim")
+        intro.append(", ".join(names))
+        intro.append(f" on {self.target.display}, namespace {self.opts.namespace}", "dim")
+        if self.opts.fast_forward:
+            intro.append(" (fast-forward: virtual time)", "dim")
+        self.console.print(intro)
+
+    def _views(
+        self, engine: Engine, observer: LiveObserver, ids: list[str], now: int
+    ) -> list[View]:
+        views = []
+        for eid in ids:
+            execution = engine.get_execution(eid)
+            running = None if execution.terminal else observer.running(eid, now)
+            views.append(View(execution, running=running, worker=observer.worker(eid)))
+        return views
+
+    def _footer(self, views: list[View], clock: JumpClock | None) -> Text:
+        done = sum(1 for v in views if v.execution.terminal)
+        footer = Text(f"{done}/{len(views)} finished", "dim")
+        if clock is not None:
+            footer.append(f" · fast-forward skipped {render.fmt_duration(clock.skipped_ms)}", "dim")
+        elif any(v.execution.status == Status.SLEEPING for v in views):
+            footer.append(" · sleeping: --fast-forward skips sleeps and backoffs", "dim")
+        footer.append(" · Ctrl-C stops (executions stay in the database)", "dim")
+        return footer
+
+    def _watch(
+        self,
+        engine: Engine,
+        observer: LiveObserver,
+        ids: list[str],
+        fast: FastForward | None,
+        clock: JumpClock | None,
+    ) -> list[View]:
+        console = self.console
+        style = style_for(console)
+        pause = WATCH_POLL_S if fast is None else FAST_WATCH_POLL_S
+        if console.is_terminal:
+            with Live(console=console, auto_refresh=False, transient=False) as live:
+                while True:
+                    now = engine.clock.now_ms()
+                    views = self._views(engine, observer, ids, now)
+                    frame = render.live_frame(views, now, style, self._footer(views, clock))
+                    live.update(frame, refresh=True)
+                    if all(v.execution.terminal for v in views):
+                        return views
+                    if fast is None or not fast.maybe_jump():
+                        time.sleep(pause)
+        printer = render.ProgressPrinter()
+        while True:
+            now = engine.clock.now_ms()
+            views = self._views(engine, observer, ids, now)
+            for view in views:
+                for change in printer.changes(view, now):
+                    console.print(change)
+            if all(v.execution.terminal for v in views):
+                return views
+            if fast is None or not fast.maybe_jump():
+                time.sleep(pause)
+
+    def _summary(self, views: list[View], now: int, interrupted: bool) -> int:
+        console = self.console
+        completed = [v for v in views if v.execution.status == Status.COMPLETED]
+        console.print()
+        if interrupted:
+            console.print(
+                Text(
+                    "interrupted: the executions stay in the database; "
+                    "`hydra dev run` again resumes them",
+                    "yellow",
+                )
+            )
+        elif len(completed) == len(views):
+            console.print(Text(f"all {len(views)} executions completed", "green"))
+        else:
+            console.print(
+                Text(
+                    f"{len(views) - len(completed)} of {len(views)} executions did not complete",
+                    "bold red",
+                )
+            )
+        width = max(len(v.execution.workflow_name) for v in views)
+        for view in views:
+            ex = view.execution
+            line = Text("  ")
+            line.append_text(render.status_text(f"{ex.status.value:<9}"))
+            line.append(f"  {ex.workflow_name:<{width}}  {ex.id}")
+            if ex.error_type is not None and ex.status == Status.FAILED:
+                line.append("  ")
+                line.append(
+                    render.one_line(f"{ex.error_type}: {ex.error_message or ''}", 100), "red"
+                )
+            console.print(line)
+        console.print(Text("trace them with:" if len(views) > 1 else "trace it with:", "dim"))
+        for view in views:
+            console.print(
+                Text("  " + trace_command(view.execution.id, self.target, self.opts.namespace))
+            )
+        if interrupted:
+            return EXIT_INTERRUPTED
+        return 0 if len(completed) == len(views) else EXIT_NOT_COMPLETED
+
+
+@app.command("run", help=RUN_HELP, short_help="Run a file's workflows here, with a live view.")
+def run(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Argument(metavar="FILE", show_default=False)],
+    start: Annotated[
+        str | None,
+        typer.Option("--start", metavar="NAME", help="Start one execution of this workflow."),
+    ] = None,
+    input_json: Annotated[
+        str | None,
+        typer.Option("--input", metavar="JSON", help="The --start execution's input, as JSON."),
+    ] = None,
+    fast_forward: Annotated[
+        bool,
+        typer.Option("--fast-forward", help="Virtual time: skip sleeps and retry backoffs."),
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Worker threads to run.")
+    ] = 1,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Executions each worker runs at once.")
+    ] = 4,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    payload = parse_input(input_json, start)
+    opts = DevOptions(file, start, payload, fast_forward, workers, concurrency, namespace(ns))
+    target = database(ctx, db)
+    code = DevRun(opts, target, output.stdout()).run()
+    if code:
+        raise typer.Exit(code)
+
+
+__all__ = ["JumpClock", "LiveObserver", "app", "hydra_command", "trace_command"]
