@@ -16,4 +16,5 @@ Layout, so later commands slot in the same way:
 * ``dev``     -- ``hydra dev run FILE`` (worker threads, live view, ``--fast-forward``).
 * ``trace``   -- ``hydra trace EXECUTION_ID``.
 * ``executions`` -- ``hydra executions list|show|cancel|retry``.
+* ``worker``  -- ``hydra worker MODULE:ATTR``.
 """

@@ -12,6 +12,7 @@ from . import dev, executions, migrate, output
 from .db import DEFAULT_URL, ENV_VAR
 from .errors import EXIT_CODES_HELP, CliState, HydraGroup
 from .trace import TRACE_HELP, trace
+from .worker import WORKER_HELP, worker
 
 app = typer.Typer(
     name="hydra",
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(dev.app)
 app.command("trace", help=TRACE_HELP, short_help="Show an execution's steps on a timeline.")(trace)
 app.add_typer(executions.app)
+app.command("worker", help=WORKER_HELP, short_help="Run a production worker process.")(worker)
 app.add_typer(migrate.app)
 
 
