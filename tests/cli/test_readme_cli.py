@@ -1,0 +1,69 @@
+"""The README's CLI section: its commands exist and its examples work as shown."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from hydra_cli.loader import load_worker
+
+from .helpers import REPO, hydra_cli, sqlite_url
+
+SECTION = (REPO / "README.md").read_text().split("\n## CLI\n", 1)[1].split("\n## ", 1)[0]
+
+
+def block(lang: str, containing: str) -> str:
+    found = [b for b in re.findall(rf"```{lang}\n(.*?)```", SECTION, flags=re.S) if containing in b]
+    assert len(found) == 1, containing
+    return found[0]
+
+
+def test_the_section_comes_before_logging() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert readme.index("\n## CLI\n") < readme.index("\n## Logging\n")
+
+
+def test_every_command_listed_exists() -> None:
+    for line in block("bash", "hydra dev run").splitlines():
+        words = shlex.split(line.split("  #")[0])
+        assert words[0] == "hydra"
+        command = [w for w in words[1:3] if not w.startswith("-") and w.islower() and "." not in w]
+        result = hydra_cli(*command, "--help")
+        assert result.exit_code == 0, (line, result.output)
+
+
+def test_the_dev_hook_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flow.py").write_text(block("python", "def dev(engine"))
+    result = hydra_cli("dev", "run", "flow.py")
+    assert result.exit_code == 0, result.output
+    assert "all 2 executions completed" in result.stdout
+    assert '→ "hello grace"' in result.stdout
+    one = hydra_cli("dev", "run", "flow.py", "--start", "greet", "--input", '"ada"')
+    assert one.exit_code == 0, one.output
+    assert "all 1 executions completed" in one.stdout
+
+
+def test_the_worker_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "myapp"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "orders.py").write_text(
+        "import hydra\n\nclass OrderWorkflow(hydra.Workflow[str]):\n    name = 'order'\n"
+    )
+    (package / "workers.py").write_text(block("python", "def make_worker"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in ("myapp", "myapp.orders", "myapp.workers"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url(tmp_path / "prod.db"))
+    worker = load_worker("myapp.workers:make_worker")
+    try:
+        assert worker.workflow_names == ["order"]
+        assert worker.engine.namespace == "production"
+    finally:
+        worker.engine.store.close()
