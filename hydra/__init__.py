@@ -4,6 +4,7 @@ Write workflows as plain functions made of named steps; hydra stores every execu
 every step result, so work survives crashes, restarts and deploys. See the README.
 """
 
+from hydra.cron import CronContext, CronJob
 from hydra.engine import Engine
 from hydra.errors import (
     DatabaseUnavailableError,
@@ -20,6 +21,7 @@ from hydra.errors import (
     WorkflowTimeoutError,
 )
 from hydra.marshal import JSONMarshaller, Marshaller
+from hydra.metrics import Metrics
 from hydra.records import Execution, StepRecord
 from hydra.retry import RetryPolicy
 from hydra.status import Status, StepStatus
@@ -32,6 +34,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncWorkflowContext",
+    "CronContext",
+    "CronJob",
     "DatabaseUnavailableError",
     "DuplicateStepError",
     "Engine",
@@ -41,6 +45,7 @@ __all__ = [
     "JSONMarshaller",
     "LeaseLostError",
     "Marshaller",
+    "Metrics",
     "NonRetryableError",
     "PayloadError",
     "RetryPolicy",

@@ -9,17 +9,21 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.clock import Clock, SystemClock, duration_ms, from_ms, to_ms
+from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up
 from hydra.errors import ExecutionNotFoundError
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepRecord
 from hydra.runner import Observer, Run
 from hydra.status import Status, StepStatus
-from hydra.store.base import Claim, ExecutionRow, NewExecution, StepRow, Store
+from hydra.store.base import Claim, CronJobRow, ExecutionRow, NewExecution, StepRow, Store
 from hydra.workflow import Workflow, validate_name
+
+if TYPE_CHECKING:
+    from hydra.metrics import Metrics
 
 
 class Engine:
@@ -37,7 +41,7 @@ class Engine:
         clock: Clock | None = None,
         marshaller: Marshaller | None = None,
         logger: logging.Logger | None = None,
-        metrics: Any = None,
+        metrics: Metrics | None = None,
         id_factory: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
@@ -45,7 +49,7 @@ class Engine:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.marshaller: Marshaller = marshaller if marshaller is not None else JSONMarshaller()
         self.logger = HydraLogger(logger if logger is not None else logging.getLogger("hydra"))
-        self.metrics = metrics
+        self.metrics: Metrics | None = None
         # Execution ids: random UUIDs; hydra.testing passes a seeded factory for
         # reproducible histories.
         self._new_id: Callable[[], str] = id_factory or (lambda: str(uuid.uuid4()))
@@ -54,6 +58,12 @@ class Engine:
         self._finished = threading.Condition()
         self._local_runs: dict[str, Run] = {}
         self._lock = threading.Lock()
+        # Cron jobs registered here; every worker of this engine schedules them. The
+        # version changes with every registration so schedulers notice.
+        self._cron: dict[str, CronJob] = {}
+        self._cron_version = 0
+        if metrics is not None:
+            self._use_metrics(metrics)
 
     def __repr__(self) -> str:
         return f"Engine({self.store!r}, namespace={self.namespace!r})"
@@ -79,6 +89,31 @@ class Engine:
         ``run_at`` delays the first start. The payload is encoded before anything is
         stored: an unencodable payload raises ``PayloadError`` and writes nothing.
         """
+        execution_id, _ = self._start_execution(
+            name,
+            payload,
+            max_attempts=max_attempts,
+            retry_backoff=retry_backoff,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            run_at=run_at,
+        )
+        return execution_id
+
+    def _start_execution(
+        self,
+        name: str | Workflow[Any],
+        payload: Any = None,
+        *,
+        max_attempts: int = 3,
+        retry_backoff: timedelta | float = timedelta(seconds=1),
+        timeout: timedelta | float | None = None,
+        idempotency_key: str | None = None,
+        run_at: datetime | None = None,
+        trigger_type: str = "api",
+        trigger_source: str | None = None,
+    ) -> tuple[str, bool]:
+        """``start_workflow``, also naming what started it; returns ``(id, created)``."""
         workflow_name = name.name if isinstance(name, Workflow) else name
         validate_name(workflow_name, "workflow name")
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
@@ -104,14 +139,101 @@ class Engine:
             idempotency_key=idempotency_key,
             run_at_ms=max(now, to_ms(run_at)) if run_at is not None else now,
             created_at_ms=now,
+            trigger_type=trigger_type,
+            trigger_source=trigger_source,
         )
         execution_id, created = self.store.create_execution(new)
         if created:
             self.logger.bind(execution_id=execution_id, workflow_name=workflow_name).debug(
                 "started execution %s of %s", execution_id, workflow_name
             )
+            if self.metrics is not None:
+                self.metrics.workflow_started(self.namespace, workflow_name)
             self._wake_local_workers()
-        return execution_id
+        return execution_id, created
+
+    # -- cron -----------------------------------------------------------------------------
+    def register_cron(
+        self,
+        spec: str,
+        name: str,
+        handler: Handler | None = None,
+        *,
+        workflow: str | Workflow[Any] | None = None,
+        payload: Any = None,
+        timezone: str | None = None,
+        catch_up: str = "latest",
+    ) -> CronJob:
+        """Run ``handler(ctx: hydra.CronContext)``, or start ``workflow`` with ``payload``,
+        on every slot of the cron ``spec``.
+
+        ``spec``: 5 fields (``"*/15 * * * *"``, ``"0 9 * * mon-fri"``) or a macro
+        (``@hourly``, ``@daily``, ``@weekly``, ``@monthly``, ``@yearly``), read as wall-clock
+        time in ``timezone`` (an IANA name; default UTC). The job is stored in the database
+        and every worker of this engine schedules it; each slot fires exactly once across
+        all workers and processes. A handler runs at most once per slot (not again if its
+        worker dies meanwhile); a workflow is started with the idempotency key
+        ``cron:<name>:<slot ms>``. ``payload`` may be a callable taking the slot (an aware
+        datetime) and returning the payload. ``catch_up`` decides what happens to slots
+        missed while no worker ran: ``"latest"`` fires the most recent one, ``"all"``
+        every one, ``"none"`` none. Registering a name again replaces the job here and
+        updates the stored definition. Raises ``ValueError`` for an invalid spec, an
+        unknown timezone, an empty name or an unknown ``catch_up``.
+        """
+        validate_name(name, "cron job name")
+        schedule = CronSchedule(spec, timezone)
+        policy = validate_catch_up(catch_up)
+        workflow_name = workflow.name if isinstance(workflow, Workflow) else workflow
+        if (handler is None) == (workflow_name is None):
+            raise TypeError(
+                f"register_cron({name!r}) takes a handler or workflow=..., exactly one of them"
+            )
+        if handler is not None and not callable(handler):
+            raise TypeError(f"the handler of cron job {name!r} must be callable, got {handler!r}")
+        if handler is not None and payload is not None:
+            raise TypeError(f"cron job {name!r}: payload= goes with workflow=, not a handler")
+        if workflow_name is not None:
+            validate_name(workflow_name, "workflow name")
+        # A static payload is encoded now: an unencodable one fails registration, not a slot.
+        data = None
+        if workflow_name is not None and not callable(payload):
+            data = self.marshaller.marshal(payload)
+        job = CronJob(name, schedule, policy, handler, workflow_name, payload, data)
+        self._store_cron_job(job)
+        with self._lock:
+            self._cron[name] = job
+            self._cron_version += 1
+        self.logger.info("registered cron job %r", job)
+        return job
+
+    def list_cron_jobs(self) -> list[CronJobRow]:
+        """The cron jobs stored for this namespace (by any process), by name."""
+        return self.store.list_cron_jobs(self.namespace)
+
+    def _store_cron_job(self, job: CronJob) -> CronJobRow:
+        return self.store.upsert_cron_job(
+            self.namespace,
+            job.name,
+            spec=job.schedule.spec,
+            timezone=job.schedule.timezone,
+            workflow_name=job.workflow,
+            payload=job.payload_data,
+            now_ms=self.clock.now_ms(),
+        )
+
+    def _cron_snapshot(self) -> tuple[int, dict[str, CronJob]]:
+        with self._lock:
+            return self._cron_version, dict(self._cron)
+
+    # -- metrics --------------------------------------------------------------------------
+    def _use_metrics(self, metrics: Metrics) -> None:
+        """Count into ``metrics`` from now on (the engine's observer is wrapped)."""
+        if self.metrics is metrics:
+            return
+        if self.metrics is not None:
+            raise ValueError(f"{self!r} already counts into {self.metrics!r}")
+        self.metrics = metrics
+        self.observer = metrics.observer(self.namespace, self.clock, self.observer)
 
     # -- reading --------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> Execution:

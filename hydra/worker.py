@@ -2,7 +2,9 @@
 
 Threads: one poller (claims while slots are free, then waits for a wake-up or the poll
 interval with jitter), one heartbeat (extends the leases of runs in flight), a listener
-on PostgreSQL (LISTEN/NOTIFY), and ``concurrency`` run threads. Every run goes through
+on PostgreSQL (LISTEN/NOTIFY), ``concurrency`` run threads, and a cron scheduler (fires
+the engine's due cron slots; each job's handlers run on a thread of that job's own, so a
+long handler delays neither the scheduler nor other jobs). Every run goes through
 ``hydra.runner.execute``, the same loop ``hydra.testing`` drives.
 """
 
@@ -13,12 +15,16 @@ import random
 import signal
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 from hydra.clock import duration_ms
+from hydra.cron import CronScheduler
 from hydra.engine import Engine
 from hydra.logs import HydraLogger
 from hydra.runner import Outcome, Run, execute
@@ -77,6 +83,11 @@ class Worker:
         self._pool: ThreadPoolExecutor | None = None
         self._listener: WakeListener | None = None
         self._started = False
+        self._cron = CronScheduler(engine, self.worker_id, submit=self._submit_cron)
+        self._cron_pools: dict[str, ThreadPoolExecutor] = {}
+        self._cron_calls: set[Future[None]] = set()
+        self._metrics_server: Any = None
+        self._cron_thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"<Worker {self.worker_id} concurrency={self.concurrency}>"
@@ -115,9 +126,11 @@ class Worker:
             raise RuntimeError(f"worker {self.worker_id} was already started")
         self._started = True
         if self.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            start_http_server(self.metrics_port)
+            self._serve_metrics(self.metrics_port)
+        if self.engine.metrics is not None:
+            self.engine.metrics.worker_started(
+                self.engine.namespace, self.worker_id, self.concurrency
+            )
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hydra-run")
         self.engine._add_wake_callback(self._wake.set)
         if self.engine.store.supports_notify:
@@ -126,6 +139,7 @@ class Worker:
         self._spawn(self._heartbeat_loop, "heartbeat")
         if self._listener is not None:
             self._spawn(self._listen_loop, "listen")
+        self._cron_thread = self._spawn(self._cron_loop, "cron")
         self.log.info(
             "worker %s started: %s, concurrency %d",
             self.worker_id,
@@ -145,9 +159,11 @@ class Worker:
         self._wake.set()
         self.engine._remove_wake_callback(self._wake.set)
         limit = None if timeout is None else duration_ms(timeout, "timeout") / 1000
+        deadline = None if limit is None else time.monotonic() + limit
         with self._idle:
             self._idle.wait_for(lambda: not self._runs, timeout=limit)
             leftovers = list(self._runs.values())
+        self._stop_cron(None if deadline is None else max(deadline - time.monotonic(), 0))
         for claim, run in leftovers:
             if run is not None:
                 run.mark_lost()
@@ -162,6 +178,11 @@ class Worker:
             thread.join(timeout=5)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self.engine.metrics is not None:
+            self.engine.metrics.worker_stopped(self.engine.namespace, self.worker_id)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         self.log.info("worker %s stopped", self.worker_id)
 
     def run(self) -> None:
@@ -193,10 +214,11 @@ class Worker:
         self.shutdown()
 
     # -- threads --------------------------------------------------------------------------
-    def _spawn(self, target: Any, role: str) -> None:
+    def _spawn(self, target: Any, role: str) -> threading.Thread:
         thread = threading.Thread(target=target, name=f"hydra-{role}-{self.worker_id}", daemon=True)
         self._threads.append(thread)
         thread.start()
+        return thread
 
     def _poll_loop(self) -> None:
         failures = 0
@@ -223,6 +245,9 @@ class Worker:
             names = list(self._workflows)
         if free <= 0 or not names:
             return 0
+        metrics = self.engine.metrics
+        if metrics is not None:
+            metrics.worker_polled(self.engine.namespace, self.worker_id)
         claims = self.engine.store.claim(
             self.engine.namespace,
             names,
@@ -235,6 +260,8 @@ class Worker:
         for claim in claims:
             with self._lock:
                 self._runs[claim.execution.id] = (claim, None)
+            if metrics is not None:
+                metrics.run_began(self.engine.namespace, self.worker_id)
             self._pool.submit(self._run_one, claim)
         return len(claims)
 
@@ -264,6 +291,8 @@ class Worker:
             with self._idle:
                 self._runs.pop(eid, None)
                 self._idle.notify_all()
+            if self.engine.metrics is not None:
+                self.engine.metrics.run_ended(self.engine.namespace, self.worker_id)
             self.engine._notify_finished()
             self._wake.set()
 
@@ -285,6 +314,8 @@ class Worker:
             except Exception as exc:
                 self.log.warning("heartbeat failed (%s: %s)", type(exc).__name__, exc)
                 continue
+            if self.engine.metrics is not None:
+                self.engine.metrics.worker_heartbeat(self.engine.namespace, self.worker_id)
             for claim, run in entries:
                 if claim.execution.id in lost and run is not None:
                     self.log.bind(
@@ -297,6 +328,70 @@ class Worker:
                         claim.execution.id,
                     )
                     run.mark_lost()
+
+    def _cron_loop(self) -> None:
+        # The scheduler reads the store only when a slot may be due, so ticking at the
+        # poll interval (at most every second) costs nothing between slots; it also works
+        # on a clock that tests move by hand.
+        interval = min(self.poll_ms, 1000) / 1000
+        failures = 0
+        while not self._stop_claiming.is_set():
+            try:
+                self._cron.tick()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                self.log.warning("cron scheduling failed (%s: %s)", type(exc).__name__, exc)
+            self._stop_claiming.wait(interval if not failures else min(0.1 * 2**failures, 5.0))
+
+    def _submit_cron(self, job_name: str, call: Callable[[], None]) -> None:
+        """Run a cron handler on its job's own thread: a job's handlers run one after
+        another, and a long one delays neither the scheduler nor other jobs."""
+        with self._lock:
+            pool = self._cron_pools.get(job_name)
+            if pool is None:
+                pool = self._cron_pools[job_name] = ThreadPoolExecutor(
+                    1, thread_name_prefix=f"hydra-cron-{self.worker_id}"
+                )
+            future = pool.submit(call)
+            self._cron_calls.add(future)
+        future.add_done_callback(self._cron_call_done)
+
+    def _cron_call_done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._cron_calls.discard(future)
+
+    def _stop_cron(self, timeout: float | None) -> None:
+        """Let running cron handlers finish (up to ``timeout``), drop queued ones."""
+        if self._cron_thread is not None:
+            self._cron_thread.join(timeout=5)  # it stops at its next tick: no new calls
+        with self._lock:
+            calls = list(self._cron_calls)
+            pools = list(self._cron_pools.values())
+        if calls:
+            _, unfinished = wait_futures(calls, timeout=timeout)
+            if unfinished:
+                self.log.warning(
+                    "%d cron handler call(s) still running or queued at shutdown: their "
+                    "slots are not run again",
+                    len(unfinished),
+                )
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _serve_metrics(self, port: int) -> None:
+        """Serve the engine's metrics at ``/metrics`` (``port`` 0: any free port)."""
+        from prometheus_client import start_http_server
+
+        from hydra.metrics import Metrics
+
+        if self.engine.metrics is None:
+            self.engine._use_metrics(Metrics())
+        assert self.engine.metrics is not None
+        server, _thread = start_http_server(port, registry=self.engine.metrics.registry)
+        self._metrics_server = server
+        self.metrics_port = int(server.server_port)
+        self.log.info("serving metrics on port %d", self.metrics_port)
 
     def _listen_loop(self) -> None:
         assert self._listener is not None

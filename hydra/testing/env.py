@@ -10,6 +10,11 @@ skipped by jumping the clock to the next due time when nothing is runnable.
 Crash injection kills the simulated worker that reaches a point in a step: its lease
 stays held and it writes nothing more; a replacement worker (a restarted process) takes
 the execution over once the lease expires.
+
+Cron jobs registered on ``env.engine`` run too: every simulated worker has its own
+``CronScheduler`` (the one ``hydra.Worker`` runs), they take turns firing due slots, and
+handlers run in the test's thread. ``advance`` stops the clock at every cron slot on the
+way, so each slot fires at its exact time.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from hydra.clock import duration_ms, from_ms
+from hydra.cron import CronScheduler
 from hydra.engine import Engine
 from hydra.marshal import Marshaller
 from hydra.records import Execution
@@ -34,6 +40,9 @@ from hydra.store.base import Claim, Store
 from hydra.testing.clock import FakeClock
 from hydra.testing.memory import MemoryStore
 from hydra.workflow import Workflow
+
+if TYPE_CHECKING:
+    from hydra.metrics import Metrics
 
 Phase = Literal["before", "during", "after"]
 PHASES: tuple[Phase, ...] = ("before", "during", "after")
@@ -112,7 +121,8 @@ class TestEnvironment:
     ``seed`` makes execution ids (and anything else random here) reproducible, so the
     same test gives the same ``history`` run after run. ``freeze_time=True`` also freezes
     ``datetime.now()``/``time.time()`` at the fake clock's time inside every run (needs
-    freezegun). ``claim_timeout`` is the simulated workers' lease length.
+    freezegun). ``claim_timeout`` is the simulated workers' lease length. ``metrics`` (a
+    ``hydra.Metrics``) counts the runs as a real engine's would.
     """
 
     __test__ = False  # not a pytest test class, despite its name
@@ -128,6 +138,7 @@ class TestEnvironment:
         seed: int = 0,
         marshaller: Marshaller | None = None,
         freeze_time: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
@@ -141,6 +152,7 @@ class TestEnvironment:
             namespace=namespace,
             clock=self.clock,
             marshaller=marshaller,
+            metrics=metrics,
             id_factory=lambda: str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
         )
         self.engine.observer = _HistoryObserver(self, self.engine.observer)
@@ -155,6 +167,8 @@ class TestEnvironment:
         self._turn = 0
         self._freeze = freeze_time
         self._hooks = _Hooks(self)
+        self._schedulers: dict[str, CronScheduler] = {}
+        self._cron_turn = 0
 
     # -- setup ----------------------------------------------------------------------------
     def register(self, workflow: Workflow[Any]) -> Workflow[Any]:
@@ -227,7 +241,14 @@ class TestEnvironment:
 
     # -- running --------------------------------------------------------------------------
     def run_until_idle(self, max_runs: int = 1_000_000) -> int:
-        """Run everything runnable now, without moving the clock; the number of runs."""
+        """Run everything runnable now, without moving the clock; the number of runs.
+
+        Due cron slots fire first (``run_cron_due``), so executions they start run too."""
+        now = self.clock.now_ms()
+        while self.run_cron_due():
+            due = self._next_cron_due()
+            if due is None or due > now:
+                break  # (catch_up="all" fires a long outage in several passes)
         runs = 0
         names = sorted(self._workflows)
         while runs < max_runs:
@@ -249,10 +270,53 @@ class TestEnvironment:
         )
 
     def advance(self, delta: timedelta | float) -> int:
-        """Move the clock forward and run what became due; the number of runs."""
-        self.clock.advance(delta)
-        self._record(None, "clock", None, f"advanced {duration_ms(delta, 'advance')} ms")
-        return self.run_until_idle()
+        """Move the clock forward and run what became due; the number of runs.
+
+        The clock stops at every cron slot on the way, which fires at its exact time."""
+        step = duration_ms(delta, "advance")
+        target = self.clock.now_ms() + step
+        runs = 0
+        while (due := self._next_cron_due()) is not None and due <= target:
+            self.clock.set_ms(due)
+            runs += self.run_until_idle()
+        self.clock.set_ms(target)
+        self._record(None, "clock", None, f"advanced {step} ms")
+        return runs + self.run_until_idle()
+
+    def run_cron_due(self) -> int:
+        """Fire the cron slots due now; the number fired.
+
+        Every live simulated worker's scheduler takes a turn (starting with a different
+        worker each time), as real workers race for a slot: the first claims it, the
+        others find it claimed. Handlers run here, in the test's thread."""
+        if not self.engine._cron_snapshot()[1]:
+            return 0
+        live = self._live_workers()
+        first = self._cron_turn % len(live)
+        self._cron_turn += 1
+        return sum(self._scheduler(w.id).tick() for w in live[first:] + live[:first])
+
+    def _live_workers(self) -> list[_SimWorker]:
+        return [w for w in self._workers if w.alive and not w.paused] or [self._spawn_worker()]
+
+    def _scheduler(self, worker_id: str) -> CronScheduler:
+        scheduler = self._schedulers.get(worker_id)
+        if scheduler is None:
+            scheduler = self._schedulers[worker_id] = CronScheduler(
+                self.engine, worker_id, on_fire=self._cron_fired
+            )
+        return scheduler
+
+    def _cron_fired(self, worker_id: str, job: str, slot_ms: int, execution_id: str | None) -> None:
+        started = f": started {execution_id[:8]}" if execution_id else ""
+        self._record(worker_id, "cron", execution_id, f"{job} slot {from_ms(slot_ms)}{started}")
+
+    def _next_cron_due(self) -> int | None:
+        """The earliest time a live worker's cron scheduler has something to do."""
+        if not self.engine._cron_snapshot()[1]:
+            return None
+        dues = [self._scheduler(w.id).next_due_ms() for w in self._live_workers()]
+        return min((d for d in dues if d is not None), default=None)
 
     def run_until_complete(
         self, execution_id: str, max_time: timedelta = timedelta(days=365)
@@ -287,6 +351,9 @@ class TestEnvironment:
                 else f"the next due time {from_ms(due)} is past max_time"
             )
             raise StuckExecutionError(f"{what}: {reason}\nhistory:\n{self.format_history()}")
+        cron = self._next_cron_due()
+        if cron is not None and cron < due:
+            due = cron  # stop at the cron slot on the way: it fires at its time
         if due > self.clock.now_ms():
             self.clock.set_ms(due)
 
