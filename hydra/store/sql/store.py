@@ -80,11 +80,15 @@ class SQLStore:
         self.supports_notify = self._dialect.supports_notify
         if auto_migrate is None:
             auto_migrate = self._dialect.name == "sqlite"
-        self._check_reachable()
-        if auto_migrate:
-            self.migrate()
-        else:
-            self._check_schema()
+        try:
+            self._check_reachable()
+            if auto_migrate:
+                self.migrate()
+            else:
+                self._check_schema()
+        except BaseException:
+            self.close()  # a store that failed to open holds no connections
+            raise
 
     def __repr__(self) -> str:
         return f"SQLStore({self.url!r})"
