@@ -1,0 +1,81 @@
+"""The README's Cron and Metrics sections: their Python blocks run as shown."""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import hydra
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def section(title: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.index("\n## ", start + 1)
+    return text[start:end]
+
+
+def blocks(title: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", section(title), flags=re.S)
+
+
+def run(block: str, name: str, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    module = types.ModuleType(name)
+    monkeypatch.setitem(sys.modules, name, module)
+    exec(compile(block, "README.md", "exec"), module.__dict__)
+    return module
+
+
+def test_the_sections_come_before_the_name_section() -> None:
+    titles = re.findall(r"^## (.+)$", README.read_text(), flags=re.M)
+    assert titles.index("Cron") < titles.index("The name `hydra`")
+    assert titles.index("Metrics") < titles.index("The name `hydra`")
+
+
+def test_the_cron_registration_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    production, _ = blocks("Cron")
+    module = run(production, "readme_cron", monkeypatch)
+    try:
+        jobs = {job.name: job for job in module.engine.list_cron_jobs()}
+        assert jobs["clean-up"].spec == "*/15 * * * *"
+        assert jobs["daily-report"].workflow_name == "sales-report"
+        assert jobs["daily-report"].timezone == "Europe/Berlin"
+        assert isinstance(module.worker, hydra.Worker)
+    finally:
+        module.store.close()
+
+
+def test_the_cron_fake_clock_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, testing = blocks("Cron")
+    module = run(testing, "readme_cron_testing", monkeypatch)
+    assert len(module.reminders) == 5
+
+
+def test_the_metrics_example_runs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (example,) = blocks("Metrics")
+    module = run(example, "readme_metrics", monkeypatch)
+    assert re.search(r"scrape http://127\.0\.0\.1:\d+/metrics", capsys.readouterr().out)
+    assert module.worker.metrics_port > 0
+
+
+def test_the_metrics_table_lists_exactly_what_hydra_exports() -> None:
+    listed = set(re.findall(r"^\| `(hydra_[a-z_]+)` \|", section("Metrics"), flags=re.M))
+    exported = hydra.Metrics().names()
+    family = {
+        n.removesuffix("_total").removesuffix("_bucket").removesuffix("_sum")
+        for n in exported
+        if not n.endswith(("_created", "_count"))
+    }
+    assert {n.removesuffix("_total") for n in listed} == family
+    assert listed <= exported | {n for n in listed if n.endswith("_seconds")}
