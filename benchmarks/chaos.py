@@ -557,7 +557,9 @@ def run_chaos(cfg: Config) -> Report:
         _say(cfg, f"{cfg.workers} workers ready; chaos starts")
 
         def stop_episode() -> None:
-            candidates = [p for p in procs if p.proc.poll() is None]
+            # Only a worker that is up: a replacement still starting has no SIGUSR1 handler
+            # yet, and the signal's default action would kill it.
+            candidates = [p for p in procs if p.proc.poll() is None and p.has("ready")]
             victim = rng.choice(candidates)
             stopped_pid.append(victim.pid)
             os.kill(victim.pid, signal.SIGUSR1)
@@ -569,10 +571,11 @@ def run_chaos(cfg: Config) -> Report:
             t_stop = time.time()
             held = _leases_of(cfg, f"chaos-{victim.index}-{victim.pid}")
             _say(cfg, f"SIGSTOP worker {victim.index} (pid {victim.pid}), holding {len(held)}")
-            # Past the lease: wait until every execution it held was taken over.
+            # Past the lease: wait until every execution it held was taken over. Claims go
+            # by due time, so an expired lease waits behind work that was due before it.
             taken = wait_until(
                 lambda: not _leases_of(cfg, f"chaos-{victim.index}-{victim.pid}"),
-                cfg.claim_timeout * 4 + 10,
+                cfg.time_limit / 2,
             )
             time.sleep(0.2)
             os.kill(victim.pid, signal.SIGCONT)
@@ -839,15 +842,28 @@ def analyse(
         violations.append(f"{decreasing} executions whose checkpoint tokens go down")
     zombie = {"stopped": len(stopped)}
     for s in stopped:
+        # The executions it held that another process claimed while it was stopped.
+        mine = {
+            e["eid"]: e["token"]
+            for pid, e in events
+            if pid == s["pid"] and e["k"] == "claim" and e["t1"] < s["t_stop"]
+        }
+        taken_over = {
+            e["eid"]
+            for pid, e in events
+            if pid != s["pid"] and e["k"] == "claim" and e["eid"] in set(s["held"])
+            and e["token"] > mine.get(e["eid"], 0) and e["t1"] < s["t_cont"]
+        }  # fmt: skip
         after = [
             e
             for pid, e in events
             if pid == s["pid"] and e["k"] == "write" and e["t0"] >= s["t_cont"] - 0.5
-            and e["eid"] in set(s["held"])
+            and e["eid"] in taken_over
         ]  # fmt: skip
         ok_after = [e for e in after if e["ok"] and e["op"] != "heartbeat"]
         zombie.update(
             held=len(s["held"]),
+            taken_over=len(taken_over),
             all_taken_over=s["all_taken_over"],
             writes_tried_after_sigcont=len(after),
             refused=sum(1 for e in after if not e["ok"]),
