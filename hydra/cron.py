@@ -403,8 +403,9 @@ class CronScheduler:
                         exc,
                     )
                     state = self._state.get(name)
-                    if state is not None:
-                        state.next_due = now + ERROR_RETRY_MS
+                    if state is None:  # failed before its first look: look again later too
+                        state = self._state[name] = _JobState((), jobs[name].schedule, None)
+                    state.next_due = now + ERROR_RETRY_MS
             return fired
 
     def _is_due(self, name: str, now: int) -> bool:

@@ -409,3 +409,43 @@ def test_a_crashed_worker_no_longer_fires(make_env: MakeEnv) -> None:
     assert len(tick.calls) == 12 and len(set(tick.scheduled)) == 12
     assert dead not in {c.worker_id for c in tick.calls}
     assert dead not in env.workers
+
+
+def test_a_store_error_is_retried_a_second_later(
+    make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = make_env(datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC))
+    tick = Fires()
+    env.engine.register_cron("* * * * *", "tick", tick)
+    real = env.store.last_cron_fire
+    failed: list[datetime] = []
+
+    def flaky(namespace: str, job_name: str) -> Any:
+        if env.clock.now().minute == 1 and not failed:  # once, at the 00:01 slot
+            failed.append(env.clock.now())
+            raise ConnectionError("database restarting")
+        return real(namespace, job_name)
+
+    monkeypatch.setattr(env.store, "last_cron_fire", flaky)
+    with caplog.at_level(logging.WARNING, logger="hydra"):
+        env.advance(timedelta(minutes=1))
+    assert tick.scheduled == ["2030-01-01T00:01:00+00:00"]
+    assert failed == [datetime(2030, 1, 1, 0, 1, tzinfo=UTC)]
+    assert tick.late == [timedelta(seconds=1)]  # retried ERROR_RETRY_MS later
+    assert "scheduling failed (ConnectionError: database restarting)" in caplog.text
+
+
+def test_a_store_error_on_a_job_s_first_look_is_retried_a_second_later(
+    make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = make_env(datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC))
+    env.engine.register_cron("* * * * *", "tick", Fires())
+
+    def down(namespace: str, job_name: str) -> Any:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(env.store, "last_cron_fire", down)
+    env.run_until_idle()
+    scheduler = hydra.cron.CronScheduler  # the one simulated worker's
+    assert isinstance(env._schedulers["worker-1"], scheduler)
+    assert env._schedulers["worker-1"].next_due_ms() == to_ms(env.clock.now()) + 1_000
