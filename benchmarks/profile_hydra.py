@@ -251,7 +251,8 @@ def run_child(spec: dict[str, Any], prefix: list[str] | None = None) -> dict[str
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = [x for x in out.stdout.splitlines() if x.startswith("{")]  # py-spy prints too
+    return json.loads(lines[-1])
 
 
 def summarise_raw(path: Path, top: int = 40) -> str:
