@@ -8,7 +8,7 @@ import typer
 
 import hydra
 
-from . import dev, executions, migrate, output
+from . import cron, dev, executions, migrate, output
 from .db import DEFAULT_URL, ENV_VAR
 from .errors import EXIT_CODES_HELP, CliState, HydraGroup
 from .trace import TRACE_HELP, trace
@@ -32,6 +32,7 @@ app.command("trace", help=TRACE_HELP, short_help="Show an execution's steps on a
 app.add_typer(executions.app)
 app.command("worker", help=WORKER_HELP, short_help="Run a production worker process.")(worker)
 app.add_typer(migrate.app)
+app.add_typer(cron.app)
 
 
 def _print_version(value: bool) -> None:
