@@ -13,9 +13,9 @@ engine's observer is wrapped to keep each run's ``Run`` object.
 
 ``--fast-forward`` runs the engine and the workers on ``JumpClock``: the wall clock plus
 an offset. Whenever nothing is running here and nothing is due, the offset jumps to the
-earliest wake time in the database (``Store.next_wake_at``), so sleeps, step backoffs and
-workflow retry delays are skipped while everything else (leases, ordering, the claim
-query) works as in production. Stored times are virtual: a 48-hour sleep ends 48 hours
+earliest wake time in the database (``Store.next_wake_at``) or the next cron slot of the
+dev workers, so sleeps, step backoffs, cron slots and workflow retry delays are skipped
+while everything else (leases, ordering, the claim query) works as in production. Stored times are virtual: a 48-hour sleep ends 48 hours
 "later" in the trace.
 """
 
@@ -287,7 +287,7 @@ class FastForward:
     def maybe_jump(self) -> bool:
         if self._busy():
             return False
-        wake = self.store.next_wake_at(self.namespace, self.names)
+        wake = self._next_due()
         if wake is None or wake <= self.clock.now_ms():
             return False
         # A run of ours whose claim committed but which its worker has not counted yet:
@@ -298,10 +298,17 @@ class FastForward:
             )
             if any(row.lease_owner in self.worker_ids for row in running):
                 return False
-        if self._busy() or self.store.next_wake_at(self.namespace, self.names) != wake:
+        if self._busy() or self._next_due() != wake:
             return False
         self.clock.jump_to(wake)
         return True
+
+    def _next_due(self) -> int | None:
+        """The earliest of the executions' wake times and the cron slots."""
+        dues = [self.store.next_wake_at(self.namespace, self.names)]
+        dues += [w.next_cron_due_ms() for w in self.workers]
+        known = [d for d in dues if d is not None]
+        return min(known) if known else None
 
 
 @contextmanager

@@ -119,6 +119,10 @@ class Worker:
         with self._lock:
             return len(self._runs)
 
+    def next_cron_due_ms(self) -> int | None:
+        """When this worker's cron scheduler next has a slot to fire (None: no cron jobs)."""
+        return self._cron.next_due_ms()
+
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         """Start the background threads and return at once."""
