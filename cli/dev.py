@@ -15,8 +15,8 @@ engine's observer is wrapped to keep each run's ``Run`` object.
 an offset. Whenever nothing is running here and nothing is due, the offset jumps to the
 earliest wake time in the database (``Store.next_wake_at``) or the next cron slot of the
 dev workers, so sleeps, step backoffs, cron slots and workflow retry delays are skipped
-while everything else (leases, ordering, the claim query) works as in production. Stored times are virtual: a 48-hour sleep ends 48 hours
-"later" in the trace.
+while everything else (leases, ordering, the claim query) works as in production. Stored
+times are virtual: a 48-hour sleep ends 48 hours "later" in the trace.
 """
 
 from __future__ import annotations
