@@ -156,7 +156,7 @@ def worker_main(args: argparse.Namespace) -> int:
     if os.environ.get("HYDRA_CHAOS_BREAK_FENCING") == "1":
         # Negative control: writes match the execution while it is running, whatever the
         # lease token. The checks must then find fenced writes landing.
-        from sqlalchemy import update
+        from sqlalchemy import bindparam, update
 
         import hydra.store.sql.store as sql_store
 
@@ -174,6 +174,11 @@ def worker_main(args: argparse.Namespace) -> int:
 
         assert hasattr(sql_store, "_owned")
         sql_store._owned = unfenced
+        # The prebuilt transitions (suspend, retry, finish): the same, without the token.
+        c = sql_store.executions.c
+        sql_store._FENCED.update(
+            sql_store._build_fenced((c.id == bindparam("f_id"), c.status == "running"))
+        )
         sql_store.SQLStore._extend = extend
 
     pid = os.getpid()

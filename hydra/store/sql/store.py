@@ -78,6 +78,8 @@ class SQLStore:
         if self._owns_engine:
             self._dialect.prepare_engine(self.engine)
         self.supports_notify = self._dialect.supports_notify
+        # Built once and reused with bind parameters (see _EXTEND).
+        self._claim_query = self._dialect.lock_for_claim(_CLAIM_SELECT)
         if auto_migrate is None:
             auto_migrate = self._dialect.name == "sqlite"
         try:
@@ -355,37 +357,17 @@ class SQLStore:
     ) -> list[Claim]:
         if not workflow_names or limit <= 0:
             return []
-        query = self._dialect.lock_for_claim(
-            select(executions)
-            .where(
-                executions.c.namespace == namespace,
-                executions.c.wake_at <= now_ms,
-                executions.c.workflow_name.in_(list(workflow_names)),
-            )
-            # created_at and id break ties, so every store claims in the same order.
-            .order_by(executions.c.wake_at, executions.c.created_at, executions.c.id)
-            .limit(limit)
-        )
-        stmt = (
-            update(executions)
-            .where(executions.c.id == bindparam("b_id"))
-            .values(
-                status=Status.RUNNING.value,
-                lease_owner=worker_id,
-                lease_token=bindparam("b_token"),
-                lease_expires_at=bindparam("b_expires"),
-                wake_at=bindparam("b_wake"),
-                attempt=bindparam("b_attempt"),
-                started_at=bindparam("b_started"),
-                timeout_at=bindparam("b_timeout_at"),
-                sleep_until=None,
-                next_retry_at=None,
-                updated_at=now_ms,
-            )
-        )
+        names = list(workflow_names)
+        same = {"b_owner": worker_id, "b_now": now_ms}
 
         def claim_rows(conn: Connection) -> list[Claim]:
-            rows = [_execution(r) for r in conn.execute(query)]
+            rows = [
+                _execution(r)
+                for r in conn.execute(
+                    self._claim_query,
+                    {"c_ns": namespace, "c_now": now_ms, "c_names": names, "c_limit": limit},
+                )
+            ]
             if not rows:
                 return []
             claims: list[Claim] = []
@@ -403,19 +385,16 @@ class SQLStore:
                         "b_attempt": row.attempt,
                         "b_started": row.started_at,
                         "b_timeout_at": row.timeout_at,
+                        **same,
                     }
                 )
                 claims.append(claim)
                 # A first claim has no checkpoints yet; everything else replays from steps.
                 if ran_before:
                     replaying[row.id] = claim
-            conn.execute(stmt, params)
+            conn.execute(_CLAIM_UPDATE, params)
             if replaying:
-                for r in conn.execute(
-                    select(steps)
-                    .where(steps.c.execution_id.in_(list(replaying)))
-                    .order_by(steps.c.step_order, steps.c.step_name)
-                ):
+                for r in conn.execute(_REPLAY_STEPS, {"r_ids": list(replaying)}):
                     replaying[r.execution_id].steps.append(_step(r))
             return claims
 
@@ -464,15 +443,8 @@ class SQLStore:
     def suspend(
         self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
     ) -> None:
-        values = {
-            "status": Status.SLEEPING.value,
-            "sleep_until": wake_at_ms,
-            "wake_at": _cap_sql(wake_at_ms),
-            "updated_at": now_ms,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
-        self._fenced_transition(lease, values, Status.SLEEPING, step, now_ms)
+        params = {"f_wake_at": wake_at_ms, "f_now": now_ms}
+        self._fenced_transition(lease, "suspend", params, Status.SLEEPING, step, now_ms)
 
     def schedule_retry(
         self,
@@ -483,19 +455,13 @@ class SQLStore:
         error_message: str,
         now_ms: int,
     ) -> None:
-        values = {
-            "status": Status.PENDING.value,
-            "attempt": executions.c.attempt + 1,
-            "next_retry_at": run_at_ms,
-            "run_at": run_at_ms,
-            "wake_at": _cap_sql(run_at_ms),
-            "error_type": error_type,
-            "error_message": error_message,
-            "updated_at": now_ms,
-            "lease_owner": None,
-            "lease_expires_at": None,
+        params = {
+            "f_run_at": run_at_ms,
+            "f_error_type": error_type,
+            "f_error_message": error_message,
+            "f_now": now_ms,
         }
-        self._fenced_transition(lease, values, Status.PENDING, None, now_ms)
+        self._fenced_transition(lease, "retry", params, Status.PENDING, None, now_ms)
 
     def finish(
         self,
@@ -509,37 +475,37 @@ class SQLStore:
     ) -> None:
         if status not in (Status.COMPLETED, Status.FAILED):
             raise ValueError(f"finish() takes completed or failed, not {status!r}")
-        values = {
-            "status": status.value,
-            "output_data": output,
-            "error_type": error_type,
-            "error_message": error_message,
-            "completed_at": now_ms,
-            "updated_at": now_ms,
-            "wake_at": None,
-            "sleep_until": None,
-            "next_retry_at": None,
-            "lease_owner": None,
-            "lease_expires_at": None,
+        params = {
+            "f_status": status.value,
+            "f_output": output,
+            "f_error_type": error_type,
+            "f_error_message": error_message,
+            "f_now": now_ms,
         }
-        self._fenced_transition(lease, values, status, None, now_ms)
+        self._fenced_transition(lease, "finish", params, status, None, now_ms)
 
     def _fenced_transition(
         self,
         lease: Lease,
-        values: dict[str, Any],
+        kind: str,
+        params: dict[str, Any],
         target: Status,
         step: StepRow | None,
         now_ms: int,
     ) -> None:
-        """Move an owned execution out of ``running``, optionally saving a step with it."""
-        stmt = update(executions).where(*_owned(lease)).values(**values)
+        """Move an owned execution out of ``running``, optionally saving a step with it.
+
+        ``kind`` names one of the prebuilt ``_FENCED`` statements, whose WHERE is
+        ``id = :f_id AND lease_token = :f_token AND status = 'running'``.
+        """
+        stmt = _FENCED[kind]
+        params = {"f_id": lease.execution_id, "f_token": lease.token, **params}
         attempts = 0
 
         def apply(conn: Connection) -> None:
             nonlocal attempts
             attempts += 1
-            if conn.execute(stmt).rowcount != 1:
+            if conn.execute(stmt, params).rowcount != 1:
                 # After a dropped connection the first try may have committed: the token is
                 # unchanged (only claims and cancels change it) and the status is ours.
                 if attempts > 1:
@@ -824,6 +790,98 @@ _EXTEND = (
         wake_at=_cap_sql(bindparam("x_expires")),
         updated_at=bindparam("x_now"),
     )
+)
+
+
+# The fenced transitions out of ``running`` (suspend, retry, finish), built once with
+# bind parameters; ``_build_fenced`` takes the WHERE so that the chaos run's negative
+# control can rebuild them without the token.
+_OWNED_PARAMS = (
+    executions.c.id == bindparam("f_id"),
+    executions.c.lease_token == bindparam("f_token"),
+    executions.c.status == Status.RUNNING.value,
+)
+
+
+def _build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
+    released: dict[str, Any] = {
+        "updated_at": bindparam("f_now"),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    return {
+        "suspend": update(executions)
+        .where(*where)
+        .values(
+            status=Status.SLEEPING.value,
+            sleep_until=bindparam("f_wake_at"),
+            wake_at=_cap_sql(bindparam("f_wake_at")),
+            **released,
+        ),
+        "retry": update(executions)
+        .where(*where)
+        .values(
+            status=Status.PENDING.value,
+            attempt=executions.c.attempt + 1,
+            next_retry_at=bindparam("f_run_at"),
+            run_at=bindparam("f_run_at"),
+            wake_at=_cap_sql(bindparam("f_run_at")),
+            error_type=bindparam("f_error_type"),
+            error_message=bindparam("f_error_message"),
+            **released,
+        ),
+        "finish": update(executions)
+        .where(*where)
+        .values(
+            status=bindparam("f_status"),
+            output_data=bindparam("f_output"),
+            error_type=bindparam("f_error_type"),
+            error_message=bindparam("f_error_message"),
+            completed_at=bindparam("f_now"),
+            wake_at=None,
+            sleep_until=None,
+            next_retry_at=None,
+            **released,
+        ),
+    }
+
+
+_FENCED = _build_fenced(_OWNED_PARAMS)
+
+# The claim: its SELECT (locked by the dialect: SKIP LOCKED where there is one) and the
+# executemany UPDATE that takes the leases, and the replay's read of earlier steps.
+_CLAIM_SELECT = (
+    select(executions)
+    .where(
+        executions.c.namespace == bindparam("c_ns"),
+        executions.c.wake_at <= bindparam("c_now"),
+        executions.c.workflow_name.in_(bindparam("c_names", expanding=True)),
+    )
+    # created_at and id break ties, so every store claims in the same order.
+    .order_by(executions.c.wake_at, executions.c.created_at, executions.c.id)
+    .limit(bindparam("c_limit"))
+)
+_CLAIM_UPDATE = (
+    update(executions)
+    .where(executions.c.id == bindparam("b_id"))
+    .values(
+        status=Status.RUNNING.value,
+        lease_owner=bindparam("b_owner"),
+        lease_token=bindparam("b_token"),
+        lease_expires_at=bindparam("b_expires"),
+        wake_at=bindparam("b_wake"),
+        attempt=bindparam("b_attempt"),
+        started_at=bindparam("b_started"),
+        timeout_at=bindparam("b_timeout_at"),
+        sleep_until=None,
+        next_retry_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+_REPLAY_STEPS = (
+    select(steps)
+    .where(steps.c.execution_id.in_(bindparam("r_ids", expanding=True)))
+    .order_by(steps.c.step_order, steps.c.step_name)
 )
 
 
