@@ -720,7 +720,9 @@ def _create_engine(url: str) -> Engine:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         kwargs.update(pool_size=20, max_overflow=40, pool_timeout=60)
     else:
-        kwargs.update(pool_pre_ping=True, pool_size=20, max_overflow=40, pool_timeout=60)
+        # No pool_pre_ping: a connection the server dropped fails its first statement, and
+        # _run retries the whole transaction on a fresh one (tests/integration/test_reconnect.py).
+        kwargs.update(pool_size=20, max_overflow=40, pool_timeout=60)
         if backend in ("mysql", "mariadb"):
             kwargs["isolation_level"] = "READ COMMITTED"
     try:
