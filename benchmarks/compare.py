@@ -19,9 +19,9 @@ Figures (issue 6):
 Every measurement runs in fresh child processes on a freshly created database
 (PostgreSQL: ``hydra_bench`` / ``dbos_bench``, dropped and recreated per run; SQLite: a
 new WAL file). Beside each hydra figure: the SQL statements, commits and connection
-checkouts (each one a ``pool_pre_ping`` round trip on PostgreSQL) the worker process
-issued per workflow, counted with SQLAlchemy events on the store's engine. Results go to
-``benchmarks/results/compare-<time>.{md,json}`` and ``latest.{md,json}``.
+checkouts the worker process issued per workflow, counted with SQLAlchemy events on the
+store's engine. Results go to ``benchmarks/results/compare-<time>.{md,json}`` and
+``latest.{md,json}``.
 """
 
 from __future__ import annotations
@@ -658,8 +658,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "hydra SQL per workflow (T1/T4) or per step (T3): statements / commits / connection "
         "checkouts, counted in the worker process (claims, checkpoints, completion, "
-        "heartbeats, polls); on PostgreSQL each checkout is also one `pool_pre_ping` round "
-        "trip that is not a counted statement.",
+        "heartbeats, polls). hydra's engines have no `pool_pre_ping` (since 058218e; before, "
+        "each checkout on PostgreSQL was one more round trip, not a counted statement).",
         "",
     ]
     res = report["results"]
@@ -908,8 +908,8 @@ def main() -> int:
                             r["where"] = (
                                 "same process (in-process wake-up)"
                                 if mode == "local"
-                                else "other process (LISTEN/NOTIFY); result seen by "
-                                "`engine.wait` polling"
+                                else "other process (LISTEN/NOTIFY both ways on PostgreSQL: "
+                                "the worker for new work, `engine.wait` for the finish)"
                             )
                             per[f"hydra-{mode}"] = r
                         else:

@@ -19,11 +19,21 @@ from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepRecord
 from hydra.runner import Observer, Run
 from hydra.status import Status, StepStatus
-from hydra.store.base import Claim, CronJobRow, ExecutionRow, NewExecution, StepRow, Store
+from hydra.store.base import (
+    Claim,
+    CronJobRow,
+    ExecutionRow,
+    NewExecution,
+    StepRow,
+    Store,
+    WakeListener,
+)
 from hydra.workflow import Workflow, validate_name
 
 if TYPE_CHECKING:
     from hydra.metrics import Metrics
+
+_MAX_LISTENING_WAITS = 8
 
 
 class Engine:
@@ -56,6 +66,10 @@ class Engine:
         self.observer: Observer = _EngineObserver(self)
         self._wake_callbacks: list[Callable[[], None]] = []
         self._finished = threading.Condition()
+        # wait() on a store with notifications: LISTENing waits at once, and how often a
+        # listening wait re-reads anyway (a notification lost to a reconnect).
+        self._listening = threading.BoundedSemaphore(_MAX_LISTENING_WAITS)
+        self._finished_poll_s = 1.0
         self._local_runs: dict[str, Run] = {}
         self._lock = threading.Lock()
         # Cron jobs registered here; every worker of this engine schedules them. The
@@ -266,11 +280,29 @@ class Engine:
         """Block until the execution is terminal and return it.
 
         Raises ``TimeoutError`` after ``timeout`` (real time) and ``ExecutionNotFoundError``
-        for an unknown id. Returns as soon as a worker of this engine finishes it;
-        executions finished elsewhere are seen by polling (10 ms, growing to 500 ms).
+        for an unknown id. Returns as soon as a worker of this engine finishes it. On a
+        store with notifications (PostgreSQL), executions finished or cancelled
+        elsewhere wake it too (LISTEN on the namespace's "finished" channel); otherwise
+        they are seen by polling (10 ms, growing to 500 ms).
         """
         limit = None if timeout is None else duration_ms(timeout, "timeout") / 1000
         deadline = None if limit is None else time.monotonic() + limit
+        # Subscribed before the first read, so a finish between the two still wakes us.
+        listener = self._open_finished_listener()
+        try:
+            return self._wait(execution_id, limit, deadline, listener)
+        finally:
+            if listener is not None:
+                listener.close()
+                self._listening.release()
+
+    def _wait(
+        self,
+        execution_id: str,
+        limit: float | None,
+        deadline: float | None,
+        listener: WakeListener | None,
+    ) -> Execution:
         pause = 0.01
         while True:
             with self._finished:
@@ -283,8 +315,39 @@ class Engine:
                         f"execution {execution_id} is still {execution.status.value} "
                         f"after {limit:g} s"
                     )
-                self._finished.wait(pause if remaining is None else min(pause, remaining))
+                if listener is None:
+                    self._finished.wait(pause if remaining is None else min(pause, remaining))
+            if listener is not None:
+                # Any finish in the namespace wakes us; the re-read tells if it was ours. A
+                # lost notification (the listener reconnecting) is caught by the re-read
+                # every _finished_poll_s.
+                span = self._finished_poll_s if remaining is None else remaining
+                span = min(span, self._finished_poll_s)
+                started = time.monotonic()
+                if not listener.wait(span) and time.monotonic() - started < span / 2:
+                    # The listener is down (it reconnects on its next wait): poll meanwhile.
+                    time.sleep(pause if remaining is None else min(pause, remaining))
+                    pause = min(pause * 1.5, 0.5)
+                continue
             pause = min(pause * 1.5, 0.5)
+
+    def _open_finished_listener(self) -> WakeListener | None:
+        """A LISTEN on the namespace's "finished" channel for one wait, if the store has it.
+
+        At most ``_MAX_LISTENING_WAITS`` waits of this engine listen at once (each holds a
+        connection); the others poll.
+        """
+        if not getattr(self.store, "supports_notify", False):
+            return None
+        if not self._listening.acquire(blocking=False):
+            return None
+        try:
+            listener = self.store.open_listener(self.namespace, channel="finished")
+        except Exception:
+            listener = None  # e.g. a custom store without channels: poll
+        if listener is None:
+            self._listening.release()
+        return listener
 
     # -- control --------------------------------------------------------------------------
     def cancel(self, execution_id: str) -> bool:

@@ -326,8 +326,14 @@ class Store(Protocol):
         ...
 
     # -- notifications ----------------------------------------------------------------
-    def open_listener(self, namespace: str) -> WakeListener | None:
-        """A listener for new-work notifications, or None if the store has none."""
+    def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
+        """A listener for the namespace's notifications, or None if the store has none.
+
+        ``channel``: ``"work"`` (new work may be claimable: creations, retries) or
+        ``"finished"`` (an execution of the namespace was completed or failed by
+        ``finish``; an engine's ``wait`` closes it when done). A store without finished
+        notifications returns None for that channel.
+        """
         ...
 
     # -- cron -------------------------------------------------------------------------

@@ -413,7 +413,7 @@ class MemoryStore:
                 row.next_run_at = next_run_ms
 
     # -- notifications ----------------------------------------------------------------
-    def open_listener(self, namespace: str) -> WakeListener | None:
+    def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
         return None
 
     # -- internals (callers hold the lock) --------------------------------------------

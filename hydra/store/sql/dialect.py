@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
 
@@ -40,7 +40,20 @@ class Dialect(Protocol):
         """Tell listening workers, on commit of ``conn``'s transaction, that work arrived."""
         ...
 
-    def open_listener(self, engine: Engine, namespace: str) -> WakeListener | None: ...
+    def open_listener(
+        self, engine: Engine, namespace: str, channel: str = "work"
+    ) -> WakeListener | None:
+        """A listener on the namespace's ``work`` or ``finished`` channel; None if none."""
+        ...
+
+    def notify_finished(self, conn: Connection, namespace: str, execution_id: str) -> None:
+        """Tell the namespace's "finished" listeners, on commit, that this one ended."""
+        ...
+
+    def notifying_finish(self, finish: Update) -> Any:
+        """``finish`` made to also notify the "finished" channel (one statement returning a
+        row per execution updated), or None where the database has no notifications."""
+        ...
 
     def is_transient(self, exc: BaseException) -> bool:
         """A deadlock, serialisation failure or lock timeout: the transaction may be retried."""

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
 
@@ -47,7 +47,15 @@ class MySQLDialect:
     def notify(self, conn: Connection, namespace: str) -> None:
         pass
 
-    def open_listener(self, engine: Engine, namespace: str) -> WakeListener | None:
+    def open_listener(
+        self, engine: Engine, namespace: str, channel: str = "work"
+    ) -> WakeListener | None:
+        return None
+
+    def notify_finished(self, conn: Connection, namespace: str, execution_id: str) -> None:
+        pass
+
+    def notifying_finish(self, finish: Update) -> Any:
         return None
 
     def is_transient(self, exc: BaseException) -> bool:

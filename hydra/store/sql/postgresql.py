@@ -8,10 +8,11 @@ import select
 import threading
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, text
+from sqlalchemy import Connection, Engine, Select, func, literal, text
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
 
@@ -22,6 +23,17 @@ MIGRATION_LOCK_KEY = 0x687964726131  # "hydra1"
 def channel_name(namespace: str) -> str:
     """A NOTIFY channel per namespace; hashed so any namespace string is a safe identifier."""
     return "hydra_" + hashlib.sha1(namespace.encode()).hexdigest()[:16]
+
+
+def finished_channel_name(namespace: str) -> str:
+    """The namespace's channel for finished executions (payload: the execution id).
+
+    md5, not sha1: the completion computes the same name in SQL (``md5`` is built in).
+    """
+    return FINISHED_PREFIX + hashlib.md5(namespace.encode()).hexdigest()[:16]
+
+
+FINISHED_PREFIX = "hydra_done_"
 
 
 class PostgreSQLDialect:
@@ -55,7 +67,30 @@ class PostgreSQLDialect:
         # for a row it cannot yet see.
         conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel_name(namespace)})
 
-    def open_listener(self, engine: Engine, namespace: str) -> WakeListener | None:
+    def notify_finished(self, conn: Connection, namespace: str, execution_id: str) -> None:
+        conn.execute(
+            text("SELECT pg_notify(:c, :id)"),
+            {"c": finished_channel_name(namespace), "id": execution_id},
+        )
+
+    def notifying_finish(self, finish: Update) -> Any:
+        """The completion UPDATE that also NOTIFYs the namespace's "finished" channel.
+
+        One statement: ``WITH done AS (UPDATE ... RETURNING id, namespace) SELECT
+        pg_notify(...) FROM done``; it returns one row per row updated (0 = not owned).
+        The notification is delivered when the transaction commits.
+        """
+        table = finish.table
+        done = finish.returning(table.c.id, table.c.namespace).cte("done")
+        channel = literal(FINISHED_PREFIX) + func.left(func.md5(done.c.namespace), 16)
+        return sql_select(func.pg_notify(channel, done.c.id)).select_from(done)
+
+    def open_listener(
+        self, engine: Engine, namespace: str, channel: str = "work"
+    ) -> WakeListener | None:
+        if channel == "finished":
+            # Short-lived (one wait): the connection goes back to the pool afterwards.
+            return PostgresListener(engine, finished_channel_name(namespace), reuse=True)
         return PostgresListener(engine, channel_name(namespace))
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -67,9 +102,12 @@ class PostgreSQLDialect:
 class PostgresListener:
     """A dedicated autocommit connection that LISTENs on the namespace's channel."""
 
-    def __init__(self, engine: Engine, channel: str) -> None:
+    def __init__(self, engine: Engine, channel: str, *, reuse: bool = False) -> None:
         self._engine = engine
         self._channel = channel
+        # reuse: close() UNLISTENs and returns the connection to the pool instead of
+        # closing it (for listeners that live as long as one call).
+        self._reuse = reuse
         self._lock = threading.Lock()
         self._conn: Any = None
         self._raw: Any = None
@@ -121,4 +159,13 @@ class PostgresListener:
     def close(self) -> None:
         self._closed = True
         with self._lock:
+            if self._reuse and self._conn is not None and self._raw is not None:
+                try:
+                    self._conn.execute("UNLISTEN *")
+                    self._conn.autocommit = False
+                    raw, self._conn, self._raw = self._raw, None, None
+                    raw.close()  # back to the pool
+                    return
+                except Exception:
+                    pass  # a broken connection: drop it
             self._drop()

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
 
@@ -84,7 +84,15 @@ class SQLiteDialect:
     def notify(self, conn: Connection, namespace: str) -> None:
         pass
 
-    def open_listener(self, engine: Engine, namespace: str) -> WakeListener | None:
+    def open_listener(
+        self, engine: Engine, namespace: str, channel: str = "work"
+    ) -> WakeListener | None:
+        return None
+
+    def notify_finished(self, conn: Connection, namespace: str, execution_id: str) -> None:
+        pass
+
+    def notifying_finish(self, finish: Update) -> Any:
         return None
 
     def is_transient(self, exc: BaseException) -> bool:

@@ -80,6 +80,9 @@ class SQLStore:
         self.supports_notify = self._dialect.supports_notify
         # Built once and reused with bind parameters (see _EXTEND).
         self._claim_query = self._dialect.lock_for_claim(_CLAIM_SELECT)
+        # PostgreSQL: the completion also NOTIFYs the namespace's "finished" channel, in
+        # the same statement and transaction (engine.wait listens); None elsewhere.
+        self._notifying_finish = self._dialect.notifying_finish(_FENCED["finish"])
         if auto_migrate is None:
             auto_migrate = self._dialect.name == "sqlite"
         try:
@@ -287,7 +290,14 @@ class SQLStore:
                 lease_token=executions.c.lease_token + 1,
             )
         )
-        return self._run(lambda conn: conn.execute(stmt).rowcount == 1)
+
+        def apply(conn: Connection) -> bool:
+            if conn.execute(stmt).rowcount != 1:
+                return False
+            self._dialect.notify_finished(conn, namespace, execution_id)
+            return True
+
+        return self._run(apply)
 
     def retry_execution(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
         def retry(conn: Connection) -> bool:
@@ -499,13 +509,19 @@ class SQLStore:
         ``id = :f_id AND lease_token = :f_token AND status = 'running'``.
         """
         stmt = _FENCED[kind]
+        # The notifying completion is a SELECT over the UPDATE's RETURNING: count its rows.
+        returns_rows = kind == "finish" and self._notifying_finish is not None
+        if returns_rows:
+            stmt = self._notifying_finish
         params = {"f_id": lease.execution_id, "f_token": lease.token, **params}
         attempts = 0
 
         def apply(conn: Connection) -> None:
             nonlocal attempts
             attempts += 1
-            if conn.execute(stmt, params).rowcount != 1:
+            result = conn.execute(stmt, params)
+            matched = len(result.all()) if returns_rows else result.rowcount
+            if matched != 1:
                 # After a dropped connection the first try may have committed: the token is
                 # unchanged (only claims and cancels change it) and the status is ours.
                 if attempts > 1:
@@ -559,8 +575,8 @@ class SQLStore:
         conn.execute(stmt, {f"s_{c}": v for c, v in zip(_STEP_COLUMNS, values, strict=True)})
 
     # -- notifications ----------------------------------------------------------------
-    def open_listener(self, namespace: str) -> WakeListener | None:
-        return self._dialect.open_listener(self.engine, namespace)
+    def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
+        return self._dialect.open_listener(self.engine, namespace, channel)
 
     # -- cron -------------------------------------------------------------------------
     def upsert_cron_job(
