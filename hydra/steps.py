@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import typing
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
@@ -183,15 +187,33 @@ async def _async_sleep(run: Any, wake_ms: int, name: str | None) -> None:
 
 
 def _return_annotation(fn: Callable[..., Any]) -> Any:
-    import inspect
-    import typing
+    """The type a step's result is decoded to: ``fn``'s return annotation, else ``Any``.
 
+    Called on every step: a function without annotations (every lambda) answers at once,
+    and the others are resolved once per function object.
+    """
+    if getattr(fn, "__annotations__", None) == {}:
+        return Any  # what typing.get_type_hints would have found: nothing
+    try:
+        return _RETURN_TYPES[fn]
+    except (KeyError, TypeError):  # not cached yet, or not weak-referenceable
+        pass
     try:
         hints = typing.get_type_hints(fn)
     except Exception:
-        return Any
+        return Any  # not cached: a forward reference may resolve later
+    hint = _from_hints(fn, hints)
+    with contextlib.suppress(TypeError):
+        _RETURN_TYPES[fn] = hint
+    return hint
+
+
+def _from_hints(fn: Callable[..., Any], hints: dict[str, Any]) -> Any:
     hint = hints.get("return", Any)
     if inspect.iscoroutinefunction(fn) or hint is None:
         # an async function's annotation is its awaited type; None means "no result"
         return Any if hint is None else hint
     return hint
+
+
+_RETURN_TYPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
