@@ -176,6 +176,12 @@ def worker_main(args: argparse.Namespace) -> int:
         sql_store._owned = unfenced
         # The prebuilt transitions (suspend, retry, finish): the same, without the token.
         c = sql_store.executions.c
+        # And the extension that PostgreSQL's save_step fuses with the step upsert.
+        sql_store._EXTEND = (
+            update(sql_store.executions)
+            .where(c.id == bindparam("x_id"), c.status == "running")
+            .values(lease_expires_at=bindparam("x_expires"), updated_at=bindparam("x_now"))
+        )
         sql_store._FENCED.update(
             sql_store._build_fenced((c.id == bindparam("f_id"), c.status == "running"))
         )

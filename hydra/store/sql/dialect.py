@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select
@@ -28,6 +29,14 @@ class Dialect(Protocol):
 
     def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
         """INSERT that replaces the non-key columns when the key exists."""
+        ...
+
+    def fenced_upsert(
+        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+    ) -> Insert | None:
+        """The fenced UPDATE ``fence`` and an upsert of ``table`` (bind parameters
+        ``s_<column>``) as one statement returning one row if ``fence`` matched and
+        none otherwise; None where the database cannot (then they run as two statements)."""
         ...
 
     def lock_migrations(self, conn: Connection) -> None:

@@ -7,6 +7,7 @@ transaction sees the latest commits, as on PostgreSQL; fenced UPDATEs and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, text
@@ -35,6 +36,11 @@ class MySQLDialect:
     def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
         stmt = mysql_insert(table).values(**values)
         return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in values if k not in keys})
+
+    def fenced_upsert(
+        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+    ) -> Insert | None:
+        return None
 
     def lock_migrations(self, conn: Connection) -> None:
         got = conn.execute(text("SELECT GET_LOCK(:n, 120)"), {"n": MIGRATION_LOCK}).scalar()

@@ -6,9 +6,10 @@ import contextlib
 import hashlib
 import select
 import threading
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, literal, text
+from sqlalchemy import Connection, Engine, Select, bindparam, cast, func, literal, text
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
@@ -55,6 +56,27 @@ class PostgreSQLDialect:
             index_elements=keys,
             set_={k: stmt.excluded[k] for k in values if k not in keys},
         )
+
+    def fenced_upsert(
+        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+    ) -> Insert | None:
+        """``WITH owned AS (fence RETURNING id) INSERT INTO table SELECT :s_<col>... FROM
+        owned ON CONFLICT (keys) DO UPDATE ... RETURNING``: one statement, returning one
+        row if the fenced UPDATE matched, none otherwise. The UPDATE takes the execution's row lock
+        (a concurrent takeover waits, or makes it re-check its WHERE and match nothing)
+        and the INSERT only sees its RETURNING, so fencing is that of the UPDATE alone.
+        """
+        owned = fence.returning(fence.table.c.id).cte("owned")
+        # Typed casts: in INSERT ... SELECT, PostgreSQL does not infer parameter types
+        # from the target columns (a NULL bytea would otherwise be text).
+        values = [cast(bindparam(f"s_{c}"), table.c[c].type) for c in columns]
+        stmt = pg_insert(table).from_select(list(columns), sql_select(*values).select_from(owned))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=keys,
+            set_={c: stmt.excluded[c] for c in columns if c not in keys},
+        )
+        # RETURNING: the row count of this INSERT ... SELECT is not reported (-1).
+        return stmt.add_cte(owned, nest_here=True).returning(table.c[keys[0]])
 
     def lock_migrations(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, event
@@ -74,6 +75,11 @@ class SQLiteDialect:
             index_elements=keys,
             set_={k: stmt.excluded[k] for k in values if k not in keys},
         )
+
+    def fenced_upsert(
+        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+    ) -> Insert | None:
+        return None
 
     def lock_migrations(self, conn: Connection) -> None:
         pass  # the migration runs inside one BEGIN IMMEDIATE transaction

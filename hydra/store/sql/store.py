@@ -83,6 +83,10 @@ class SQLStore:
         # PostgreSQL: the completion also NOTIFYs the namespace's "finished" channel, in
         # the same statement and transaction (engine.wait listens); None elsewhere.
         self._notifying_finish = self._dialect.notifying_finish(_FENCED["finish"])
+        # PostgreSQL: save_step's fenced lease extension and step upsert as one statement.
+        self._fenced_step_upsert = self._dialect.fenced_upsert(
+            _EXTEND, steps, _STEP_COLUMNS, ["execution_id", "step_name"]
+        )
         if auto_migrate is None:
             auto_migrate = self._dialect.name == "sqlite"
         try:
@@ -440,6 +444,26 @@ class SQLStore:
 
     # -- fenced writes ----------------------------------------------------------------
     def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
+        fused = self._fenced_step_upsert
+        if fused is not None:
+            # PostgreSQL: the fenced UPDATE and the upsert in one statement (the UPDATE in
+            # the CTE row-locks the execution; the INSERT reads its RETURNING, so it only
+            # happens if the lease matched): one round trip instead of two.
+            params = _step_params(step, now_ms)
+            params.update(
+                x_id=lease.execution_id,
+                x_token=lease.token,
+                x_expires=now_ms + lease_ms,
+                x_now=now_ms,
+            )
+
+            def save_fused(conn: Connection) -> None:
+                if len(conn.execute(fused, params).all()) != 1:
+                    raise LeaseLostError(_lost(lease))
+
+            self._run(save_fused)
+            return
+
         def save(conn: Connection) -> None:
             # The fenced UPDATE comes first: it row-locks the execution (PostgreSQL, InnoDB)
             # or holds the write lock (SQLite), so a takeover cannot commit between the
@@ -559,20 +583,7 @@ class SQLStore:
             columns: dict[str, Any] = {c: bindparam(f"s_{c}") for c in _STEP_COLUMNS}
             stmt = self._dialect.upsert(steps, columns, ["execution_id", "step_name"])
             self.__dict__["_step_upsert"] = stmt
-        values = (
-            step.execution_id,
-            step.name,
-            step.order,
-            step.status.value,
-            step.attempts,
-            step.output,
-            step.error_type,
-            step.error_message,
-            step.started_at,
-            step.completed_at,
-            now_ms,
-        )
-        conn.execute(stmt, {f"s_{c}": v for c, v in zip(_STEP_COLUMNS, values, strict=True)})
+        conn.execute(stmt, _step_params(step, now_ms))
 
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
@@ -901,6 +912,23 @@ _REPLAY_STEPS = (
     .where(steps.c.execution_id.in_(bindparam("r_ids", expanding=True)))
     .order_by(steps.c.step_order, steps.c.step_name)
 )
+
+
+def _step_params(step: StepRow, now_ms: int) -> dict[str, Any]:
+    values = (
+        step.execution_id,
+        step.name,
+        step.order,
+        step.status.value,
+        step.attempts,
+        step.output,
+        step.error_type,
+        step.error_message,
+        step.started_at,
+        step.completed_at,
+        now_ms,
+    )
+    return {f"s_{c}": v for c, v in zip(_STEP_COLUMNS, values, strict=True)}
 
 
 def _lost(lease: Lease) -> str:
