@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -162,6 +162,3 @@ def _param_type(fn: Callable[..., Any], skip: int) -> Any:
     if hint is inspect.Parameter.empty or isinstance(hint, str):
         return None
     return hint
-
-
-StepFn = Callable[[], Any] | Callable[[], Awaitable[Any]]
