@@ -344,8 +344,12 @@ class Run:
         return self._succeeded(attempt, value)
 
     # -- sleeps ---------------------------------------------------------------------------
-    def sleep_until_ms(self, wake_ms: int, name: str | None) -> None:
-        """Durable sleep: checkpoint the wake time, release the lease, unwind the run."""
+    def sleep_until_ms(self, wake_ms: int, name: str | None, now_ms: int | None = None) -> None:
+        """Durable sleep: checkpoint the wake time, release the lease, unwind the run.
+
+        ``now_ms`` is the instant a relative sleep computed ``wake_ms`` from; the sleep's
+        record starts there, so its recorded span is exactly the duration asked for.
+        """
         self._sleeps += 1
         name = name if name is not None else f"sleep-{self._sleeps}"
         order = self._boundary(name, "sleep")
@@ -354,7 +358,7 @@ class Run:
             if existing.status != StepStatus.SLEEPING:
                 raise DuplicateStepError(f"sleep name {name!r} is already used by a step")
             wake_ms = int(json.loads(existing.output or b"0"))
-        now = self.clock.now_ms()
+        now = self.clock.now_ms() if now_ms is None or existing is not None else now_ms
         if now >= wake_ms:
             return
         row = None

@@ -150,12 +150,12 @@ def sleep(ctx: WorkflowContext, duration: timedelta | float, *, name: str | None
     """
     ms = duration_ms(duration, "sleep duration")
     run = ctx._run
-    wake = run.clock.now_ms() + ms
+    now = run.clock.now_ms()
     if name is not None:
         validate_name(name, "sleep name")
     if isinstance(ctx, AsyncWorkflowContext):
-        return _async_sleep(run, wake, name)
-    run.sleep_until_ms(wake, name)
+        return _async_sleep(run, now + ms, name, now)
+    run.sleep_until_ms(now + ms, name, now)
     return None
 
 
@@ -182,8 +182,8 @@ def sleep_until(ctx: WorkflowContext, when: datetime, *, name: str | None = None
     return None
 
 
-async def _async_sleep(run: Any, wake_ms: int, name: str | None) -> None:
-    run.sleep_until_ms(wake_ms, name)
+async def _async_sleep(run: Any, wake_ms: int, name: str | None, now_ms: int | None = None) -> None:
+    run.sleep_until_ms(wake_ms, name, now_ms)
 
 
 def _return_annotation(fn: Callable[..., Any]) -> Any:

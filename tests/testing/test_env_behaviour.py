@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import hydra
+import hydra.testing
 from hydra.store.base import Store
 from hydra.testing import Event, StuckExecutionError, TestEnvironment
 
@@ -303,6 +304,32 @@ def test_a_48_hour_sleep_completes_exactly_48_hours_later(make_env: MakeEnv) -> 
     assert calls == {"before": 1, "after": 1}
     sleep = ex.step("sleep-1")
     assert sleep is not None and sleep.status == "sleeping"
+
+
+class TickingClock(hydra.testing.FakeClock):
+    """A fake clock that moves 1 ms on every read, like a real one between two reads."""
+
+    def now_ms(self) -> int:
+        now = super().now_ms()
+        self.set_ms(now + 1)
+        return now + 1
+
+
+def test_a_sleep_record_spans_exactly_the_duration_asked_for(make_env: MakeEnv) -> None:
+    # Regression: the wake time and the record's start were two clock reads apart, so a
+    # 48-hour sleep was recorded (and traced) as 47:59:59.999.
+    env = make_env(clock=TickingClock())
+
+    @hydra.workflow("ticking-sleeper")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> None:
+        hydra.sleep(ctx, timedelta(hours=48), name="nap")
+
+    env.register(wf)
+    eid = env.start(wf, None)
+    env.run_until_idle()
+    nap = env.execution(eid).step("nap")
+    assert nap is not None and nap.started_at is not None and nap.completed_at is not None
+    assert nap.completed_at - nap.started_at == timedelta(hours=48)
 
 
 def test_run_until_complete_jumps_the_clock_over_the_sleep(make_env: MakeEnv) -> None:
