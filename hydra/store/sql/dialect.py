@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine, Select
 from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
+from hydra.store.sql.driver import DriverOptions
 
 
 class Dialect(Protocol):
@@ -66,6 +67,11 @@ class Dialect(Protocol):
 
     def is_transient(self, exc: BaseException) -> bool:
         """A deadlock, serialisation failure or lock timeout: the transaction may be retried."""
+        ...
+
+    def driver_options(self) -> DriverOptions | None:
+        """How the hot path runs on this driver's own connections (``driver.py``); None
+        keeps it on SQLAlchemy Core."""
         ...
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
+from hydra.store.sql.driver import DriverOptions
 
 # pg_advisory_lock key for migrations: any fixed 64-bit number unlikely to clash.
 MIGRATION_LOCK_KEY = 0x687964726131  # "hydra1"
@@ -119,6 +120,25 @@ class PostgreSQLDialect:
         code = getattr(getattr(exc, "orig", None), "sqlstate", None)
         # 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available
         return isinstance(exc, DBAPIError) and code in {"40001", "40P01", "55P03"}
+
+    def driver_options(self) -> DriverOptions | None:
+        return DriverOptions(
+            begin_write="BEGIN",
+            begin_read="BEGIN",
+            # One statement needs no BEGIN/COMMIT round trips: in autocommit mode it is
+            # its own transaction (a checkpoint, a completion).
+            single_statement_autocommit=True,
+            on_checkout=_autocommit,
+            is_broken=_is_broken,
+        )
+
+
+def _autocommit(conn: Any) -> None:
+    conn.autocommit = True
+
+
+def _is_broken(conn: Any) -> bool:
+    return bool(conn.closed or conn.broken)
 
 
 class PostgresListener:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
+from hydra.store.sql.driver import DriverOptions
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -103,3 +104,22 @@ class SQLiteDialect:
 
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, OperationalError) and "database is locked" in str(exc)
+
+    def driver_options(self) -> DriverOptions | None:
+        # The engine's connect hook already put the connection in autocommit mode
+        # (isolation_level None), so BEGIN IMMEDIATE / COMMIT are ours to send.
+        return DriverOptions(
+            begin_write="BEGIN IMMEDIATE",
+            begin_read="BEGIN",
+            single_statement_autocommit=False,
+            on_checkout=_nothing,
+            is_broken=_never,
+        )
+
+
+def _nothing(conn: Any) -> None:
+    pass
+
+
+def _never(conn: Any) -> bool:
+    return False

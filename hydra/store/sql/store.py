@@ -40,6 +40,7 @@ from hydra.store.base import (
     take_lease,
 )
 from hydra.store.sql.dialect import Dialect, dialect_for
+from hydra.store.sql.driver import CoreTx, DriverPool, Tx
 from hydra.store.sql.schema import cron_fires, cron_jobs, executions, metadata, steps
 from hydra.store.sql.urls import redact
 
@@ -78,8 +79,16 @@ class SQLStore:
         if self._owns_engine:
             self._dialect.prepare_engine(self.engine)
         self.supports_notify = self._dialect.supports_notify
+        # The hot path (claims, checkpoints, suspend/retry/finish, heartbeats) on the
+        # driver's own connections where the dialect has one (driver.py); None: Core.
+        options = self._dialect.driver_options()
+        self._driver = DriverPool(self.engine, options) if options is not None else None
+        # Claim queries, one per set of workflow names (a worker's names rarely change).
+        self._claim_queries: dict[tuple[str, ...], Any] = {}
         # Built once and reused with bind parameters (see _EXTEND).
-        self._claim_query = self._dialect.lock_for_claim(_CLAIM_SELECT)
+        self._step_upsert = self._dialect.upsert(
+            steps, {c: bindparam(f"s_{c}") for c in _STEP_COLUMNS}, ["execution_id", "step_name"]
+        )
         # PostgreSQL: the completion also NOTIFYs the namespace's "finished" channel, in
         # the same statement and transaction (engine.wait listens); None elsewhere.
         self._notifying_finish = self._dialect.notifying_finish(_FENCED["finish"])
@@ -143,6 +152,8 @@ class SQLStore:
                     conn.commit()
 
     def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
         if self._owns_engine:
             self.engine.dispose()
 
@@ -156,7 +167,30 @@ class SQLStore:
                 yield conn
 
     def _run(self, fn: Callable[[Connection], T], *, write: bool = True) -> T:
-        """Run ``fn`` in one transaction, retrying deadlocks and dropped connections.
+        """Run ``fn`` in one transaction on Core, with ``_retrying``'s rules."""
+
+        def once() -> T:
+            with self._tx(write) as conn:
+                return fn(conn)
+
+        return self._retrying(once)
+
+    def _run_hot(self, fn: Callable[[Tx], T], *, single: bool = False) -> T:
+        """Run the hot-path write ``fn`` in one transaction, on the driver path if there
+        is one (``single``: ``fn`` issues one statement, which may then run without
+        BEGIN/COMMIT), else on Core; with ``_retrying``'s rules either way."""
+        driver = self._driver
+        if driver is None:
+            return self._run(lambda conn: fn(CoreTx(conn)))
+
+        def once() -> T:
+            with driver.transaction(write=True, single=single) as tx:
+                return fn(tx)
+
+        return self._retrying(once)
+
+    def _retrying(self, once: Callable[[], T]) -> T:
+        """Call ``once`` (one transaction), retrying deadlocks and dropped connections.
 
         Every write this store makes is safe to repeat: checkpoints are upserts and
         fenced updates only match while the lease is unchanged.
@@ -165,8 +199,7 @@ class SQLStore:
         delay = 0.01
         while True:
             try:
-                with self._tx(write) as conn:
-                    return fn(conn)
+                return once()
             except DBAPIError as exc:
                 transient = self._dialect.is_transient(exc)
                 dropped = exc.connection_invalidated or _looks_disconnected(exc)
@@ -371,16 +404,13 @@ class SQLStore:
     ) -> list[Claim]:
         if not workflow_names or limit <= 0:
             return []
-        names = list(workflow_names)
+        query = self._claim_query(workflow_names)
         same = {"b_owner": worker_id, "b_now": now_ms}
 
-        def claim_rows(conn: Connection) -> list[Claim]:
+        def claim_rows(tx: Tx) -> list[Claim]:
             rows = [
                 _execution(r)
-                for r in conn.execute(
-                    self._claim_query,
-                    {"c_ns": namespace, "c_now": now_ms, "c_names": names, "c_limit": limit},
-                )
+                for r in tx.rows(query, {"c_ns": namespace, "c_now": now_ms, "c_limit": limit})
             ]
             if not rows:
                 return []
@@ -406,26 +436,38 @@ class SQLStore:
                 # A first claim has no checkpoints yet; everything else replays from steps.
                 if ran_before:
                     replaying[row.id] = claim
-            conn.execute(_CLAIM_UPDATE, params)
-            if replaying:
-                for r in conn.execute(_REPLAY_STEPS, {"r_ids": list(replaying)}):
-                    replaying[r.execution_id].steps.append(_step(r))
+            tx.many(_CLAIM_UPDATE, params)
+            for execution_id, claim in replaying.items():
+                claim.steps.extend(_step(r) for r in tx.rows(_REPLAY_STEPS, {"r_id": execution_id}))
             return claims
 
-        return self._run(claim_rows)
+        return self._run_hot(claim_rows)
+
+    def _claim_query(self, workflow_names: Sequence[str]) -> Any:
+        """The claim's SELECT for these names, built once per set of names."""
+        key = tuple(workflow_names)
+        query = self._claim_queries.get(key)
+        if query is None:
+            if len(self._claim_queries) >= 256:
+                self._claim_queries.clear()  # names that keep changing: rebuild as needed
+            # One bind per name (not an expanding IN): compiled once, reused as is.
+            names = [bindparam(f"c_name_{i}", name) for i, name in enumerate(key)]
+            query = self._dialect.lock_for_claim(
+                _CLAIM_SELECT.where(executions.c.workflow_name.in_(names))
+            )
+            self._claim_queries[key] = query
+        return query
 
     def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
         if not leases:
             return []
 
-        def beat(conn: Connection) -> list[str]:
+        def beat(tx: Tx) -> list[str]:
             return [
-                lease.execution_id
-                for lease in leases
-                if not self._extend(conn, lease, now_ms, lease_ms)
+                lease.execution_id for lease in leases if not _extend(tx, lease, now_ms, lease_ms)
             ]
 
-        return self._run(beat)
+        return self._run_hot(beat, single=len(leases) == 1)
 
     def release(self, lease: Lease, *, now_ms: int) -> bool:
         stmt = (
@@ -457,22 +499,23 @@ class SQLStore:
                 x_now=now_ms,
             )
 
-            def save_fused(conn: Connection) -> None:
-                if len(conn.execute(fused, params).all()) != 1:
+            def save_fused(tx: Tx) -> None:
+                if len(tx.rows(fused, params)) != 1:
                     raise LeaseLostError(_lost(lease))
 
-            self._run(save_fused)
+            self._run_hot(save_fused, single=True)
             return
+        upsert = self._step_upsert
 
-        def save(conn: Connection) -> None:
+        def save(tx: Tx) -> None:
             # The fenced UPDATE comes first: it row-locks the execution (PostgreSQL, InnoDB)
             # or holds the write lock (SQLite), so a takeover cannot commit between the
             # check and the insert.
-            if not self._extend(conn, lease, now_ms, lease_ms):
+            if not _extend(tx, lease, now_ms, lease_ms):
                 raise LeaseLostError(_lost(lease))
-            self._upsert_step(conn, step, now_ms)
+            tx.rowcount(upsert, _step_params(step, now_ms))
 
-        self._run(save)
+        self._run_hot(save)
 
     def suspend(
         self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
@@ -538,52 +581,25 @@ class SQLStore:
         if returns_rows:
             stmt = self._notifying_finish
         params = {"f_id": lease.execution_id, "f_token": lease.token, **params}
+        upsert = self._step_upsert
         attempts = 0
 
-        def apply(conn: Connection) -> None:
+        def apply(tx: Tx) -> None:
             nonlocal attempts
             attempts += 1
-            result = conn.execute(stmt, params)
-            matched = len(result.all()) if returns_rows else result.rowcount
+            matched = len(tx.rows(stmt, params)) if returns_rows else tx.rowcount(stmt, params)
             if matched != 1:
                 # After a dropped connection the first try may have committed: the token is
                 # unchanged (only claims and cancels change it) and the status is ours.
                 if attempts > 1:
-                    row = conn.execute(
-                        select(executions.c.status, executions.c.lease_token).where(
-                            executions.c.id == lease.execution_id
-                        )
-                    ).first()
-                    if (
-                        row is not None
-                        and row.lease_token == lease.token
-                        and (row.status == target.value)
-                    ):
+                    found = tx.rows(_STATUS_AND_TOKEN, {"f_id": lease.execution_id})
+                    if found and tuple(found[0]) == (target.value, lease.token):
                         return
                 raise LeaseLostError(_lost(lease))
             if step is not None:
-                self._upsert_step(conn, step, now_ms)
+                tx.rowcount(upsert, _step_params(step, now_ms))
 
-        self._run(apply)
-
-    def _extend(self, conn: Connection, lease: Lease, now_ms: int, lease_ms: int) -> bool:
-        params = {
-            "x_id": lease.execution_id,
-            "x_token": lease.token,
-            "x_expires": now_ms + lease_ms,
-            "x_now": now_ms,
-        }
-        return bool(conn.execute(_EXTEND, params).rowcount == 1)
-
-    def _upsert_step(self, conn: Connection, step: StepRow, now_ms: int) -> None:
-        # Built once per store and reused with bind parameters: building the statement
-        # and its cache key on every checkpoint cost more CPU than the database did.
-        stmt = self.__dict__.get("_step_upsert")
-        if stmt is None:
-            columns: dict[str, Any] = {c: bindparam(f"s_{c}") for c in _STEP_COLUMNS}
-            stmt = self._dialect.upsert(steps, columns, ["execution_id", "step_name"])
-            self.__dict__["_step_upsert"] = stmt
-        conn.execute(stmt, _step_params(step, now_ms))
+        self._run_hot(apply, single=step is None)
 
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
@@ -772,6 +788,17 @@ def _looks_disconnected(exc: DBAPIError) -> bool:
     )
 
 
+def _extend(tx: Tx, lease: Lease, now_ms: int, lease_ms: int) -> bool:
+    """The fenced lease extension: False if the lease is no longer this one."""
+    params = {
+        "x_id": lease.execution_id,
+        "x_token": lease.token,
+        "x_expires": now_ms + lease_ms,
+        "x_now": now_ms,
+    }
+    return tx.rowcount(_EXTEND, params) == 1
+
+
 def _owned(lease: Lease) -> tuple[Any, ...]:
     return (
         executions.c.id == lease.execution_id,
@@ -879,12 +906,12 @@ _FENCED = _build_fenced(_OWNED_PARAMS)
 
 # The claim: its SELECT (locked by the dialect: SKIP LOCKED where there is one) and the
 # executemany UPDATE that takes the leases, and the replay's read of earlier steps.
+# The names are added per worker (SQLStore._claim_query), as literal binds.
 _CLAIM_SELECT = (
     select(executions)
     .where(
         executions.c.namespace == bindparam("c_ns"),
         executions.c.wake_at <= bindparam("c_now"),
-        executions.c.workflow_name.in_(bindparam("c_names", expanding=True)),
     )
     # created_at and id break ties, so every store claims in the same order.
     .order_by(executions.c.wake_at, executions.c.created_at, executions.c.id)
@@ -909,8 +936,11 @@ _CLAIM_UPDATE = (
 )
 _REPLAY_STEPS = (
     select(steps)
-    .where(steps.c.execution_id.in_(bindparam("r_ids", expanding=True)))
+    .where(steps.c.execution_id == bindparam("r_id"))
     .order_by(steps.c.step_order, steps.c.step_name)
+)
+_STATUS_AND_TOKEN = select(executions.c.status, executions.c.lease_token).where(
+    executions.c.id == bindparam("f_id")
 )
 
 
@@ -938,35 +968,65 @@ def _lost(lease: Lease) -> str:
     )
 
 
-def _execution(r: Row[Any]) -> ExecutionRow:
+def _execution(r: Sequence[Any]) -> ExecutionRow:
+    """A full ``executions`` row (a Core ``Row`` or a driver tuple, in table order)."""
+    (
+        id_,
+        namespace,
+        workflow_name,
+        status,
+        input_data,
+        output_data,
+        error_type,
+        error_message,
+        attempt,
+        max_attempts,
+        retry_backoff_ms,
+        timeout_ms,
+        timeout_at,
+        idempotency_key,
+        created_at,
+        started_at,
+        completed_at,
+        updated_at,
+        run_at,
+        sleep_until,
+        next_retry_at,
+        wake_at,
+        lease_owner,
+        lease_token,
+        lease_expires_at,
+        trigger_type,
+        trigger_source,
+    ) = r
     return ExecutionRow(
-        id=r.id,
-        namespace=r.namespace,
-        workflow_name=r.workflow_name,
-        status=Status(r.status),
-        input=bytes(r.input_data),
-        output=bytes(r.output_data) if r.output_data is not None else None,
-        error_type=r.error_type,
-        error_message=r.error_message,
-        attempt=r.attempt,
-        max_attempts=r.max_attempts,
-        retry_backoff_ms=r.retry_backoff_ms,
-        timeout_ms=r.timeout_ms,
-        timeout_at=r.timeout_at,
-        idempotency_key=r.idempotency_key,
-        created_at=r.created_at,
-        started_at=r.started_at,
-        completed_at=r.completed_at,
-        updated_at=r.updated_at,
-        run_at=r.run_at,
-        sleep_until=r.sleep_until,
-        next_retry_at=r.next_retry_at,
-        wake_at=r.wake_at,
-        lease_owner=r.lease_owner,
-        lease_token=r.lease_token,
-        lease_expires_at=r.lease_expires_at,
-        trigger_type=r.trigger_type,
-        trigger_source=r.trigger_source,
+        id=id_,
+        namespace=namespace,
+        workflow_name=workflow_name,
+        status=Status(status),
+        input=bytes(input_data),
+        output=bytes(output_data) if output_data is not None else None,
+        error_type=error_type,
+        error_message=error_message,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        retry_backoff_ms=retry_backoff_ms,
+        timeout_ms=timeout_ms,
+        timeout_at=timeout_at,
+        idempotency_key=idempotency_key,
+        created_at=created_at,
+        started_at=started_at,
+        completed_at=completed_at,
+        updated_at=updated_at,
+        run_at=run_at,
+        sleep_until=sleep_until,
+        next_retry_at=next_retry_at,
+        wake_at=wake_at,
+        lease_owner=lease_owner,
+        lease_token=lease_token,
+        lease_expires_at=lease_expires_at,
+        trigger_type=trigger_type,
+        trigger_source=trigger_source,
     )
 
 
@@ -985,18 +1045,32 @@ def _cron_job(r: Row[Any]) -> CronJobRow:
     )
 
 
-def _step(r: Row[Any]) -> StepRow:
+def _step(r: Sequence[Any]) -> StepRow:
+    """A full ``steps`` row (a Core ``Row`` or a driver tuple, in table order)."""
+    (
+        execution_id,
+        step_name,
+        step_order,
+        status,
+        attempts,
+        output_data,
+        error_type,
+        error_message,
+        started_at,
+        completed_at,
+        _updated_at,
+    ) = r
     return StepRow(
-        execution_id=r.execution_id,
-        name=r.step_name,
-        order=r.step_order,
-        status=StepStatus(r.status),
-        attempts=r.attempts,
-        output=bytes(r.output_data) if r.output_data is not None else None,
-        error_type=r.error_type,
-        error_message=r.error_message,
-        started_at=r.started_at,
-        completed_at=r.completed_at,
+        execution_id=execution_id,
+        name=step_name,
+        order=step_order,
+        status=StepStatus(status),
+        attempts=attempts,
+        output=bytes(output_data) if output_data is not None else None,
+        error_type=error_type,
+        error_message=error_message,
+        started_at=started_at,
+        completed_at=completed_at,
     )
 
 

@@ -1,0 +1,242 @@
+"""The hot path's statements run on the database driver's connections, not through Core.
+
+Why: profiles of a worker (docs/benchmarks.md) put most of its CPU in SQLAlchemy's
+per-execution work (execution context, compiled-cache lookup, result machinery) for
+statements that never change. The statements stay SQLAlchemy Core objects, defined once
+next to the schema; ``DriverStatement`` compiles each one once for the engine's dialect,
+and ``DriverTx`` sends the SQL text straight to the DBAPI cursor.
+
+Store methods on the hot path (claim, checkpoint, suspend, retry, finish) are written once
+against ``Tx``; ``CoreTx`` runs them on a SQLAlchemy ``Connection`` (MySQL/MariaDB, and
+any store whose dialect has no driver path), ``DriverTx`` on a driver connection from a
+``DriverPool`` (SQLite and PostgreSQL).
+
+Errors keep SQLAlchemy's types: a driver exception is re-raised as the matching
+``sqlalchemy.exc.DBAPIError`` subclass, so ``SQLStore._run``'s retry rules and every
+caller see the same exceptions whichever path ran the statement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+
+
+class Tx(Protocol):
+    """One transaction's statements, on whichever connection runs them."""
+
+    def rows(self, stmt: ClauseElement, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """Execute and fetch every row (a statement with RETURNING, or a SELECT)."""
+        ...
+
+    def rowcount(self, stmt: ClauseElement, params: dict[str, Any]) -> int:
+        """Execute and return how many rows it changed."""
+        ...
+
+    def many(self, stmt: ClauseElement, params: list[dict[str, Any]]) -> None:
+        """Execute once per parameter set."""
+        ...
+
+
+class CoreTx:
+    """``Tx`` on a SQLAlchemy ``Connection`` (inside the caller's transaction)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def rows(self, stmt: ClauseElement, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        return self.conn.execute(stmt, params).all()  # type: ignore[call-overload, no-any-return]
+
+    def rowcount(self, stmt: ClauseElement, params: dict[str, Any]) -> int:
+        return int(self.conn.execute(stmt, params).rowcount)  # type: ignore[call-overload]
+
+    def many(self, stmt: ClauseElement, params: list[dict[str, Any]]) -> None:
+        self.conn.execute(stmt, params)  # type: ignore[call-overload]
+
+
+class DriverStatement:
+    """A Core statement compiled once for one dialect: its SQL text and how to bind it."""
+
+    __slots__ = ("defaults", "order", "processors", "sql")
+
+    def __init__(self, stmt: ClauseElement, engine: Engine) -> None:
+        compiled = stmt.compile(dialect=engine.dialect)
+        self.sql = str(compiled)
+        # Literal values in the statement (e.g. status = 'running') are binds too; the
+        # required ones (bindparam("x") without a value) must come from the caller.
+        self.defaults: dict[str, Any] = {
+            k: v for k, v in compiled.params.items() if not compiled.binds[k].required
+        }
+        # qmark drivers (sqlite3) bind by position, pyformat ones (psycopg) by name.
+        positional = getattr(compiled, "positional", False)
+        self.order: list[str] | None = (
+            list(getattr(compiled, "positiontup", None) or ()) if positional else None
+        )
+        self.processors: dict[str, Callable[[Any], Any]] = dict(
+            getattr(compiled, "_bind_processors", {}) or {}
+        )
+
+    def bind(self, params: dict[str, Any]) -> Any:
+        if self.defaults:
+            params = {**self.defaults, **params}
+        if self.processors:
+            params = dict(params)
+            for key, process in self.processors.items():
+                if key in params and params[key] is not None:
+                    params[key] = process(params[key])
+        if self.order is not None:
+            return tuple(params[name] for name in self.order)
+        return params
+
+
+class DriverTx:
+    """``Tx`` on a DBAPI cursor; statements are compiled on first use and cached."""
+
+    __slots__ = ("cursor", "pool")
+
+    def __init__(self, cursor: Any, pool: DriverPool) -> None:
+        self.cursor = cursor
+        self.pool = pool
+
+    def rows(self, stmt: ClauseElement, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        compiled = self.pool.statement(stmt)
+        self.cursor.execute(compiled.sql, compiled.bind(params))
+        return self.cursor.fetchall()  # type: ignore[no-any-return]
+
+    def rowcount(self, stmt: ClauseElement, params: dict[str, Any]) -> int:
+        compiled = self.pool.statement(stmt)
+        self.cursor.execute(compiled.sql, compiled.bind(params))
+        return int(self.cursor.rowcount)
+
+    def many(self, stmt: ClauseElement, params: list[dict[str, Any]]) -> None:
+        compiled = self.pool.statement(stmt)
+        self.cursor.executemany(compiled.sql, [compiled.bind(p) for p in params])
+
+
+@dataclass(frozen=True)
+class DriverOptions:
+    """How one backend runs transactions on its driver connections."""
+
+    #: statement that opens a writing / a reading transaction
+    begin_write: str
+    begin_read: str
+    #: a single statement may run without BEGIN/COMMIT (it is atomic on its own, and the
+    #: connection is in autocommit mode): PostgreSQL. Not SQLite, whose writes must take
+    #: the write lock up front (BEGIN IMMEDIATE).
+    single_statement_autocommit: bool
+    #: prepares a new driver connection for this pool (e.g. autocommit on)
+    on_checkout: Callable[[Any], None]
+    #: the connection can no longer be used (the server went away)
+    is_broken: Callable[[Any], bool]
+
+
+class DriverPool:
+    """Driver connections for the hot path, borrowed from the engine's pool for good.
+
+    A connection is taken with ``engine.raw_connection()`` (so the engine's connect hooks,
+    such as SQLite's pragmas, have run) and kept here until ``close()``; checking one out
+    is a list pop under a lock. A connection that failed is dropped, never reused.
+    """
+
+    def __init__(self, engine: Engine, options: DriverOptions) -> None:
+        self.engine = engine
+        self.options = options
+        self._idle: list[Any] = []  # pool fairies
+        self._lock = threading.Lock()
+        self._statements: dict[int, tuple[ClauseElement, DriverStatement]] = {}
+        self._closed = False
+        dbapi = engine.dialect.loaded_dbapi
+        self._dbapi_error: type[Exception] = dbapi.Error
+
+    def statement(self, stmt: ClauseElement) -> DriverStatement:
+        # Keyed by identity: the hot statements are built once and live as long as the
+        # store (the entry keeps the statement alive, so its id is never reused).
+        entry = self._statements.get(id(stmt))
+        if entry is None:
+            entry = (stmt, DriverStatement(stmt, self.engine))
+            self._statements[id(stmt)] = entry
+        return entry[1]
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool, single: bool) -> Iterator[Tx]:
+        """A transaction on a pooled driver connection (or none, for one autocommit
+        statement). Driver errors come out as ``sqlalchemy.exc.DBAPIError``."""
+        fairy = self._checkout()
+        conn = fairy.driver_connection
+        keep = False
+        explicit = not (single and self.options.single_statement_autocommit)
+        try:
+            cursor = conn.cursor()
+            try:
+                if explicit:
+                    cursor.execute(self.options.begin_write if write else self.options.begin_read)
+                yield DriverTx(cursor, self)
+                if explicit:
+                    cursor.execute("COMMIT")
+                keep = True
+            except BaseException:
+                if explicit:
+                    keep = self._rollback(conn, cursor)
+                else:
+                    keep = not self.options.is_broken(conn)
+                raise
+            finally:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+        except self._dbapi_error as exc:
+            broken = self.options.is_broken(conn)
+            raise DBAPIError.instance(
+                None,
+                None,
+                exc,
+                self._dbapi_error,
+                connection_invalidated=broken,
+                dialect=self.engine.dialect,
+            ) from exc
+        finally:
+            if keep and not self._closed:
+                with self._lock:
+                    self._idle.append(fairy)
+            else:
+                with contextlib.suppress(Exception):
+                    fairy.invalidate()
+
+    def _rollback(self, conn: Any, cursor: Any) -> bool:
+        """Roll back after a failure; True if the connection is still fit for reuse."""
+        if self.options.is_broken(conn):
+            return False
+        try:
+            cursor.execute("ROLLBACK")
+        except Exception:
+            return False
+        return True
+
+    def _checkout(self) -> Any:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        fairy = self.engine.raw_connection()
+        try:
+            self.options.on_checkout(fairy.driver_connection)
+        except BaseException:
+            fairy.invalidate()
+            raise
+        return fairy
+
+    def close(self) -> None:
+        """Close every idle connection (those in use are closed when they come back)."""
+        self._closed = True
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for fairy in idle:
+            with contextlib.suppress(Exception):
+                fairy.invalidate()
