@@ -44,6 +44,7 @@ from hydra.store.base import (
     NewExecution,
     StepRow,
     Store,
+    take_lease,
 )
 
 StoreFactory = Callable[[], Store]
@@ -731,6 +732,53 @@ def check_lease_expiry_takeover(make_store: StoreFactory) -> None:
         _nothing_claimable(store, ns, T0 + 5_999, "the new lease runs to t0+6000")
         third = _claim_one(store, ns, "w3", T0 + 6_000, eid)
         _fields(third.execution, "a second takeover", attempt=first.execution.attempt + 2)
+
+
+def check_claim_is_take_lease(make_store: StoreFactory) -> None:
+    """Every claim does exactly what ``take_lease`` does to the row it claims.
+
+    A store may compute the claim in SQL (PostgreSQL claims in one statement); this holds
+    it to the one Python definition in every state a claim meets: a first claim with and
+    without a timeout, a wake-up after a sleep, a retry, a takeover of an expired lease,
+    and a takeover of an execution whose timeout already started.
+    """
+    with _opened(make_store) as store:
+        ns = _ns()
+        lease_ms = 60_000  # past some timeouts (wake_at is capped) and not others
+        # Bring three into their states one at a time (each is the only one due): asleep,
+        # retrying, crashed while running. Then two that never ran.
+        prepared: list[str] = []
+        for timeout_ms in (None, 50_000, 70_000):
+            eid = _create(store, ns, run_at=T0, timeout_ms=timeout_ms)
+            prepared.append(eid)
+            claim = _claim_one(store, ns, "w0", T0 + 5, eid, lease_ms=300)
+            store.save_step(claim.lease, _step(eid, "a", 0), now_ms=T0 + 5, lease_ms=300)
+            if timeout_ms is None:
+                store.suspend(claim.lease, wake_at_ms=T0 + 500, now_ms=T0 + 10)
+            elif timeout_ms == 50_000:
+                store.schedule_retry(
+                    claim.lease,
+                    run_at_ms=T0 + 600,
+                    error_type="E",
+                    error_message="m",
+                    now_ms=T0 + 20,
+                )
+        slept, retried, crashed = prepared
+        first = _create(store, ns, run_at=T0 + 30)
+        timed = _create(store, ns, run_at=T0 + 40, timeout_ms=9_000)
+        before = {eid: _get(store, ns, eid) for eid in (first, timed, slept, retried, crashed)}
+        now = T0 + 1_000  # everything is due: run_at, the wake-up, the retry, the expiry
+        claims = _claim(store, ns, "w1", now, lease_ms=lease_ms, limit=10)
+        assert sorted(c.execution.id for c in claims) == sorted(before), (
+            f"claim at t0+1000 returned {[c.execution.id for c in claims]}, expected all five"
+        )
+        for claim in claims:
+            row = before[claim.execution.id]
+            expected = take_lease(row, "w1", now_ms=now, lease_ms=lease_ms)
+            what = f"the claim of the {row.status.value} execution {row.id}"
+            _same(claim.execution, expected.execution, what)
+            _fields(claim, what, lease=expected.lease, previous_status=expected.previous_status)
+            _same(_get(store, ns, row.id), expected.execution, f"the stored row after {what}")
 
 
 def check_heartbeat_extends_lease(make_store: StoreFactory) -> None:
@@ -1608,6 +1656,7 @@ ALL_CHECKS: list[Check] = [
     check_claim_only_due,
     check_claim_order_and_limit,
     check_lease_expiry_takeover,
+    check_claim_is_take_lease,
     check_heartbeat_extends_lease,
     check_save_step_extends_lease,
     check_fencing_after_takeover,

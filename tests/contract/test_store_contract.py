@@ -89,6 +89,10 @@ def test_lease_expiry_takeover(store_factory: StoreFactory) -> None:
     run(contract.check_lease_expiry_takeover, store_factory)
 
 
+def test_claim_is_take_lease(store_factory: StoreFactory) -> None:
+    run(contract.check_claim_is_take_lease, store_factory)
+
+
 def test_heartbeat_extends_lease(store_factory: StoreFactory) -> None:
     run(contract.check_heartbeat_extends_lease, store_factory)
 

@@ -40,6 +40,12 @@ class Dialect(Protocol):
         none otherwise; None where the database cannot (then they run as two statements)."""
         ...
 
+    def fused_claim(self, pick: Select[Any]) -> Update | None:
+        """The claim (lock the rows ``pick`` selects, take their leases) as one statement
+        returning the claimed rows plus their previous status, attempt and wake time; None
+        where the database cannot (then: a locked SELECT and an UPDATE per row)."""
+        ...
+
     def lock_migrations(self, conn: Connection) -> None:
         """Serialise concurrent ``migrate()`` calls from several processes."""
         ...

@@ -73,8 +73,9 @@ class DriverStatement:
         self.sql = str(compiled)
         # Literal values in the statement (e.g. status = 'running') are binds too; the
         # required ones (bindparam("x") without a value) must come from the caller.
+        binds: dict[str, Any] = getattr(compiled, "binds", {})
         self.defaults: dict[str, Any] = {
-            k: v for k, v in compiled.params.items() if not compiled.binds[k].required
+            k: v for k, v in compiled.params.items() if not binds[k].required
         }
         # qmark drivers (sqlite3) bind by position, pyformat ones (psycopg) by name.
         positional = getattr(compiled, "positional", False)

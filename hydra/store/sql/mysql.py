@@ -43,6 +43,9 @@ class MySQLDialect:
     ) -> Insert | None:
         return None
 
+    def fused_claim(self, pick: Select[Any]) -> Update | None:
+        return None  # no UPDATE ... RETURNING
+
     def lock_migrations(self, conn: Connection) -> None:
         got = conn.execute(text("SELECT GET_LOCK(:n, 120)"), {"n": MIGRATION_LOCK}).scalar()
         if got != 1:

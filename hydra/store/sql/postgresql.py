@@ -9,12 +9,26 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, bindparam, cast, func, literal, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Update,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    text,
+    update,
+)
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Insert
 
+from hydra.status import Status
 from hydra.store.base import WakeListener
 from hydra.store.sql.driver import DriverOptions
 
@@ -78,6 +92,51 @@ class PostgreSQLDialect:
         )
         # RETURNING: the row count of this INSERT ... SELECT is not reported (-1).
         return stmt.add_cte(owned, nest_here=True).returning(table.c[keys[0]])
+
+    def fused_claim(self, pick: Select[Any]) -> Update | None:
+        """The claim as one statement: ``UPDATE ... FROM (pick FOR UPDATE SKIP LOCKED)
+        RETURNING`` the claimed rows and, after them, each one's previous status, attempt
+        and wake time (what ``take_lease`` reads).
+
+        The SET clause is ``hydra.store.base.take_lease`` in SQL (PostgreSQL evaluates
+        every SET expression on the old row); the store contract's
+        ``check_claim_is_take_lease`` holds the two to the same result. Bind parameters:
+        ``b_owner``, ``b_now``, ``b_expires``, and the pick's own.
+        """
+        table = pick.selected_columns.id.table
+        c = table.c
+        picked = (
+            pick.with_only_columns(c.id, c.status, c.attempt, c.wake_at)
+            .with_for_update(skip_locked=True)
+            .subquery("picked")
+        )
+        now: Any = bindparam("b_now")
+        expires: Any = bindparam("b_expires")
+        started = func.coalesce(c.started_at, now)
+        timeout_at = func.coalesce(c.timeout_at, started + c.timeout_ms)
+        return (
+            update(table)
+            .where(c.id == picked.c.id)
+            .values(
+                status=Status.RUNNING.value,
+                lease_owner=bindparam("b_owner"),
+                lease_token=c.lease_token + 1,
+                attempt=case(
+                    (c.attempt == 0, 1),
+                    (c.status == Status.RUNNING.value, c.attempt + 1),
+                    else_=c.attempt,
+                ),
+                lease_expires_at=expires,
+                started_at=started,
+                timeout_at=timeout_at,
+                # LEAST ignores NULLs: no timeout leaves the lease expiry.
+                wake_at=func.least(expires, timeout_at),
+                sleep_until=null(),
+                next_retry_at=null(),
+                updated_at=now,
+            )
+            .returning(*table.c, picked.c.status, picked.c.attempt, picked.c.wake_at)
+        )
 
     def lock_migrations(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})

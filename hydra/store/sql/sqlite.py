@@ -82,6 +82,9 @@ class SQLiteDialect:
     ) -> Insert | None:
         return None
 
+    def fused_claim(self, pick: Select[Any]) -> Update | None:
+        return None  # RETURNING cannot read an UPDATE ... FROM's other table here
+
     def lock_migrations(self, conn: Connection) -> None:
         pass  # the migration runs inside one BEGIN IMMEDIATE transaction
 

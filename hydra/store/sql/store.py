@@ -84,7 +84,7 @@ class SQLStore:
         options = self._dialect.driver_options()
         self._driver = DriverPool(self.engine, options) if options is not None else None
         # Claim queries, one per set of workflow names (a worker's names rarely change).
-        self._claim_queries: dict[tuple[str, ...], Any] = {}
+        self._claim_queries: dict[tuple[str, ...], tuple[Any, Any]] = {}
         # Built once and reused with bind parameters (see _EXTEND).
         self._step_upsert = self._dialect.upsert(
             steps, {c: bindparam(f"s_{c}") for c in _STEP_COLUMNS}, ["execution_id", "step_name"]
@@ -404,14 +404,14 @@ class SQLStore:
     ) -> list[Claim]:
         if not workflow_names or limit <= 0:
             return []
-        query = self._claim_query(workflow_names)
+        query, fused = self._claim_queries_for(workflow_names)
+        picking = {"c_ns": namespace, "c_now": now_ms, "c_limit": limit}
+        if fused is not None:
+            return self._claim_fused(fused, picking, worker_id, now_ms, lease_ms)
         same = {"b_owner": worker_id, "b_now": now_ms}
 
         def claim_rows(tx: Tx) -> list[Claim]:
-            rows = [
-                _execution(r)
-                for r in tx.rows(query, {"c_ns": namespace, "c_now": now_ms, "c_limit": limit})
-            ]
+            rows = [_execution(r) for r in tx.rows(query, picking)]
             if not rows:
                 return []
             claims: list[Claim] = []
@@ -438,25 +438,50 @@ class SQLStore:
                     replaying[row.id] = claim
             tx.many(_CLAIM_UPDATE, params)
             for execution_id, claim in replaying.items():
-                claim.steps.extend(_step(r) for r in tx.rows(_REPLAY_STEPS, {"r_id": execution_id}))
+                claim.steps.extend(_replay_steps(execution_id)(tx))
             return claims
 
         return self._run_hot(claim_rows)
 
-    def _claim_query(self, workflow_names: Sequence[str]) -> Any:
-        """The claim's SELECT for these names, built once per set of names."""
+    def _claim_fused(
+        self,
+        fused: Any,
+        picking: dict[str, Any],
+        worker_id: str,
+        now_ms: int,
+        lease_ms: int,
+    ) -> list[Claim]:
+        """PostgreSQL: the claim as one autocommit statement, then the replays' steps."""
+        params = {**picking, "b_owner": worker_id, "b_now": now_ms, "b_expires": now_ms + lease_ms}
+        width = len(executions.c)
+        # Claimed in the pick's order (the previous wake time, then creation and id).
+        rows = sorted(
+            self._run_hot(lambda tx: tx.rows(fused, params), single=True),
+            key=lambda r: (r[width + 2], r[_CREATED_AT], r[0]),
+        )
+        claims: list[Claim] = []
+        for r in rows:
+            row = _execution(r[:width])
+            claim = Claim(row, Lease(row.id, row.lease_token, worker_id), Status(r[width]))
+            claims.append(claim)
+            if r[width + 1] > 0:  # ran before: replay from its checkpoints
+                claim.steps.extend(self._run_hot(_replay_steps(row.id), single=True))
+        return claims
+
+    def _claim_queries_for(self, workflow_names: Sequence[str]) -> tuple[Any, Any]:
+        """The claim's locked SELECT for these names and the one-statement claim (None
+        where the dialect has none), built once per set of names."""
         key = tuple(workflow_names)
-        query = self._claim_queries.get(key)
-        if query is None:
+        queries = self._claim_queries.get(key)
+        if queries is None:
             if len(self._claim_queries) >= 256:
                 self._claim_queries.clear()  # names that keep changing: rebuild as needed
             # One bind per name (not an expanding IN): compiled once, reused as is.
-            names = [bindparam(f"c_name_{i}", name) for i, name in enumerate(key)]
-            query = self._dialect.lock_for_claim(
-                _CLAIM_SELECT.where(executions.c.workflow_name.in_(names))
-            )
-            self._claim_queries[key] = query
-        return query
+            names: list[Any] = [bindparam(f"c_name_{i}", name) for i, name in enumerate(key)]
+            pick = _CLAIM_SELECT.where(executions.c.workflow_name.in_(names))
+            queries = (self._dialect.lock_for_claim(pick), self._dialect.fused_claim(pick))
+            self._claim_queries[key] = queries
+        return queries
 
     def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
         if not leases:
@@ -799,6 +824,15 @@ def _extend(tx: Tx, lease: Lease, now_ms: int, lease_ms: int) -> bool:
     return tx.rowcount(_EXTEND, params) == 1
 
 
+def _replay_steps(execution_id: str) -> Callable[[Tx], list[StepRow]]:
+    """Reads an execution's checkpoints, in order, for a replay."""
+
+    def read(tx: Tx) -> list[StepRow]:
+        return [_step(r) for r in tx.rows(_REPLAY_STEPS, {"r_id": execution_id})]
+
+    return read
+
+
 def _owned(lease: Lease) -> tuple[Any, ...]:
     return (
         executions.c.id == lease.execution_id,
@@ -939,6 +973,7 @@ _REPLAY_STEPS = (
     .where(steps.c.execution_id == bindparam("r_id"))
     .order_by(steps.c.step_order, steps.c.step_name)
 )
+_CREATED_AT = list(executions.c.keys()).index("created_at")
 _STATUS_AND_TOKEN = select(executions.c.status, executions.c.lease_token).where(
     executions.c.id == bindparam("f_id")
 )
