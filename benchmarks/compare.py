@@ -27,6 +27,7 @@ store's engine. Results go to ``benchmarks/results/compare-<time>.{md,json}`` an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -77,6 +78,50 @@ class SQLCounter:
 
             pool = Pool
         event.listen(pool, "checkout", self._on_checkout)
+        self._count_driver_path()
+
+    def _count_driver_path(self) -> None:
+        """Count the statements hydra's hot path sends on driver connections too.
+
+        Since 76c6aa0 claims, checkpoints and completions bypass SQLAlchemy's execution
+        events (hydra/store/sql/driver.py): this wraps that module's three entry points
+        (in this child process only). An explicit BEGIN counts as a statement, as the
+        SQLite BEGIN IMMEDIATE always did; a transaction's end counts as a commit (for a
+        one-statement autocommit write too: the server commits it); a checkout is taking
+        a connection from hydra's own driver pool.
+        """
+        try:
+            from hydra.store.sql import driver
+        except ImportError:
+            return  # a hydra from before the driver path
+        counter = self
+
+        def counting(original: Any) -> Any:
+            def counted(tx: Any, stmt: Any, params: Any) -> Any:
+                counter._on_execute()
+                return original(tx, stmt, params)
+
+            return counted
+
+        for name in ("rows", "rowcount", "many"):
+            setattr(driver.DriverTx, name, counting(getattr(driver.DriverTx, name)))
+        transaction = driver.DriverPool.transaction
+        checkout = driver.DriverPool._checkout
+
+        @contextlib.contextmanager
+        def counted_transaction(pool: Any, *, write: bool, single: bool) -> Any:
+            if not (single and pool.options.single_statement_autocommit):
+                counter._on_execute()  # the BEGIN
+            with transaction(pool, write=write, single=single) as tx:
+                yield tx
+            counter._on_commit()
+
+        def counted_checkout(pool: Any) -> Any:
+            counter._on_checkout()
+            return checkout(pool)
+
+        driver.DriverPool.transaction = counted_transaction  # type: ignore[method-assign]
+        driver.DriverPool._checkout = counted_checkout  # type: ignore[method-assign]
 
     def _on_execute(self, *args: Any) -> None:
         with self._lock:
