@@ -56,6 +56,15 @@ class Dialect(Protocol):
         """Tell listening workers, on commit of ``conn``'s transaction, that work arrived."""
         ...
 
+    def notifying_insert(self, insert: Insert) -> Any:
+        """``insert`` made to also notify the namespace's workers (one statement, bind
+        parameters from ``notify_params``), or None where there are no notifications."""
+        ...
+
+    def notify_params(self, namespace: str) -> dict[str, Any]:
+        """The bind parameters ``notifying_insert``'s statement needs for ``namespace``."""
+        ...
+
     def open_listener(
         self, engine: Engine, namespace: str, channel: str = "work"
     ) -> WakeListener | None:

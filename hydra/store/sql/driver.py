@@ -130,9 +130,9 @@ class DriverOptions:
     #: statement that opens a writing / a reading transaction
     begin_write: str
     begin_read: str
-    #: a single statement may run without BEGIN/COMMIT (it is atomic on its own, and the
-    #: connection is in autocommit mode): PostgreSQL. Not SQLite, whose writes must take
-    #: the write lock up front (BEGIN IMMEDIATE).
+    #: a single writing statement may run without BEGIN/COMMIT (it is atomic on its own,
+    #: and the connection is in autocommit mode): PostgreSQL. Not SQLite, whose writes
+    #: must take the write lock up front (BEGIN IMMEDIATE). A single read always may.
     single_statement_autocommit: bool
     #: prepares a new driver connection for this pool (e.g. autocommit on)
     on_checkout: Callable[[Any], None]
@@ -155,6 +155,9 @@ class DriverPool:
         self._lock = threading.Lock()
         self._statements: dict[int, tuple[ClauseElement, DriverStatement]] = {}
         self._closed = False
+        #: connections this pool holds (idle or in use); the engine's pool counts them
+        #: as checked out
+        self.held = 0
         dbapi = engine.dialect.loaded_dbapi
         self._dbapi_error: type[Exception] = dbapi.Error
 
@@ -174,7 +177,9 @@ class DriverPool:
         fairy = self._checkout()
         conn = fairy.driver_connection
         keep = False
-        explicit = not (single and self.options.single_statement_autocommit)
+        # One statement runs as its own transaction where that is safe: any read, and on
+        # PostgreSQL any write (SQLite writes take the write lock up front instead).
+        explicit = not (single and (self.options.single_statement_autocommit or not write))
         try:
             cursor = conn.cursor()
             try:
@@ -208,8 +213,7 @@ class DriverPool:
                 with self._lock:
                     self._idle.append(fairy)
             else:
-                with contextlib.suppress(Exception):
-                    fairy.invalidate()
+                self._discard(fairy)
 
     def _rollback(self, conn: Any, cursor: Any) -> bool:
         """Roll back after a failure; True if the connection is still fit for reuse."""
@@ -226,12 +230,20 @@ class DriverPool:
             if self._idle:
                 return self._idle.pop()
         fairy = self.engine.raw_connection()
+        with self._lock:
+            self.held += 1
         try:
             self.options.on_checkout(fairy.driver_connection)
         except BaseException:
-            fairy.invalidate()
+            self._discard(fairy)
             raise
         return fairy
+
+    def _discard(self, fairy: Any) -> None:
+        with self._lock:
+            self.held -= 1
+        with contextlib.suppress(Exception):
+            fairy.invalidate()
 
     def close(self) -> None:
         """Close every idle connection (those in use are closed when they come back)."""
@@ -239,5 +251,4 @@ class DriverPool:
         with self._lock:
             idle, self._idle = self._idle, []
         for fairy in idle:
-            with contextlib.suppress(Exception):
-                fairy.invalidate()
+            self._discard(fairy)

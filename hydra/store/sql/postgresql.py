@@ -149,6 +149,16 @@ class PostgreSQLDialect:
         # for a row it cannot yet see.
         conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel_name(namespace)})
 
+    def notifying_insert(self, insert: Insert) -> Any:
+        """``WITH ins AS (INSERT ... RETURNING id) SELECT pg_notify(:n_channel, '') FROM
+        ins``: the row and the wake-up in one statement (delivered on commit)."""
+        table = insert.table
+        ins = insert.returning(table.c.id).cte("ins")
+        return sql_select(func.pg_notify(bindparam("n_channel"), literal(""))).select_from(ins)
+
+    def notify_params(self, namespace: str) -> dict[str, Any]:
+        return {"n_channel": channel_name(namespace)}
+
     def notify_finished(self, conn: Connection, namespace: str, execution_id: str) -> None:
         conn.execute(
             text("SELECT pg_notify(:c, :id)"),

@@ -94,6 +94,12 @@ class SQLiteDialect:
     def notify(self, conn: Connection, namespace: str) -> None:
         pass
 
+    def notifying_insert(self, insert: Insert) -> Any:
+        return None
+
+    def notify_params(self, namespace: str) -> dict[str, Any]:
+        return {}
+
     def open_listener(
         self, engine: Engine, namespace: str, channel: str = "work"
     ) -> WakeListener | None:

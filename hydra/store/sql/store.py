@@ -86,6 +86,8 @@ class SQLStore:
         # Claim queries, one per set of workflow names (a worker's names rarely change).
         self._claim_queries: dict[tuple[str, ...], tuple[Any, Any]] = {}
         # Built once and reused with bind parameters (see _EXTEND).
+        # PostgreSQL: start_workflow's INSERT with its NOTIFY in one statement; None elsewhere.
+        self._notifying_insert = self._dialect.notifying_insert(_INSERT_EXECUTION)
         self._step_upsert = self._dialect.upsert(
             steps, {c: bindparam(f"s_{c}") for c in _STEP_COLUMNS}, ["execution_id", "step_name"]
         )
@@ -175,16 +177,16 @@ class SQLStore:
 
         return self._retrying(once)
 
-    def _run_hot(self, fn: Callable[[Tx], T], *, single: bool = False) -> T:
-        """Run the hot-path write ``fn`` in one transaction, on the driver path if there
+    def _run_hot(self, fn: Callable[[Tx], T], *, single: bool = False, write: bool = True) -> T:
+        """Run the hot-path call ``fn`` in one transaction, on the driver path if there
         is one (``single``: ``fn`` issues one statement, which may then run without
         BEGIN/COMMIT), else on Core; with ``_retrying``'s rules either way."""
         driver = self._driver
         if driver is None:
-            return self._run(lambda conn: fn(CoreTx(conn)))
+            return self._run(lambda conn: fn(CoreTx(conn)), write=write)
 
         def once() -> T:
-            with driver.transaction(write=True, single=single) as tx:
+            with driver.transaction(write=write, single=single) as tx:
                 return fn(tx)
 
         return self._retrying(once)
@@ -235,13 +237,19 @@ class SQLStore:
             "trigger_source": new.trigger_source,
         }
 
-        def insert(conn: Connection) -> tuple[str, bool]:
-            conn.execute(executions.insert().values(**values))
-            self._dialect.notify(conn, new.namespace)
+        params = {f"n_{k}": v for k, v in values.items()}
+        notifying = self._notifying_insert
+
+        def insert(tx: Tx) -> tuple[str, bool]:
+            if notifying is not None:
+                # PostgreSQL: the INSERT and the NOTIFY to idle workers, one statement.
+                tx.rows(notifying, {**params, **self._dialect.notify_params(new.namespace)})
+            else:
+                tx.rowcount(_INSERT_EXECUTION, params)
             return new.id, True
 
         try:
-            return self._run(insert)
+            return self._run_hot(insert, single=True)
         except IntegrityError:
             # Either the idempotency key is taken, or a retried insert already landed.
             def existing(conn: Connection) -> tuple[str, bool] | None:
@@ -272,15 +280,13 @@ class SQLStore:
             return found
 
     def get_execution(self, namespace: str, execution_id: str) -> ExecutionRow | None:
-        def get(conn: Connection) -> ExecutionRow | None:
-            row = conn.execute(
-                select(executions).where(
-                    executions.c.id == execution_id, executions.c.namespace == namespace
-                )
-            ).first()
-            return _execution(row) if row is not None else None
+        params = {"g_id": execution_id, "g_ns": namespace}
 
-        return self._run(get, write=False)
+        def get(tx: Tx) -> ExecutionRow | None:
+            rows = tx.rows(_GET_EXECUTION, params)
+            return _execution(rows[0]) if rows else None
+
+        return self._run_hot(get, single=True, write=False)
 
     def list_executions(
         self,
@@ -299,12 +305,7 @@ class SQLStore:
         return self._run(lambda conn: [_execution(r) for r in conn.execute(query)], write=False)
 
     def list_steps(self, execution_id: str) -> list[StepRow]:
-        query = (
-            select(steps)
-            .where(steps.c.execution_id == execution_id)
-            .order_by(steps.c.step_order, steps.c.step_name)
-        )
-        return self._run(lambda conn: [_step(r) for r in conn.execute(query)], write=False)
+        return self._run_hot(_replay_steps(execution_id), single=True, write=False)
 
     def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
         stmt = (
@@ -974,6 +975,30 @@ _REPLAY_STEPS = (
     .order_by(steps.c.step_order, steps.c.step_name)
 )
 _CREATED_AT = list(executions.c.keys()).index("created_at")
+# start_workflow's INSERT: the columns create_execution sets (bind parameters n_<column>).
+_INSERTED_COLUMNS = (
+    "id",
+    "namespace",
+    "workflow_name",
+    "status",
+    "input_data",
+    "attempt",
+    "max_attempts",
+    "retry_backoff_ms",
+    "timeout_ms",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+    "run_at",
+    "wake_at",
+    "lease_token",
+    "trigger_type",
+    "trigger_source",
+)
+_INSERT_EXECUTION = executions.insert().values({c: bindparam(f"n_{c}") for c in _INSERTED_COLUMNS})
+_GET_EXECUTION = select(executions).where(
+    executions.c.id == bindparam("g_id"), executions.c.namespace == bindparam("g_ns")
+)
 _STATUS_AND_TOKEN = select(executions.c.status, executions.c.lease_token).where(
     executions.c.id == bindparam("f_id")
 )
