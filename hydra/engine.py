@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.clock import Clock, SystemClock, duration_ms, from_ms, to_ms
 from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up
 from hydra.errors import ExecutionNotFoundError
+from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepRecord
@@ -26,14 +27,11 @@ from hydra.store.base import (
     NewExecution,
     StepRow,
     Store,
-    WakeListener,
 )
 from hydra.workflow import Workflow, validate_name
 
 if TYPE_CHECKING:
     from hydra.metrics import Metrics
-
-_MAX_LISTENING_WAITS = 8
 
 
 class Engine:
@@ -66,9 +64,13 @@ class Engine:
         self.observer: Observer = _EngineObserver(self)
         self._wake_callbacks: list[Callable[[], None]] = []
         self._finished = threading.Condition()
-        # wait() on a store with notifications: LISTENing waits at once, and how often a
-        # listening wait re-reads anyway (a notification lost to a reconnect).
-        self._listening = threading.BoundedSemaphore(_MAX_LISTENING_WAITS)
+        # wait() on a store with notifications: one LISTEN for finished executions shared
+        # by every wait, and how often a listening wait re-reads anyway (a notification
+        # lost to a reconnect).
+        self._watch = FinishedWatch(
+            lambda: self.store.open_listener(self.namespace, channel="finished"),
+            self._notify_finished,
+        )
         self._finished_poll_s = 1.0
         self._local_runs: dict[str, Run] = {}
         self._lock = threading.Lock()
@@ -291,28 +293,27 @@ class Engine:
         Raises ``TimeoutError`` after ``timeout`` (real time) and ``ExecutionNotFoundError``
         for an unknown id. Returns as soon as a worker of this engine finishes it. On a
         store with notifications (PostgreSQL), executions finished or cancelled
-        elsewhere wake it too (LISTEN on the namespace's "finished" channel); otherwise
-        they are seen by polling (10 ms, growing to 500 ms).
+        elsewhere wake it too (one LISTEN on the namespace's "finished" channel per engine,
+        shared by its waits and closed 2 s after the last one); otherwise they are seen by
+        polling (10 ms, growing to 500 ms).
         """
         limit = None if timeout is None else duration_ms(timeout, "timeout") / 1000
         deadline = None if limit is None else time.monotonic() + limit
         # Subscribed before the first read, so a finish between the two still wakes us.
-        listener = self._open_finished_listener()
+        listening = self._watch.join()
         try:
-            return self._wait(execution_id, limit, deadline, listener)
+            return self._wait(execution_id, limit, deadline, listening)
         finally:
-            if listener is not None:
-                listener.close()
-                self._listening.release()
+            self._watch.leave()
 
     def _wait(
-        self,
-        execution_id: str,
-        limit: float | None,
-        deadline: float | None,
-        listener: WakeListener | None,
+        self, execution_id: str, limit: float | None, deadline: float | None, listening: bool
     ) -> Execution:
-        pause = 0.01
+        # Listening: any finish in the namespace (or a local worker's) wakes us and the
+        # re-read tells if it was ours; a lost notification is caught by the re-read every
+        # _finished_poll_s. Otherwise poll, 10 ms growing to 500 ms (a local worker's
+        # finish still wakes us at once).
+        pause = self._finished_poll_s if listening else 0.01
         while True:
             with self._finished:
                 status = self._status(execution_id)
@@ -324,39 +325,9 @@ class Engine:
                     raise TimeoutError(
                         f"execution {execution_id} is still {status.value} after {limit:g} s"
                     )
-                if listener is None:
-                    self._finished.wait(pause if remaining is None else min(pause, remaining))
-            if listener is not None:
-                # Any finish in the namespace wakes us; the re-read tells if it was ours. A
-                # lost notification (the listener reconnecting) is caught by the re-read
-                # every _finished_poll_s.
-                span = self._finished_poll_s if remaining is None else remaining
-                span = min(span, self._finished_poll_s)
-                started = time.monotonic()
-                if not listener.wait(span) and time.monotonic() - started < span / 2:
-                    # The listener is down (it reconnects on its next wait): poll meanwhile.
-                    time.sleep(pause if remaining is None else min(pause, remaining))
-                    pause = min(pause * 1.5, 0.5)
-                continue
-            pause = min(pause * 1.5, 0.5)
-
-    def _open_finished_listener(self) -> WakeListener | None:
-        """A LISTEN on the namespace's "finished" channel for one wait, if the store has it.
-
-        At most ``_MAX_LISTENING_WAITS`` waits of this engine listen at once (each holds a
-        connection); the others poll.
-        """
-        if not getattr(self.store, "supports_notify", False):
-            return None
-        if not self._listening.acquire(blocking=False):
-            return None
-        try:
-            listener = self.store.open_listener(self.namespace, channel="finished")
-        except Exception:
-            listener = None  # e.g. a custom store without channels: poll
-        if listener is None:
-            self._listening.release()
-        return listener
+                self._finished.wait(pause if remaining is None else min(pause, remaining))
+            if not listening:
+                pause = min(pause * 1.5, 0.5)
 
     # -- control --------------------------------------------------------------------------
     def cancel(self, execution_id: str) -> bool:

@@ -10,6 +10,7 @@ notification would fail the wait's timeout rather than pass by polling.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -63,12 +64,12 @@ class CountingEngine:
             return status
 
         self.engine._status = counted  # type: ignore[method-assign]
-        # What the wait's listener returned, call by call (True: notified).
+        # What the engine's "finished" listener returned, call by call (True: notified).
         self.notified: list[bool] = []
-        open_listener = self.engine._open_finished_listener
+        open_listener = store.open_listener
 
-        def opened() -> WakeListener | None:
-            listener = open_listener()
+        def opened(namespace: str, channel: str = "work") -> WakeListener | None:
+            listener = open_listener(namespace, channel)
             if listener is not None:
                 wait = listener.wait
 
@@ -80,7 +81,11 @@ class CountingEngine:
                 listener.wait = recorded  # type: ignore[method-assign]
             return listener
 
-        self.engine._open_finished_listener = opened  # type: ignore[method-assign]
+        store.open_listener = opened  # type: ignore[method-assign]
+
+    @property
+    def notifications(self) -> int:
+        return self.notified.count(True)
 
 
 def _needs_notify(store: Store) -> None:
@@ -107,12 +112,43 @@ def test_wait_in_another_engine_is_woken_by_the_finish(
     ex = waiter.engine.wait(eid, timeout=WAIT)
     assert (ex.status, ex.output) == ("completed", "done")
     # Woken by the notification: one read before blocking, one after it.
-    assert (waiter.notified, waiter.reads) == ([True], 2)
-    # The listener's connection went back to the pool (the store's hot path keeps its own
-    # driver connections checked out: hydra/store/sql/driver.py).
+    assert (waiter.notifications, waiter.reads) == (1, 2)
+    # The engine's listener closes once no wait has used it for idle_s, and its connection
+    # goes back to the pool (the store's hot path keeps its own driver connections
+    # checked out: hydra/store/sql/driver.py).
+    waiter.engine._watch.idle_s = 0.0
     store: Any = waiter.engine.store
     held = store._driver.held if store._driver is not None else 0
+    deadline = time.monotonic() + WAIT
+    while store.engine.pool.checkedout() != held and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert store.engine.pool.checkedout() == held
+
+
+def test_waits_share_one_listener(
+    store_factory: Callable[[], Store],
+    engine: hydra.Engine,
+    make_worker: Callable[..., hydra.Worker],
+) -> None:
+    _needs_notify(engine.store)
+    waiter = CountingEngine(store_factory(), engine.namespace)
+    opened: list[str] = []
+    open_listener = waiter.engine.store.open_listener
+
+    def counted(namespace: str, channel: str = "work") -> WakeListener | None:
+        opened.append(channel)
+        return open_listener(namespace, channel)
+
+    waiter.engine.store.open_listener = counted  # type: ignore[method-assign]
+
+    @hydra.workflow("wait-many")
+    def wf(ctx: hydra.WorkflowContext, req: int) -> int:
+        return hydra.step(ctx, "double", lambda: req * 2)
+
+    make_worker(wf)
+    results = [waiter.engine.wait(engine.start_workflow(wf, i), timeout=WAIT) for i in range(5)]
+    assert [r.output for r in results] == [0, 2, 4, 6, 8]
+    assert opened == ["finished"]  # one LISTEN for the five waits
 
 
 def test_wait_in_another_engine_is_woken_by_a_cancel(
@@ -139,7 +175,7 @@ def test_wait_in_another_engine_is_woken_by_a_cancel(
         assert engine.cancel(eid)
         thread.join(WAIT)
         assert result and result[0].status == "cancelled"
-        assert (waiter.notified, waiter.reads) == ([True], 2)
+        assert (waiter.notifications, waiter.reads) == (1, 2)
     finally:
         release.set()
         thread.join(WAIT)
@@ -158,11 +194,8 @@ def test_wait_without_notifications_polls(
 
     make_worker(wf)
     other = hydra.Engine(engine.store, namespace=engine.namespace)
-    listener = other._open_finished_listener()
     try:
-        assert (listener is not None) == engine.store.supports_notify
+        assert other._watch.join() == engine.store.supports_notify
     finally:
-        if listener is not None:
-            listener.close()
-            other._listening.release()
+        other._watch.leave()
     assert other.wait(engine.start_workflow("wait-any", None), timeout=WAIT).output == "ok"

@@ -181,8 +181,9 @@ class PostgreSQLDialect:
         self, engine: Engine, namespace: str, channel: str = "work"
     ) -> WakeListener | None:
         if channel == "finished":
-            # Short-lived (one wait): the connection goes back to the pool afterwards.
-            return PostgresListener(engine, finished_channel_name(namespace), reuse=True)
+            # One per engine (hydra.finished.FinishedWatch), closed when its waits stop: its
+            # connection is closed then, not returned to a pool that may be disposed by now.
+            return PostgresListener(engine, finished_channel_name(namespace))
         return PostgresListener(engine, channel_name(namespace))
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -213,12 +214,9 @@ def _is_broken(conn: Any) -> bool:
 class PostgresListener:
     """A dedicated autocommit connection that LISTENs on the namespace's channel."""
 
-    def __init__(self, engine: Engine, channel: str, *, reuse: bool = False) -> None:
+    def __init__(self, engine: Engine, channel: str) -> None:
         self._engine = engine
         self._channel = channel
-        # reuse: close() UNLISTENs and returns the connection to the pool instead of
-        # closing it (for listeners that live as long as one call).
-        self._reuse = reuse
         self._lock = threading.Lock()
         self._conn: Any = None
         self._raw: Any = None
@@ -270,13 +268,4 @@ class PostgresListener:
     def close(self) -> None:
         self._closed = True
         with self._lock:
-            if self._reuse and self._conn is not None and self._raw is not None:
-                try:
-                    self._conn.execute("UNLISTEN *")
-                    self._conn.autocommit = False
-                    raw, self._conn, self._raw = self._raw, None, None
-                    raw.close()  # back to the pool
-                    return
-                except Exception:
-                    pass  # a broken connection: drop it
-            self._drop()
+            self._drop()  # closed, not pooled: its session is LISTENing
