@@ -138,6 +138,10 @@ class DriverOptions:
     on_checkout: Callable[[Any], None]
     #: the connection can no longer be used (the server went away)
     is_broken: Callable[[Any], bool]
+    #: writing transactions of this process take turns on a lock first (SQLite: a
+    #: writer that finds the database locked sleeps in SQLite's busy handler, 1 ms and
+    #: more per try, while a thread waiting on a lock is handed it at once)
+    serialize_writes: bool = False
 
 
 class DriverPool:
@@ -155,6 +159,9 @@ class DriverPool:
         self._lock = threading.Lock()
         self._statements: dict[int, tuple[ClauseElement, DriverStatement]] = {}
         self._closed = False
+        self._write_turn: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if options.serialize_writes else contextlib.nullcontext()
+        )
         #: connections this pool holds (idle or in use); the engine's pool counts them
         #: as checked out
         self.held = 0
@@ -174,12 +181,18 @@ class DriverPool:
     def transaction(self, *, write: bool, single: bool) -> Iterator[Tx]:
         """A transaction on a pooled driver connection (or none, for one autocommit
         statement). Driver errors come out as ``sqlalchemy.exc.DBAPIError``."""
-        fairy = self._checkout()
-        conn = fairy.driver_connection
-        keep = False
         # One statement runs as its own transaction where that is safe: any read, and on
         # PostgreSQL any write (SQLite writes take the write lock up front instead).
         explicit = not (single and (self.options.single_statement_autocommit or not write))
+        turn = self._write_turn if write else contextlib.nullcontext()
+        with turn, self._transaction(write, explicit) as tx:
+            yield tx
+
+    @contextlib.contextmanager
+    def _transaction(self, write: bool, explicit: bool) -> Iterator[Tx]:
+        fairy = self._checkout()
+        conn = fairy.driver_connection
+        keep = False
         try:
             cursor = conn.cursor()
             try:

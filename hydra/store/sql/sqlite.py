@@ -123,6 +123,7 @@ class SQLiteDialect:
             single_statement_autocommit=False,
             on_checkout=_nothing,
             is_broken=_never,
+            serialize_writes=True,
         )
 
 
