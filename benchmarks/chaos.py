@@ -164,19 +164,12 @@ def worker_main(args: argparse.Namespace) -> int:
             c = sql_store.executions.c
             return (c.id == lease.execution_id, c.status == "running")
 
-        def extend(self: Any, conn: Any, lease: Any, now_ms: int, lease_ms: int) -> bool:
-            stmt = (
-                update(sql_store.executions)
-                .where(*unfenced(lease))
-                .values(lease_expires_at=now_ms + lease_ms, updated_at=now_ms)
-            )
-            return bool(conn.execute(stmt).rowcount == 1)
-
         assert hasattr(sql_store, "_owned")
         sql_store._owned = unfenced
         # The prebuilt transitions (suspend, retry, finish): the same, without the token.
         c = sql_store.executions.c
-        # And the extension that PostgreSQL's save_step fuses with the step upsert.
+        # And the fenced lease extension (checkpoints, heartbeats; PostgreSQL's save_step
+        # fuses it with the step upsert when the store is built, below).
         sql_store._EXTEND = (
             update(sql_store.executions)
             .where(c.id == bindparam("x_id"), c.status == "running")
@@ -185,7 +178,6 @@ def worker_main(args: argparse.Namespace) -> int:
         sql_store._FENCED.update(
             sql_store._build_fenced((c.id == bindparam("f_id"), c.status == "running"))
         )
-        sql_store.SQLStore._extend = extend
 
     pid = os.getpid()
     log = EventLog(args.events)
