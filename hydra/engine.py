@@ -261,14 +261,14 @@ class Engine:
             )
         return self._to_execution(row, self.store.list_steps(execution_id))
 
-    def _status(self, execution_id: str) -> Status:
-        """The execution's status alone (one read, no steps): what ``wait`` polls."""
+    def _row(self, execution_id: str) -> ExecutionRow:
+        """The execution's row alone (one read, no steps): what ``wait`` polls."""
         row = self.store.get_execution(self.namespace, execution_id)
         if row is None:
             raise ExecutionNotFoundError(
                 f"no execution {execution_id!r} in namespace {self.namespace!r}"
             )
-        return row.status
+        return row
 
     def list_executions(
         self,
@@ -316,14 +316,14 @@ class Engine:
         pause = self._finished_poll_s if listening else 0.01
         while True:
             with self._finished:
-                status = self._status(execution_id)
-                if status.terminal:
+                row = self._row(execution_id)
+                if row.status.terminal:
                     # The steps are read once, at the end (a terminal execution's are final).
-                    return self.get_execution(execution_id)
+                    return self._to_execution(row, self.store.list_steps(execution_id))
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(
-                        f"execution {execution_id} is still {status.value} after {limit:g} s"
+                        f"execution {execution_id} is still {row.status.value} after {limit:g} s"
                     )
                 self._finished.wait(pause if remaining is None else min(pause, remaining))
             if not listening:

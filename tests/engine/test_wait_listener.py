@@ -19,8 +19,7 @@ import pytest
 
 import hydra
 from hydra.records import Execution
-from hydra.status import Status
-from hydra.store.base import Store, WakeListener
+from hydra.store.base import ExecutionRow, Store, WakeListener
 
 WAIT = 15
 
@@ -55,15 +54,15 @@ class CountingEngine:
         self.engine._finished_poll_s = 60  # no fallback re-read within the test
         self.reads = 0
         self.first_read = threading.Event()
-        original = self.engine._status
+        original = self.engine._row
 
-        def counted(execution_id: str) -> Status:
-            status = original(execution_id)
+        def counted(execution_id: str) -> ExecutionRow:
+            row = original(execution_id)
             self.reads += 1
             self.first_read.set()
-            return status
+            return row
 
-        self.engine._status = counted  # type: ignore[method-assign]
+        self.engine._row = counted  # type: ignore[method-assign]
         # What the engine's "finished" listener returned, call by call (True: notified).
         self.notified: list[bool] = []
         open_listener = store.open_listener
