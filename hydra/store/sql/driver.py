@@ -19,7 +19,9 @@ caller see the same exceptions whichever path ran the statement.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -150,6 +152,9 @@ class DriverPool:
     A connection is taken with ``engine.raw_connection()`` (so the engine's connect hooks,
     such as SQLite's pragmas, have run) and kept here until ``close()``; checking one out
     is a list pop under a lock. A connection that failed is dropped, never reused.
+
+    A forked child (gunicorn, Celery prefork) starts with an empty pool: the connections
+    it inherited belong to the parent, and two processes on one socket corrupt both.
     """
 
     def __init__(self, engine: Engine, options: DriverOptions) -> None:
@@ -157,6 +162,7 @@ class DriverPool:
         self.options = options
         self._idle: list[Any] = []  # pool fairies
         self._lock = threading.Lock()
+        _POOLS.add(self)
         self._statements: dict[int, tuple[ClauseElement, DriverStatement]] = {}
         self._closed = False
         self._write_turn: contextlib.AbstractContextManager[Any] = (
@@ -258,6 +264,18 @@ class DriverPool:
         with contextlib.suppress(Exception):
             fairy.invalidate()
 
+    def _forget_after_fork(self) -> None:
+        """In a forked child: set the parent's connections aside without closing them and
+        start with fresh locks. They are kept referenced for the child's lifetime: a
+        collected connection is returned to the engine's pool or finalised by the driver,
+        either of which can end the parent's session on the shared socket."""
+        _INHERITED.extend(self._idle)
+        self._idle = []
+        self.held = 0
+        self._lock = threading.Lock()
+        if self.options.serialize_writes:
+            self._write_turn = threading.Lock()
+
     def close(self) -> None:
         """Close every idle connection (those in use are closed when they come back)."""
         self._closed = True
@@ -265,3 +283,18 @@ class DriverPool:
             idle, self._idle = self._idle, []
         for fairy in idle:
             self._discard(fairy)
+
+
+# Every pool of this process, so that a forked child can make each forget its parent's
+# connections (os.register_at_fork runs in the child right after fork()).
+_POOLS: weakref.WeakSet[DriverPool] = weakref.WeakSet()
+# In a forked child: the parent's connections, never used and never closed here.
+_INHERITED: list[Any] = []
+
+
+def _forget_connections_after_fork() -> None:
+    for pool in list(_POOLS):
+        pool._forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_forget_connections_after_fork)
