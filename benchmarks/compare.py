@@ -20,8 +20,9 @@ Every measurement runs in fresh child processes on a freshly created database
 (PostgreSQL: ``hydra_bench`` / ``dbos_bench``, dropped and recreated per run; SQLite: a
 new WAL file). Beside each hydra figure: the SQL statements, commits and connection
 checkouts the worker process issued per workflow, counted with SQLAlchemy events on the
-store's engine. Results go to ``benchmarks/results/compare-<time>.{md,json}`` and
-``latest.{md,json}``.
+store's engine and on hydra's driver path. Results go to
+``benchmarks/results/compare-<time>.{md,json}`` and ``latest.{md,json}`` (the latter only
+for a full run: every figure, backend and system).
 """
 
 from __future__ import annotations
@@ -999,7 +1000,17 @@ def main() -> int:
         report["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         text_md = markdown(report) if report["results"] else "(no results)\n"
-        for name in (f"compare-{stamp}", "latest"):
+        # latest.* is the full comparison only: a partial or quick run (a subset of the
+        # figures, backends or systems) writes its own compare-* files and leaves it.
+        full = (
+            not args.quick
+            and set(figures) == {"T1", "T2", "T3", "T4"}
+            and set(backends) == {"sqlite", "postgres"}
+            and set(args.systems.split(",")) == {"hydra", "dbos"}
+            and set(report["results"]) == {"T1", "T2", "T3", "T4"}  # not interrupted
+            and "error" not in json.dumps(report["results"])
+        )
+        for name in (f"compare-{stamp}", *(["latest"] if full else [])):
             (out_dir / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
             (out_dir / f"{name}.md").write_text(text_md)
         print(text_md)
