@@ -81,6 +81,8 @@ class Worker:
         self._runs: dict[str, tuple[Claim, Run | None]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        # The last claim filled every slot it asked for: more work is probably waiting.
+        self._busy = False
         self._stop_claiming = threading.Event()
         self._stopped = threading.Event()
         self._idle = threading.Condition(self._lock)
@@ -231,7 +233,6 @@ class Worker:
 
     def _poll_loop(self) -> None:
         failures = 0
-        busy = False
         while not self._stop_claiming.is_set():
             try:
                 claimed, asked = self._claim_once()
@@ -243,14 +244,17 @@ class Worker:
                 self._stop_claiming.wait(min(0.1 * 2**failures, 5.0))
                 continue
             if asked:  # (no free slot: nothing was asked, the worker is still as busy)
-                busy = claimed == asked
+                # Busy: every slot asked for was filled, so more work is probably waiting
+                # and a run that ends should claim again; otherwise the queue was empty
+                # and only new work (a wake-up) or the poll interval calls for a claim.
+                self._busy = claimed == asked
             if claimed == MAX_CLAIM_BATCH:
                 continue  # maybe more is waiting
             # Jitter spreads the polls of many idle workers over the interval.
             wait = self.poll_ms / 1000 * random.uniform(0.8, 1.2)
             self._wake.wait(wait)
             self._wake.clear()
-            if busy:
+            if self._busy:
                 self._await_free_slots(max(1, self.concurrency // 4), CLAIM_GATHER_S)
 
     def _await_free_slots(self, want: int, timeout_s: float) -> None:
@@ -319,7 +323,8 @@ class Worker:
             if self.engine.metrics is not None:
                 self.engine.metrics.run_ended(self.engine.namespace, self.worker_id)
             self.engine._notify_finished()
-            self._wake.set()
+            if self._busy:
+                self._wake.set()  # a slot for the work that is waiting
 
     def _heartbeat_loop(self) -> None:
         while not self._stopped.wait(self.heartbeat_ms / 1000):
