@@ -1,4 +1,4 @@
-"""The SQLAlchemy Core store."""
+"""The SQL store (SQLAlchemy): SQLite, PostgreSQL, MySQL/MariaDB."""
 
 from hydra.store.sql.store import SQLStore
 

@@ -1,4 +1,10 @@
-"""``SQLStore``: the Store on SQLAlchemy Core for SQLite, PostgreSQL and MySQL/MariaDB."""
+"""``SQLStore``: the Store on SQLAlchemy for SQLite, PostgreSQL and MySQL/MariaDB.
+
+Every statement is a SQLAlchemy Core object. The hot path (claims, checkpoints, suspend,
+retry, finish, heartbeats, ``create_execution`` and the reads of one execution) runs them
+on the driver's own connections where the dialect allows it (SQLite, PostgreSQL; see
+``driver.py``), the rest on Core connections.
+"""
 
 from __future__ import annotations
 
