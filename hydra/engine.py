@@ -254,12 +254,7 @@ class Engine:
     # -- reading --------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> Execution:
         """The execution with its steps; ``ExecutionNotFoundError`` if unknown here."""
-        row = self.store.get_execution(self.namespace, execution_id)
-        if row is None:
-            raise ExecutionNotFoundError(
-                f"no execution {execution_id!r} in namespace {self.namespace!r}"
-            )
-        return self._to_execution(row, self.store.list_steps(execution_id))
+        return self._to_execution(self._row(execution_id), self.store.list_steps(execution_id))
 
     def _row(self, execution_id: str) -> ExecutionRow:
         """The execution's row alone (one read, no steps): what ``wait`` polls."""

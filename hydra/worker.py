@@ -1,11 +1,13 @@
 """``hydra.Worker``: claims executions and runs them in threads.
 
 Threads: one poller (claims while slots are free, then waits for a wake-up or the poll
-interval with jitter), one heartbeat (extends the leases of runs in flight), a listener
-on PostgreSQL (LISTEN/NOTIFY), ``concurrency`` run threads, and a cron scheduler (fires
-the engine's due cron slots; each job's handlers run on a thread of that job's own, so a
-long handler delays neither the scheduler nor other jobs). Every run goes through
-``hydra.runner.execute``, the same loop ``hydra.testing`` drives.
+interval with jitter; a run that ends wakes it only while work is waiting, and a busy
+poller gathers a few free slots, up to 2 ms, into one claim), one heartbeat (extends
+the leases of runs in flight), a listener on PostgreSQL (LISTEN/NOTIFY), ``concurrency``
+run threads, and a cron scheduler (fires the engine's due cron slots; each job's handlers
+run on a thread of that job's own, so a long handler delays neither the scheduler nor
+other jobs). Every run goes through ``hydra.runner.execute``, the same loop
+``hydra.testing`` drives.
 """
 
 from __future__ import annotations
