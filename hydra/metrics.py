@@ -158,6 +158,13 @@ class Metrics:
             WF,
             registry=r,
         )
+        self.runs_interrupted = Counter(
+            "hydra_runs_interrupted",
+            "Runs stopped because the database failed under them; their executions "
+            "resume from their checkpoints without using an attempt",
+            WF,
+            registry=r,
+        )
         # -- workers --------------------------------------------------------------------
         self.workflows_active = Gauge(
             "hydra_workflows_active",
@@ -180,6 +187,20 @@ class Metrics:
         self.worker_heartbeats = Counter(
             "hydra_worker_heartbeats",
             "Heartbeats a worker sent (one per beat, for all its leases)",
+            WORKER,
+            registry=r,
+        )
+        self.runs_abandoned = Counter(
+            "hydra_runs_abandoned",
+            "Run threads a worker gave up on, stuck in workflow code past their "
+            "execution's timeout (or after losing their lease): the slot was handed back",
+            WORKER,
+            registry=r,
+        )
+        self.leases_recovered = Counter(
+            "hydra_leases_recovered",
+            "Leases held under a worker's id by no run of it (a lost claim reply, a "
+            "restart with the same id) that the worker gave back at once, no attempt used",
             WORKER,
             registry=r,
         )
@@ -236,6 +257,12 @@ class Metrics:
 
     def run_ended(self, namespace: str, worker_id: str) -> None:
         self.workflows_active.labels(namespace, worker_id).dec()
+
+    def run_abandoned(self, namespace: str, worker_id: str) -> None:
+        self.runs_abandoned.labels(namespace, worker_id).inc()
+
+    def lease_recovered(self, namespace: str, worker_id: str) -> None:
+        self.leases_recovered.labels(namespace, worker_id).inc()
 
     def cron_fired(self, namespace: str, job: str) -> None:
         self.cron_fires.labels(namespace, job).inc()
@@ -305,6 +332,11 @@ class MetricsObserver(Observer):
     def lease_lost(self, claim: Claim) -> None:
         self.metrics.leases_lost.labels(self.namespace, claim.execution.workflow_name).inc()
         self.inner.lease_lost(claim)
+
+    def run_interrupted(self, claim: Claim) -> None:
+        ex = claim.execution
+        self.metrics.runs_interrupted.labels(self.namespace, ex.workflow_name).inc()
+        self.inner.run_interrupted(claim)
 
 
 __all__ = ["Metrics", "MetricsObserver"]

@@ -18,10 +18,11 @@ import inspect
 import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hydra.errors import (
     DuplicateStepError,
@@ -41,12 +42,59 @@ from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext
 if TYPE_CHECKING:
     from hydra.engine import Engine
 
+T = TypeVar("T")
+
 
 class Suspended(BaseException):
     """Unwinds a run after it was durably suspended (sleep or step backoff).
 
     A BaseException so that a workflow's ``except Exception`` cannot swallow it.
     """
+
+
+class RunStopped(BaseException):
+    """Unwinds a run that must not go on: its lease is gone (taken over, cancelled, or
+    possibly expired while the process was frozen), or the database failed under it.
+
+    A BaseException so that a workflow's ``except Exception`` (a common compensation
+    style) cannot swallow it and go on to its next step: the run's state stays stopped,
+    so every later step, sleep or send raises it again, whatever the workflow catches.
+    """
+
+
+# A run re-validates its lease (one fenced extension) before entering a step body once
+# this fraction of ``claim_timeout`` has passed, by its own monotonic clock, since the
+# lease was last extended. The heartbeat thread normally extends it long before; this
+# catches a process that was frozen (SIGSTOP, a long GC pause, a suspended VM) and wakes
+# up before its heartbeat thread notices that its lease may be gone.
+LEASE_GUARD_FRACTION = 0.75
+# An async step whose timeout cannot fire (its code blocks the event loop) is reported
+# when it overran its timeout by this factor (and by at least OVERRUN_MIN_MS).
+OVERRUN_FACTOR = 2
+OVERRUN_MIN_MS = 1_000
+
+
+def monotonic_ms() -> int:
+    """The process's monotonic clock in ms: what lease guards measure elapsed time with."""
+    return time.monotonic_ns() // 1_000_000
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """True for failures of the database or the network under it (unreachable server,
+    dropped connection, locked database past the store's retry window), as opposed to a
+    value the database rejected or a bug. Such a failure never uses a workflow attempt."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from hydra.errors import DatabaseUnavailableError
+
+    if isinstance(exc, (OperationalError, InterfaceError, DatabaseUnavailableError)):
+        return True
+    # A raw driver error that escaped the store's translation (sqlite3, psycopg, PyMySQL
+    # name these classes alike in PEP 249), or the socket under it.
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"OperationalError", "InterfaceError"}) or isinstance(
+        exc, (ConnectionError, TimeoutError)
+    )
 
 
 class Outcome(StrEnum):
@@ -56,6 +104,9 @@ class Outcome(StrEnum):
     SUSPENDED = "suspended"
     LOST = "lost"
     RELEASED = "released"
+    #: the database failed under the run: it stopped, wrote nothing more, and its
+    #: execution was given back (or will be, once the database answers) with no attempt used
+    INTERRUPTED = "interrupted"
 
 
 class RunHooks(Protocol):
@@ -96,6 +147,8 @@ class Run:
         lease_ms: int,
         hooks: RunHooks | None,
         logger: HydraLogger,
+        monotonic: Callable[[], int] = monotonic_ms,
+        claimed_at: int | None = None,
     ) -> None:
         ex = claim.execution
         self.engine = engine
@@ -121,6 +174,18 @@ class Run:
         self.timed_out = False
         # Set from other threads (heartbeat found the lease gone, or a local cancel).
         self._lost = threading.Event()
+        #: the store failed under this run (the database unreachable past the store's
+        #: retry window, or it rejected a write): the run stops, writes nothing more
+        self.interrupted: BaseException | None = None
+        #: the run is writing its final transition (finish, suspend, retry): a heartbeat
+        #: that finds the lease gone now is seeing that write, not a loss
+        self.ending = False
+        #: why the lease is known lost (the store's refusal), for the run's last log line
+        self.lost_reason: str | None = None
+        self.monotonic = monotonic
+        #: when the lease was last extended, by ``monotonic`` (ms), measured from before
+        #: the extending call was sent, so it never overstates how long the lease has left
+        self.lease_renewed_at = claimed_at if claimed_at is not None else monotonic()
         self.logger = HydraLogger(logger.logger, dict(logger.extra or {}), self._log_fields)
 
     # -- state shared with other threads ------------------------------------------------
@@ -131,6 +196,51 @@ class Run:
     def mark_lost(self) -> None:
         """The lease is gone: the run stops at its next step boundary."""
         self._lost.set()
+
+    def lease_renewed(self, sent_at: int) -> None:
+        """A lease extension sent at ``sent_at`` (by ``monotonic``) succeeded."""
+        if sent_at > self.lease_renewed_at:
+            self.lease_renewed_at = sent_at
+
+    def _stopped(self, why: str) -> RunStopped:
+        if self.lost:
+            return RunStopped(
+                f"execution {self.execution_id} was taken over or cancelled; stopping {why}"
+            )
+        return RunStopped(
+            f"the database failed under execution {self.execution_id} "
+            f"({type(self.interrupted).__name__}: {self.interrupted}); stopping {why}"
+        )
+
+    def _store_call(self, call: Callable[[], T]) -> T:
+        """A store write made on the workflow's behalf. Its failures never reach workflow
+        code as ordinary exceptions: a lost lease marks the run lost, any other failure
+        marks it interrupted, and either unwinds it with ``RunStopped``."""
+        try:
+            return call()
+        except LeaseLostError as exc:
+            self.lost_reason = str(exc)
+            self.mark_lost()
+            raise self._stopped("after a refused write") from exc
+        except Exception as exc:
+            if self.interrupted is None:
+                self.interrupted = exc
+            raise self._stopped("after a failed write") from exc
+
+    def _guard_lease(self, step_name: str) -> None:
+        """Re-validate the lease before a step body if it may be about to expire."""
+        sent = self.monotonic()
+        if sent - self.lease_renewed_at <= self.lease_ms * LEASE_GUARD_FRACTION:
+            return
+        lost = self._store_call(
+            lambda: self.store.heartbeat(
+                [self.lease], now_ms=self.clock.now_ms(), lease_ms=self.lease_ms
+            )
+        )
+        if lost:
+            self.mark_lost()
+            raise self._stopped(f"before step {step_name!r} (its lease had run out)")
+        self.lease_renewed(sent)
 
     def _log_fields(self) -> dict[str, Any]:
         return {"step_name": self.current_step, "attempt": self.attempt}
@@ -143,11 +253,8 @@ class Run:
                 f"{kind} {name!r} was called inside step {self.current_step!r}: "
                 "steps cannot be nested"
             )
-        if self.lost:
-            raise LeaseLostError(
-                f"execution {self.execution_id} was taken over or cancelled; "
-                f"stopping before {kind} {name!r}"
-            )
+        if self.lost or self.interrupted is not None:
+            raise self._stopped(f"before {kind} {name!r}")
         if self.suspended:
             raise Suspended()
         if self.timeout_at is not None and self.clock.now_ms() >= self.timeout_at:
@@ -193,6 +300,11 @@ class Run:
         return False, attempt
 
     def _enter(self, attempt: _Attempt) -> None:
+        # The last check before a side effect: a run whose lease is gone (a cancel seen
+        # by another thread meanwhile) or may have run out does not enter the body.
+        if self.lost or self.interrupted is not None:
+            raise self._stopped(f"before step {attempt.name!r}")
+        self._guard_lease(attempt.name)
         attempt.started_at = self.clock.now_ms()
         if self.hooks is not None:
             self.hooks.step_entered(self, attempt.name, attempt.number)
@@ -225,7 +337,11 @@ class Run:
             attempt.started_at,
             now,
         )
-        self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
+        sent = self.monotonic()
+        self._store_call(
+            lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
+        )
+        self.lease_renewed(sent)
         self.steps[attempt.name] = row
         elapsed = now - attempt.started_at
         self.engine.observer.step_finished(self, attempt.name, "completed", elapsed)
@@ -257,7 +373,11 @@ class Run:
         )
         self.engine.observer.step_finished(self, attempt.name, "failed", now - attempt.started_at)
         if exhausted:
-            self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
+            sent = self.monotonic()
+            self._store_call(
+                lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
+            )
+            self.lease_renewed(sent)
             self.steps[attempt.name] = row
             self.logger.warning(
                 "step %s failed after %d attempt(s): %s: %s",
@@ -276,7 +396,10 @@ class Run:
             error_message,
             wake - now,
         )
-        self.store.suspend(self.lease, wake_at_ms=wake, now_ms=now, step=row)
+        self.ending = True
+        self._store_call(
+            lambda: self.store.suspend(self.lease, wake_at_ms=wake, now_ms=now, step=row)
+        )
         self.steps[attempt.name] = row
         self.suspended = True
         self.engine.observer.step_retry_scheduled(self, attempt.name)
@@ -327,6 +450,7 @@ class Run:
         self._enter(attempt)
         value: Any = None
         error: Exception | None = None
+        began = monotonic_ms()  # real time, even under a fake clock: the loop really blocked
         try:
             if inspect.iscoroutinefunction(fn):
                 value = await _await(fn(), timeout_ms, name)
@@ -338,10 +462,27 @@ class Run:
             error = exc
         finally:
             self.current_step = None
+        self._warn_overrun(name, timeout_ms, monotonic_ms() - began)
         self._ran(attempt)
         if error is not None:
             return self._failed(attempt, error)
         return self._succeeded(attempt, value)
+
+    def _warn_overrun(self, name: str, timeout_ms: int | None, took_ms: int) -> None:
+        """An async step's timeout is enforced by the event loop: code that blocks the
+        loop (a sync call inside ``async def``) cannot be interrupted, so say so."""
+        if timeout_ms is None or took_ms < max(
+            timeout_ms * OVERRUN_FACTOR, timeout_ms + OVERRUN_MIN_MS
+        ):
+            return
+        self.logger.warning(
+            "step %s took %d ms, far past its timeout of %d ms: its code blocked the event "
+            "loop, so the timeout could not interrupt it (use an async call, or run the "
+            "blocking code with asyncio.to_thread)",
+            name,
+            took_ms,
+            timeout_ms,
+        )
 
     # -- sleeps ---------------------------------------------------------------------------
     def sleep_until_ms(self, wake_ms: int, name: str | None, now_ms: int | None = None) -> None:
@@ -376,7 +517,10 @@ class Run:
                 wake_ms,
             )
             self.steps[name] = row
-        self.store.suspend(self.lease, wake_at_ms=wake_ms, now_ms=now, step=row)
+        self.ending = True
+        self._store_call(
+            lambda: self.store.suspend(self.lease, wake_at_ms=wake_ms, now_ms=now, step=row)
+        )
         self.suspended = True
         self.engine.observer.slept(self, name, wake_ms)
         raise Suspended()
@@ -447,12 +591,22 @@ def execute(
     lease_ms: int,
     hooks: RunHooks | None = None,
     on_run: Callable[[Run], None] | None = None,
+    monotonic: Callable[[], int] = monotonic_ms,
+    claimed_at: int | None = None,
 ) -> Outcome:
     """Run one claimed execution until it completes, fails, suspends or loses its lease.
 
     ``on_run`` receives the ``Run`` before the workflow starts (the worker keeps it to
     mark it lost when a heartbeat fails). Exceptions from ``hooks`` (simulated crashes)
-    propagate untouched: to the store the worker simply stopped.
+    propagate untouched: to the store the worker simply stopped. ``monotonic`` is the
+    clock the run's lease guard measures with (ms; the test environment passes its fake
+    clock), ``claimed_at`` its reading taken before the claim was sent.
+
+    When the database fails under the run (``is_infrastructure_error``) the run stops,
+    writes nothing more and gives the execution back without using an attempt
+    (``Outcome.INTERRUPTED``); if even that write fails, the lease stays under this
+    worker's id and the worker releases it once the database answers
+    (``Worker``'s owned-lease sweep).
     """
     ex = claim.execution
     lease = claim.lease
@@ -464,6 +618,7 @@ def execute(
         worker_id=lease.worker_id,
     )
     engine.observer.claimed(claim)
+    run: Run | None = None
     try:
         now = engine.clock.now_ms()
         if claim.takeover:
@@ -499,25 +654,41 @@ def execute(
         except PayloadError as exc:
             return _finish_failed(engine, claim, log, "PayloadError", f"cannot decode input: {exc}")
 
-        run = Run(engine, claim, workflow, lease_ms=lease_ms, hooks=hooks, logger=log)
+        run = Run(
+            engine,
+            claim,
+            workflow,
+            lease_ms=lease_ms,
+            hooks=hooks,
+            logger=log,
+            monotonic=monotonic,
+            claimed_at=claimed_at,
+        )
         if on_run is not None:
             on_run(run)
         engine.observer.run_started(run, claim)
         ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
+        output: Any = None
         try:
             output = _invoke(workflow, ctx, req)
         except Suspended:
             return Outcome.SUSPENDED
-        except LeaseLostError:
-            raise
+        except RunStopped:
+            pass  # the run's state says why: lost or interrupted, handled below
         except Exception as exc:
-            if run.lost:
-                raise LeaseLostError(f"execution {ex.id} lost its lease") from exc
-            if run.suspended:
-                return Outcome.SUSPENDED
-            return _fail_or_retry(engine, claim, run, log, exc)
+            if not (run.lost or run.interrupted is not None):
+                if run.suspended:
+                    return Outcome.SUSPENDED
+                return _fail_or_retry(engine, claim, run, log, exc)
         if run.lost:
-            raise LeaseLostError(f"execution {ex.id} lost its lease before completing")
+            raise LeaseLostError(run.lost_reason or f"execution {ex.id} lost its lease")
+        if run.interrupted is not None:
+            failure = run.interrupted
+            if is_infrastructure_error(failure) or not isinstance(failure, Exception):
+                return _interrupted(engine, claim, log, failure)
+            # The database rejected a write (not a connection problem): a workflow
+            # failure like any other, so an execution that keeps hitting it ends failed.
+            return _fail_or_retry(engine, claim, run, log, failure)
         if run.suspended:
             # The workflow swallowed the suspension (a bare ``except BaseException``).
             return Outcome.SUSPENDED
@@ -536,14 +707,45 @@ def execute(
             return _finish_failed(
                 engine, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}"
             )
+        run.ending = True
         store.finish(lease, status=Status.COMPLETED, now_ms=engine.clock.now_ms(), output=data)
         log.info("execution %s completed", ex.id)
         engine.observer.run_finished(claim, Status.COMPLETED)
         return Outcome.COMPLETED
     except LeaseLostError as exc:
+        if run is not None:
+            run.mark_lost()
         log.warning("abandoning execution %s: %s", ex.id, exc)
         engine.observer.lease_lost(claim)
         return Outcome.LOST
+    except Exception as exc:
+        # One of the loop's own writes (the final transition, a release) failed.
+        if not is_infrastructure_error(exc):
+            raise  # a bug or a rejected value: the worker reports it, the lease expires
+        return _interrupted(engine, claim, log, exc)
+
+
+def _interrupted(engine: Engine, claim: Claim, log: HydraLogger, exc: BaseException) -> Outcome:
+    """The database failed under the run: give the execution back with no attempt used."""
+    ex = claim.execution
+    log.warning(
+        "run of execution %s stopped: the database failed (%s: %s); it resumes from its "
+        "checkpoints without using an attempt",
+        ex.id,
+        type(exc).__name__,
+        exc,
+    )
+    try:
+        engine.store.release(claim.lease, now_ms=engine.clock.now_ms())
+    except Exception as again:
+        log.warning(
+            "could not give execution %s back yet (%s); its worker releases it when the "
+            "database answers",
+            ex.id,
+            type(again).__name__,
+        )
+    engine.observer.run_interrupted(claim)
+    return Outcome.INTERRUPTED
 
 
 def _fail_or_retry(
@@ -568,8 +770,10 @@ def _fail_or_retry(
             message,
             exc_info=exc,
         )
+        run.ending = True
         return _finish_failed(engine, claim, None, error_type, message)
     run_at = now + workflow_backoff_ms(ex.retry_backoff_ms, ex.attempt)
+    run.ending = True
     engine.store.schedule_retry(
         claim.lease, run_at_ms=run_at, error_type=error_type, error_message=message, now_ms=now
     )
@@ -627,6 +831,9 @@ class Observer:
     def slept(self, run: Run, name: str, wake_ms: int) -> None: ...
 
     def lease_lost(self, claim: Claim) -> None: ...
+
+    def run_interrupted(self, claim: Claim) -> None:
+        """The database failed under the run; the execution resumes with no attempt used."""
 
 
 logging.getLogger("hydra").addHandler(logging.NullHandler())

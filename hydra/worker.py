@@ -12,7 +12,9 @@ other jobs). Every run goes through ``hydra.runner.execute``, the same loop
 
 from __future__ import annotations
 
+import functools
 import os
+import queue
 import random
 import signal
 import socket
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -28,9 +31,11 @@ from typing import Any
 from hydra.clock import duration_ms
 from hydra.cron import CronScheduler
 from hydra.engine import Engine
+from hydra.errors import LeaseLostError
 from hydra.logs import HydraLogger
-from hydra.runner import Outcome, Run, execute
-from hydra.store.base import Claim, WakeListener
+from hydra.runner import Outcome, Run, execute, monotonic_ms
+from hydra.status import Status
+from hydra.store.base import Claim, Lease, WakeListener
 from hydra.workflow import Workflow, validate_name
 
 # Most claims a poll takes at once; more free slots are filled by polling again at once.
@@ -40,6 +45,100 @@ MAX_CLAIM_BATCH = 32
 # transaction for several runs instead of one per run (claims were a third of a busy
 # worker's CPU, docs/benchmarks.md). An idle worker claims at once.
 CLAIM_GATHER_S = 0.002
+# How often the watchdog looks for runs past their execution's timeout (and lost runs
+# that never came back); a timeout fires at most this late while its code runs.
+WATCHDOG_INTERVAL_S = 0.25
+
+#: a run in flight is known by its lease: the same execution can be claimed again (after
+#: a cancel and a retry) while an old run of it is still inside a step
+RunKey = tuple[str, int]
+
+
+def _key(lease: Lease) -> RunKey:
+    return (lease.execution_id, lease.token)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One claimed execution holding one of the worker's ``concurrency`` slots."""
+
+    claim: Claim
+    claimed_at: int
+    run: Run | None = None
+    thread: threading.Thread | None = None
+    #: when the watchdog first saw the run lost (monotonic ms), if it has
+    lost_seen: int | None = None
+
+
+class _RunThreads:
+    """The run threads: daemon threads taking runs from a queue.
+
+    Not a ``ThreadPoolExecutor``: its threads are joined at interpreter exit, so one run
+    stuck in workflow code (a loop without a step) would keep the process alive forever
+    and hold its slot. A stuck thread is *abandoned* instead: a new thread takes its
+    place, and the stuck one exits if its run ever returns.
+    """
+
+    def __init__(self, size: int, prefix: str) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._prefix = prefix
+        self._lock = threading.Lock()
+        self._live: set[threading.Thread] = set()
+        self._abandoned: set[threading.Thread] = set()
+        self._made = 0
+        for _ in range(size):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            self._made += 1
+            thread = threading.Thread(
+                target=self._loop, name=f"{self._prefix}_{self._made}", daemon=True
+            )
+            self._live.add(thread)
+        thread.start()
+
+    def _loop(self) -> None:
+        me = threading.current_thread()
+        while True:
+            task = self._queue.get()
+            if task is None:
+                return
+            task()
+            with self._lock:
+                if me in self._abandoned:
+                    self._abandoned.discard(me)
+                    return  # its replacement took its place
+
+    def submit(self, task: Callable[[], None]) -> None:
+        self._queue.put(task)
+
+    def abandon(self, thread: threading.Thread) -> None:
+        """Give up on ``thread`` (stuck in workflow code): start a replacement."""
+        with self._lock:
+            if thread not in self._live:
+                return
+            self._live.discard(thread)
+            self._abandoned.add(thread)
+        self._spawn()
+
+    @property
+    def abandoned(self) -> int:
+        """Abandoned threads still stuck in their run."""
+        with self._lock:
+            return len(self._abandoned)
+
+    def shutdown(self) -> None:
+        """Let every live thread exit once it is idle (queued runs are dropped)."""
+        with self._lock:
+            live = len(self._live)
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in range(live):
+            self._queue.put(None)
 
 
 class Worker:
@@ -80,7 +179,17 @@ class Worker:
         self.metrics_port = metrics_port
         self.log = engine.logger.bind(worker_id=self.worker_id)
         self._workflows: dict[str, Workflow[Any]] = {}
-        self._runs: dict[str, tuple[Claim, Run | None]] = {}
+        # Runs holding a slot, by lease. A run abandoned by the watchdog leaves it.
+        self._runs: dict[RunKey, _Slot] = {}
+        # Leases whose run crashed in hydra itself: left to expire (a takeover uses an
+        # attempt, so a run that keeps crashing ends failed), never swept.
+        self._crashed: set[RunKey] = set()
+        # The poll thread sweeps leases held under this worker's id by no run of it (a
+        # claim whose reply was lost, a restart with the same id, a run the database
+        # failed under) when this is set, and every heartbeat interval.
+        self._sweep_due = True
+        self._last_sweep = 0.0
+        self._reconnects_seen = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         # The last claim filled every slot it asked for: more work is probably waiting.
@@ -89,7 +198,7 @@ class Worker:
         self._stopped = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _RunThreads | None = None
         self._listener: WakeListener | None = None
         self._started = False
         self._cron = CronScheduler(engine, self.worker_id, submit=self._submit_cron)
@@ -125,8 +234,14 @@ class Worker:
 
     @property
     def in_flight(self) -> int:
+        """Runs holding a slot now (an abandoned, stuck run does not)."""
         with self._lock:
             return len(self._runs)
+
+    @property
+    def abandoned_runs(self) -> int:
+        """Run threads given up on (stuck in workflow code) that have not returned yet."""
+        return self._pool.abandoned if self._pool is not None else 0
 
     def next_cron_due_ms(self) -> int | None:
         """When this worker's cron scheduler next has a slot to fire (None: no cron jobs)."""
@@ -144,12 +259,13 @@ class Worker:
             self.engine.metrics.worker_started(
                 self.engine.namespace, self.worker_id, self.concurrency
             )
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="hydra-run")
+        self._pool = _RunThreads(self.concurrency, f"hydra-run-{self.worker_id}")
         self.engine._add_wake_callback(self._wake.set)
         if self.engine.store.supports_notify:
             self._listener = self.engine.store.open_listener(self.engine.namespace)
         self._spawn(self._poll_loop, "poll")
         self._spawn(self._heartbeat_loop, "heartbeat")
+        self._spawn(self._watchdog_loop, "watchdog")
         if self._listener is not None:
             self._spawn(self._listen_loop, "listen")
         self._cron_thread = self._spawn(self._cron_loop, "cron")
@@ -176,11 +292,25 @@ class Worker:
         with self._idle:
             self._idle.wait_for(lambda: not self._runs, timeout=limit)
             leftovers = list(self._runs.values())
+            # They no longer hold a slot: the worker is going, whatever their threads do.
+            self._runs.clear()
         self._stop_cron(None if deadline is None else max(deadline - time.monotonic(), 0))
-        for claim, run in leftovers:
-            if run is not None:
-                run.mark_lost()
-            if self.engine.store.release(claim.lease, now_ms=self.engine.clock.now_ms()):
+        for slot in leftovers:
+            claim = slot.claim
+            if slot.run is not None:
+                slot.run.mark_lost()
+            try:
+                released = self.engine.store.release(claim.lease, now_ms=self.engine.clock.now_ms())
+            except Exception as exc:
+                self.log.warning(
+                    "could not release execution %s (%s: %s): another worker takes it over "
+                    "when its lease expires",
+                    claim.execution.id,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            if released:
                 self.log.bind(execution_id=claim.execution.id).info(
                     "released execution %s unfinished", claim.execution.id
                 )
@@ -190,7 +320,7 @@ class Worker:
         for thread in self._threads:
             thread.join(timeout=5)
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()  # daemon threads: a stuck one never blocks the exit
         if self.engine.metrics is not None:
             self.engine.metrics.worker_stopped(self.engine.namespace, self.worker_id)
         if self._metrics_server is not None:
@@ -237,11 +367,14 @@ class Worker:
         failures = 0
         while not self._stop_claiming.is_set():
             try:
+                self._maybe_sweep()
                 claimed, asked = self._claim_once()
                 failures = 0
             except Exception as exc:
                 failures += 1
                 claimed = asked = 0
+                # A claim that failed may still have committed (its reply was lost).
+                self._sweep_due = True
                 self.log.warning("claiming failed (%s: %s); retrying", type(exc).__name__, exc)
                 self._stop_claiming.wait(min(0.1 * 2**failures, 5.0))
                 continue
@@ -258,6 +391,48 @@ class Worker:
             self._wake.clear()
             if self._busy:
                 self._await_free_slots(max(1, self.concurrency // 4), CLAIM_GATHER_S)
+
+    def _maybe_sweep(self) -> None:
+        """Give back leases held under this worker's id by no run of it.
+
+        Such leases come from a claim that committed but whose reply was lost (the store
+        retried it, or it raised), from an earlier process with the same ``worker_id``
+        (a restart), and from runs the database failed under that could not give their
+        execution back. Each is released (``pending``, claimable at once, no attempt
+        used) instead of waiting ``claim_timeout`` for a takeover that would use one.
+        Runs on the poll thread only, between claims: a lease this thread has just
+        claimed is always registered in ``_runs`` before the next sweep.
+        """
+        store = self.engine.store
+        reconnects = store.reconnects
+        now = time.monotonic()
+        due = (
+            self._sweep_due
+            or reconnects != self._reconnects_seen
+            or now - self._last_sweep >= self.heartbeat_ms / 1000
+        )
+        if not due:
+            return
+        self._sweep_due = False
+        self._reconnects_seen = reconnects
+        self._last_sweep = now
+        owned = store.owned_leases(self.engine.namespace, self.worker_id)
+        if not owned:
+            return
+        with self._lock:
+            mine = set(self._runs) | self._crashed
+        for lease in owned:
+            if _key(lease) in mine:
+                continue
+            if store.release(lease, now_ms=self.engine.clock.now_ms()):
+                self.log.bind(execution_id=lease.execution_id).info(
+                    "gave back execution %s: it was leased to this worker id but no run of "
+                    "it is in flight here (a lost claim reply, a restart, or a database "
+                    "failure); no attempt used",
+                    lease.execution_id,
+                )
+                if self.engine.metrics is not None:
+                    self.engine.metrics.lease_recovered(self.engine.namespace, self.worker_id)
 
     def _await_free_slots(self, want: int, timeout_s: float) -> None:
         """Wait (at most ``timeout_s``) until ``want`` slots are free."""
@@ -279,6 +454,8 @@ class Worker:
         metrics = self.engine.metrics
         if metrics is not None:
             metrics.worker_polled(self.engine.namespace, self.worker_id)
+        # Read before the claim is sent: the lease runs from (at the latest) this instant.
+        sent = monotonic_ms()
         claims = self.engine.store.claim(
             self.engine.namespace,
             names,
@@ -289,40 +466,58 @@ class Worker:
         )
         assert self._pool is not None
         for claim in claims:
+            slot = _Slot(claim, sent)
             with self._lock:
-                self._runs[claim.execution.id] = (claim, None)
+                self._runs[_key(claim.lease)] = slot
             if metrics is not None:
                 metrics.run_began(self.engine.namespace, self.worker_id)
-            self._pool.submit(self._run_one, claim)
+            self._pool.submit(functools.partial(self._run_one, slot))
         return len(claims), min(free, MAX_CLAIM_BATCH)
 
-    def _run_one(self, claim: Claim) -> None:
+    def _run_one(self, slot: _Slot) -> None:
+        claim = slot.claim
         eid = claim.execution.id
+        key = _key(claim.lease)
         with self._lock:
+            if self._runs.get(key) is not slot:
+                return  # released at shutdown before it started
+            slot.thread = threading.current_thread()
             workflow = self._workflows.get(claim.execution.workflow_name)
-        run_ref: list[Run] = []
 
         def on_run(run: Run) -> None:
-            run_ref.append(run)
             with self._lock:
-                self._runs[eid] = (claim, run)
+                slot.run = run
             self.engine._track_run(run)
 
+        outcome: Outcome | None = None
         try:
-            outcome = execute(self.engine, workflow, claim, lease_ms=self.lease_ms, on_run=on_run)
+            outcome = execute(
+                self.engine,
+                workflow,
+                claim,
+                lease_ms=self.lease_ms,
+                on_run=on_run,
+                claimed_at=slot.claimed_at,
+            )
             if outcome == Outcome.LOST:
                 self.log.bind(execution_id=eid).info("run of %s ended without its lease", eid)
         except BaseException as exc:  # a bug in hydra or a dead database: keep the worker
+            with self._lock:
+                self._crashed.add(key)
             self.log.bind(execution_id=eid).error(
                 "run of %s crashed: %s: %s", eid, type(exc).__name__, exc, exc_info=exc
             )
         finally:
-            if run_ref:
-                self.engine._untrack_run(run_ref[0])
+            if slot.run is not None:
+                self.engine._untrack_run(slot.run)
             with self._idle:
-                self._runs.pop(eid, None)
+                held = self._runs.get(key) is slot
+                if held:
+                    del self._runs[key]
                 self._idle.notify_all()
-            if self.engine.metrics is not None:
+            if outcome == Outcome.INTERRUPTED:
+                self._sweep_due = True  # its release may not have reached the database
+            if held and self.engine.metrics is not None:
                 self.engine.metrics.run_ended(self.engine.namespace, self.worker_id)
             self.engine._notify_finished()
             if self._busy:
@@ -331,14 +526,27 @@ class Worker:
     def _heartbeat_loop(self) -> None:
         while not self._stopped.wait(self.heartbeat_ms / 1000):
             with self._lock:
-                # A run that already lost its lease stops at its next step: stop beating.
-                entries = [(c, r) for c, r in self._runs.values() if r is None or not r.lost]
-            if not entries:
+                slots = [s for s in self._runs.values() if s.run is None or not s.run.lost]
+            # One lease per execution: an older run of an execution claimed again (after a
+            # cancel and a retry) has lost its lease by definition, and a heartbeat names
+            # lost executions by id only.
+            newest: dict[str, _Slot] = {}
+            for slot in slots:
+                eid = slot.claim.execution.id
+                other = newest.get(eid)
+                if other is None or other.claim.lease.token < slot.claim.lease.token:
+                    if other is not None and other.run is not None:
+                        other.run.mark_lost()
+                    newest[eid] = slot
+                elif slot.run is not None:
+                    slot.run.mark_lost()
+            if not newest:
                 continue
+            sent = monotonic_ms()
             try:
                 lost = set(
                     self.engine.store.heartbeat(
-                        [claim.lease for claim, _ in entries],
+                        [slot.claim.lease for slot in newest.values()],
                         now_ms=self.engine.clock.now_ms(),
                         lease_ms=self.lease_ms,
                     )
@@ -348,18 +556,105 @@ class Worker:
                 continue
             if self.engine.metrics is not None:
                 self.engine.metrics.worker_heartbeat(self.engine.namespace, self.worker_id)
-            for claim, run in entries:
-                if claim.execution.id in lost and run is not None:
-                    self.log.bind(
-                        execution_id=claim.execution.id,
-                        workflow_name=claim.execution.workflow_name,
-                        attempt=claim.execution.attempt,
-                    ).warning(
-                        "lost the lease on %s: it was taken over or cancelled; the run stops "
-                        "at its next step",
-                        claim.execution.id,
-                    )
-                    run.mark_lost()
+            for eid, slot in newest.items():
+                run = slot.run
+                if run is None:
+                    continue
+                if eid not in lost:
+                    run.lease_renewed(sent)
+                    continue
+                with self._lock:
+                    in_flight = self._runs.get(_key(slot.claim.lease)) is slot
+                if run.ending or not in_flight or run.lost:
+                    # The run's own final write (finish, suspend, retry) moved the
+                    # execution out of ``running``: that is not a lost lease.
+                    continue
+                self.log.bind(
+                    execution_id=eid,
+                    workflow_name=slot.claim.execution.workflow_name,
+                    attempt=slot.claim.execution.attempt,
+                ).warning(
+                    "lost the lease on %s: it was taken over or cancelled; the run stops "
+                    "at its next step",
+                    eid,
+                )
+                run.mark_lost()
+
+    def _watchdog_loop(self) -> None:
+        """Fails executions whose timeout passed while their code runs, and hands back
+        the slots of runs stuck in workflow code (their threads are abandoned)."""
+        while not self._stopped.wait(WATCHDOG_INTERVAL_S):
+            try:
+                self._watch_runs()
+            except Exception as exc:
+                self.log.warning("watchdog failed (%s: %s)", type(exc).__name__, exc)
+
+    def _watch_runs(self) -> None:
+        now = self.engine.clock.now_ms()
+        mono = monotonic_ms()
+        with self._lock:
+            slots = [s for s in self._runs.values() if s.run is not None]
+        for slot in slots:
+            run = slot.run
+            assert run is not None
+            timeout_at = slot.claim.execution.timeout_at
+            if timeout_at is not None and now >= timeout_at and not run.ending:
+                self._fail_timed_out(slot, run, now)
+            elif run.lost:
+                if slot.lost_seen is None:
+                    slot.lost_seen = mono
+                elif mono - slot.lost_seen >= self.lease_ms:
+                    self._abandon(slot, "its lease was lost and its code did not reach a step")
+
+    def _fail_timed_out(self, slot: _Slot, run: Run, now: int) -> None:
+        """The execution passed its timeout while its code was running (a step that is
+        still going, or a loop without any step): fail it now, fenced by its lease."""
+        ex = slot.claim.execution
+        try:
+            self.engine.store.finish(
+                slot.claim.lease,
+                status=Status.FAILED,
+                now_ms=now,
+                error_type="WorkflowTimeoutError",
+                error_message=f"execution exceeded its timeout of {ex.timeout_ms} ms "
+                f"while its code was running (in step {run.current_step!r})"
+                if run.current_step
+                else f"execution exceeded its timeout of {ex.timeout_ms} ms while its code "
+                "was running (outside any step)",
+            )
+        except LeaseLostError:
+            return  # the run (or a cancel, or a takeover) ended it first
+        run.mark_lost()
+        self.log.bind(execution_id=ex.id, workflow_name=ex.workflow_name).warning(
+            "execution %s failed: it passed its timeout of %s ms while its code was running",
+            ex.id,
+            ex.timeout_ms,
+        )
+        self.engine.observer.run_finished(slot.claim, Status.FAILED)
+        self._abandon(slot, "its execution passed its timeout")
+
+    def _abandon(self, slot: _Slot, why: str) -> None:
+        """Hand the slot back; the run's thread, still in workflow code, is given up on."""
+        key = _key(slot.claim.lease)
+        with self._idle:
+            if self._runs.get(key) is not slot:
+                return
+            del self._runs[key]
+            self._idle.notify_all()
+        if slot.thread is not None and self._pool is not None:
+            self._pool.abandon(slot.thread)
+        eid = slot.claim.execution.id
+        self.log.bind(execution_id=eid).error(
+            "abandoned the run of %s (%s): its thread is still in workflow code; its slot "
+            "is handed back and nothing it writes will land",
+            eid,
+            why,
+        )
+        metrics = self.engine.metrics
+        if metrics is not None:
+            metrics.run_ended(self.engine.namespace, self.worker_id)
+            metrics.run_abandoned(self.engine.namespace, self.worker_id)
+        self._wake.set()
 
     def _cron_loop(self) -> None:
         # The scheduler reads the store only when a slot may be due, so ticking at the

@@ -210,6 +210,10 @@ class Store(Protocol):
     supports_notify: bool
     #: several processes can share this store (a database, not process memory)
     shared_across_processes: bool
+    #: how many calls this store has retried after a dropped connection since it was
+    #: opened. A retried write may have committed the first time (its reply was lost):
+    #: a worker that sees this grow sweeps its leases (``owned_leases``) at once.
+    reconnects: int
 
     def migrate(self) -> None:
         """Bring the schema to the newest version."""
@@ -280,6 +284,14 @@ class Store(Protocol):
 
     def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
         """Extend these leases; return the ids whose lease was lost."""
+        ...
+
+    def owned_leases(self, namespace: str, worker_id: str) -> list[Lease]:
+        """The leases of the namespace's ``running`` executions held under ``worker_id``.
+
+        A worker compares them with the runs it has in flight: any other is a lease no
+        run of it will ever extend (a claim whose reply was lost, a previous process with
+        the same id), which it releases at once instead of letting it expire."""
         ...
 
     def release(self, lease: Lease, *, now_ms: int) -> bool:

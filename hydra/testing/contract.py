@@ -1051,6 +1051,44 @@ def check_release(make_store: StoreFactory) -> None:
         )
 
 
+def check_owned_leases(make_store: StoreFactory) -> None:
+    """owned_leases: the running executions of the namespace leased to one worker id, with
+    their current tokens; nothing sleeping, finished, released or of another owner."""
+    with _opened(make_store) as store:
+        ns, other_ns = _ns(), _ns()
+        assert store.owned_leases(ns, "w1") == [], "owned_leases of an empty namespace"
+        assert isinstance(store.reconnects, int), "reconnects is a count"
+        ids = [_create(store, ns, created_at=T0 + i) for i in range(5)]
+        foreign = _create(store, other_ns)
+        mine = _claim(store, ns, "w1", T0 + 10, limit=3)
+        theirs = _claim(store, ns, "w2", T0 + 10, limit=2)
+        _claim(store, other_ns, "w1", T0 + 10, limit=1)
+        assert {c.execution.id for c in mine} | {c.execution.id for c in theirs} == set(ids)
+        owned = sorted(store.owned_leases(ns, "w1"), key=lambda lease: lease.execution_id)
+        expected = sorted((c.lease for c in mine), key=lambda lease: lease.execution_id)
+        _same(owned, expected, "owned_leases of w1 (three claimed, none elsewhere)")
+        # Suspended, finished and released executions are no longer leased.
+        store.suspend(mine[0].lease, wake_at_ms=T0 + 1_000, now_ms=T0 + 20)
+        store.finish(mine[1].lease, status=Status.COMPLETED, now_ms=T0 + 20, output=b"1")
+        _same(store.owned_leases(ns, "w1"), [mine[2].lease], "owned_leases after a suspend")
+        assert store.release(mine[2].lease, now_ms=T0 + 30) is True
+        _same(store.owned_leases(ns, "w1"), [], "owned_leases after a release")
+        # A takeover moves the lease to its new owner, with the new token.
+        later = _claim(store, ns, "w1", T0 + 10 + LONG_LEASE + 1)
+        assert {c.execution.id for c in theirs} <= {c.execution.id for c in later}, (
+            "the expired leases of w2 were taken over"
+        )
+        _same(
+            sorted(store.owned_leases(ns, "w1"), key=lambda lease: lease.execution_id),
+            sorted((c.lease for c in later), key=lambda lease: lease.execution_id),
+            "owned_leases after takeovers (the new tokens)",
+        )
+        _same(store.owned_leases(ns, "w2"), [], "a lease taken over is no longer its old owner's")
+        assert [lease.execution_id for lease in store.owned_leases(other_ns, "w1")] == [foreign], (
+            "owned_leases stays in its namespace"
+        )
+
+
 # -- sleeps, retries, timeouts --------------------------------------------------------
 def check_sleep(make_store: StoreFactory) -> None:
     """suspend: sleeping, lease released, step saved with it, claimable at the wake time."""
@@ -1664,6 +1702,7 @@ ALL_CHECKS: list[Check] = [
     check_cancel_fences_owner,
     check_cancel,
     check_release,
+    check_owned_leases,
     check_sleep,
     check_retry,
     check_timeout_caps_wake_at,

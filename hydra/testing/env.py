@@ -424,6 +424,10 @@ class TestEnvironment:
                 lease_ms=self.lease_ms,
                 hooks=self._hooks,
                 on_run=track,
+                # The lease guard measures on the fake clock: a paused worker resumed
+                # after the clock jumped past its lease re-validates before a step body.
+                monotonic=self.clock.now_ms,
+                claimed_at=self.clock.now_ms(),
             )
         finally:
             for run in runs:
@@ -582,3 +586,12 @@ class _HistoryObserver(Observer):
             claim.lease.worker_id, "lost", claim.execution.id, "lease lost: writes fenced out"
         )
         self.inner.lease_lost(claim)
+
+    def run_interrupted(self, claim: Claim) -> None:
+        self.env._record(
+            claim.lease.worker_id,
+            "interrupt",
+            claim.execution.id,
+            "the database failed: run stopped, execution given back (no attempt used)",
+        )
+        self.inner.run_interrupted(claim)

@@ -44,6 +44,8 @@ class MemoryStore:
 
     supports_notify = False
     shared_across_processes = False
+    #: process memory never drops a connection
+    reconnects = 0
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock
@@ -257,6 +259,16 @@ class MemoryStore:
         with self._lock:
             return [
                 lease.execution_id for lease in leases if not self._extend(lease, now_ms, lease_ms)
+            ]
+
+    def owned_leases(self, namespace: str, worker_id: str) -> list[Lease]:
+        with self._lock:
+            return [
+                Lease(row.id, row.lease_token, worker_id)
+                for row in self._executions.values()
+                if row.namespace == namespace
+                and row.status == Status.RUNNING
+                and row.lease_owner == worker_id
             ]
 
     def release(self, lease: Lease, *, now_ms: int) -> bool:

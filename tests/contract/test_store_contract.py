@@ -121,6 +121,10 @@ def test_release(store_factory: StoreFactory) -> None:
     run(contract.check_release, store_factory)
 
 
+def test_owned_leases(store_factory: StoreFactory) -> None:
+    run(contract.check_owned_leases, store_factory)
+
+
 def test_sleep(store_factory: StoreFactory) -> None:
     run(contract.check_sleep, store_factory)
 

@@ -282,7 +282,12 @@ def test_a_paused_worker_does_not_block_others(make_env: MakeEnv) -> None:
     assert env.execution(frozen).status == "running"
     assert env.run_until_complete(frozen).attempt == 2
     assert env.resume() == [Outcome.LOST]
-    assert ledger["charge"] == 3  # frozen's zombie body, its takeover, and the other one
+    # The takeover's and the other one's: frozen woke up past its lease (on the clock its
+    # lease guard reads) right before charge's body, re-validated its lease, found it taken
+    # over and stopped without entering the body (before issue 9 it ran a zombie body).
+    assert ledger["charge"] == 2
+    lost = [e for e in env.history if e.kind == "lost" and e.execution_id == frozen]
+    assert [e.worker for e in lost] == ["worker-1"]
 
 
 # -- histories ------------------------------------------------------------------------------

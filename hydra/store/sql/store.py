@@ -85,6 +85,8 @@ class SQLStore:
         if self._owns_engine:
             self._dialect.prepare_engine(self.engine)
         self.supports_notify = self._dialect.supports_notify
+        #: calls retried after a dropped connection (see ``Store.reconnects``)
+        self.reconnects = 0
         # The hot path (claims, checkpoints, suspend/retry/finish, heartbeats) on the
         # driver's own connections where the dialect has one (driver.py); None: Core.
         options = self._dialect.driver_options()
@@ -213,6 +215,8 @@ class SQLStore:
                 dropped = exc.connection_invalidated or _looks_disconnected(exc)
                 if not (transient or dropped) or time.monotonic() > deadline:
                     raise
+                if dropped:
+                    self.reconnects += 1
                 log.warning(
                     "retrying database call after %s: %s",
                     type(exc.orig).__name__,
@@ -500,6 +504,15 @@ class SQLStore:
             ]
 
         return self._run_hot(beat, single=len(leases) == 1)
+
+    def owned_leases(self, namespace: str, worker_id: str) -> list[Lease]:
+        query = select(executions.c.id, executions.c.lease_token).where(
+            executions.c.namespace == namespace,
+            executions.c.status == Status.RUNNING.value,
+            executions.c.lease_owner == worker_id,
+        )
+        rows = self._run(lambda conn: conn.execute(query).all(), write=False)
+        return [Lease(str(r.id), int(r.lease_token), worker_id) for r in rows]
 
     def release(self, lease: Lease, *, now_ms: int) -> bool:
         stmt = (
