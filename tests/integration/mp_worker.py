@@ -30,7 +30,7 @@ import hydra
 
 THREE_STEPS = "mp-three-steps"
 FIRST_SLOW_LAST = "mp-first-slow-last"
-MODES = ("fast", "hang", "stop")
+MODES = ("fast", "hang", "stop", "between")
 
 # Held by the ``stop`` mode's ``slow`` step while it waits to be SIGSTOPped (see
 # ``_wait_to_be_stopped``); the child's heartbeats take it too.
@@ -87,6 +87,9 @@ class FirstSlowLast(hydra.Workflow[dict]):
     ``fast``: returns ``{"by": pid}`` at once. ``hang``: blocks for 60 s (the test kills the
     process). ``stop``: waits to be SIGSTOPped and continued, sleeps until 3 s after it
     started, reports, then returns ``{"by": pid}`` (its checkpoint must be refused).
+    ``between``: the workflow code waits to be SIGSTOPped and continued *between*
+    ``first`` and ``slow`` (holding the heartbeat thread back meanwhile and after, so only
+    the run's own lease guard can notice), then calls ``slow``, whose body must not run.
     """
 
     name = FIRST_SLOW_LAST
@@ -101,7 +104,17 @@ class FirstSlowLast(hydra.Workflow[dict]):
     def run(self, ctx: hydra.WorkflowContext, req: dict) -> dict[str, Any]:
         eid = ctx.execution_id
         first = hydra.step(ctx, "first", partial(self._first, eid))
-        slow = hydra.step(ctx, "slow", partial(self._slow, eid))
+        if self.mode == "between":
+            with HEARTBEAT_GATE:
+                report(self.result, "between_entered", execution_id=eid)
+                stopped_for = _wait_to_be_stopped()
+                report(self.result, "between_continued", execution_id=eid, stopped=stopped_for)
+                try:
+                    slow = hydra.step(ctx, "slow", partial(self._slow, eid))
+                finally:
+                    report(self.result, "between_left", execution_id=eid)
+        else:
+            slow = hydra.step(ctx, "slow", partial(self._slow, eid))
         last = hydra.step(ctx, "last", partial(self._last, eid))
         return {"first": first, "slow": slow, "last": last}
 
@@ -182,9 +195,13 @@ class ResultHandler(logging.Handler):
 
 
 def _gate_heartbeats(store: hydra.SQLStore) -> None:
+    """The worker's heartbeat thread takes ``HEARTBEAT_GATE`` first (a run's own lease
+    guard, which also extends its lease through ``heartbeat``, does not)."""
     beat = store.heartbeat
 
     def gated(*args: Any, **kwargs: Any) -> list[str]:
+        if not threading.current_thread().name.startswith("hydra-heartbeat-"):
+            return beat(*args, **kwargs)
         with HEARTBEAT_GATE:
             return beat(*args, **kwargs)
 
@@ -227,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     hydra_logger.addHandler(handler)
 
     store = hydra.SQLStore(args.url, auto_migrate=True)
-    if args.mode == "stop":
+    if args.mode in ("stop", "between"):
         _gate_heartbeats(store)
     engine = hydra.Engine(store, namespace=args.namespace)
     workers = []

@@ -316,6 +316,78 @@ def test_sigkill_mid_step_is_taken_over(
     assert any(f"took over execution {eid}" in r.getMessage() for r in caplog.records)
 
 
+def test_sigstop_between_steps_past_lease_enters_no_step(
+    db_url: str, namespace: str, store: hydra.SQLStore, tmp_path: Path
+) -> None:
+    """A worker process frozen (SIGSTOP) between two steps past its lease, whose
+    execution another worker took over and completed meanwhile, must not enter the next
+    step's body when it wakes, even before its heartbeat thread notices (the child holds
+    its heartbeat thread back): the run's lease guard re-validates the lease first."""
+    ledger = tmp_path / "ledger.txt"
+    engine = hydra.Engine(store, namespace=namespace)
+    claim_timeout = 1.5
+    timing = {"poll_interval": 0.05, "heartbeat_interval": 0.3, "claim_timeout": claim_timeout}
+    child = Child(
+        tmp_path,
+        "child",
+        child_args(
+            db_url,
+            namespace,
+            ledger,
+            "between",
+            ["mp-child"],
+            concurrency=1,
+            exit_after_abandon=True,
+            max_seconds=30,
+            **timing,
+        ),
+    )
+    worker = hydra.Worker(engine, worker_id="mp-parent", concurrency=1, **timing)
+    for wf in mp.workflows(str(ledger), "fast"):
+        worker.register(wf)
+    parent = os.getpid()
+    try:
+        child.wait_ready()
+        eid = engine.start_workflow(mp.FIRST_SLOW_LAST, {})
+        wait_for(lambda: child.events("between_entered"), 15, "the child to pass first", child)
+        os.kill(child.pid, signal.SIGSTOP)
+        wait_for(lambda: stopped(child.pid), 5, "the child to stop", child)
+
+        def lease_expired() -> bool:
+            row = store.get_execution(namespace, eid)
+            assert row is not None and row.lease_owner == "mp-child"
+            return row.lease_expires_at is not None and (
+                row.lease_expires_at < engine.clock.now_ms()
+            )
+
+        wait_for(lease_expired, claim_timeout + 5, "the child's lease to expire")
+        worker.start()
+        done = engine.wait(eid, timeout=15)
+        worker.shutdown(timeout=5)
+        os.kill(child.pid, signal.SIGCONT)
+        wait_for(lambda: child.events("between_left"), 10, "the child to wake up", child)
+        try:
+            returncode: int | None = child.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        after = engine.get_execution(eid)
+    finally:
+        worker.shutdown(timeout=5)
+        child.stop()
+
+    assert done == after
+    assert after.status == hydra.Status.COMPLETED
+    assert after.output == {"first": {"n": 1}, "slow": {"by": parent}, "last": {"by": parent}}
+    assert returncode == 0, child.describe()
+    # The child woke up, reached slow and stopped before its body: the ledger has no slow
+    # (and no last) from the child; it never heartbeated after waking.
+    entries = [(step, pid) for e, step, pid in read_ledger(ledger) if e == eid]
+    assert sorted(entries) == sorted([("first", child.pid), ("slow", parent), ("last", parent)]), (
+        child.describe()
+    )
+    assert child.events("between_continued")[0]["stopped"] > 0, child.describe()
+
+
 def test_sigstop_past_lease_cannot_write(
     db_url: str, namespace: str, store: hydra.SQLStore, tmp_path: Path
 ) -> None:
