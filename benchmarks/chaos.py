@@ -1,4 +1,5 @@
-"""The chaos run: workers SIGKILLed, one SIGSTOPped past its lease, the server restarted.
+"""The chaos run: workers SIGKILLed, one SIGSTOPped past its lease, one whose clock is
+30 s ahead, one cut off from the database for 2 s, the server restarted.
 
     .venv/bin/python benchmarks/chaos.py                      # PostgreSQL, then SQLite
     .venv/bin/python benchmarks/chaos.py --backend sqlite --workflows 500
@@ -13,14 +14,24 @@ was already committed when the body started). While they run, the parent:
 - quiesces one worker (its store calls drain, see below), SIGSTOPs it, waits until its
   leases have expired and been taken over, then SIGCONTs it: every write it then tries
   must be refused by fencing;
-- restarts PostgreSQL once (``pg_ctlcluster ... restart``; PostgreSQL only).
+- restarts PostgreSQL once (``pg_ctlcluster ... restart``; PostgreSQL only);
+- runs worker 0 with its wall clock 30 s ahead (``time.time``/``time.time_ns`` patched in
+  that process; PostgreSQL only: hydra's time base there is the server's clock, while on
+  SQLite it is the machine's clock, which every process of one machine shares, so a
+  process with a clock of its own is not a fault SQLite deployments can have);
+- cuts worker 1 off from the database for 2 s mid-run: on PostgreSQL it connects through
+  a ``hydra.testing.TCPProxy`` that drops every established connection and refuses new
+  ones for 2 s; on SQLite (no connection to cut) its store calls are held for 2 s.
+  Neither role is SIGKILLed, so each keeps its fault for the whole run.
 
 Each worker logs every claim (execution, new lease token) and every fenced write it
 attempts (checkpoint, finish, suspend, heartbeat; token; accepted or refused; start and
 end time) to its own events file. At the end the checks are:
 
 1. every workflow is ``completed``, with the output its checkpoints imply, and no
-   process saw more than one accepted completion for it;
+   process saw more than one accepted completion for it; every execution that was never
+   held by a killed or stopped worker completed on its first attempt (no live lease was
+   taken over: not by the skewed worker, not after the cut);
 2. no step body started after its checkpoint was committed (the ledger's flag), and
    every checkpoint is the result of the step's latest body run;
 3. in-flight re-runs: every step that ran twice was first running in a process that was
@@ -67,6 +78,9 @@ from typing import Any
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432"
 WORKFLOW = "chaos"
+# The instrumentation's clock: captured before a skewed worker patches ``time.time``, so
+# every event and ledger row carries the machine's real time, whatever hydra sees.
+real_time = time.time
 
 
 # ==========================================================================================
@@ -179,10 +193,19 @@ def worker_main(args: argparse.Namespace) -> int:
             sql_store._build_fenced((c.id == bindparam("f_id"), c.status == "running"))
         )
 
+    if args.clock_skew:
+        # This process's wall clock runs ``clock_skew`` seconds ahead (or behind): whatever
+        # reads time.time / time.time_ns (hydra's SystemClock does) sees it.
+        skew_ns = int(args.clock_skew * 1e9)
+        real_ns = time.time_ns
+        time.time = lambda: real_time() + args.clock_skew
+        time.time_ns = lambda: real_ns() + skew_ns
+
     pid = os.getpid()
     log = EventLog(args.events)
     gate = Gate()
-    store = hydra.SQLStore(args.url)
+    # The store may go through a proxy (the cut-off worker); the ledger never does.
+    store = hydra.SQLStore(args.store_url or args.url)
     ledger_engine = create_engine(
         args.url,
         **({"connect_args": {"timeout": 60}} if args.url.startswith("sqlite") else {}),
@@ -192,7 +215,7 @@ def worker_main(args: argparse.Namespace) -> int:
     checkpoint = text(CHECKPOINT_SQL)
 
     def body(eid: str, step: str, attempt: int, token: int) -> dict[str, Any]:
-        t_enter = time.time()
+        t_enter = real_time()
 
         # Was this step's checkpoint already committed when its body started? A read, so
         # it does not wait at the gate (a frozen reader blocks no writer).
@@ -237,9 +260,9 @@ def worker_main(args: argparse.Namespace) -> int:
     def wrap_claim(fn: Callable[..., Any]) -> Callable[..., Any]:
         def claim(*a: Any, **kw: Any) -> Any:
             with gate.shared():
-                t0 = time.time()
+                t0 = real_time()
                 claims = fn(*a, **kw)
-                t1 = time.time()
+                t1 = real_time()
             for c in claims:
                 log("claim", eid=c.execution.id, token=c.lease.token, t0=t0, t1=t1)
             return claims
@@ -249,7 +272,7 @@ def worker_main(args: argparse.Namespace) -> int:
     def wrap_write(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def write(lease: Any, *a: Any, **kw: Any) -> Any:
             with gate.shared():
-                t0 = time.time()
+                t0 = real_time()
                 try:
                     result = fn(lease, *a, **kw)
                 except hydra.LeaseLostError:
@@ -260,7 +283,7 @@ def worker_main(args: argparse.Namespace) -> int:
                         token=lease.token,
                         ok=False,
                         t0=t0,
-                        t1=time.time(),
+                        t1=real_time(),
                     )
                     raise
                 extra = {}
@@ -275,7 +298,7 @@ def worker_main(args: argparse.Namespace) -> int:
                     token=lease.token,
                     ok=True,
                     t0=t0,
-                    t1=time.time(),
+                    t1=real_time(),
                     **extra,
                 )
                 return result
@@ -285,9 +308,9 @@ def worker_main(args: argparse.Namespace) -> int:
     def wrap_heartbeat(fn: Callable[..., Any]) -> Callable[..., Any]:
         def heartbeat(leases: Any, **kw: Any) -> Any:
             with gate.shared():
-                t0 = time.time()
+                t0 = real_time()
                 lost = fn(leases, **kw)
-                t1 = time.time()
+                t1 = real_time()
             for lease in leases:
                 log(
                     "write",
@@ -327,7 +350,7 @@ def worker_main(args: argparse.Namespace) -> int:
     ):
         signal.signal(sig, lambda _s, _f, name=name: (requests.append(name), wake.set()))
     worker.start()
-    log("ready", pid=pid, worker_id=worker.worker_id, t=time.time())
+    log("ready", pid=pid, worker_id=worker.worker_id, t=real_time())
     parent = os.getppid()
     while True:
         wake.wait(0.2)
@@ -338,14 +361,14 @@ def worker_main(args: argparse.Namespace) -> int:
             req = requests.pop(0)
             if req == "quiesce":
                 gate.close()
-                log("quiesced", t=time.time())
+                log("quiesced", t=real_time())
             elif req == "resume":
                 gate.open()
-                log("resumed", t=time.time())
+                log("resumed", t=real_time())
             else:
                 gate.open()
                 worker.shutdown(timeout=5)
-                log("exit", t=time.time())
+                log("exit", t=real_time())
                 os._exit(0)
     os._exit(2)
 
@@ -404,6 +427,9 @@ class Config:
     seed: int | None = None
     verbose: bool = True
     break_fencing: bool = False  # negative control: run the workers without fencing
+    clock_skew: float = 30.0  # worker 0's wall clock offset (s); 0: none; PostgreSQL only
+    cut_off: float = 2.0  # how long worker 1 is cut off from the database (s); 0: never
+    cut_at: float = 0.4  # fraction of workflows completed when it is cut off
 
 
 @dataclass
@@ -426,7 +452,8 @@ class Report:
             f"chaos on {self.backend}: {self.workflows} workflows x {self.steps} steps, "
             f"{self.workers} worker processes x concurrency {self.concurrency}, "
             f"{self.seconds:.1f} s; {self.kills} SIGKILLs, {self.stops} SIGSTOP past the "
-            f"lease, {self.restarts} server restart(s)",
+            f"lease, {self.restarts} server restart(s); "
+            f"{self.stats.get('faults', 'no other faults')}",
         ]
         for name, value in self.checks.items():
             out.append(f"  {name}: {value}")
@@ -473,14 +500,14 @@ def drop_ledger(url: str, ledger: str) -> None:
 
 def restart_postgres() -> tuple[float, float]:
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    t0 = time.time()
+    t0 = real_time()
     subprocess.run(
         ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return t0, time.time()
+    return t0, real_time()
 
 
 def run_chaos(cfg: Config) -> Report:
@@ -517,10 +544,28 @@ def run_chaos(cfg: Config) -> Report:
 
     procs: list[Proc] = []
     counter = [0]
+    # Worker 0: its clock runs ahead (PostgreSQL); worker 1: cut off for a while, through
+    # a proxy on PostgreSQL. Neither is killed or stopped, so each keeps its role.
+    skew = cfg.clock_skew if cfg.backend != "sqlite" else 0.0
+    proxy = None
+    store_url = ""
+    if cfg.cut_off and cfg.backend != "sqlite":
+        from sqlalchemy.engine import make_url
+
+        from hydra.testing.proxy import TCPProxy
+
+        target = make_url(cfg.url)
+        proxy = TCPProxy(target.host or "127.0.0.1", target.port or 5432)
+        store_url = proxy.url_for(cfg.url)
+    # Only beside at least one ordinary worker (which kills and the stop can pick).
+    roles = {0: "skew", 1: "cut"} if cfg.workers >= 3 else {}
+    role_pids: dict[str, int] = {}
+    faults: list[dict[str, Any]] = []
 
     def spawn() -> Proc:
         i = counter[0]
         counter[0] += 1
+        role = roles.get(i)
         events = work / f"worker-{i}.jsonl"
         errlog = open(work / f"worker-{i}.log", "wb")  # noqa: SIM115 - the child owns it
         argv = [
@@ -530,12 +575,16 @@ def run_chaos(cfg: Config) -> Report:
             "--concurrency", str(cfg.concurrency), "--claim-timeout", str(cfg.claim_timeout),
             "--heartbeat", str(cfg.heartbeat), "--poll-interval", str(cfg.poll_interval),
             "--step-sleep", str(cfg.step_sleep),
+            "--clock-skew", str(skew if role == "skew" else 0.0),
+            "--store-url", store_url if role == "cut" else "",
         ]  # fmt: skip
         env = dict(os.environ, HYDRA_CHAOS_BREAK_FENCING="1" if cfg.break_fencing else "0")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, env=env)
         errlog.close()
-        proc = Proc(i, p, events, time.time())
+        proc = Proc(i, p, events, real_time())
         procs.append(proc)
+        if role is not None:
+            role_pids[role] = proc.pid
         return proc
 
     def wait_until(pred: Callable[[], bool], limit: float) -> bool:
@@ -550,7 +599,7 @@ def run_chaos(cfg: Config) -> Report:
     stops: list[dict[str, Any]] = []
     restarts: list[dict[str, Any]] = []
     stopped_pid: list[int] = []
-    t_start = time.time()
+    t_start = real_time()
     try:
         for _ in range(cfg.workers):
             spawn()
@@ -559,10 +608,29 @@ def run_chaos(cfg: Config) -> Report:
                 raise RuntimeError(f"worker {p.index} did not start: see {work}")
         _say(cfg, f"{cfg.workers} workers ready; chaos starts")
 
+        def cut_episode() -> None:
+            """Cut worker 1 off from the database for ``cut_off`` seconds."""
+            victim = next(p for p in procs if p.pid == role_pids["cut"])
+            t0 = real_time()
+            if proxy is not None:
+                proxy.outage(cfg.cut_off)  # drops its connections, refuses new ones
+                how = "connections dropped and refused"
+            else:
+                os.kill(victim.pid, signal.SIGUSR1)  # its store calls are held...
+                time.sleep(cfg.cut_off)
+                os.kill(victim.pid, signal.SIGUSR2)  # ...and let go
+                how = "store calls held"
+            faults.append({"cut_off": victim.pid, "t0": t0, "t1": real_time(), "how": how})
+            _say(cfg, f"worker {victim.index} cut off for {cfg.cut_off:g} s ({how})")
+
         def stop_episode() -> None:
             # Only a worker that is up: a replacement still starting has no SIGUSR1 handler
-            # yet, and the signal's default action would kill it.
-            candidates = [p for p in procs if p.proc.poll() is None and p.has("ready")]
+            # yet, and the signal's default action would kill it. Not a role worker.
+            candidates = [
+                p
+                for p in procs
+                if p.proc.poll() is None and p.has("ready") and p.pid not in role_pids.values()
+            ]
             victim = rng.choice(candidates)
             stopped_pid.append(victim.pid)
             os.kill(victim.pid, signal.SIGUSR1)
@@ -571,7 +639,7 @@ def run_chaos(cfg: Config) -> Report:
                 stopped_pid.remove(victim.pid)
                 return
             os.kill(victim.pid, signal.SIGSTOP)
-            t_stop = time.time()
+            t_stop = real_time()
             held = _leases_of(cfg, f"chaos-{victim.index}-{victim.pid}")
             _say(cfg, f"SIGSTOP worker {victim.index} (pid {victim.pid}), holding {len(held)}")
             # Past the lease: wait until every execution it held was taken over. Claims go
@@ -583,7 +651,7 @@ def run_chaos(cfg: Config) -> Report:
             time.sleep(0.2)
             os.kill(victim.pid, signal.SIGCONT)
             os.kill(victim.pid, signal.SIGUSR2)
-            t_cont = time.time()
+            t_cont = real_time()
             stops.append(
                 {
                     "pid": victim.pid,
@@ -598,6 +666,7 @@ def run_chaos(cfg: Config) -> Report:
 
         stop_thread: threading.Thread | None = None
         restart_thread: threading.Thread | None = None
+        cut_thread: threading.Thread | None = None
         next_kill = time.monotonic() + cfg.kill_every * rng.uniform(0.75, 1.25)
         deadline = time.monotonic() + cfg.time_limit
         last_count = 0
@@ -615,6 +684,9 @@ def run_chaos(cfg: Config) -> Report:
             if cfg.stop and stop_thread is None and frac >= cfg.stop_at:
                 stop_thread = threading.Thread(target=stop_episode, daemon=True)
                 stop_thread.start()
+            if cfg.cut_off and "cut" in role_pids and cut_thread is None and frac >= cfg.cut_at:
+                cut_thread = threading.Thread(target=cut_episode, daemon=True)
+                cut_thread.start()
             if cfg.restart_pg and restart_thread is None and frac >= cfg.restart_at:
 
                 def restart() -> None:
@@ -628,22 +700,28 @@ def run_chaos(cfg: Config) -> Report:
             if time.monotonic() >= next_kill and (
                 cfg.max_kills is None or len(kills) < cfg.max_kills
             ):
-                live = [p for p in procs if p.proc.poll() is None and p.pid not in stopped_pid]
+                live = [
+                    p
+                    for p in procs
+                    if p.proc.poll() is None
+                    and p.pid not in stopped_pid
+                    and p.pid not in role_pids.values()
+                ]
                 if live:
                     victim = rng.choice(live)
                     os.kill(victim.pid, signal.SIGKILL)
                     victim.proc.wait()
-                    victim.killed_at = time.time()
+                    victim.killed_at = real_time()
                     kills.append({"pid": victim.pid, "index": victim.index, "t": victim.killed_at})
                     spawn()
                     _say(cfg, f"SIGKILL worker {victim.index} (pid {victim.pid}); "
                               f"{last_count}/{cfg.workflows} done")  # fmt: skip
                 next_kill = time.monotonic() + cfg.kill_every * rng.uniform(0.75, 1.25)
             time.sleep(0.05)
-        for th in (stop_thread, restart_thread):
+        for th in (stop_thread, restart_thread, cut_thread):
             if th is not None:
                 th.join(timeout=120)
-        seconds = time.time() - t_start
+        seconds = real_time() - t_start
         _say(cfg, f"all {cfg.workflows} completed after {seconds:.1f} s; stopping workers")
     finally:
         for p in procs:
@@ -658,8 +736,12 @@ def run_chaos(cfg: Config) -> Report:
                 p.proc.kill()
                 p.proc.wait()
         monitor.dispose()
+        if proxy is not None:
+            proxy.close()
 
-    report = analyse(cfg, ids, procs, kills, stops, restarts, seconds)
+    if skew:
+        faults.append({"clock_skew_s": skew, "pid": role_pids.get("skew")})
+    report = analyse(cfg, ids, procs, kills, stops, restarts, seconds, faults)
     report.stats["work_dir"] = str(work)
     return report
 
@@ -693,6 +775,7 @@ def analyse(
     stops: list[dict[str, Any]],
     restarts: list[dict[str, Any]],
     seconds: float,
+    faults: list[dict[str, Any]] | None = None,
 ) -> Report:
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
@@ -760,6 +843,23 @@ def analyse(
             bad_output += 1
     if bad_output:
         violations.append(f"{bad_output} outputs differ from their checkpoints")
+    # An execution used a second attempt only if a killed or stopped worker held it (a
+    # takeover after a crash). A skewed clock or a short cut must cost no attempt. A
+    # server restart longer than the lease may (leases run out while nobody can write).
+    held_by_crashed = {
+        e["eid"] for pid, e in events if e["k"] == "claim" and pid in killed_pids | stopped_pids
+    }
+    long_restart = any(r["t1"] - r["t0"] >= cfg.claim_timeout for r in restarts)
+    extra_attempts = [
+        eid
+        for eid, ex in execs.items()
+        if ex.attempt > 1 and eid not in held_by_crashed and not long_restart
+    ]
+    if extra_attempts:
+        violations.append(
+            f"{len(extra_attempts)} executions used more than one attempt though no killed or "
+            f"stopped worker held them (a live lease was taken over), e.g. {extra_attempts[:3]}"
+        )
 
     # 2. no step whose checkpoint was committed ran again
     runs: dict[tuple[str, str], list[Any]] = defaultdict(list)
@@ -884,7 +984,8 @@ def analyse(
     takeovers = sum(max(0, r.attempt - 1) for r in execs.values())
     checks = {
         "1 completed exactly once": f"{len(ids) - len(not_done)}/{len(ids)} completed, "
-        f"{len(twice)} completed twice, {bad_output} outputs differing from checkpoints",
+        f"{len(twice)} completed twice, {bad_output} outputs differing from checkpoints, "
+        f"{len(extra_attempts)} extra attempts not explained by a kill or stop",
         "2 no committed step ran again": f"{len(after_checkpoint)} bodies after a committed "
         f"checkpoint, {stale_checkpoint} stale checkpoints, {missing_run} unrecorded",
         "3 in-flight re-runs": f"{reruns} re-runs (bound (kills {len(kills)} + stops "
@@ -894,6 +995,14 @@ def analyse(
         f"{len(fenced_landed)} accepted with a superseded token; stopped worker: {zombie}",
     }
     stats = {
+        "faults": "; ".join(
+            f"clock {f['clock_skew_s']:+g} s in pid {f['pid']}"
+            if "clock_skew_s" in f
+            else f"pid {f['cut_off']} cut off {f['t1'] - f['t0']:.1f} s ({f['how']})"
+            for f in faults or []
+        )
+        or "no clock skew, no cut",
+        "fault_log": faults or [],
         "ledger_rows": len(ledger),
         "step_runs_expected": len(ids) * cfg.steps,
         "reruns": reruns,
@@ -955,6 +1064,12 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=0.5)
     parser.add_argument("--poll-interval", type=float, default=0.1)
     parser.add_argument("--step-sleep", type=float, default=0.01)
+    parser.add_argument("--clock-skew", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--store-url", default="", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--skew", type=float, default=30.0, help="worker 0's clock offset, s (PostgreSQL)"
+    )
+    parser.add_argument("--cut-off", type=float, default=2.0, help="worker 1 cut off for, s")
     parser.add_argument("--no-restart", action="store_true", help="do not restart PostgreSQL")
     parser.add_argument("--no-stop", action="store_true")
     parser.add_argument("--seed", type=int, default=None)
@@ -985,6 +1100,8 @@ def main() -> int:
             heartbeat=args.heartbeat,
             poll_interval=args.poll_interval,
             step_sleep=args.step_sleep,
+            clock_skew=args.skew,
+            cut_off=args.cut_off,
             work_dir=work,
             seed=args.seed,
         )

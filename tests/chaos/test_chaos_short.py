@@ -1,8 +1,9 @@
 """The chaos run's short form (``benchmarks/chaos.py``), on SQLite and on PostgreSQL.
 
-Two worker processes share 100 workflows of 3 steps whose bodies append to a ledger
-table; meanwhile two workers are SIGKILLed (and replaced) and one is SIGSTOPped until its
-executions were taken over, then continued. No server restart here (the full run,
+Three worker processes share 100 workflows of 3 steps whose bodies append to a ledger
+table; meanwhile two workers are SIGKILLed (and replaced), one is SIGSTOPped until its
+executions were taken over, then continued, one runs with its clock 30 s ahead
+(PostgreSQL) and one is cut off from the database for 2 s (a proxy on PostgreSQL). No server restart here (the full run,
 ``python benchmarks/chaos.py``, restarts PostgreSQL). The run's four checks must find
 nothing: every workflow completed once, no checkpointed step ran again, re-runs only
 where a process was killed or stopped, and no write from a fenced lease landed.
@@ -57,7 +58,7 @@ def test_short_chaos_run_loses_nothing(
         backend=backend,
         workflows=100,
         steps=3,
-        workers=2,
+        workers=3,  # worker 0: clock 30 s ahead (PostgreSQL), worker 1: cut off for 2 s
         concurrency=2,
         kill_every=1.0,
         max_kills=2,
@@ -80,6 +81,10 @@ def test_short_chaos_run_loses_nothing(
     summary = "\n".join(report.lines())
     assert report.kills == 2, summary
     assert report.stops == 1, summary
+    cuts = [f for f in report.stats["fault_log"] if "cut_off" in f]
+    assert len(cuts) == 1, summary
+    skews = [f for f in report.stats["fault_log"] if "clock_skew_s" in f]
+    assert len(skews) == (0 if backend == "sqlite" else 1), summary
     assert report.workflows == 100
     assert not report.violations, summary
     # The stop really was past the lease: its runs were taken over and its late writes
