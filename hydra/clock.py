@@ -156,15 +156,18 @@ class DatabaseClock:
             self._next_sync_ns = time.monotonic_ns() + self._retry_ns
             if not self._failing:
                 self._failing = True
-                base = (
-                    "the last offset" if self._precision_ns is not None else "this machine's clock"
+                meanwhile = (
+                    "keeping the last offset"
+                    if self._precision_ns is not None
+                    else "using this machine's clock"
                 )
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 log.warning(
-                    "cannot read the database's clock from %r (%s: %s); using %s until it can",
+                    "cannot read the database's clock from %r (%s: %s); %s until it can",
                     self._store,
                     type(exc).__name__,
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else "",
-                    base,
+                    reason,
+                    meanwhile,
                 )
             return False
         self._apply(offset, precision)
