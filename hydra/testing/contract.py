@@ -24,6 +24,7 @@ are listed in ``REQUIRES``; ``run_all`` skips the ones a store does not support,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import reprlib
 import threading
@@ -1665,7 +1666,7 @@ def check_database_time(make_store: StoreFactory) -> None:
         assert abs(times[-1] - local) <= CLOCK_TOLERANCE_MS, (
             f"database_time_ms is {times[-1] - local} ms from this machine's clock"
         )
-        back = [(a, b) for a, b in zip(times, times[1:], strict=False) if b < a]
+        back = [(a, b) for a, b in itertools.pairwise(times) if b < a]
         assert not back, f"database_time_ms went backwards: {back}"
         time.sleep(0.05)
         later = store.database_time_ms()
