@@ -76,7 +76,9 @@ def test_a_worker_whose_clock_is_ahead_fires_slots_on_the_database_time(
 
     # This worker's machine runs 60 s ahead of the database: 12:01:30 on its wall clock.
     real_time_ns = time.time_ns
-    offset_ns = store.database_time_ms() * 1_000_000 + SKEW_MS * 1_000_000 - real_time_ns()  # type: ignore[operator]
+    database_ms = store.database_time_ms()
+    assert database_ms is not None
+    offset_ns = (database_ms + SKEW_MS) * 1_000_000 - real_time_ns()
     monkeypatch.setattr(time, "time_ns", lambda: real_time_ns() + offset_ns)
     monkeypatch.setattr(time, "time", lambda: (real_time_ns() + offset_ns) / 1e9)
     assert hydra.clock.SystemClock().now_ms() - to_ms(SERVER_START) >= SKEW_MS - 1000
