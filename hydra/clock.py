@@ -87,7 +87,9 @@ class DatabaseClock:
     (a due measurement after the store was closed fails quietly). A failed measurement
     keeps the last offset, is logged once (a warning) until one succeeds again, and is
     retried after ``retry_interval`` seconds. If the very first measurement fails (the
-    database is down), the clock runs on this machine's wall clock until one succeeds.
+    database is down), the clock runs on this machine's wall clock until one succeeds;
+    ``measure_now=False`` skips the constructor's measurement (the first ``now_ms()``
+    starts one in the background instead).
     """
 
     def __init__(
@@ -97,6 +99,7 @@ class DatabaseClock:
         resync_interval: float = RESYNC_INTERVAL_S,
         retry_interval: float = RETRY_INTERVAL_S,
         samples: int = SAMPLES,
+        measure_now: bool = True,
     ) -> None:
         if samples < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")
@@ -114,7 +117,8 @@ class DatabaseClock:
         #: successful measurements so far (tests read it)
         self.measurements = 0
         _CLOCKS.add(self)
-        self.resync()
+        if measure_now:
+            self.resync()
 
     def __repr__(self) -> str:
         precision = self.precision_ms
@@ -256,7 +260,9 @@ def default_clock(store: object) -> Clock:
     try:
         first = probe()
     except Exception:
-        first = 0  # unreachable now, so it is a database: measured when it is back
+        # Unreachable now, so it is a database. Measured in the background from the
+        # first reading on, rather than waiting here for a second failure.
+        return DatabaseClock(cast(DatabaseTime, store), measure_now=False)
     if first is None:
         return SystemClock()
     return DatabaseClock(cast(DatabaseTime, store))

@@ -225,9 +225,18 @@ def test_the_engine_picks_its_clock_by_store() -> None:
     fake = FakeClock(datetime(2031, 1, 1, tzinfo=UTC))
     assert hydra.Engine(ServerMemoryStore(FakeServer()), clock=fake).clock is fake
     assert isinstance(default_clock(object()), SystemClock)  # a store without the method
-    down = FakeServer()
+    # A database down when the engine is made: one failed probe, no more waiting; the
+    # clock runs on this machine's time and measures in the background once it is back.
+    down = FakeServer(offset_ms=HOUR_MS)
     down.fail = True
-    assert isinstance(default_clock(ServerMemoryStore(down)), DatabaseClock)
+    clock = default_clock(ServerMemoryStore(down))
+    assert isinstance(clock, DatabaseClock)
+    assert down.calls == 1 and clock.precision_ms is None
+    down.fail = False
+    down.delays = [(0.02, 0.0)] * 5  # slow enough to be sure the reading comes first
+    # The first reading is this machine's time and starts a measurement in the background.
+    assert close_to(clock.now_ms(), real_ms())
+    wait_until(lambda: agrees(clock, down), "the clock measured the database once back")
 
 
 def test_the_engine_on_a_sql_store(sql_store_factory: BackendStoreFactory) -> None:
