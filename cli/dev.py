@@ -11,12 +11,19 @@ executions back from the database (so it shows exactly what ``hydra trace`` will
 the step each local run is inside right now, which only this process can know: the
 engine's observer is wrapped to keep each run's ``Run`` object.
 
-``--fast-forward`` runs the engine and the workers on ``JumpClock``: the wall clock plus
-an offset. Whenever nothing is running here and nothing is due, the offset jumps to the
+Without ``--fast-forward`` the engine runs on its default clock: the database's time on
+PostgreSQL and MySQL/MariaDB (``hydra.clock.DatabaseClock``), this machine's on SQLite, as
+every other worker of that database does.
+
+``--fast-forward`` runs the engine and the workers on ``JumpClock``: that same default
+clock plus an offset. Whenever nothing is running here and nothing is due, the offset jumps to the
 earliest wake time in the database (``Store.next_wake_at``) or the next cron slot of the
 dev workers, so sleeps, step backoffs, cron slots and workflow retry delays are skipped
 while everything else (leases, ordering, the claim query) works as in production. Stored
-times are virtual: a 48-hour sleep ends 48 hours "later" in the trace.
+times are virtual: a 48-hour sleep ends 48 hours "later" in the trace. The jumps are
+local to this process by design: other workers sharing the database (not part of this dev
+run) keep the database's time and see the virtual times as far in the future. The real
+part of the time is never this machine's wall clock when the database has its own.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from rich.live import Live
 from rich.text import Text
 
 from hydra import Engine, Status, Worker, Workflow
-from hydra.clock import Clock, SystemClock
+from hydra.clock import Clock, SystemClock, default_clock
 from hydra.runner import Observer, Run
 from hydra.store.base import Claim, Store
 
@@ -92,15 +99,17 @@ RUN_HELP = (
 
 
 class JumpClock:
-    """The wall clock plus an offset that only grows: virtual time for ``--fast-forward``."""
+    """``base`` (default: this machine's clock) plus an offset that only grows: virtual
+    time for ``--fast-forward``. ``hydra dev run`` passes the engine's default clock (the
+    database's time on PostgreSQL and MySQL/MariaDB), so only the jumps are local."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Clock | None = None) -> None:
+        self._base: Clock = base if base is not None else SystemClock()
         self._offset_ms = 0
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _real_ms() -> int:
-        return time.time_ns() // 1_000_000
+    def _real_ms(self) -> int:
+        return self._base.now_ms()
 
     def now_ms(self) -> int:
         with self._lock:
@@ -347,8 +356,11 @@ class DevRun:
 
     def _run(self, found: WorkflowFile, store: Store) -> int:
         opts = self.opts
-        jump_clock = JumpClock() if opts.fast_forward else None
-        clock: Clock = jump_clock if jump_clock is not None else SystemClock()
+        # The time base every worker of this database uses (the database's own clock on
+        # PostgreSQL and MySQL/MariaDB); --fast-forward adds its local jumps to it.
+        base = default_clock(store)
+        jump_clock = JumpClock(base) if opts.fast_forward else None
+        clock: Clock = jump_clock if jump_clock is not None else base
         engine = _RecordingEngine(store, namespace=opts.namespace, clock=clock)
         observer = LiveObserver(engine.observer)
         engine.observer = observer

@@ -9,7 +9,7 @@ import typer
 from rich.text import Text
 
 from hydra import Status
-from hydra.clock import SystemClock, to_ms
+from hydra.clock import to_ms
 from hydra.store.sql import SQLStore
 
 from . import output, render
@@ -59,8 +59,9 @@ def list_(
     ns: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
 ) -> None:
-    now = SystemClock().now_ms()
     with connect(ctx, db, ns) as (engine, _):
+        # "Now" on the time base the stored times were written on (the database's clock).
+        now = engine.clock.now_ms()
         wanted = Status(status.value) if status is not None else None
         found = engine.list_executions(status=wanted, workflow_name=workflow, limit=limit)
         # The rows add what Execution lacks (run_at, the trigger).
@@ -111,8 +112,8 @@ def show(
     ns: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
 ) -> None:
-    now = SystemClock().now_ms()
     with connect(ctx, db, ns) as (engine, _):
+        now = engine.clock.now_ms()  # the stored times' time base
         view = load_view(engine, execution_id)
     data = render.execution_data(view, now)
     if as_json:

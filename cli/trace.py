@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
-from hydra.clock import SystemClock
-
 from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .session import connect, load_view, style_for
@@ -38,8 +36,9 @@ def trace(
     ns: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
 ) -> None:
-    clock = SystemClock()
     with connect(ctx, db, ns) as (engine, _):
+        # Ages and countdowns on the time base the stored times were written on.
+        clock = engine.clock
         view = load_view(engine, execution_id)
         console = output.stdout()
         style = style_for(console)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hydra.clock import Clock, SystemClock, duration_ms, from_ms, to_ms
+from hydra.clock import Clock, default_clock, duration_ms, from_ms, to_ms
 from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up
 from hydra.errors import ExecutionNotFoundError
 from hydra.finished import FinishedWatch
@@ -54,7 +54,7 @@ class Engine:
     ) -> None:
         self.store = store
         self.namespace = validate_name(namespace, "namespace")
-        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = clock if clock is not None else default_clock(store)
         self.marshaller: Marshaller = marshaller if marshaller is not None else JSONMarshaller()
         self.logger = HydraLogger(logger if logger is not None else logging.getLogger("hydra"))
         self.metrics: Metrics | None = None

@@ -5,7 +5,10 @@ Policy (when to retry, when a takeover has used the last attempt, timeouts) live
 execution loop (``hydra.runner``), so every store implementation behaves the same.
 
 All times are Unix milliseconds passed in by the caller: a store never reads a clock, so
-the same store runs on the wall clock in production and on a fake clock in tests.
+the same store runs on the database's time in production and on a fake clock in tests.
+The one exception is ``database_time_ms``, which *reports* the database server's clock so
+that every worker of a database can share one time base (``hydra.clock.DatabaseClock``);
+no other store call uses it.
 
 Fencing: every claim gives the execution a fresh, larger ``lease_token``. Every write a
 worker makes for an execution names the token it was given and the write matches only
@@ -221,6 +224,18 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def database_time_ms(self) -> int | None:
+        """The database server's current time in Unix milliseconds, or None when the
+        store has no clock of its own (SQLite, ``MemoryStore``: their users share this
+        machine's clock).
+
+        One quick round trip, read when the server executes it (not the start of a
+        transaction or statement), no retries: ``hydra.clock.DatabaseClock`` times the
+        call and uses the fastest of a few. Successive calls never go backwards unless the
+        server's own clock is stepped back. Raises on a database error.
+        """
         ...
 
     # -- executions -------------------------------------------------------------------

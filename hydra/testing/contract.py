@@ -13,7 +13,8 @@ third-party store can run the suite from any test runner::
 
 Every check works in its own fresh namespace, so many checks (and many runs) can share
 one database. All times are fixed Unix milliseconds passed in explicitly, as the engine
-does: a store never reads a clock.
+does: a store never reads a clock (``check_database_time`` reads the one clock a store
+may report, its server's).
 
 Checks that need a capability (``Store.supports_notify``, ``Store.shared_across_processes``)
 are listed in ``REQUIRES``; ``run_all`` skips the ones a store does not support, and
@@ -23,9 +24,11 @@ are listed in ``REQUIRES``; ``run_all`` skips the ones a store does not support,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import reprlib
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -1676,6 +1679,40 @@ def check_cron_fire_concurrent(make_store: StoreFactory) -> None:
         assert last is not None and last.slot_at == slots[-1], f"last_cron_fire is {last}"
 
 
+# -- the database's clock ------------------------------------------------------------------
+#: how far a server's clock may be from this machine's (the suites' servers run here)
+CLOCK_TOLERANCE_MS = 5_000
+
+
+def check_database_time(make_store: StoreFactory) -> None:
+    """database_time_ms: None (no server clock), or the server's time in Unix ms: an int
+    within ``CLOCK_TOLERANCE_MS`` of this machine's clock (a server on this machine or
+    one kept in time with it), never going backwards, moving in real time (read when the
+    call runs, not frozen at some earlier start)."""
+    with _opened(make_store) as store:
+        first = store.database_time_ms()
+        if first is None:
+            assert store.database_time_ms() is None, "database_time_ms: None, then a time"
+            return
+        readings = [first] + [store.database_time_ms() for _ in range(20)]
+        local = time.time_ns() // 1_000_000
+        for value in readings:
+            assert isinstance(value, int) and not isinstance(value, bool), (
+                f"database_time_ms returned {value!r}, not an int"
+            )
+        times: list[int] = [v for v in readings if v is not None]
+        assert abs(times[-1] - local) <= CLOCK_TOLERANCE_MS, (
+            f"database_time_ms is {times[-1] - local} ms from this machine's clock"
+        )
+        back = [(a, b) for a, b in itertools.pairwise(times) if b < a]
+        assert not back, f"database_time_ms went backwards: {back}"
+        time.sleep(0.05)
+        later = store.database_time_ms()
+        assert later is not None and later - times[-1] >= 40, (
+            f"database_time_ms moved {later} - {times[-1]} ms in 50 ms of real time"
+        )
+
+
 #: every check, in a sensible order
 ALL_CHECKS: list[Check] = [
     check_retry_execution,
@@ -1721,6 +1758,7 @@ ALL_CHECKS: list[Check] = [
     check_cron_jobs_by_namespace_and_name,
     check_cron_fire_claimed_once,
     check_cron_fire_concurrent,
+    check_database_time,
 ]
 
 #: check name -> (store attribute, value it must have) for checks that need a capability

@@ -73,6 +73,10 @@ class MemoryStore:
     def close(self) -> None:
         """Nothing to release (the data stays readable until the store is dropped)."""
 
+    def database_time_ms(self) -> int | None:
+        """None: no clock of its own (the engine then runs on this machine's clock)."""
+        return None
+
     # -- executions -------------------------------------------------------------------
     def create_execution(self, new: NewExecution) -> tuple[str, bool]:
         with self._lock:

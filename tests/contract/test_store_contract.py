@@ -199,3 +199,7 @@ def test_cron_fire_claimed_once(store_factory: StoreFactory) -> None:
 
 def test_cron_fire_concurrent(store_factory: StoreFactory) -> None:
     run(contract.check_cron_fire_concurrent, store_factory)
+
+
+def test_database_time(store_factory: StoreFactory) -> None:
+    run(contract.check_database_time, store_factory)

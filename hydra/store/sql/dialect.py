@@ -20,6 +20,12 @@ class Dialect(Protocol):
         """Install connection hooks (pragmas, transaction modes)."""
         ...
 
+    def database_time_sql(self) -> str | None:
+        """A one-row, one-column SELECT of the server's current time in Unix
+        *microseconds* (evaluated when it runs, in UTC whatever the session's time zone),
+        or None when the database has no server clock (SQLite)."""
+        ...
+
     def write_options(self) -> dict[str, Any]:
         """Execution options for a connection that will write (SQLite: BEGIN IMMEDIATE)."""
         ...

@@ -20,6 +20,24 @@ from hydra.store.sql.driver import DriverOptions
 
 MIGRATION_LOCK = "hydra_migrate"
 
+# The server's current time in Unix microseconds.
+#
+# SYSDATE(6), not NOW(6): NOW() (like UTC_TIMESTAMP(), CURRENT_TIMESTAMP) is the time the
+# statement started (inside a stored routine or trigger, the calling statement's) and
+# follows a session's ``SET timestamp``; SYSDATE() is read when it is evaluated and ignores
+# ``SET timestamp`` (unless the server runs with --sysdate-is-now, when it is NOW(): still
+# right for this one short statement).
+#
+# SYSDATE() is a local time in the session's time zone. Converting it back with
+# UNIX_TIMESTAMP() is ambiguous in the hour a DST zone repeats (hydra's time would jump by
+# an hour), so the session's UTC offset is taken from NOW(6) - UTC_TIMESTAMP(6): both are
+# the same instant (the statement's start), so their difference is the offset in force,
+# without ambiguity. TIMESTAMPDIFF from the epoch is plain calendar arithmetic.
+_DATABASE_TIME_SQL = (
+    "SELECT TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', SYSDATE(6))"
+    " - TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), NOW(6))"
+)
+
 
 class MySQLDialect:
     name = "mysql"
@@ -27,6 +45,9 @@ class MySQLDialect:
 
     def prepare_engine(self, engine: Engine) -> None:
         pass
+
+    def database_time_sql(self) -> str | None:
+        return _DATABASE_TIME_SQL
 
     def write_options(self) -> dict[str, Any]:
         return {}

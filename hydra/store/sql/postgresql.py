@@ -59,6 +59,12 @@ class PostgreSQLDialect:
     def prepare_engine(self, engine: Engine) -> None:
         pass
 
+    def database_time_sql(self) -> str | None:
+        # clock_timestamp(): the time when it is evaluated. now() (= transaction_timestamp())
+        # and statement_timestamp() are frozen at the start of the transaction / statement.
+        # A timestamptz's epoch is absolute: no session time zone is involved.
+        return "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
+
     def write_options(self) -> dict[str, Any]:
         return {}
 

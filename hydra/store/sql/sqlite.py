@@ -64,6 +64,10 @@ class SQLiteDialect:
             mode = conn.get_execution_options().get("hydra_sqlite_begin", "DEFERRED")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
+    def database_time_sql(self) -> str | None:
+        # No server: every process using the file runs on this machine and shares its clock.
+        return None
+
     def write_options(self) -> dict[str, Any]:
         return {"hydra_sqlite_begin": "IMMEDIATE"}
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -87,6 +88,9 @@ class SQLStore:
         self.supports_notify = self._dialect.supports_notify
         #: calls retried after a dropped connection (see ``Store.reconnects``)
         self.reconnects = 0
+        self._closed = False
+        time_sql = self._dialect.database_time_sql()
+        self._time_query = text(time_sql) if time_sql is not None else None
         # The hot path (claims, checkpoints, suspend/retry/finish, heartbeats) on the
         # driver's own connections where the dialect has one (driver.py); None: Core.
         options = self._dialect.driver_options()
@@ -162,10 +166,32 @@ class SQLStore:
                     conn.commit()
 
     def close(self) -> None:
+        self._closed = True
         if self._driver is not None:
             self._driver.close()
         if self._owns_engine:
             self.engine.dispose()
+
+    def database_time_ms(self) -> int | None:
+        """The server's clock (PostgreSQL, MySQL/MariaDB); None on SQLite. See ``Store``.
+
+        One attempt, no retries (``DatabaseClock`` keeps its last offset on a failure),
+        as a single autocommit statement on the driver path where there is one, so that
+        the call is one round trip. A closed store raises rather than reconnecting: a
+        clock's re-measurement must not reopen the pool after ``close()``.
+        """
+        query = self._time_query
+        if query is None:
+            return None
+        if self._closed:
+            raise DatabaseUnavailableError(f"{self!r} is closed")
+        if self._driver is not None:
+            with self._driver.transaction(write=False, single=True) as tx:
+                value = tx.rows(query, {})[0][0]
+        else:
+            with self.engine.connect() as conn:
+                value = conn.execute(query).scalar_one()
+        return int(value) // 1000
 
     # -- transactions -----------------------------------------------------------------
     @contextmanager
