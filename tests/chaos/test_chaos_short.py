@@ -3,8 +3,8 @@
 Three worker processes share 100 workflows of 3 steps whose bodies append to a ledger
 table; meanwhile two workers are SIGKILLed (and replaced), one is SIGSTOPped until its
 executions were taken over, then continued, one runs with its clock 30 s ahead
-(PostgreSQL) and one is cut off from the database for 2 s (a proxy on PostgreSQL). No server restart here (the full run,
-``python benchmarks/chaos.py``, restarts PostgreSQL). The run's four checks must find
+(PostgreSQL) and one is cut off from the database for 2 s (a proxy on PostgreSQL). No
+server restart here (the full run, ``python benchmarks/chaos.py``, restarts PostgreSQL). The run's four checks must find
 nothing: every workflow completed once, no checkpointed step ran again, re-runs only
 where a process was killed or stopped, and no write from a fenced lease landed.
 
