@@ -1,0 +1,129 @@
+"""Values some database cannot store get the same clear error on every backend.
+
+Each test here reproduced a bug on at least one backend: PostgreSQL rejects NUL characters
+that SQLite accepts (a raw ``DataError`` after the step body had run), a too-long error type
+or a 2**31 attempt count overflowed a column on PostgreSQL/MariaDB, and a value over
+MariaDB's ``max_allowed_packet`` hung in reconnect retries before failing. Driven by
+``TestEnvironment`` on every store, on virtual time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+import hydra
+from hydra.store.base import Store
+from hydra.testing import TestEnvironment
+
+MakeEnv = Callable[..., TestEnvironment]
+
+#: names no database may get: NUL, other C0 and C1 controls, DEL, a lone surrogate
+BAD_NAMES = ["a\x00b", "a\x1bb", "line\nbreak", "tab\there", "a\x7fb", "a\x85b", "a\ud800b"]
+
+
+@pytest.fixture
+def make_env(store_factory: Callable[[], Store]) -> MakeEnv:
+    def make(**options: Any) -> TestEnvironment:
+        options.setdefault("namespace", f"v-{uuid.uuid4().hex[:10]}")
+        options.setdefault("seed", uuid.uuid4().int)
+        return TestEnvironment(store=store_factory(), **options)
+
+    return make
+
+
+# -- names and keys -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["step", "sleep", "sleep_until"])
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_invalid_step_or_sleep_name_fails_the_execution_at_once(
+    make_env: MakeEnv, kind: str, is_async: bool
+) -> None:
+    env = make_env()
+    entered: list[str] = []
+    bad = "charge\x00card"
+
+    def body() -> str:
+        entered.append("x")
+        return "ok"
+
+    def call(ctx: hydra.WorkflowContext) -> Any:
+        if kind == "step":
+            return hydra.step(ctx, bad, body)
+        if kind == "sleep":
+            return hydra.sleep(ctx, timedelta(seconds=1), name=bad)
+        return hydra.sleep_until(ctx, env.clock.now() + timedelta(seconds=1), name=bad)
+
+    if is_async:
+
+        @hydra.workflow("bad-name")
+        async def wf(ctx: hydra.WorkflowContext, req: None) -> Any:
+            return await call(ctx)
+
+    else:
+
+        @hydra.workflow("bad-name")
+        def wf(ctx: hydra.WorkflowContext, req: None) -> Any:
+            return call(ctx)
+
+    env.register(wf)
+    eid = env.start(wf, None, max_attempts=3)
+    ex = env.run_until_complete(eid)
+    assert ex.status == "failed"
+    assert ex.attempt == 1, "an invalid name is not retried"
+    assert ex.error_type == "InvalidNameError"
+    assert ex.error_message is not None and "control character" in ex.error_message
+    assert entered == [] and env.step_runs(eid, bad) == 0
+    assert ex.steps == []
+
+
+def test_invalid_name_error_is_non_retryable_and_a_value_error() -> None:
+    assert issubclass(hydra.InvalidNameError, hydra.NonRetryableError)
+    assert issubclass(hydra.InvalidNameError, ValueError)
+    assert "InvalidNameError" in hydra.__all__
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES, ids=repr)
+def test_invalid_idempotency_key_and_workflow_name_raise_and_store_nothing(
+    make_env: MakeEnv, bad: str
+) -> None:
+    env = make_env()
+    with pytest.raises(hydra.InvalidNameError, match="idempotency_key"):
+        env.engine.start_workflow("wf", None, idempotency_key=bad)
+    with pytest.raises(hydra.InvalidNameError, match="workflow name"):
+        env.engine.start_workflow(bad, None)
+    assert env.engine.list_executions() == []
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES, ids=repr)
+def test_every_name_rejects_control_characters_and_surrogates(bad: str) -> None:
+    from hydra.testing.memory import MemoryStore
+
+    engine = hydra.Engine(MemoryStore())
+    with pytest.raises(hydra.InvalidNameError, match="namespace"):
+        hydra.Engine(MemoryStore(), namespace=bad)
+    with pytest.raises(hydra.InvalidNameError, match="worker_id"):
+        hydra.Worker(engine, worker_id=bad)
+    with pytest.raises(hydra.InvalidNameError, match="cron job name"):
+        engine.register_cron("@daily", bad, lambda ctx: None)
+    with pytest.raises(hydra.InvalidNameError, match="workflow name"):
+        hydra.workflow(bad)
+    assert hydra.workflow("ok name with inner spaces") is not None
+
+
+def test_name_length_and_whitespace_rules_stay() -> None:
+    from hydra.workflow import validate_name
+
+    assert validate_name("x" * 255, "step name") == "x" * 255
+    assert validate_name("\u00e9t\u00e9 \U0001f600", "step name") == "\u00e9t\u00e9 \U0001f600"
+    with pytest.raises(hydra.InvalidNameError, match="at most 255"):
+        validate_name("x" * 256, "step name")
+    with pytest.raises(hydra.InvalidNameError, match="whitespace"):
+        validate_name("a ", "step name")
+    with pytest.raises(hydra.InvalidNameError, match="non-empty"):
+        validate_name("", "step name")
