@@ -18,6 +18,7 @@ from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepRecord
+from hydra.retry import validate_max_attempts
 from hydra.runner import Observer, Run
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
@@ -98,9 +99,10 @@ class Engine:
     ) -> str:
         """Store a new execution and return its id; workers pick it up.
 
-        ``max_attempts`` bounds workflow attempts (a lease takeover after a crash uses
-        one); retries wait ``retry_backoff * 2 ** (attempt - 1)``. ``timeout`` bounds the
-        whole execution from its first start. With an ``idempotency_key`` already used in
+        ``max_attempts`` (an int from 1 to 2**31 - 1) bounds workflow attempts (a lease
+        takeover after a crash uses one); retries wait ``retry_backoff * 2 ** (attempt - 1)``
+        (at most a day). ``timeout`` bounds the whole execution from its first start.
+        Durations are at most 100 years. With an ``idempotency_key`` already used in
         this namespace, the existing execution's id is returned and nothing is written.
         ``run_at`` delays the first start. The payload is encoded before anything is
         stored: an unencodable payload raises ``PayloadError`` and writes nothing.
@@ -132,8 +134,7 @@ class Engine:
         """``start_workflow``, also naming what started it; returns ``(id, created)``."""
         workflow_name = name.name if isinstance(name, Workflow) else name
         validate_name(workflow_name, "workflow name")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        validate_max_attempts(max_attempts)
         backoff_ms = duration_ms(retry_backoff, "retry_backoff")
         timeout_ms = None if timeout is None else duration_ms(timeout, "timeout")
         if timeout_ms == 0:

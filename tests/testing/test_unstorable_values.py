@@ -127,3 +127,79 @@ def test_name_length_and_whitespace_rules_stay() -> None:
         validate_name("a ", "step name")
     with pytest.raises(hydra.InvalidNameError, match="non-empty"):
         validate_name("", "step name")
+
+
+# -- retry ranges -------------------------------------------------------------------------
+
+I32 = 2**31 - 1
+
+
+@pytest.mark.parametrize("bad", [0, I32 + 1, 2**63, True])
+def test_start_workflow_max_attempts_out_of_range_raises_and_stores_nothing(
+    make_env: MakeEnv, bad: int
+) -> None:
+    env = make_env()
+    with pytest.raises(ValueError, match="max_attempts"):
+        env.engine.start_workflow("wf", None, max_attempts=bad)
+    assert env.engine.list_executions() == []
+
+
+def test_largest_max_attempts_is_stored_and_retries_with_a_capped_backoff(
+    make_env: MakeEnv,
+) -> None:
+    env = make_env()
+    failures: list[int] = []
+    policy = hydra.RetryPolicy(max_attempts=I32, max_backoff=timedelta(seconds=4))
+
+    def flaky() -> str:
+        failures.append(len(failures))
+        if len(failures) < 4:
+            raise ConnectionError("down")
+        return "ok"
+
+    @hydra.workflow("many-attempts")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> str:
+        return hydra.step(ctx, "call", flaky, retry=policy)
+
+    env.register(wf)
+    t0 = env.clock.now()
+    eid = env.start(wf, None, max_attempts=I32)
+    ex = env.run_until_complete(eid)
+    assert (ex.status, ex.output, ex.max_attempts) == ("completed", "ok", I32)
+    # waits of 1, 2 and 4 s (capped at 4)
+    assert ex.completed_at == t0 + timedelta(seconds=7)
+
+
+def test_initial_backoff_over_5_minutes_is_not_cut_to_the_default_cap(
+    make_env: MakeEnv,
+) -> None:
+    env = make_env()
+    calls: list[int] = []
+
+    def fails_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("down")
+        return "ok"
+
+    @hydra.workflow("slow-backoff")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> str:
+        policy = hydra.RetryPolicy(initial_backoff=timedelta(hours=1))
+        return hydra.step(ctx, "call", fails_once, retry=policy)
+
+    env.register(wf)
+    t0 = env.clock.now()
+    eid = env.start(wf, None)
+    env.run_until_idle()
+    assert env.execution(eid).sleep_until == t0 + timedelta(hours=1)
+    assert env.run_until_complete(eid).completed_at == t0 + timedelta(hours=1)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), timedelta.max])
+def test_unrepresentable_durations_raise_clear_errors(make_env: MakeEnv, bad: Any) -> None:
+    env = make_env()
+    with pytest.raises(ValueError, match="retry_backoff"):
+        env.engine.start_workflow("wf", None, retry_backoff=bad)
+    with pytest.raises(ValueError, match="timeout"):
+        env.engine.start_workflow("wf", None, timeout=bad)
+    assert env.engine.list_executions() == []
