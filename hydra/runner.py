@@ -36,6 +36,7 @@ from hydra.logs import HydraLogger
 from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy, workflow_backoff_ms
 from hydra.status import Status, StepStatus
 from hydra.store.base import Claim, StepRow
+from hydra.textsafe import storable_error
 from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext
 
 if TYPE_CHECKING:
@@ -425,8 +426,8 @@ def _input_type(workflow: Workflow[Any]) -> Any:
 
 
 def describe(exc: BaseException) -> tuple[str, str]:
-    """An exception as (type name, message) for storage."""
-    return type(exc).__name__, str(exc) or repr(exc)
+    """An exception as (type name, message) for storage (made storable: ``textsafe``)."""
+    return storable_error(type(exc).__name__, str(exc) or repr(exc))
 
 
 def _invoke(workflow: Workflow[Any], ctx: WorkflowContext, req: Any) -> Any:
@@ -589,6 +590,8 @@ def _fail_or_retry(
 def _finish_failed(
     engine: Engine, claim: Claim, log: HydraLogger | None, error_type: str, message: str
 ) -> Outcome:
+    # Messages built here may embed user text ("cannot decode input: ..."): storable too.
+    error_type, message = storable_error(error_type, message)
     engine.store.finish(
         claim.lease,
         status=Status.FAILED,

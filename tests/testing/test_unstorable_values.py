@@ -203,3 +203,91 @@ def test_unrepresentable_durations_raise_clear_errors(make_env: MakeEnv, bad: An
     with pytest.raises(ValueError, match="timeout"):
         env.engine.start_workflow("wf", None, timeout=bad)
     assert env.engine.list_executions() == []
+
+
+# -- error texts ----------------------------------------------------------------------------
+
+LONG_NAME = "E" * 300
+LongNamedError = type(LONG_NAME, (Exception,), {})
+
+
+@pytest.mark.parametrize(
+    ("exc", "want_type", "want_message"),
+    [
+        (ValueError("bad\x00byte from an API"), "ValueError", "bad\\x00byte from an API"),
+        (ValueError("lone \udc80 surrogate"), "ValueError", "lone \\udc80 surrogate"),
+        (LongNamedError("long name"), LONG_NAME[:255], "long name"),
+    ],
+    ids=["nul", "surrogate", "long-type"],
+)
+def test_step_error_texts_are_stored_storably(
+    make_env: MakeEnv, exc: Exception, want_type: str, want_message: str
+) -> None:
+    env = make_env()
+
+    def boom() -> None:
+        raise exc
+
+    caught: list[hydra.StepFailedError] = []
+
+    @hydra.workflow("bad-error")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> str:
+        try:
+            hydra.step(ctx, "call", boom, retry=hydra.RetryPolicy(max_attempts=2))
+        except hydra.StepFailedError as failed:
+            caught.append(failed)
+            raise
+        return "unreachable"
+
+    env.register(wf)
+    eid = env.start(wf, None, max_attempts=2)
+    ex = env.run_until_complete(eid)
+    assert ex.status == "failed"
+    assert env.step_runs(eid, "call") == 2, "the step body ran once per step attempt only"
+    step = ex.step("call")
+    assert step is not None
+    assert (step.status, step.attempts) == ("failed", 2)
+    assert (step.error_type, step.error_message) == (want_type, want_message)
+    assert (ex.error_type, caught[-1].error_type) == ("StepFailedError", want_type)
+    assert ex.error_message is not None and want_message in ex.error_message
+
+
+@pytest.mark.parametrize("final", [False, True], ids=["retry", "final"])
+def test_workflow_error_texts_are_stored_storably(make_env: MakeEnv, final: bool) -> None:
+    env = make_env()
+
+    @hydra.workflow("bad-workflow-error")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> str:
+        if ctx.attempt == 1 or final:
+            raise LongNamedError(f"attempt {ctx.attempt}: \x00 \udcff " + "x" * 100_000)
+        return "ok"
+
+    env.register(wf)
+    eid = env.start(wf, None, max_attempts=1 if final else 2)
+    env.run_until_idle()
+    ex = env.execution(eid)
+    assert ex.status == ("failed" if final else "pending")
+    assert ex.error_type == LONG_NAME[:255]
+    message = ex.error_message
+    assert message is not None
+    assert message.startswith("attempt 1: \\x00 \\udcff xxx")
+    assert len(message) <= 65536
+    original = len("attempt 1: \x00 \udcff " + "x" * 100_000)
+    assert message.endswith(f"... [truncated: {original} characters in all]")
+    if not final:
+        assert env.run_until_complete(eid).output == "ok"
+
+
+def test_undecodable_input_error_with_nul_is_stored(make_env: MakeEnv) -> None:
+    env = make_env()
+
+    @hydra.workflow("typed-input")
+    def wf(ctx: hydra.WorkflowContext, req: int) -> int:
+        return req
+
+    env.register(wf)
+    eid = env.start(wf, "not\x00an int")
+    ex = env.run_until_complete(eid)
+    assert (ex.status, ex.error_type) == ("failed", "PayloadError")
+    assert ex.error_message is not None and "cannot decode input" in ex.error_message
+    assert "\x00" not in ex.error_message
