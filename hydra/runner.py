@@ -209,7 +209,9 @@ class Run:
         if self.hooks is not None:
             self.hooks.step_returned(self, attempt.name)
         try:
-            data = self.marshaller.marshal(value)
+            data = self.engine.check_payload_size(
+                self.marshaller.marshal(value), f"the result of step {attempt.name!r}"
+            )
         except PayloadError as exc:
             # The same function would return the same unstorable value: no retry helps.
             return self._failed(attempt, exc, permanent=True)
@@ -532,7 +534,7 @@ def execute(
                 f"execution exceeded its timeout of {ex.timeout_ms} ms",
             )
         try:
-            data = engine.marshaller.marshal(output)
+            data = engine.check_payload_size(engine.marshaller.marshal(output), "the output")
         except PayloadError as exc:
             return _finish_failed(
                 engine, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}"

@@ -210,6 +210,11 @@ class Store(Protocol):
     supports_notify: bool
     #: several processes can share this store (a database, not process memory)
     shared_across_processes: bool
+    #: the largest encoded value (an input, a step result, an output, a cron payload) this
+    #: store can take in one write, or None when only the engine's ``max_payload_bytes``
+    #: bounds it. The engine refuses larger values with ``PayloadError`` before writing.
+    #: SQLStore on MySQL/MariaDB derives it from ``max_allowed_packet``; None elsewhere.
+    max_value_bytes: int | None
 
     def migrate(self) -> None:
         """Bring the schema to the newest version."""

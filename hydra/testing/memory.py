@@ -44,6 +44,8 @@ class MemoryStore:
 
     supports_notify = False
     shared_across_processes = False
+    #: no limit of its own: the engine's ``max_payload_bytes`` applies
+    max_value_bytes: int | None = None
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock

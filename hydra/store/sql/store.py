@@ -85,6 +85,9 @@ class SQLStore:
         if self._owns_engine:
             self._dialect.prepare_engine(self.engine)
         self.supports_notify = self._dialect.supports_notify
+        #: the largest value one write may carry (MySQL/MariaDB: from max_allowed_packet,
+        #: read at open); None elsewhere. See ``Store.max_value_bytes``.
+        self.max_value_bytes: int | None = None
         # The hot path (claims, checkpoints, suspend/retry/finish, heartbeats) on the
         # driver's own connections where the dialect has one (driver.py); None: Core.
         options = self._dialect.driver_options()
@@ -124,6 +127,7 @@ class SQLStore:
         try:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
+                self.max_value_bytes = self._dialect.max_value_bytes(conn)
         except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseUnavailableError(
