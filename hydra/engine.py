@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.clock import Clock, SystemClock, duration_ms, from_ms, to_ms
 from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up
-from hydra.errors import ExecutionNotFoundError, PayloadError
+from hydra.errors import ExecutionNotFoundError, InvalidNameError, PayloadError
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
@@ -260,6 +260,14 @@ class Engine:
             raise TypeError(f"cron job {name!r}: payload= goes with workflow=, not a handler")
         if workflow_name is not None:
             validate_name(workflow_name, "workflow name")
+            # Each slot starts its workflow with the key "cron:<name>:<slot ms>" (13 digits
+            # until the year 2286), itself a name of at most 255 characters.
+            room = 255 - len("cron::") - 13
+            if len(name) > room:
+                raise InvalidNameError(
+                    f"cron job name must be at most {room} characters for a job that starts "
+                    f"a workflow (its idempotency key is 'cron:<name>:<slot ms>'), got {len(name)}"
+                )
         # A static payload is encoded now: an unencodable one fails registration, not a slot.
         data = None
         if workflow_name is not None and not callable(payload):

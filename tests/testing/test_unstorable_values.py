@@ -291,3 +291,25 @@ def test_undecodable_input_error_with_nul_is_stored(make_env: MakeEnv) -> None:
     assert (ex.status, ex.error_type) == ("failed", "PayloadError")
     assert ex.error_message is not None and "cannot decode input" in ex.error_message
     assert "\x00" not in ex.error_message
+
+
+def test_a_workflow_cron_name_leaves_room_for_its_idempotency_key(make_env: MakeEnv) -> None:
+    """A workflow cron starts each slot with the key ``cron:<name>:<slot ms>``; a name so
+    long that the key passes 255 characters failed every slot (only logged)."""
+    env = make_env()
+
+    @hydra.workflow("ticked")
+    def wf(ctx: hydra.WorkflowContext, req: None) -> str:
+        return "ok"
+
+    env.register(wf)
+    with pytest.raises(ValueError, match="at most 236 characters"):
+        env.engine.register_cron("@hourly", "c" * 237, workflow="ticked")
+    # a handler job has no key: its name may use all 255 characters
+    env.engine.register_cron("@hourly", "h" * 255, lambda ctx: None)
+    env.engine.register_cron("@hourly", "c" * 236, workflow="ticked")
+    assert {len(j.name) for j in env.engine.list_cron_jobs()} == {236, 255}
+    env.advance(timedelta(hours=1))
+    started = env.engine.list_executions()
+    assert started and all(ex.status == "completed" for ex in started)
+    assert {len(ex.idempotency_key or "") for ex in started} == {255}
