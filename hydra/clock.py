@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -282,14 +283,30 @@ def from_ms(ms: int | None) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+#: The longest duration hydra accepts (sleeps, backoffs, timeouts, leases): 100 years.
+#: Times are stored as signed 64-bit Unix milliseconds, and now plus this stays far
+#: inside that range; a longer (or infinite) wait is almost surely a unit mistake.
+MAX_DURATION_MS = 36525 * 24 * 3600 * 1000
+
+
 def duration_ms(value: timedelta | float | int, what: str) -> int:
-    """A duration given as a timedelta or as seconds, in milliseconds; negative is an error."""
+    """A duration given as a timedelta or as seconds, in milliseconds.
+
+    Negative, infinite, NaN and longer than 100 years (``MAX_DURATION_MS``) are errors.
+    """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int too large for a float
+            seconds = math.copysign(math.inf, value)
     else:
         raise TypeError(f"{what} must be a timedelta or a number of seconds, not {value!r}")
+    if math.isnan(seconds):
+        raise ValueError(f"{what} must be a number of seconds, got {value!r}")
     if seconds < 0:
         raise ValueError(f"{what} must not be negative, got {value!r}")
+    if seconds > MAX_DURATION_MS / 1000:
+        raise ValueError(f"{what} must be at most 100 years, got {value!r}")
     return round(seconds * 1000)

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.clock import Clock, default_clock, duration_ms, from_ms, to_ms
 from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up
-from hydra.errors import ExecutionNotFoundError
+from hydra.errors import ExecutionNotFoundError, InvalidNameError, PayloadError
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepRecord
+from hydra.retry import validate_max_attempts
 from hydra.runner import Observer, Run
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
@@ -33,6 +34,12 @@ from hydra.workflow import Workflow, validate_name
 if TYPE_CHECKING:
     from hydra.metrics import Metrics
 
+#: ``Engine(max_payload_bytes=...)`` by default: the largest encoded input, step result,
+#: output or cron payload stored, the same on every backend.
+DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+#: The largest ``max_payload_bytes`` accepted: PostgreSQL's and MySQL's own 1 GiB ceiling.
+MAX_PAYLOAD_BYTES_CEILING = 1024 * 1024 * 1024
+
 
 class Engine:
     """The front door to a store: start workflows, read executions, wait, cancel.
@@ -40,6 +47,15 @@ class Engine:
     An engine does not run workflows; ``hydra.Worker`` does (in this process or others).
     Workers built on this engine are woken directly when it starts a workflow, and
     ``wait`` returns as soon as a local worker finishes the execution.
+
+    ``max_payload_bytes`` (default 8 MiB, at most 1 GiB) bounds every value stored: a
+    workflow's input, a step's result, a workflow's output, a cron job's payload, each
+    as encoded by the marshaller. A store may advertise a lower limit of its own
+    (``store.max_value_bytes``: MySQL/MariaDB's follows ``max_allowed_packet``); the
+    smaller one applies (``payload_limit``). A larger value raises ``PayloadError``
+    before anything is written: at ``start_workflow``/``register_cron``; for a step's
+    result, the step fails at once without retries (``StepFailedError`` in the
+    workflow); for a workflow's output, the execution fails.
     """
 
     def __init__(
@@ -51,8 +67,29 @@ class Engine:
         logger: logging.Logger | None = None,
         metrics: Metrics | None = None,
         id_factory: Callable[[], str] | None = None,
+        *,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
+        if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
+            raise TypeError(f"max_payload_bytes must be an int, got {max_payload_bytes!r}")
+        if not 1 <= max_payload_bytes <= MAX_PAYLOAD_BYTES_CEILING:
+            raise ValueError(
+                f"max_payload_bytes must be between 1 and {MAX_PAYLOAD_BYTES_CEILING} "
+                f"(1 GiB), got {max_payload_bytes!r}"
+            )
         self.store = store
+        self.max_payload_bytes = max_payload_bytes
+        # A store written before max_value_bytes existed simply has no limit of its own.
+        store_limit: int | None = getattr(store, "max_value_bytes", None)
+        #: the limit that applies: the smaller of max_payload_bytes and the store's own
+        self.payload_limit = max_payload_bytes
+        self._payload_limit_source = "Engine(max_payload_bytes=...)"
+        if store_limit is not None and store_limit < max_payload_bytes:
+            self.payload_limit = store_limit
+            self._payload_limit_source = (
+                f"the store's max_value_bytes ({store!r}; on MySQL/MariaDB it follows the "
+                "server's max_allowed_packet)"
+            )
         self.namespace = validate_name(namespace, "namespace")
         self.clock: Clock = clock if clock is not None else default_clock(store)
         self.marshaller: Marshaller = marshaller if marshaller is not None else JSONMarshaller()
@@ -84,6 +121,17 @@ class Engine:
     def __repr__(self) -> str:
         return f"Engine({self.store!r}, namespace={self.namespace!r})"
 
+    def check_payload_size(self, data: bytes, what: str) -> bytes:
+        """``data`` if it is within ``payload_limit``, else ``PayloadError`` naming the
+        size and the limit that applied (``what`` names the value)."""
+        if len(data) > self.payload_limit:
+            raise PayloadError(
+                f"{what} is {len(data)} bytes encoded, over the limit of "
+                f"{self.payload_limit} bytes set by {self._payload_limit_source}; "
+                "it was not stored"
+            )
+        return data
+
     # -- starting -------------------------------------------------------------------------
     def start_workflow(
         self,
@@ -98,9 +146,10 @@ class Engine:
     ) -> str:
         """Store a new execution and return its id; workers pick it up.
 
-        ``max_attempts`` bounds workflow attempts (a lease takeover after a crash uses
-        one); retries wait ``retry_backoff * 2 ** (attempt - 1)``. ``timeout`` bounds the
-        whole execution from its first start. With an ``idempotency_key`` already used in
+        ``max_attempts`` (an int from 1 to 2**31 - 1) bounds workflow attempts (a lease
+        takeover after a crash uses one); retries wait ``retry_backoff * 2 ** (attempt - 1)``
+        (at most a day). ``timeout`` bounds the whole execution from its first start.
+        Durations are at most 100 years. With an ``idempotency_key`` already used in
         this namespace, the existing execution's id is returned and nothing is written.
         ``run_at`` delays the first start. The payload is encoded before anything is
         stored: an unencodable payload raises ``PayloadError`` and writes nothing.
@@ -132,8 +181,7 @@ class Engine:
         """``start_workflow``, also naming what started it; returns ``(id, created)``."""
         workflow_name = name.name if isinstance(name, Workflow) else name
         validate_name(workflow_name, "workflow name")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        validate_max_attempts(max_attempts)
         backoff_ms = duration_ms(retry_backoff, "retry_backoff")
         timeout_ms = None if timeout is None else duration_ms(timeout, "timeout")
         if timeout_ms == 0:
@@ -142,7 +190,9 @@ class Engine:
             validate_name(idempotency_key, "idempotency_key")
         if run_at is not None and not isinstance(run_at, datetime):
             raise TypeError(f"run_at must be a datetime, got {run_at!r}")
-        data = self.marshaller.marshal(payload)
+        data = self.check_payload_size(
+            self.marshaller.marshal(payload), f"the payload of {workflow_name!r}"
+        )
         now = self.clock.now_ms()
         new = NewExecution(
             id=self._new_id(),
@@ -210,10 +260,20 @@ class Engine:
             raise TypeError(f"cron job {name!r}: payload= goes with workflow=, not a handler")
         if workflow_name is not None:
             validate_name(workflow_name, "workflow name")
+            # Each slot starts its workflow with the key "cron:<name>:<slot ms>" (13 digits
+            # until the year 2286), itself a name of at most 255 characters.
+            room = 255 - len("cron::") - 13
+            if len(name) > room:
+                raise InvalidNameError(
+                    f"cron job name must be at most {room} characters for a job that starts "
+                    f"a workflow (its idempotency key is 'cron:<name>:<slot ms>'), got {len(name)}"
+                )
         # A static payload is encoded now: an unencodable one fails registration, not a slot.
         data = None
         if workflow_name is not None and not callable(payload):
-            data = self.marshaller.marshal(payload)
+            data = self.check_payload_size(
+                self.marshaller.marshal(payload), f"the payload of cron job {name!r}"
+            )
         job = CronJob(name, schedule, policy, handler, workflow_name, payload, data)
         self._store_cron_job(job)
         with self._lock:

@@ -11,6 +11,17 @@ class NonRetryableError(HydraError):
     """Raise it (or a subclass) from a step or a workflow to fail at once, without retries."""
 
 
+class InvalidNameError(NonRetryableError, ValueError):
+    """A name or key that some database could not store or compare exactly.
+
+    Workflow names, namespaces, step and sleep names, idempotency keys, worker ids and
+    cron job names must be non-empty strings of at most 255 characters, without leading
+    or trailing whitespace, control characters (C0, DEL, C1: NUL, escape, newline...) or
+    lone surrogates, so that every backend stores them alike. Raised inside a workflow
+    (an invalid step or sleep name), it fails the execution at once: no retry would help.
+    """
+
+
 class StepFailedError(HydraError):
     """Raised inside the workflow when a step has used all its attempts.
 

@@ -37,6 +37,7 @@ from hydra.logs import HydraLogger
 from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy, workflow_backoff_ms
 from hydra.status import Status, StepStatus
 from hydra.store.base import Claim, StepRow
+from hydra.textsafe import storable_error
 from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext
 
 if TYPE_CHECKING:
@@ -320,7 +321,9 @@ class Run:
         if self.hooks is not None:
             self.hooks.step_returned(self, attempt.name)
         try:
-            data = self.marshaller.marshal(value)
+            data = self.engine.check_payload_size(
+                self.marshaller.marshal(value), f"the result of step {attempt.name!r}"
+            )
         except PayloadError as exc:
             # The same function would return the same unstorable value: no retry helps.
             return self._failed(attempt, exc, permanent=True)
@@ -569,8 +572,8 @@ def _input_type(workflow: Workflow[Any]) -> Any:
 
 
 def describe(exc: BaseException) -> tuple[str, str]:
-    """An exception as (type name, message) for storage."""
-    return type(exc).__name__, str(exc) or repr(exc)
+    """An exception as (type name, message) for storage (made storable: ``textsafe``)."""
+    return storable_error(type(exc).__name__, str(exc) or repr(exc))
 
 
 def _invoke(workflow: Workflow[Any], ctx: WorkflowContext, req: Any) -> Any:
@@ -702,7 +705,7 @@ def execute(
                 f"execution exceeded its timeout of {ex.timeout_ms} ms",
             )
         try:
-            data = engine.marshaller.marshal(output)
+            data = engine.check_payload_size(engine.marshaller.marshal(output), "the output")
         except PayloadError as exc:
             return _finish_failed(
                 engine, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}"
@@ -793,6 +796,8 @@ def _fail_or_retry(
 def _finish_failed(
     engine: Engine, claim: Claim, log: HydraLogger | None, error_type: str, message: str
 ) -> Outcome:
+    # Messages built here may embed user text ("cannot decode input: ..."): storable too.
+    error_type, message = storable_error(error_type, message)
     engine.store.finish(
         claim.lease,
         status=Status.FAILED,

@@ -63,6 +63,11 @@ def step(
 
     A step that was in flight when its worker died runs again (at-least-once); a step whose
     checkpoint was written never runs again. In an ``async def run`` workflow, await it.
+
+    ``name`` follows hydra's name rules (at most 255 characters, no control characters,
+    see ``validate_name``): an invalid one raises ``InvalidNameError`` before anything runs,
+    which fails the execution without retries. A result larger than the engine's
+    ``payload_limit`` fails the step at once, without retries.
     """
     validate_name(name, "step name")
     if not callable(fn):

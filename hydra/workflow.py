@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from hydra.errors import InvalidNameError
 
 if TYPE_CHECKING:
     from hydra.runner import Run
@@ -134,14 +137,34 @@ def workflow(name: str) -> Callable[[Callable[..., Any]], FunctionWorkflow]:
     return wrap
 
 
+# C0 controls, DEL and C1 controls (PostgreSQL rejects NUL in text outright; the others
+# are invisible in logs and UIs), and lone surrogates (not encodable as UTF-8: no driver
+# can send them).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
 def validate_name(name: object, what: str) -> str:
+    """``name`` if every backend stores and compares it exactly, else ``InvalidNameError``.
+
+    The rules (the same for every name and key hydra stores): a non-empty string of at
+    most 255 characters, no leading or trailing whitespace, no control characters (C0,
+    DEL, C1) and no lone surrogates.
+    """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"{what} must be a non-empty string, got {name!r}")
+        raise InvalidNameError(f"{what} must be a non-empty string, got {name!r}")
     if len(name) > 255:
-        raise ValueError(f"{what} must be at most 255 characters, got {len(name)}")
+        raise InvalidNameError(f"{what} must be at most 255 characters, got {len(name)}")
     if name != name.strip():
         # Some databases ignore trailing spaces when comparing: 'a ' would equal 'a'.
-        raise ValueError(f"{what} must not start or end with whitespace, got {name!r}")
+        raise InvalidNameError(f"{what} must not start or end with whitespace, got {name!r}")
+    bad = _UNSTORABLE.search(name)
+    if bad is not None:
+        char = bad.group()
+        kind = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+        raise InvalidNameError(
+            f"{what} must not contain control characters or lone surrogates, got {name!r} "
+            f"({kind} {char!r} at index {bad.start()})"
+        )
     return name
 
 

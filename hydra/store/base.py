@@ -217,6 +217,11 @@ class Store(Protocol):
     #: opened. A retried write may have committed the first time (its reply was lost):
     #: a worker that sees this grow sweeps its leases (``owned_leases``) at once.
     reconnects: int
+    #: the largest encoded value (an input, a step result, an output, a cron payload) this
+    #: store can take in one write, or None when only the engine's ``max_payload_bytes``
+    #: bounds it. The engine refuses larger values with ``PayloadError`` before writing.
+    #: SQLStore on MySQL/MariaDB derives it from ``max_allowed_packet``; None elsewhere.
+    max_value_bytes: int | None
 
     def migrate(self) -> None:
         """Bring the schema to the newest version."""

@@ -1449,6 +1449,30 @@ def check_large_payload(make_store: StoreFactory) -> None:
         assert _get(store, ns, other).error_message == message, "a 100 kB error message differs"
 
 
+def check_max_value_bytes(make_store: StoreFactory) -> None:
+    """``max_value_bytes`` is None or a positive int, and honest: a value of exactly that
+    size (every byte one a SQL string literal must escape) is stored as an input, a step
+    output and a result of one execution, and read back byte for byte."""
+    with _opened(make_store) as store:
+        limit = getattr(store, "max_value_bytes", "missing")
+        assert limit is None or (
+            isinstance(limit, int) and not isinstance(limit, bool) and limit > 0
+        ), f"max_value_bytes must be None or a positive int, got {limit!r}"
+        if limit is None:
+            return
+        value = (b"\\'\"\x00" * (limit // 4 + 1))[:limit]
+        ns = _ns()
+        eid = _create(store, ns, input=value)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        assert claim.execution.input == value, f"a {limit}-byte input differs"
+        store.save_step(claim.lease, _step(eid, output=value), now_ms=T0, lease_ms=LONG_LEASE)
+        steps = store.list_steps(eid)
+        assert len(steps) == 1 and steps[0].output == value, f"a {limit}-byte step output differs"
+        store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 1, output=value)
+        row = _get(store, ns, eid)
+        assert (row.input, row.output) == (value, value), f"a {limit}-byte result differs"
+
+
 # -- capabilities -----------------------------------------------------------------------
 def check_shared_between_instances(make_store: StoreFactory) -> None:
     """Two store instances on one database see one state; claims stay exclusive."""
@@ -1751,6 +1775,7 @@ ALL_CHECKS: list[Check] = [
     check_next_wake_at,
     check_namespace_isolation,
     check_large_payload,
+    check_max_value_bytes,
     check_shared_between_instances,
     check_notify_wakes_listener,
     check_no_listener_without_notify,

@@ -46,6 +46,8 @@ class MemoryStore:
     shared_across_processes = False
     #: process memory never drops a connection
     reconnects = 0
+    #: no limit of its own: the engine's ``max_payload_bytes`` applies
+    max_value_bytes: int | None = None
 
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock

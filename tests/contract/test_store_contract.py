@@ -169,6 +169,10 @@ def test_large_payload(store_factory: StoreFactory) -> None:
     run(contract.check_large_payload, store_factory)
 
 
+def test_max_value_bytes(store_factory: StoreFactory) -> None:
+    run(contract.check_max_value_bytes, store_factory)
+
+
 def test_shared_between_instances(store_factory: StoreFactory) -> None:
     run(contract.check_shared_between_instances, store_factory)
 

@@ -90,6 +90,11 @@ class Dialect(Protocol):
         """A deadlock, serialisation failure or lock timeout: the transaction may be retried."""
         ...
 
+    def max_value_bytes(self, conn: Connection) -> int | None:
+        """The largest value one write may carry on this server (read once at open), or
+        None if the database imposes no limit below hydra's own."""
+        ...
+
     def driver_options(self) -> DriverOptions | None:
         """How the hot path runs on this driver's own connections (``driver.py``); None
         keeps it on SQLAlchemy Core."""

@@ -197,6 +197,9 @@ class PostgreSQLDialect:
         # 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available
         return isinstance(exc, DBAPIError) and code in {"40001", "40P01", "55P03"}
 
+    def max_value_bytes(self, conn: Connection) -> int | None:
+        return None  # values up to 1 GB; hydra's max_payload_bytes is far below
+
     def driver_options(self) -> DriverOptions | None:
         return DriverOptions(
             begin_write="BEGIN",

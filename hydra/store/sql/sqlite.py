@@ -118,6 +118,9 @@ class SQLiteDialect:
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, OperationalError) and "database is locked" in str(exc)
 
+    def max_value_bytes(self, conn: Connection) -> int | None:
+        return None  # values up to 1 GB; hydra's max_payload_bytes is far below
+
     def driver_options(self) -> DriverOptions | None:
         # The engine's connect hook already put the connection in autocommit mode
         # (isolation_level None), so BEGIN IMMEDIATE / COMMIT are ours to send.

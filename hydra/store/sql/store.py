@@ -91,6 +91,9 @@ class SQLStore:
         self._closed = False
         time_sql = self._dialect.database_time_sql()
         self._time_query = text(time_sql) if time_sql is not None else None
+        #: the largest value one write may carry (MySQL/MariaDB: from max_allowed_packet,
+        #: read at open); None elsewhere. See ``Store.max_value_bytes``.
+        self.max_value_bytes: int | None = None
         # The hot path (claims, checkpoints, suspend/retry/finish, heartbeats) on the
         # driver's own connections where the dialect has one (driver.py); None: Core.
         options = self._dialect.driver_options()
@@ -130,6 +133,7 @@ class SQLStore:
         try:
             with self.engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
+                self.max_value_bytes = self._dialect.max_value_bytes(conn)
         except DBAPIError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise DatabaseUnavailableError(

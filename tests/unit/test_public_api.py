@@ -1,0 +1,52 @@
+"""``hydra.__all__`` is the public surface (docs/api names are fixed): pinned here."""
+
+from __future__ import annotations
+
+import hydra
+
+PUBLIC = [
+    "AsyncWorkflowContext",
+    "CronContext",
+    "CronJob",
+    "DatabaseUnavailableError",
+    "DuplicateStepError",
+    "Engine",
+    "Execution",
+    "ExecutionNotFoundError",
+    "HydraError",
+    "InvalidNameError",
+    "JSONMarshaller",
+    "LeaseLostError",
+    "Marshaller",
+    "Metrics",
+    "NonRetryableError",
+    "PayloadError",
+    "RetryPolicy",
+    "SQLStore",
+    "SchemaNotReadyError",
+    "Status",
+    "StepFailedError",
+    "StepRecord",
+    "StepStatus",
+    "StepTimeoutError",
+    "Worker",
+    "Workflow",
+    "WorkflowContext",
+    "WorkflowNotFoundError",
+    "WorkflowTimeoutError",
+    "register_workflow",
+    "sleep",
+    "sleep_until",
+    "step",
+    "step_void",
+    "workflow",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert hydra.__all__ == PUBLIC
+
+
+def test_every_public_name_resolves() -> None:
+    for name in hydra.__all__:
+        assert getattr(hydra, name) is not None, name
