@@ -63,7 +63,13 @@ def _kill_pool(store: SQLStore, url: str) -> list[int]:
             )
             params: dict[str, Any] = {"ids": ids if postgres else tuple(ids)}
             deadline = time.monotonic() + 10
-            while conn.execute(text(listing), params).scalar_one() and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                listed = conn.execute(text(listing), params).scalar_one()
+                # PostgreSQL reads pg_stat_activity once per transaction: end it, or every
+                # poll sees the backends as they were at the first one.
+                conn.commit()
+                if not listed:
+                    break
                 time.sleep(0.02)
     finally:
         admin.dispose()
