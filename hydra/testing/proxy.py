@@ -90,8 +90,9 @@ class TCPProxy:
     def refuse(self, seconds: float) -> None:
         """Refuse new connections for ``seconds`` from now (0 ends a refusal at once).
 
-        Established connections keep working. Returns at once; connections are accepted
-        again (on the same port) as soon as the time is up.
+        Established connections keep working (a client's connect() that the proxy has not
+        yet accepted counts as new). Returns at once; connections are accepted again (on
+        the same port) as soon as the time is up.
         """
         if seconds < 0:
             raise ValueError(f"seconds must not be negative, got {seconds!r}")
