@@ -182,11 +182,10 @@ def test_an_unreachable_target_resets_the_client() -> None:
     free.bind(("127.0.0.1", 0))  # bound, not listening: connecting is refused
     port = free.getsockname()[1]
     try:
-        with TCPProxy("127.0.0.1", port) as p, _connect(p) as s:
-            with pytest.raises(OSError):
-                s.sendall(b"x")
-                if not s.recv(10):
-                    raise ConnectionResetError("closed")
+        with TCPProxy("127.0.0.1", port) as p, _connect(p) as s, pytest.raises(OSError):
+            s.sendall(b"x")
+            if not s.recv(10):
+                raise ConnectionResetError("closed")
     finally:
         free.close()
 
@@ -211,8 +210,7 @@ def test_url_for_and_for_url() -> None:
     try:
         assert p.target == ("db.example", 6543)
         assert p.url_for(url) == (
-            f"postgresql+psycopg://user:secret@127.0.0.1:{p.port}/app"
-            "?options=-csearch_path%3Dx"
+            f"postgresql+psycopg://user:secret@127.0.0.1:{p.port}/app?options=-csearch_path%3Dx"
         )
     finally:
         p.close()
@@ -239,7 +237,7 @@ def test_drivers_through_the_proxy(backend: str, store_urls: StoreURLs) -> None:
                     conn.execute(text("SELECT 1"))
                 assert cut.value.connection_invalidated
             p.refuse(5)
-            with pytest.raises(DBAPIError, match="(?i)refused"):
+            with pytest.raises(DBAPIError, match=r"(?i)refused"):
                 engine.connect()
             p.refuse(0)
             _wait_for(lambda: not p.refusing)
