@@ -24,12 +24,13 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    event,
     func,
     inspect,
     select,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hydra.clock import duration_ms
@@ -107,6 +108,7 @@ class SQLStore:
         self._dialect: Dialect = dialect_for(self.engine)
         if self._owns_engine:
             self._dialect.prepare_engine(self.engine)
+            event.listen(self.engine, "handle_error", _flag_disconnects(self._dialect))
         self.supports_notify = self._dialect.supports_notify
         # The hot path (claims, checkpoints, suspend/retry/finish, heartbeats) on the
         # driver's own connections where the dialect has one (driver.py); None: Core.
@@ -839,6 +841,18 @@ def _create_engine(url: str) -> Engine:
         raise DatabaseUnavailableError(
             f"no driver for {redact(parsed)} ({exc.name} is not installed){hint}"
         ) from exc
+
+
+def _flag_disconnects(dialect: Dialect) -> Callable[[ExceptionContext], None]:
+    """A ``handle_error`` hook: Core flags (``connection_invalidated``), invalidates and
+    un-pools the connections the dialect calls lost, as the driver path does. SQLAlchemy's
+    own test misses some (psycopg: a refused connect is not a disconnect to it)."""
+
+    def flag(ctx: ExceptionContext) -> None:
+        if not ctx.is_disconnect and dialect.is_disconnect(ctx.original_exception):
+            ctx.is_disconnect = True
+
+    return flag
 
 
 def _extend(tx: Tx, lease: Lease, now_ms: int, lease_ms: int) -> bool:
