@@ -126,13 +126,16 @@ def setup(server_url: str, proxy: TCPProxy) -> Iterator[Setup]:
         s.close()
 
 
+# What the worker logs when a store call raised to it (the run, claim or heartbeat gave up).
+_GAVE_UP = ("claiming failed", "heartbeat failed", "crashed", "the database failed")
+
+
 def _worker_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The worker loop's own failure warnings: a store call that gave up on the database."""
     return [
         r.getMessage()
         for r in caplog.records
-        if r.levelno >= logging.WARNING
-        and any(s in r.getMessage() for s in ("claiming failed", "heartbeat failed", "crashed"))
+        if r.levelno >= logging.WARNING and any(s in r.getMessage() for s in _GAVE_UP)
     ]
 
 

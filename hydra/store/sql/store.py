@@ -239,17 +239,17 @@ class SQLStore:
             try:
                 return once()
             except DBAPIError as exc:
-                if not (self._dialect.is_transient(exc) or self._dialect.is_disconnect(exc)):
-                    raise
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                transient = self._dialect.is_transient(exc)
+                dropped = self._dialect.is_disconnect(exc)
+                if not (transient or dropped) or time.monotonic() > deadline:
                     raise
                 log.warning(
                     "retrying database call after %s: %s",
                     type(exc.orig).__name__,
                     str(exc.orig).strip().splitlines()[0] if exc.orig else exc,
                 )
-                time.sleep(min(delay, remaining))
+                # Never past the window: its end is the last try.
+                time.sleep(max(min(delay, deadline - time.monotonic()), 0))
                 delay = min(delay * 2, _MAX_RETRY_PAUSE_S)
 
     # -- executions -------------------------------------------------------------------
