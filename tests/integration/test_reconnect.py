@@ -355,3 +355,90 @@ def test_the_listener_survives_an_outage(store_urls: StoreURLs) -> None:
             listener.close()
             store.close()
             direct.close()
+
+
+# -- a write whose reply was lost: committed, then retried -------------------------------
+def _lose_replies(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """After ``arm()``, the next writing transaction commits and then fails as if the
+    connection had dropped before the reply came back: the store retries a write that
+    already happened (on either path)."""
+    armed = [False]
+
+    def lost() -> DBAPIError:
+        orig = Exception("server closed the connection unexpectedly (simulated)")
+        return DBAPIError.instance(None, None, orig, Exception, connection_invalidated=True)  # type: ignore[return-value]
+
+    driver = store._driver
+    if driver is not None:
+        driver_tx = driver.transaction
+
+        @contextlib.contextmanager
+        def transaction(*, write: bool, single: bool) -> Iterator[Any]:
+            with driver_tx(write=write, single=single) as tx:
+                yield tx
+            if write and armed[0]:
+                armed[0] = False
+                raise lost()
+
+        monkeypatch.setattr(driver, "transaction", transaction)
+    core_tx = store._tx
+
+    @contextlib.contextmanager
+    def tx(write: bool) -> Iterator[Any]:
+        with core_tx(write) as conn:
+            yield conn
+        if write and armed[0]:
+            armed[0] = False
+            raise lost()
+
+    monkeypatch.setattr(store, "_tx", tx)
+
+    def arm() -> None:
+        armed[0] = True
+
+    return arm
+
+
+def test_writes_retried_after_a_lost_reply_stay_correct(
+    sql_store_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each write commits, its reply is lost, and it runs again: the retry recognises
+    its own earlier commit (no LeaseLostError, no duplicate, the right answer)."""
+    store: SQLStore = sql_store_factory()
+    caplog.set_level(logging.WARNING, logger="hydra.store")
+    ns = f"lost-reply-{uuid.uuid4().hex[:8]}"
+    lose = _lose_replies(store, monkeypatch)
+    now = int(time.time() * 1000)
+    new = _new_execution(ns)
+
+    lose()
+    assert store.create_execution(new) == (new.id, True)
+    assert len(store.list_executions(ns)) == 1
+    [claim] = store.claim(ns, ["wf"], "w1", now_ms=now, lease_ms=60_000, limit=5)
+    lease = claim.lease
+    step = StepRow(new.id, "s1", 0, StepStatus.COMPLETED, 1, b"1", started_at=now, completed_at=now)
+    lose()
+    store.save_step(lease, step, now_ms=now, lease_ms=60_000)
+    lose()
+    assert store.heartbeat([lease], now_ms=now, lease_ms=60_000) == []
+    nap = StepRow(new.id, "nap", 1, StepStatus.SLEEPING, 1, b"0", started_at=now, completed_at=now)
+    lose()
+    store.suspend(lease, wake_at_ms=now + 1, now_ms=now, step=nap)
+    [claim] = store.claim(ns, ["wf"], "w1", now_ms=now + 2, lease_ms=60_000, limit=5)
+    lose()
+    store.schedule_retry(
+        claim.lease, run_at_ms=now + 3, error_type="E", error_message="m", now_ms=now + 2
+    )
+    [claim] = store.claim(ns, ["wf"], "w1", now_ms=now + 4, lease_ms=60_000, limit=5)
+    assert claim.execution.attempt == 2  # the retried schedule_retry counted once
+    lose()
+    store.finish(claim.lease, status=Status.COMPLETED, now_ms=now + 5, output=b"done")
+    row = store.get_execution(ns, new.id)
+    assert row is not None and row.status is Status.COMPLETED and row.output == b"done"
+    assert [s.name for s in store.list_steps(new.id)] == ["s1", "nap"]
+
+    lose()
+    assert store.claim_cron_fire(ns, "job", now, now_ms=now, worker_id="w1")
+    assert not store.claim_cron_fire(ns, "job", now, now_ms=now + 1, worker_id="w2")
+    # Every write above met the lost reply and was retried.
+    assert len(_retries(caplog)) == 7, _retries(caplog)
