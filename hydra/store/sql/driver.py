@@ -11,9 +11,12 @@ against ``Tx``; ``CoreTx`` runs them on a SQLAlchemy ``Connection`` (MySQL/Maria
 any store whose dialect has no driver path), ``DriverTx`` on a driver connection from a
 ``DriverPool`` (SQLite and PostgreSQL).
 
-Errors keep SQLAlchemy's types: a driver exception is re-raised as the matching
-``sqlalchemy.exc.DBAPIError`` subclass, so ``SQLStore._run``'s retry rules and every
-caller see the same exceptions whichever path ran the statement.
+Errors keep SQLAlchemy's types: a driver exception, from a statement or from connecting
+(a checkout that opens a new connection), is re-raised as the matching
+``sqlalchemy.exc.DBAPIError`` subclass, with ``connection_invalidated`` set when the
+connection is lost or could not be made (the dialect's ``is_disconnect``), so
+``SQLStore._retrying``'s rules and every caller see the same exceptions whichever path ran
+the statement.
 """
 
 from __future__ import annotations
