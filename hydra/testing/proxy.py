@@ -13,16 +13,18 @@ a server that other tests share::
         proxy.refuse(2.0)   # for 2 s, new connections are refused (ECONNREFUSED)
         proxy.outage(2.0)   # both: the server "restarts" and is back 2 s later
 
-Faults are synchronous: when ``cut()``, ``refuse()`` or ``outage()`` returns, the old
-connections are gone and a new one is refused. Connections made outside a refusal are
-forwarded byte for byte, whatever the protocol (PostgreSQL, MySQL, anything over TCP).
+Faults are synchronous: when ``cut()`` returns, the connections it cut are gone; when
+``refuse()`` or ``outage()`` returns, the next connect is refused. Connections made outside
+a refusal are forwarded byte for byte, whatever the protocol (PostgreSQL, MySQL, anything
+over TCP).
 
-How: one thread accepts, two threads per connection copy bytes. A refusal closes the
-listening socket; a second socket bound to the same port with ``SO_REUSEPORT`` (never
-listening) keeps the port reserved, so the kernel answers new connections with a reset
-(as a stopped server's host does) and the proxy comes back on the same port. A cut sets
-``SO_LINGER`` to zero on both sockets of each connection and closes them: the client and
-the server each see a reset, as after a crash or a network failure, not an orderly close.
+How (Linux; macOS and the BSDs have ``SO_REUSEPORT`` too): one thread accepts, two threads
+per connection copy bytes. A refusal closes the listening socket; a second socket bound to
+the same port with ``SO_REUSEPORT`` (never listening) keeps the port reserved, so the
+kernel answers new connections with a reset (as a stopped server's host does) and the
+proxy comes back on the same port. A cut sets ``SO_LINGER`` to zero on both sockets of
+each connection and closes them: the client and the server each see a reset, as after a
+crash or a network failure, not an orderly close.
 """
 
 from __future__ import annotations
@@ -63,7 +65,11 @@ class TCPProxy:
         self._holder.bind((host, 0))
         #: the port the proxy listens on
         self.port: int = self._holder.getsockname()[1]
-        self._listener: socket.socket | None = self._listen()
+        try:
+            self._listener: socket.socket | None = self._listen()
+        except BaseException:
+            self._holder.close()
+            raise
         self._acceptor = threading.Thread(
             target=self._accept_loop, name=f"hydra-proxy-{self.port}", daemon=True
         )
@@ -202,7 +208,13 @@ class TCPProxy:
                 self._cond.wait(remaining)
                 continue
             if self._listener is None:
-                self._listener = self._listen()
+                try:
+                    self._listener = self._listen()
+                except OSError:
+                    # Cannot happen while the holder socket reserves the port; if it
+                    # does, keep refusing rather than lose the accept thread.
+                    self._cond.wait(0.05)
+                    continue
             return self._listener
         if self._listener is not None:
             self._listener.close()
@@ -285,6 +297,7 @@ class _Link:
         for sock in socks:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+            with contextlib.suppress(OSError):
                 # Wakes the copy thread blocked in recv() without sending anything; the
                 # last copy thread to stop closes both sockets (with a reset).
                 sock.shutdown(socket.SHUT_RD)
