@@ -74,15 +74,15 @@ class MySQLDialect:
     def notifying_finish(self, finish: Update) -> Any:
         return None
 
-    def is_transient(self, exc: BaseException) -> bool:
-        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None), "args", ()))
-        # 1213 deadlock, 1205 lock wait timeout
-        return isinstance(exc, DBAPIError) and len(args) > 0 and args[0] in (1213, 1205)
-
     def is_disconnect(self, exc: BaseException) -> bool:
         if isinstance(exc, DBAPIError):
             return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
         return is_disconnect_error(exc)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None), "args", ()))
+        # 1213 deadlock, 1205 lock wait timeout
+        return isinstance(exc, DBAPIError) and len(args) > 0 and args[0] in (1213, 1205)
 
     def driver_options(self) -> DriverOptions | None:
         # Stays on SQLAlchemy Core (CoreTx): MySQL is not the speed target, and keeping one

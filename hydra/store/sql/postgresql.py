@@ -186,15 +186,15 @@ class PostgreSQLDialect:
             return PostgresListener(engine, finished_channel_name(namespace))
         return PostgresListener(engine, channel_name(namespace))
 
-    def is_transient(self, exc: BaseException) -> bool:
-        code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-        # 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available
-        return isinstance(exc, DBAPIError) and code in {"40001", "40P01", "55P03"}
-
     def is_disconnect(self, exc: BaseException) -> bool:
         if isinstance(exc, DBAPIError):
             return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
         return is_disconnect_error(exc)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+        # 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available
+        return isinstance(exc, DBAPIError) and code in {"40001", "40P01", "55P03"}
 
     def driver_options(self) -> DriverOptions | None:
         return DriverOptions(

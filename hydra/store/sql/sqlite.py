@@ -111,15 +111,15 @@ class SQLiteDialect:
     def notifying_finish(self, finish: Update) -> Any:
         return None
 
-    def is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, OperationalError) and "database is locked" in str(exc)
-
     def is_disconnect(self, exc: BaseException) -> bool:
         # A file has no connection to lose; SQLAlchemy flags the one case there is (a
         # connection closed under us: "Cannot operate on a closed database").
         if isinstance(exc, DBAPIError):
             return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
         return is_disconnect_error(exc)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        return isinstance(exc, OperationalError) and "database is locked" in str(exc)
 
     def driver_options(self) -> DriverOptions | None:
         # The engine's connect hook already put the connection in autocommit mode
