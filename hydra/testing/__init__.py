@@ -4,6 +4,8 @@
 same execution loop as the real ``Worker``; ``FakeClock`` skips sleeps of days;
 ``crash``/``pause`` kill or freeze a simulated worker at a point in a step. The pytest
 plugin (``hydra_clock``, ``hydra_store``, ``hydra_env``, ``crash_worker``) loads itself.
+``TCPProxy`` sits between a real store and its database server and drops or refuses
+connections on cue (docs/testing.md).
 """
 
 from hydra.testing.clock import FakeClock
@@ -17,6 +19,7 @@ from hydra.testing.env import (
 )
 from hydra.testing.explore import CrashCase, CrashReport, CrashSafetyError, explore_crashes
 from hydra.testing.memory import MemoryStore
+from hydra.testing.proxy import TCPProxy
 
 __all__ = [
     "PHASES",
@@ -29,6 +32,7 @@ __all__ = [
     "Phase",
     "SimulatedCrash",
     "StuckExecutionError",
+    "TCPProxy",
     "TestEnvironment",
     "explore_crashes",
 ]

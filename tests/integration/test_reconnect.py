@@ -14,16 +14,22 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Integer, cast, create_engine, literal, select, text
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
 
 from hydra.status import Status, StepStatus
 from hydra.store.base import NewExecution, StepRow
 from hydra.store.sql import SQLStore
+from hydra.store.sql.driver import CoreTx, Tx
+from hydra.store.sql.store import _INSERT_EXECUTION
+from hydra.testing.proxy import TCPProxy
+from tests.conftest import StoreURLs
 
 NS = "reconnect"
 POOLED = 3
@@ -63,7 +69,13 @@ def _kill_pool(store: SQLStore, url: str) -> list[int]:
             )
             params: dict[str, Any] = {"ids": ids if postgres else tuple(ids)}
             deadline = time.monotonic() + 10
-            while conn.execute(text(listing), params).scalar_one() and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                listed = conn.execute(text(listing), params).scalar_one()
+                # PostgreSQL reads pg_stat_activity once per transaction: end it, or every
+                # poll sees the backends as they were at the first one.
+                conn.commit()
+                if not listed:
+                    break
                 time.sleep(0.02)
     finally:
         admin.dispose()
@@ -114,3 +126,319 @@ def test_calls_retry_on_connections_killed_by_the_server(
     retried = [r for r in caplog.records if "retrying database call" in r.getMessage()]
     # Each call met a dead connection and was retried (not merely lucky with a fresh one).
     assert len(retried) >= 6, [r.getMessage() for r in retried]
+
+
+# -- outages through a proxy: refused and cut connections ---------------------------------
+def _new_execution(namespace: str, eid: str | None = None) -> NewExecution:
+    now = int(time.time() * 1000)
+    return NewExecution(
+        id=eid or uuid.uuid4().hex,
+        namespace=namespace,
+        workflow_name="wf",
+        input=b"in",
+        max_attempts=1,
+        retry_backoff_ms=1_000,
+        timeout_ms=None,
+        idempotency_key=None,
+        run_at_ms=now,
+        created_at_ms=now,
+    )
+
+
+@pytest.fixture(params=["postgres", "mysql"])
+def server_url(request: pytest.FixtureRequest, store_urls: StoreURLs) -> str:
+    url = store_urls.url(request.param)
+    SQLStore(url, auto_migrate=True).close()  # the schema, before any proxying
+    return url
+
+
+@pytest.fixture
+def proxied(server_url: str) -> Iterator[tuple[TCPProxy, SQLStore]]:
+    with TCPProxy.for_url(server_url) as proxy:
+        store = SQLStore(proxy.url_for(server_url))
+        try:
+            yield proxy, store
+        finally:
+            store.close()
+
+
+def _retries(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "retrying database call" in r.getMessage()]
+
+
+@pytest.mark.slow
+def test_every_kind_of_call_rides_out_an_outage(
+    proxied: tuple[TCPProxy, SQLStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hot-path calls (the driver path on PostgreSQL, Core on MySQL) and Core calls alike
+    wait out a server that refuses connections, then succeed."""
+    proxy, store = proxied
+    caplog.set_level(logging.WARNING, logger="hydra.store")
+    ns = f"outage-{uuid.uuid4().hex[:8]}"
+    new = _new_execution(ns)
+    assert store.create_execution(new) == (new.id, True)  # warm: pooled connections exist
+    calls: list[tuple[str, Callable[[], Any]]] = [
+        ("get_execution (hot path)", lambda: store.get_execution(ns, new.id)),
+        ("list_executions (Core)", lambda: store.list_executions(ns)),
+        ("create_execution (hot path write)", lambda: store.create_execution(_new_execution(ns))),
+        ("next_wake_at (Core)", lambda: store.next_wake_at(ns, ["wf"])),
+    ]
+    for what, call in calls:
+        caplog.clear()
+        proxy.outage(0.6)
+        began = time.monotonic()
+        call()
+        assert time.monotonic() - began >= 0.5, what
+        assert any("refused" in m.lower() for m in _retries(caplog)), (what, _retries(caplog))
+    assert len(store.list_executions(ns)) == 2
+
+
+def test_a_driver_path_checkout_failure_is_retried(
+    store_urls: StoreURLs, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL's driver path: connecting fails (refused) on checkout; the call is
+    retried like any lost connection instead of raising psycopg's own error."""
+    url = store_urls.url("postgres")
+    SQLStore(url, auto_migrate=True).close()
+    caplog.set_level(logging.WARNING, logger="hydra.store")
+    with TCPProxy.for_url(url) as proxy:
+        store = SQLStore(proxy.url_for(url))
+        try:
+            assert store._driver is not None
+            # The pooled connections die with the cut; every new one is refused for 0.5 s.
+            proxy.outage(0.5)
+            began = time.monotonic()
+            assert store.get_execution(NS, "no-such-execution") is None
+            assert time.monotonic() - began >= 0.4
+            assert any("Connection refused" in m for m in _retries(caplog)), _retries(caplog)
+        finally:
+            store.close()
+
+
+def test_a_checkout_failure_past_the_window_is_a_dbapi_error(store_urls: StoreURLs) -> None:
+    """After ``reconnect_window`` the call gives up with SQLAlchemy's error type (flagged
+    as a lost connection), the same on the driver path as on Core."""
+    url = store_urls.url("postgres")
+    SQLStore(url, auto_migrate=True).close()
+    with TCPProxy.for_url(url) as proxy:
+        store = SQLStore(proxy.url_for(url), reconnect_window=0.3)
+        try:
+            store.get_execution(NS, "warm")
+            proxy.outage(30)
+            for call in (
+                lambda: store.get_execution(NS, "x"),  # driver path
+                lambda: store.list_executions(NS),  # Core
+            ):
+                began = time.monotonic()
+                with pytest.raises(DBAPIError) as info:
+                    call()
+                assert 0.25 <= time.monotonic() - began < 3
+                assert info.value.connection_invalidated
+                assert "Connection refused" in str(info.value.orig)
+        finally:
+            store.close()
+
+
+def test_errors_that_are_not_disconnects_are_not_retried(
+    sql_store_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A duplicate key (IntegrityError) or a bad value (DataError) is raised on the first
+    try, on the driver path and on Core."""
+    store: SQLStore = sql_store_factory()
+    caplog.set_level(logging.WARNING, logger="hydra.store")
+    new = _new_execution(NS)
+    store.create_execution(new)
+    params = {
+        f"n_{k}": v
+        for k, v in {
+            "id": new.id,
+            "namespace": NS,
+            "workflow_name": "wf",
+            "status": "pending",
+            "input_data": b"",
+            "attempt": 0,
+            "max_attempts": 1,
+            "retry_backoff_ms": 0,
+            "timeout_ms": None,
+            "idempotency_key": None,
+            "created_at": 0,
+            "updated_at": 0,
+            "run_at": 0,
+            "wake_at": 0,
+            "lease_token": 0,
+            "trigger_type": "api",
+            "trigger_source": None,
+        }.items()
+    }
+    tries = 0
+
+    def duplicate(tx: Tx) -> int:
+        nonlocal tries
+        tries += 1
+        return tx.rowcount(_INSERT_EXECUTION, params)
+
+    for single in (True, False):
+        tries = 0
+        with pytest.raises(IntegrityError):
+            store._run_hot(duplicate, single=single)
+        assert tries == 1
+    tries = 0
+    with pytest.raises(IntegrityError):
+        store._run(lambda conn: duplicate(CoreTx(conn)))
+    assert tries == 1
+    if sql_store_factory.backend == "postgres":
+        bad = select(cast(literal("not a number"), Integer))
+
+        def data_error(tx: Tx) -> Any:
+            nonlocal tries
+            tries += 1
+            return tx.rows(bad, {})
+
+        tries = 0
+        with pytest.raises(DataError):
+            store._run_hot(data_error, single=True, write=False)
+        assert tries == 1
+    assert not _retries(caplog)
+
+
+def test_reconnect_window_is_validated(tmp_path: Any) -> None:
+    url = f"sqlite:///{tmp_path}/w.db"
+    for bad, error in (
+        (-1, ValueError),
+        (timedelta(seconds=-1), ValueError),
+        ("30", TypeError),
+        (True, TypeError),
+    ):
+        with pytest.raises(error, match="reconnect_window"):
+            SQLStore(url, reconnect_window=bad)  # type: ignore[arg-type]
+    for good, seconds in ((timedelta(seconds=5), 5.0), (0, 0.0), (2.5, 2.5)):
+        store = SQLStore(url, reconnect_window=good)
+        try:
+            assert store.reconnect_window_s == seconds
+        finally:
+            store.close()
+    store = SQLStore(url)
+    try:
+        assert store.reconnect_window_s == 30.0
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_the_listener_survives_an_outage(store_urls: StoreURLs) -> None:
+    """PostgreSQL's LISTEN connection: cut and refused, it reconnects without spinning,
+    reports a wake-up once back (NOTIFYs sent meanwhile are lost), and wakes on new
+    NOTIFYs again."""
+    url = store_urls.url("postgres")
+    direct = SQLStore(url, auto_migrate=True)
+    ns = f"listen-{uuid.uuid4().hex[:8]}"
+    with TCPProxy.for_url(url) as proxy:
+        store = SQLStore(proxy.url_for(url))
+        listener = store.open_listener(ns)
+        assert listener is not None
+        try:
+            direct.create_execution(_new_execution(ns))  # NOTIFYs the namespace
+            assert listener.wait(5)
+            proxy.outage(1.0)
+            began = time.monotonic()
+            waits = 0
+            woke = False
+            while time.monotonic() - began < 6 and not woke:
+                waits += 1
+                woke = listener.wait(0.5)
+            assert woke, "the listener never came back"
+            assert time.monotonic() - began >= 0.9  # not before the refusal ended
+            assert waits < 25, f"{waits} waits in the outage: the listener spins"
+            direct.create_execution(_new_execution(ns))
+            assert listener.wait(5), "no NOTIFY after the reconnect"
+        finally:
+            listener.close()
+            store.close()
+            direct.close()
+
+
+# -- a write whose reply was lost: committed, then retried -------------------------------
+def _lose_replies(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """After ``arm()``, the next writing transaction commits and then fails as if the
+    connection had dropped before the reply came back: the store retries a write that
+    already happened (on either path)."""
+    armed = [False]
+
+    def lost() -> DBAPIError:
+        orig = Exception("server closed the connection unexpectedly (simulated)")
+        return DBAPIError.instance(None, None, orig, Exception, connection_invalidated=True)  # type: ignore[return-value]
+
+    driver = store._driver
+    if driver is not None:
+        driver_tx = driver.transaction
+
+        @contextlib.contextmanager
+        def transaction(*, write: bool, single: bool) -> Iterator[Any]:
+            with driver_tx(write=write, single=single) as tx:
+                yield tx
+            if write and armed[0]:
+                armed[0] = False
+                raise lost()
+
+        monkeypatch.setattr(driver, "transaction", transaction)
+    core_tx = store._tx
+
+    @contextlib.contextmanager
+    def tx(write: bool) -> Iterator[Any]:
+        with core_tx(write) as conn:
+            yield conn
+        if write and armed[0]:
+            armed[0] = False
+            raise lost()
+
+    monkeypatch.setattr(store, "_tx", tx)
+
+    def arm() -> None:
+        armed[0] = True
+
+    return arm
+
+
+def test_writes_retried_after_a_lost_reply_stay_correct(
+    sql_store_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each write commits, its reply is lost, and it runs again: the retry recognises
+    its own earlier commit (no LeaseLostError, no duplicate, the right answer)."""
+    store: SQLStore = sql_store_factory()
+    caplog.set_level(logging.WARNING, logger="hydra.store")
+    ns = f"lost-reply-{uuid.uuid4().hex[:8]}"
+    lose = _lose_replies(store, monkeypatch)
+    now = int(time.time() * 1000)
+    new = _new_execution(ns)
+
+    lose()
+    assert store.create_execution(new) == (new.id, True)
+    assert len(store.list_executions(ns)) == 1
+    [claim] = store.claim(ns, ["wf"], "w1", now_ms=now, lease_ms=60_000, limit=5)
+    lease = claim.lease
+    step = StepRow(new.id, "s1", 0, StepStatus.COMPLETED, 1, b"1", started_at=now, completed_at=now)
+    lose()
+    store.save_step(lease, step, now_ms=now, lease_ms=60_000)
+    lose()
+    assert store.heartbeat([lease], now_ms=now, lease_ms=60_000) == []
+    nap = StepRow(new.id, "nap", 1, StepStatus.SLEEPING, 1, b"0", started_at=now, completed_at=now)
+    lose()
+    store.suspend(lease, wake_at_ms=now + 1, now_ms=now, step=nap)
+    [claim] = store.claim(ns, ["wf"], "w1", now_ms=now + 2, lease_ms=60_000, limit=5)
+    lose()
+    store.schedule_retry(
+        claim.lease, run_at_ms=now + 3, error_type="E", error_message="m", now_ms=now + 2
+    )
+    [claim] = store.claim(ns, ["wf"], "w1", now_ms=now + 4, lease_ms=60_000, limit=5)
+    assert claim.execution.attempt == 2  # the retried schedule_retry counted once
+    lose()
+    store.finish(claim.lease, status=Status.COMPLETED, now_ms=now + 5, output=b"done")
+    row = store.get_execution(ns, new.id)
+    assert row is not None and row.status is Status.COMPLETED and row.output == b"done"
+    assert [s.name for s in store.list_steps(new.id)] == ["s1", "nap"]
+
+    lose()
+    assert store.claim_cron_fire(ns, "job", now, now_ms=now, worker_id="w1")
+    assert not store.claim_cron_fire(ns, "job", now, now_ms=now + 1, worker_id="w2")
+    # Every write above met the lost reply and was retried.
+    assert len(_retries(caplog)) == 7, _retries(caplog)

@@ -86,6 +86,13 @@ class Dialect(Protocol):
         row per execution updated), or None where the database has no notifications."""
         ...
 
+    def is_disconnect(self, exc: BaseException) -> bool:
+        """The connection is gone or cannot be made (refused, reset, closed by the server,
+        the server shutting down or starting up): a new connection may succeed, so the
+        transaction may be retried on one. ``exc`` is a ``sqlalchemy.exc.DBAPIError`` from
+        either path, or the driver's own exception; anything else is False."""
+        ...
+
     def is_transient(self, exc: BaseException) -> bool:
         """A deadlock, serialisation failure or lock timeout: the transaction may be retried."""
         ...

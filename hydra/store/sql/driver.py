@@ -11,9 +11,12 @@ against ``Tx``; ``CoreTx`` runs them on a SQLAlchemy ``Connection`` (MySQL/Maria
 any store whose dialect has no driver path), ``DriverTx`` on a driver connection from a
 ``DriverPool`` (SQLite and PostgreSQL).
 
-Errors keep SQLAlchemy's types: a driver exception is re-raised as the matching
-``sqlalchemy.exc.DBAPIError`` subclass, so ``SQLStore._run``'s retry rules and every
-caller see the same exceptions whichever path ran the statement.
+Errors keep SQLAlchemy's types: a driver exception, from a statement or from connecting
+(a checkout that opens a new connection), is re-raised as the matching
+``sqlalchemy.exc.DBAPIError`` subclass, with ``connection_invalidated`` set when the
+connection is lost or could not be made (the dialect's ``is_disconnect``), so
+``SQLStore._retrying``'s rules and every caller see the same exceptions whichever path ran
+the statement.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 
 
@@ -140,6 +143,9 @@ class DriverOptions:
     on_checkout: Callable[[Any], None]
     #: the connection can no longer be used (the server went away)
     is_broken: Callable[[Any], bool]
+    #: a driver exception says the connection is gone or could not be made (the
+    #: dialect's ``is_disconnect``)
+    is_disconnect: Callable[[BaseException], bool]
     #: writing transactions of this process take turns on a lock first (SQLite: a
     #: writer that finds the database locked sleeps in SQLite's busy handler, 1 ms and
     #: more per try, while a thread waiting on a lock is handed it at once)
@@ -218,21 +224,44 @@ class DriverPool:
                 with contextlib.suppress(Exception):
                     cursor.close()
         except self._dbapi_error as exc:
-            broken = self.options.is_broken(conn)
-            raise DBAPIError.instance(
-                None,
-                None,
-                exc,
-                self._dbapi_error,
-                connection_invalidated=broken,
-                dialect=self.engine.dialect,
-            ) from exc
+            dropped = self.options.is_broken(conn) or self.options.is_disconnect(exc)
+            if dropped:
+                keep = False
+                self._invalidate_all(fairy, exc)
+            raise self._error(exc, dropped) from exc
         finally:
             if keep and not self._closed:
                 with self._lock:
                     self._idle.append(fairy)
             else:
                 self._discard(fairy)
+
+    def _error(self, exc: Exception, dropped: bool) -> StatementError:
+        """``exc`` as the ``sqlalchemy.exc.DBAPIError`` subclass SQLAlchemy would raise
+        (typed as its base: ``DBAPIError.instance`` returns one for a non-driver error)."""
+        return DBAPIError.instance(
+            None,
+            None,
+            exc,
+            self._dbapi_error,
+            connection_invalidated=dropped,
+            dialect=self.engine.dialect,
+        )
+
+    def _invalidate_all(self, fairy: Any, exc: BaseException) -> None:
+        """A connection was lost: the others opened before it most likely were too (a
+        server restart, a network failure). Drop this pool's idle ones and mark the
+        engine's older pooled connections stale, as SQLAlchemy does when Core meets a
+        disconnect (``Pool._invalidate``), so the retry is not handed one dead connection
+        after another."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for other in idle:
+            self._discard(other)
+        invalidate = getattr(self.engine.pool, "_invalidate", None)
+        if invalidate is not None:
+            with contextlib.suppress(Exception):
+                invalidate(fairy, exc, _checkin=False)
 
     def _rollback(self, conn: Any, cursor: Any) -> bool:
         """Roll back after a failure; True if the connection is still fit for reuse."""
@@ -248,11 +277,22 @@ class DriverPool:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        fairy = self.engine.raw_connection()
+        try:
+            fairy = self.engine.raw_connection()
+        except self._dbapi_error as exc:
+            # Connecting failed (the server is down or unreachable, or refused us): the
+            # same DBAPIError as Core's engine.connect() raises, so the store's retry rules
+            # see one kind of error whichever path met it.
+            raise self._error(exc, self.options.is_disconnect(exc)) from exc
         with self._lock:
             self.held += 1
         try:
             self.options.on_checkout(fairy.driver_connection)
+        except self._dbapi_error as exc:
+            # A pooled connection that died while idle in the engine's pool.
+            dropped = self.options.is_broken(fairy.driver_connection)
+            self._discard(fairy)
+            raise self._error(exc, dropped or self.options.is_disconnect(exc)) from exc
         except BaseException:
             self._discard(fairy)
             raise

@@ -109,6 +109,11 @@ class MySQLDialect:
     def notifying_finish(self, finish: Update) -> Any:
         return None
 
+    def is_disconnect(self, exc: BaseException) -> bool:
+        if isinstance(exc, DBAPIError):
+            return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
+        return is_disconnect_error(exc)
+
     def is_transient(self, exc: BaseException) -> bool:
         args: tuple[Any, ...] = tuple(getattr(getattr(exc, "orig", None), "args", ()))
         # 1213 deadlock, 1205 lock wait timeout
@@ -122,3 +127,30 @@ class MySQLDialect:
         # Stays on SQLAlchemy Core (CoreTx): MySQL is not the speed target, and keeping one
         # backend on Core keeps that path tested by the whole suite.
         return None
+
+
+# Client and server error codes of a lost or refused connection (PyMySQL puts the code
+# first in ``args``): 2002 can't connect (socket), 2003 can't connect to the server
+# (refused, unreachable), 2006 server has gone away, 2013 lost connection during a query,
+# 2014 commands out of sync (the connection is unusable), 2055 lost connection at a
+# packet, 1053 server shutdown in progress, 1927 connection killed (MariaDB), 4031 the
+# server closed an idle client (MySQL 8). tests/unit/test_disconnects.py holds real ones.
+_DISCONNECT_CODES = frozenset({2002, 2003, 2006, 2013, 2014, 2055, 1053, 1927, 4031})
+
+
+def is_disconnect_error(exc: BaseException | None) -> bool:
+    """A driver exception (PyMySQL, or mysqlclient: the same codes) says the connection
+    is gone or could not be made."""
+    # PEP 249 exceptions, recognised by their class names: the driver is not imported
+    # here (PyMySQL ships no type information, and this module serves any MySQL driver).
+    if exc is None:
+        return False
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "Error" not in names:
+        return False
+    code = exc.args[0] if exc.args else None
+    if code in _DISCONNECT_CODES:
+        return True
+    # PyMySQL raises InterfaceError(0, "") for any use of a connection it already closed
+    # (after a lost connection).
+    return "InterfaceError" in names and code in (0, None)

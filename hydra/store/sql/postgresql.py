@@ -192,6 +192,11 @@ class PostgreSQLDialect:
             return PostgresListener(engine, finished_channel_name(namespace))
         return PostgresListener(engine, channel_name(namespace))
 
+    def is_disconnect(self, exc: BaseException) -> bool:
+        if isinstance(exc, DBAPIError):
+            return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
+        return is_disconnect_error(exc)
+
     def is_transient(self, exc: BaseException) -> bool:
         code = getattr(getattr(exc, "orig", None), "sqlstate", None)
         # 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available
@@ -209,7 +214,53 @@ class PostgreSQLDialect:
             single_statement_autocommit=True,
             on_checkout=_autocommit,
             is_broken=_is_broken,
+            is_disconnect=is_disconnect_error,
         )
+
+
+# SQLSTATEs of a lost or refused connection: class 08 (connection_exception, e.g. 08006
+# connection_failure, 08001 sqlclient_unable_to_establish_sqlconnection), 57P01
+# admin_shutdown (the server is stopping: "terminating connection due to administrator
+# command"), 57P02 crash_shutdown, 57P03 cannot_connect_now ("the database system is
+# starting up").
+_DISCONNECT_STATES = ("57P01", "57P02", "57P03")
+# libpq reports failures to connect and lost connections without a SQLSTATE, in these
+# words (tests/unit/test_disconnects.py holds real examples). Other errors at connect time
+# (a wrong password, an unknown database) match none of them and are not retried.
+_DISCONNECT_TEXTS = (
+    "connection refused",  # nothing listens (the server is down)
+    "server closed the connection",  # the server went away mid-session
+    "connection reset",
+    "connection timed out",
+    "timeout expired",  # connect_timeout
+    "no route to host",
+    "network is unreachable",
+    "could not receive data from server",
+    "could not send data to server",
+    "consuming input failed",
+    "sending query failed",
+    "the connection is closed",  # psycopg: the connection was lost earlier
+    "the connection is lost",
+    "terminating connection",
+    "the database system is",  # ... starting up / shutting down / in recovery mode
+    "ssl syscall error",
+    "ssl connection has been closed",
+)
+
+
+def is_disconnect_error(exc: BaseException | None) -> bool:
+    """A psycopg exception says the connection is gone or could not be made."""
+    import psycopg
+
+    if not isinstance(exc, psycopg.Error):
+        return False
+    state = exc.sqlstate
+    if state is not None:
+        return state.startswith("08") or state in _DISCONNECT_STATES
+    if not isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return False
+    text = str(exc).lower()
+    return any(t in text for t in _DISCONNECT_TEXTS)
 
 
 def _autocommit(conn: Any) -> None:
@@ -221,7 +272,14 @@ def _is_broken(conn: Any) -> bool:
 
 
 class PostgresListener:
-    """A dedicated autocommit connection that LISTENs on the namespace's channel."""
+    """A dedicated autocommit connection that LISTENs on the namespace's channel.
+
+    It survives the server going away: a dropped connection is reopened on a later
+    ``wait``, with pauses growing to 1 s while connecting fails (within ``wait``'s
+    timeout, so a caller's loop does not spin). NOTIFYs sent while nobody listened are
+    lost, so the first ``wait`` after a reconnect returns True: the caller looks for work
+    it may have missed.
+    """
 
     def __init__(self, engine: Engine, channel: str) -> None:
         self._engine = engine
@@ -229,29 +287,43 @@ class PostgresListener:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._raw: Any = None
-        self._closed = False
+        self._closed = threading.Event()
+        # Not listening since the last successful LISTEN: notifications may be lost.
+        self._missed = False
+        self._retry_pause = 0.0
         # Subscribe now, so work started before the first wait() still wakes us.
         try:
             self._conn = self._connect()
         except Exception:
             self._conn = None  # wait() reconnects; polling covers the gap
+            self._missed = True
 
     def _connect(self) -> Any:
         raw = self._engine.raw_connection()
-        dbapi = raw.driver_connection
-        assert dbapi is not None
-        dbapi.autocommit = True
-        dbapi.execute(f'LISTEN "{self._channel}"')
+        try:
+            dbapi = raw.driver_connection
+            assert dbapi is not None
+            dbapi.autocommit = True
+            dbapi.execute(f'LISTEN "{self._channel}"')
+        except BaseException:
+            with contextlib.suppress(Exception):
+                raw.invalidate()  # a pooled connection that died while idle: not reused
+            raise
         self._raw = raw
         return dbapi
 
     def wait(self, timeout_s: float) -> bool:
+        pause = 0.0
         with self._lock:
-            if self._closed:
+            if self._closed.is_set():
                 return False
             try:
                 if self._conn is None:
                     self._conn = self._connect()
+                    self._retry_pause = 0.0
+                    if self._missed:
+                        self._missed = False
+                        return True  # back after a gap: something may have come meanwhile
                 conn = self._conn
                 # Drain what already arrived, then block on the socket.
                 got = any(True for _ in conn.notifies(timeout=0))
@@ -262,10 +334,19 @@ class PostgresListener:
                     return False
                 return any(True for _ in conn.notifies(timeout=0))
             except Exception:
-                # The server restarted or the connection dropped: reconnect next time and
-                # let the caller fall back to polling meanwhile.
+                # The server restarted or the connection dropped: reconnect on a later
+                # wait, after a pause if reconnecting is what failed (the caller falls
+                # back to polling meanwhile).
+                reconnecting = self._conn is None
                 self._drop()
-                return False
+                self._missed = True
+                if reconnecting:
+                    self._retry_pause = min(max(self._retry_pause * 2, 0.05), 1.0)
+                    pause = min(self._retry_pause, timeout_s)
+        # Outside the lock, so close() is not kept waiting.
+        if pause > 0:
+            self._closed.wait(pause)
+        return False
 
     def _drop(self) -> None:
         raw, self._conn = self._raw, None
@@ -275,6 +356,6 @@ class PostgresListener:
             self._raw = None
 
     def close(self) -> None:
-        self._closed = True
+        self._closed.set()
         with self._lock:
             self._drop()  # closed, not pooled: its session is LISTENing

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.store.base import WakeListener
@@ -115,6 +115,13 @@ class SQLiteDialect:
     def notifying_finish(self, finish: Update) -> Any:
         return None
 
+    def is_disconnect(self, exc: BaseException) -> bool:
+        # A file has no connection to lose; SQLAlchemy flags the one case there is (a
+        # connection closed under us: "Cannot operate on a closed database").
+        if isinstance(exc, DBAPIError):
+            return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
+        return is_disconnect_error(exc)
+
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, OperationalError) and "database is locked" in str(exc)
 
@@ -130,8 +137,14 @@ class SQLiteDialect:
             single_statement_autocommit=False,
             on_checkout=_nothing,
             is_broken=_never,
+            is_disconnect=is_disconnect_error,
             serialize_writes=True,
         )
+
+
+def is_disconnect_error(exc: BaseException | None) -> bool:
+    """sqlite3's error for a connection that was closed (nothing else is a disconnect)."""
+    return isinstance(exc, sqlite3.ProgrammingError) and "closed database" in str(exc)
 
 
 def _nothing(conn: Any) -> None:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,15 +24,17 @@ from sqlalchemy import (
     bindparam,
     case,
     create_engine,
+    event,
     func,
     inspect,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from hydra.clock import duration_ms
 from hydra.errors import DatabaseUnavailableError, LeaseLostError, SchemaNotReadyError
 from hydra.logs import HydraLogger
 from hydra.status import Status, StepStatus
@@ -57,8 +60,14 @@ log = HydraLogger(logging.getLogger("hydra.store"))
 T = TypeVar("T")
 
 NON_TERMINAL = (Status.PENDING.value, Status.RUNNING.value, Status.SLEEPING.value)
-# How long a store call keeps retrying after the connection dropped (a database restart).
-RECONNECT_WINDOW_S = 30.0
+# How long a store call keeps retrying a lost or refused connection by default.
+RECONNECT_WINDOW = timedelta(seconds=30)
+# The longest pause between two tries of a call that met a lost connection or a deadlock.
+_MAX_RETRY_PAUSE_S = 1.0
+# libpq waits for a connection as long as the OS does (minutes, towards a host that drops
+# packets): a try must fail in bounded time for the reconnect window to be bounded.
+# PyMySQL's own default is the same 10 s.
+_CONNECT_TIMEOUT_S = 10
 
 
 class SQLStore:
@@ -70,11 +79,26 @@ class SQLStore:
     on construction; otherwise run ``hydra migrate`` (or ``store.migrate()``) once per
     deploy. Construction checks that the database is reachable and the schema is current,
     so a misconfiguration fails at start-up with one clear line.
+
+    ``reconnect_window`` (a timedelta or seconds, default 30 s; 0 turns retries off) is how
+    long one store call keeps retrying when its connection is lost or cannot be made
+    (the server restarting, a network failure), and deadlocks: the whole transaction is
+    run again on a new connection, with pauses growing to 1 s. Every write is safe to
+    repeat (see ``_retrying``). After the window the last error is raised. A worker rides
+    out an outage as long as the window and shorter than its ``claim_timeout`` without
+    using an attempt or running a checkpointed step again.
     """
 
     shared_across_processes = True
 
-    def __init__(self, url_or_engine: str | Engine, *, auto_migrate: bool | None = None) -> None:
+    def __init__(
+        self,
+        url_or_engine: str | Engine,
+        *,
+        auto_migrate: bool | None = None,
+        reconnect_window: timedelta | float = RECONNECT_WINDOW,
+    ) -> None:
+        self.reconnect_window_s = duration_ms(reconnect_window, "reconnect_window") / 1000
         if isinstance(url_or_engine, Engine):
             self.engine = url_or_engine
             self._owns_engine = False
@@ -85,6 +109,7 @@ class SQLStore:
         self._dialect: Dialect = dialect_for(self.engine)
         if self._owns_engine:
             self._dialect.prepare_engine(self.engine)
+            event.listen(self.engine, "handle_error", _flag_disconnects(self._dialect))
         self.supports_notify = self._dialect.supports_notify
         #: calls retried after a dropped connection (see ``Store.reconnects``)
         self.reconnects = 0
@@ -230,19 +255,24 @@ class SQLStore:
         return self._retrying(once)
 
     def _retrying(self, once: Callable[[], T]) -> T:
-        """Call ``once`` (one transaction), retrying deadlocks and dropped connections.
+        """Call ``once`` (one transaction), retrying deadlocks and lost connections.
 
-        Every write this store makes is safe to repeat: checkpoints are upserts and
-        fenced updates only match while the lease is unchanged.
+        What is retried is the dialect's to say (``is_transient``: deadlocks, lock
+        timeouts; ``is_disconnect``: a connection lost, refused or closed by the server),
+        the same on the driver path and on Core, for ``reconnect_window``. Every write this
+        store makes is safe to repeat even if its first try committed before the
+        connection was lost: checkpoints are upserts, fenced updates match only while the
+        lease is unchanged (``_fenced_transition`` recognises its own earlier commit), and
+        inserts that meet their own row (``create_execution``, ``claim_cron_fire``) say so.
         """
-        deadline = time.monotonic() + RECONNECT_WINDOW_S
+        deadline = time.monotonic() + self.reconnect_window_s
         delay = 0.01
         while True:
             try:
                 return once()
             except DBAPIError as exc:
                 transient = self._dialect.is_transient(exc)
-                dropped = exc.connection_invalidated or _looks_disconnected(exc)
+                dropped = self._dialect.is_disconnect(exc)
                 if not (transient or dropped) or time.monotonic() > deadline:
                     raise
                 if dropped:
@@ -252,8 +282,9 @@ class SQLStore:
                     type(exc.orig).__name__,
                     str(exc.orig).strip().splitlines()[0] if exc.orig else exc,
                 )
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                # Never past the window: its end is the last try.
+                time.sleep(max(min(delay, deadline - time.monotonic()), 0))
+                delay = min(delay * 2, _MAX_RETRY_PAUSE_S)
 
     # -- executions -------------------------------------------------------------------
     def create_execution(self, new: NewExecution) -> tuple[str, bool]:
@@ -841,6 +872,8 @@ def _create_engine(url: str) -> Engine:
         # No pool_pre_ping: a connection the server dropped fails its first statement, and
         # _run retries the whole transaction on a fresh one (tests/integration/test_reconnect.py).
         kwargs.update(pool_size=20, max_overflow=40, pool_timeout=60)
+        if backend == "postgresql" and "connect_timeout" not in parsed.query:
+            kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
         if backend in ("mysql", "mariadb"):
             kwargs["isolation_level"] = "READ COMMITTED"
     try:
@@ -853,14 +886,16 @@ def _create_engine(url: str) -> Engine:
         ) from exc
 
 
-def _looks_disconnected(exc: DBAPIError) -> bool:
-    if not isinstance(exc, OperationalError):
-        return False
-    text = str(exc.orig).lower()
-    return any(
-        s in text
-        for s in ("server closed", "connection", "terminating", "lost", "gone away", "shutdown")
-    )
+def _flag_disconnects(dialect: Dialect) -> Callable[[ExceptionContext], None]:
+    """A ``handle_error`` hook: Core flags (``connection_invalidated``), invalidates and
+    un-pools the connections the dialect calls lost, as the driver path does. SQLAlchemy's
+    own test misses some (psycopg: a refused connect is not a disconnect to it)."""
+
+    def flag(ctx: ExceptionContext) -> None:
+        if not ctx.is_disconnect and dialect.is_disconnect(ctx.original_exception):
+            ctx.is_disconnect = True
+
+    return flag
 
 
 def _extend(tx: Tx, lease: Lease, now_ms: int, lease_ms: int) -> bool:
