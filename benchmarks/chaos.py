@@ -613,7 +613,8 @@ def run_chaos(cfg: Config) -> Report:
             victim = next(p for p in procs if p.pid == role_pids["cut"])
             t0 = real_time()
             if proxy is not None:
-                proxy.outage(cfg.cut_off)  # drops its connections, refuses new ones
+                proxy.outage(cfg.cut_off)  # drops its connections, refuses new ones...
+                time.sleep(cfg.cut_off)  # ...for this long (outage() returns at once)
                 how = "connections dropped and refused"
             else:
                 os.kill(victim.pid, signal.SIGUSR1)  # its store calls are held...

@@ -59,13 +59,15 @@ def test_short_chaos_run_loses_nothing(
         backend=backend,
         workflows=100,
         steps=3,
-        workers=3,  # worker 0: clock 30 s ahead (PostgreSQL), worker 1: cut off for 2 s
+        # Workers 0 (clock 30 s ahead on PostgreSQL) and 1 (cut off for 2 s) are never
+        # killed or stopped; workers 2 and 3 are.
+        workers=4,
         concurrency=2,
         kill_every=1.0,
         max_kills=2,
         stop=True,
         stop_at=0.05,
-        claim_timeout=1.5,
+        claim_timeout=3.0,  # longer than the 2 s cut: that outage must cost nothing
         heartbeat=0.3,
         poll_interval=0.05,
         step_sleep=0.05,
