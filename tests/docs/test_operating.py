@@ -13,6 +13,7 @@ import hydra.clock
 import hydra.engine
 import hydra.retry
 import hydra.runner
+import hydra.store.sql.store
 import hydra.textsafe
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "operating.md"
@@ -45,6 +46,9 @@ def test_the_defaults_it_states_are_the_codes() -> None:
     assert hydra.clock.SAMPLES == 5 and "fastest of 5 round trips" in page
     assert hydra.clock.SKEW_WARNING_MS == 1000 and "more\n  than 1 s off" in page
     assert hydra.runner.LEASE_GUARD_FRACTION == 0.75 and "three quarters" in page
+    window = hydra.store.sql.store.RECONNECT_WINDOW
+    assert window.total_seconds() == 30
+    assert "reconnect_window=timedelta(seconds=30))` (the default" in page
     assert hydra.engine.DEFAULT_MAX_PAYLOAD_BYTES == 8 * 1024 * 1024 and "8 MiB" in page
     assert hydra.textsafe.MAX_ERROR_TYPE_CHARS == 255
     assert hydra.textsafe.MAX_ERROR_MESSAGE_CHARS == 64 * 1024 and "64 KiB" in page
