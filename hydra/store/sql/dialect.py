@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select
@@ -46,10 +46,15 @@ class Dialect(Protocol):
         none otherwise; None where the database cannot (then they run as two statements)."""
         ...
 
-    def fused_claim(self, pick: Select[Any]) -> Update | None:
-        """The claim (lock the rows ``pick`` selects, take their leases) as one statement
-        returning the claimed rows plus their previous status, attempt and wake time; None
-        where the database cannot (then: a locked SELECT and an UPDATE per row)."""
+    def fused_claim(
+        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
+    ) -> Update | None:
+        """The claim of the workflow names ``names`` (binds) as one statement: lock the
+        first ``c_limit`` rows, in claim order, of those ``pick(name)`` selects for any of
+        the names (``pick`` makes the claim's SELECT of one name), take their leases, and
+        return the claimed rows plus their previous status, attempt and wake time; None
+        where the database cannot (then: a locked SELECT per name and an UPDATE per row,
+        in one transaction)."""
         ...
 
     def lock_migrations(self, conn: Connection) -> None:

@@ -7,7 +7,7 @@ transaction sees the latest commits, as on PostgreSQL; fenced UPDATEs and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, text
@@ -78,7 +78,9 @@ class MySQLDialect:
     ) -> Insert | None:
         return None
 
-    def fused_claim(self, pick: Select[Any]) -> Update | None:
+    def fused_claim(
+        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
+    ) -> Update | None:
         return None  # no UPDATE ... RETURNING
 
     def lock_migrations(self, conn: Connection) -> None:

@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import select
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -21,9 +21,11 @@ from sqlalchemy import (
     literal,
     null,
     text,
+    true,
     update,
 )
 from sqlalchemy import select as sql_select
+from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
@@ -99,23 +101,63 @@ class PostgreSQLDialect:
         # RETURNING: the row count of this INSERT ... SELECT is not reported (-1).
         return stmt.add_cte(owned, nest_here=True).returning(table.c[keys[0]])
 
-    def fused_claim(self, pick: Select[Any]) -> Update | None:
-        """The claim as one statement: ``UPDATE ... FROM (pick FOR UPDATE SKIP LOCKED)
-        RETURNING`` the claimed rows and, after them, each one's previous status, attempt
-        and wake time (what ``take_lease`` reads).
+    def fused_claim(
+        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
+    ) -> Update | None:
+        """The claim as one statement: ``UPDATE ... FROM (picked) RETURNING`` the claimed
+        rows and, after them, each one's previous status, attempt and wake time (what
+        ``take_lease`` reads).
+
+        ``picked`` locks the rows it returns with ``FOR UPDATE SKIP LOCKED``. One name:
+        ``pick(name)`` itself, an ordered range scan of ix_workflow_executions_due
+        (namespace, workflow_name, wake_at, created_at, id) stopped after ``c_limit``
+        rows. Several names::
+
+            SELECT p.* FROM unnest(ARRAY[:c_name_0, ...]) AS n(name)
+              CROSS JOIN LATERAL (SELECT ... WHERE namespace = :c_ns
+                                    AND workflow_name = n.name AND wake_at <= :c_now
+                                  ORDER BY wake_at, created_at, id LIMIT :c_limit
+                                  FOR UPDATE SKIP LOCKED) AS p
+            ORDER BY p.wake_at, p.created_at, p.id LIMIT :c_limit
+
+        The same range scan per name (a Nested Loop over the names, each an Index Scan
+        of ix_workflow_executions_due under a LockRows and a Limit), then the first
+        ``c_limit`` of at most ``c_limit`` per name: the same rows, in the same order,
+        as one scan of every name's due rows would take. Rows locked but not among the
+        first ``c_limit`` are released when the statement (its own transaction) ends;
+        meanwhile a concurrent claimer skips them, as it skips any row being claimed.
 
         The SET clause is ``hydra.store.base.take_lease`` in SQL (PostgreSQL evaluates
         every SET expression on the old row); the store contract's
         ``check_claim_is_take_lease`` holds the two to the same result. Bind parameters:
         ``b_owner``, ``b_now``, ``b_expires``, and the pick's own.
         """
-        table = pick.selected_columns.id.table
+        first = pick(names[0])
+        table = first.selected_columns.id.table
         c = table.c
-        picked = (
-            pick.with_only_columns(c.id, c.status, c.attempt, c.wake_at)
-            .with_for_update(skip_locked=True)
-            .subquery("picked")
-        )
+        picked: Any
+        if len(names) == 1:
+            picked = (
+                first.with_only_columns(c.id, c.status, c.attempt, c.wake_at)
+                .with_for_update(skip_locked=True)
+                .subquery("picked")
+            )
+        else:
+            n = func.unnest(array(list(names))).table_valued("name").render_derived(name="n")
+            p = (
+                pick(n.c.name)
+                .with_only_columns(c.id, c.status, c.attempt, c.wake_at, c.created_at)
+                .with_for_update(skip_locked=True)
+                .lateral("p")
+            )
+            picked = (
+                sql_select(p.c.id, p.c.status, p.c.attempt, p.c.wake_at)
+                .select_from(n)
+                .join(p, true())
+                .order_by(p.c.wake_at, p.c.created_at, p.c.id)
+                .limit(bindparam("c_limit"))
+                .subquery("picked")
+            )
         now: Any = bindparam("b_now")
         expires: Any = bindparam("b_expires")
         started = func.coalesce(c.started_at, now)

@@ -71,11 +71,23 @@ executions = Table(
     # NULL keys never collide (SQL NULL semantics on every backend), so only executions
     # started with a key are deduplicated.
     UniqueConstraint("namespace", "idempotency_key", name="uq_workflow_executions_idempotency"),
-    # The claim query: namespace = ? AND wake_at <= now ORDER BY wake_at.
-    Index("ix_workflow_executions_claim", "namespace", "wake_at"),
+    # The claim, per registered workflow name: namespace = ? AND workflow_name = ? AND
+    # wake_at <= now ORDER BY wake_at, created_at, id LIMIT k is an ordered range scan of
+    # this index that reads only due rows of that workflow (finished rows have wake_at
+    # NULL, outside the range; other workflows' rows lie elsewhere in the index) and stops
+    # after k. next_wake_at reads its first entry per name. Its (namespace,
+    # workflow_name) prefix serves lookups by workflow (revision 0002 replaced the
+    # (namespace, wake_at) and (namespace, workflow_name) indexes with this one).
+    Index(
+        "ix_workflow_executions_due",
+        "namespace",
+        "workflow_name",
+        "wake_at",
+        "created_at",
+        "id",
+    ),
     Index("ix_workflow_executions_list", "namespace", "created_at"),
     Index("ix_workflow_executions_status", "namespace", "status"),
-    Index("ix_workflow_executions_workflow", "namespace", "workflow_name"),
 )
 
 steps = Table(

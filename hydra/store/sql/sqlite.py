@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, event
@@ -86,7 +86,9 @@ class SQLiteDialect:
     ) -> Insert | None:
         return None
 
-    def fused_claim(self, pick: Select[Any]) -> Update | None:
+    def fused_claim(
+        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
+    ) -> Update | None:
         return None  # RETURNING cannot read an UPDATE ... FROM's other table here
 
     def lock_migrations(self, conn: Connection) -> None:

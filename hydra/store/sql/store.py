@@ -20,6 +20,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Select,
     and_,
     bindparam,
     case,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.engine import ExceptionContext, make_url
@@ -123,8 +125,10 @@ class SQLStore:
         # driver's own connections where the dialect has one (driver.py); None: Core.
         options = self._dialect.driver_options()
         self._driver = DriverPool(self.engine, options) if options is not None else None
-        # Claim queries, one per set of workflow names (a worker's names rarely change).
-        self._claim_queries: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        # The claim's locked SELECT of one workflow name (bind c_name), and the
+        # one-statement claims (None where the dialect has none) by number of names.
+        self._claim_one_name = self._dialect.lock_for_claim(_CLAIM_SELECT)
+        self._fused_claims: dict[int, Any] = {}
         # Built once and reused with bind parameters (see _EXTEND).
         # PostgreSQL: start_workflow's INSERT with its NOTIFY in one statement; None elsewhere.
         self._notifying_insert = self._dialect.notifying_insert(_INSERT_EXECUTION)
@@ -455,11 +459,24 @@ class SQLStore:
         return self._run(retry)
 
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
-        query = select(func.min(executions.c.wake_at)).where(
-            executions.c.namespace == namespace,
-            executions.c.workflow_name.in_(list(workflow_names)),
-            executions.c.wake_at.is_not(None),
-        )
+        names = list(dict.fromkeys(workflow_names))
+        if not names:
+            return None
+        # The minimum per name, each the first non-NULL entry of its (namespace,
+        # workflow_name) range of ix_workflow_executions_due: one index probe per name
+        # (a min over an IN list would read every row of those names on some backends).
+        per_name = [
+            select(func.min(executions.c.wake_at).label("m")).where(
+                executions.c.namespace == namespace,
+                executions.c.workflow_name == name,
+                executions.c.wake_at.is_not(None),
+            )
+            for name in names
+        ]
+        query: Any = per_name[0]
+        if len(per_name) > 1:
+            both = union_all(*per_name).subquery("per_name")
+            query = select(func.min(both.c.m))
         value = self._run(lambda conn: conn.execute(query).scalar(), write=False)
         return int(value) if value is not None else None
 
@@ -476,20 +493,37 @@ class SQLStore:
     ) -> list[Claim]:
         if not workflow_names or limit <= 0:
             return []
-        query, fused = self._claim_queries_for(workflow_names)
-        picking = {"c_ns": namespace, "c_now": now_ms, "c_limit": limit}
+        names = list(dict.fromkeys(workflow_names))
+        fused = self._fused_claim_for(len(names))
         if fused is not None:
+            picking = {"c_ns": namespace, "c_now": now_ms, "c_limit": limit}
+            picking.update({f"c_name_{i}": name for i, name in enumerate(names)})
             return self._claim_fused(fused, picking, worker_id, now_ms, lease_ms)
         same = {"b_owner": worker_id, "b_now": now_ms}
+        query = self._claim_one_name
 
         def claim_rows(tx: Tx) -> list[Claim]:
-            rows = [_execution(r) for r in tx.rows(query, picking)]
-            if not rows:
+            # One ordered range scan of ix_workflow_executions_due per name (each reads
+            # at most ``limit`` due rows of that workflow, locking them where the
+            # database has row locks), then the first ``limit`` of them all in claim
+            # order. Rows read past the first ``limit`` stay locked only until this
+            # transaction ends (MySQL/MariaDB); SQLite's BEGIN IMMEDIATE locks everything.
+            found: list[ExecutionRow] = []
+            for name in names:
+                # Only rows that can still make the first ``limit``: at or before the
+                # ``limit``-th wake time found so far (ties are settled by the sort).
+                bound = now_ms if len(found) < limit else min(now_ms, found[-1].wake_at or 0)
+                picking = {"c_ns": namespace, "c_name": name, "c_now": bound, "c_limit": limit}
+                found.extend(_execution(r) for r in tx.rows(query, picking))
+                if len(names) > 1:
+                    found.sort(key=_claim_order)
+                    del found[limit:]
+            if not found:
                 return []
             claims: list[Claim] = []
             params: list[dict[str, Any]] = []
             replaying: dict[str, Claim] = {}
-            for row in rows:
+            for row in found:
                 ran_before = row.attempt > 0
                 claim = take_lease(row, worker_id, now_ms=now_ms, lease_ms=lease_ms)
                 params.append(
@@ -540,20 +574,19 @@ class SQLStore:
                 claim.steps.extend(self._run_hot(_replay_steps(row.id), single=True))
         return claims
 
-    def _claim_queries_for(self, workflow_names: Sequence[str]) -> tuple[Any, Any]:
-        """The claim's locked SELECT for these names and the one-statement claim (None
-        where the dialect has none), built once per set of names."""
-        key = tuple(workflow_names)
-        queries = self._claim_queries.get(key)
-        if queries is None:
-            if len(self._claim_queries) >= 256:
-                self._claim_queries.clear()  # names that keep changing: rebuild as needed
-            # One bind per name (not an expanding IN): compiled once, reused as is.
-            names: list[Any] = [bindparam(f"c_name_{i}", name) for i, name in enumerate(key)]
-            pick = _CLAIM_SELECT.where(executions.c.workflow_name.in_(names))
-            queries = (self._dialect.lock_for_claim(pick), self._dialect.fused_claim(pick))
-            self._claim_queries[key] = queries
-        return queries
+    def _fused_claim_for(self, count: int) -> Any:
+        """The one-statement claim of ``count`` workflow names (binds ``c_name_<i>``), or
+        None where the dialect has none; built once per number of names."""
+        if count in self._fused_claims:
+            return self._fused_claims[count]
+        if len(self._fused_claims) >= 64:
+            self._fused_claims.clear()  # a worker with ever more names: rebuild as needed
+        names: list[Any] = [
+            bindparam(f"c_name_{i}", type_=executions.c.workflow_name.type) for i in range(count)
+        ]
+        fused = self._dialect.fused_claim(_claim_pick, names)
+        self._fused_claims[count] = fused
+        return fused
 
     def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
         if not leases:
@@ -1023,19 +1056,40 @@ def _build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
 
 _FENCED = _build_fenced(_OWNED_PARAMS)
 
-# The claim: its SELECT (locked by the dialect: SKIP LOCKED where there is one) and the
-# executemany UPDATE that takes the leases, and the replay's read of earlier steps.
-# The names are added per worker (SQLStore._claim_query), as literal binds.
-_CLAIM_SELECT = (
-    select(executions)
-    .where(
-        executions.c.namespace == bindparam("c_ns"),
-        executions.c.wake_at <= bindparam("c_now"),
+
+def _claim_pick(name: Any) -> Select[Any]:
+    """The claim's SELECT of one workflow name (``name``: a bind or a column): the due rows
+    (pending/sleeping due, a running one's lease expired, a timeout passed: all of them
+    have wake_at <= now; finished rows have wake_at NULL) in claim order.
+
+    It relies on ix_workflow_executions_due (namespace, workflow_name, wake_at,
+    created_at, id): equality on the first two columns and a range on the third make it
+    one ordered range scan of that workflow's due entries, already in ORDER BY order (no
+    sort), stopped after ``c_limit`` rows; rows of other workflows and finished rows are
+    never read. With several names, the dialect runs one per name and merges
+    (PostgreSQL in one statement, others in one transaction: ``SQLStore.claim``).
+    """
+    return (
+        select(executions)
+        .where(
+            executions.c.namespace == bindparam("c_ns"),
+            executions.c.workflow_name == name,
+            executions.c.wake_at <= bindparam("c_now"),
+        )
+        # created_at and id break ties, so every store claims in the same order.
+        .order_by(executions.c.wake_at, executions.c.created_at, executions.c.id)
+        .limit(bindparam("c_limit"))
     )
-    # created_at and id break ties, so every store claims in the same order.
-    .order_by(executions.c.wake_at, executions.c.created_at, executions.c.id)
-    .limit(bindparam("c_limit"))
-)
+
+
+def _claim_order(row: ExecutionRow) -> tuple[int, int, str]:
+    """The claim's ORDER BY in Python (ids compare as the databases' binary collations do)."""
+    return (row.wake_at or 0, row.created_at, row.id)
+
+
+# The claim: its SELECT of one name (locked by the dialect: SKIP LOCKED where there is one)
+# and the executemany UPDATE that takes the leases, and the replay's read of earlier steps.
+_CLAIM_SELECT = _claim_pick(bindparam("c_name"))
 _CLAIM_UPDATE = (
     update(executions)
     .where(executions.c.id == bindparam("b_id"))
