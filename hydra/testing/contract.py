@@ -702,6 +702,86 @@ def check_claim_order_and_limit(make_store: StoreFactory) -> None:
         assert got == expected, f"claims came in order {got}, expected by wake_at {expected}"
 
 
+def check_claim_order_across_workflows(make_store: StoreFactory) -> None:
+    """A claim of several workflow names takes due rows in one order across the names
+    (wake_at, then created_at, then id), whatever order the names come in, and skips
+    other workflows' rows, due or not, and rows not due (running, finished, future)."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        # Rows of other workflows, due before everything else and in between: skipped.
+        for off in (0, 1, 25, 55):
+            _create(store, ns, workflow="other", run_at=T0 + off)
+        _create(store, ns, workflow="zz-last", run_at=T0 + 2)
+        # Three names, interleaved; ties on wake_at settled by created_at, then by id.
+        tie_ids = sorted(_id() for _ in range(2))
+        plan = [
+            ("b", 10, 10, None),
+            ("a", 20, 20, None),
+            ("c", 30, 5, None),  # oldest row, but wakes later: wake_at decides
+            ("a", 30, 6, None),
+            ("b", 40, 1, tie_ids[1]),
+            ("c", 40, 1, tie_ids[0]),  # same wake_at and created_at: the smaller id first
+            ("a", 50, 50, None),
+            ("a", 60, 60, None),
+            ("b", 70, 70, None),
+        ]
+        made = {
+            (wf, off, created): _create(
+                store, ns, workflow=wf, run_at=T0 + off, created_at=T0 + created, execution_id=i
+            )
+            for wf, off, created, i in plan
+        }
+        expected = [made[k] for k in sorted(made, key=lambda k: (k[1], k[2], made[k]))]
+        # Not due at t0+100: a future row, a running row whose lease runs on, a finished one.
+        _create(store, ns, workflow="a", run_at=T0 + 500)
+        leased = _create(store, ns, workflow="b", run_at=T0 - 10)
+        _claim_one(store, ns, "w0", T0 - 10, leased, workflows=("b",))
+        done = _create(store, ns, workflow="c", run_at=T0 - 20)
+        finished = _claim_one(store, ns, "w0", T0 - 20, done, workflows=("c",))
+        store.finish(finished.lease, status=Status.COMPLETED, now_ms=T0 - 15)
+
+        names = ("c", "a", "b", "a")  # any order; a repeated name claims nothing twice
+        got: list[str] = []
+        for limit, size in ((1, 1), (3, 3), (2, 2), (2, 2), (5, 1), (5, 0)):
+            claims = _claim(store, ns, "w1", T0 + 100, workflows=names, limit=limit)
+            assert len(claims) == size, (
+                f"claim of {names} (limit={limit}) returned {len(claims)} executions, "
+                f"expected {size}"
+            )
+            got.extend(c.execution.id for c in claims)
+        assert got == expected, f"claims across workflows came in order {got}, expected {expected}"
+        others = _claim(store, ns, "w2", T0 + 100, workflows=("other",))
+        assert len(others) == 4, f"the other workflow's 4 due rows: claimed {len(others)}"
+
+
+def check_claim_exclusive_across_workflows(make_store: StoreFactory) -> None:
+    """8 concurrent claimers of two workflow names take 60 executions of them (and none of
+    a third): each is claimed exactly once."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        threads = 8
+        ids = {_create(store, ns, workflow=("a", "b")[i % 2], run_at=T0 + i) for i in range(60)}
+        _create(store, ns, workflow="c", run_at=T0)
+        barrier = threading.Barrier(threads)
+
+        def work(n: int) -> list[Claim]:
+            got: list[Claim] = []
+            barrier.wait(timeout=30)
+            while claims := _claim(store, ns, f"w{n}", T0 + 1_000, workflows=("a", "b"), limit=3):
+                assert len(claims) <= 3, f"claim(limit=3) returned {len(claims)} executions"
+                got.extend(claims)
+            return got
+
+        with ThreadPoolExecutor(threads) as pool:
+            results = [c for part in pool.map(work, range(threads)) for c in part]
+        times = Counter(c.execution.id for c in results)
+        twice = {eid: n for eid, n in times.items() if n > 1}
+        assert not twice, f"executions claimed more than once: {twice}"
+        assert set(times) == ids, (
+            f"{len(ids - set(times))} never claimed, {len(set(times) - ids)} not of a or b"
+        )
+
+
 # -- leases, takeovers, fencing --------------------------------------------------------
 def check_lease_expiry_takeover(make_store: StoreFactory) -> None:
     """A running execution is claimable once its lease expires: a takeover, attempt + 1."""
@@ -1754,6 +1834,8 @@ ALL_CHECKS: list[Check] = [
     check_claim_only_own_namespace,
     check_claim_only_due,
     check_claim_order_and_limit,
+    check_claim_order_across_workflows,
+    check_claim_exclusive_across_workflows,
     check_lease_expiry_takeover,
     check_claim_is_take_lease,
     check_heartbeat_extends_lease,

@@ -85,6 +85,14 @@ def test_claim_order_and_limit(store_factory: StoreFactory) -> None:
     run(contract.check_claim_order_and_limit, store_factory)
 
 
+def test_claim_order_across_workflows(store_factory: StoreFactory) -> None:
+    run(contract.check_claim_order_across_workflows, store_factory)
+
+
+def test_claim_exclusive_across_workflows(store_factory: StoreFactory) -> None:
+    run(contract.check_claim_exclusive_across_workflows, store_factory)
+
+
 def test_lease_expiry_takeover(store_factory: StoreFactory) -> None:
     run(contract.check_lease_expiry_takeover, store_factory)
 
