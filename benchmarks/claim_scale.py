@@ -157,10 +157,12 @@ def _throughput(store: Any, n: int) -> dict[str, Any]:
     for i in range(n):
         engine.start_workflow(DRAINED, i)
     submit_s = time.perf_counter() - t
-    # This run's rows only: created from t_first on (ix_workflow_executions_list).
+    # This run's rows only: created from t_first on, a short range of
+    # ix_workflow_executions_list. (No workflow_name condition: SQLite would then walk the
+    # (namespace, workflow_name) prefix of another index, 500,000 finished rows, every poll.)
     done = text(
         "SELECT count(*), max(completed_at) FROM workflow_executions WHERE namespace = :ns "
-        "AND created_at >= :t AND workflow_name = :wf AND completed_at IS NOT NULL"
+        "AND created_at >= :t AND completed_at IS NOT NULL"
     )
     worker = hydra.Worker(engine, worker_id=f"claim-bench-{os.getpid()}", concurrency=CONCURRENCY)
     worker.register(One())
@@ -170,7 +172,7 @@ def _throughput(store: Any, n: int) -> dict[str, Any]:
     try:
         while True:
             with store.engine.connect() as conn:
-                count, last = conn.execute(done, {"ns": NS, "t": t_first, "wf": DRAINED}).one()
+                count, last = conn.execute(done, {"ns": NS, "t": t_first}).one()
             if count >= n:
                 break
             if time.monotonic() > deadline:

@@ -140,3 +140,50 @@ def test_concurrent_migrate_on_a_fresh_sqlite_file(tmp_path: Path, round_: int) 
         assert "alembic_version" not in store.table_names(), "used the default version table"
     finally:
         store.close()
+
+
+def test_claim_index_migration_keeps_rows_and_downgrades(tmp_path: Path) -> None:
+    """0001 -> head (0002 swaps the claim's indexes), down to 0001 (the old indexes are
+    back) and up again: head's schema is exactly the declared one and claims work."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from hydra.store.migrations.runner import config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'upgraded.db'}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "0001")
+        assert current_revision(engine) == "0001"
+        old = SQLStore(url, auto_migrate=True)  # brings it to head, as a deploy would
+        old.close()
+        with engine.begin() as conn:
+            command.downgrade(config(conn), "0001")
+        assert current_revision(engine) == "0001"
+        indexes = {i["name"] for i in inspect(engine).get_indexes("workflow_executions")}
+        assert "ix_workflow_executions_claim" in indexes, indexes
+        assert "ix_workflow_executions_due" not in indexes, indexes
+        store = SQLStore(url, auto_migrate=True)
+        try:
+            new = NewExecution(
+                id=str(uuid.uuid4()),
+                namespace="upgraded",
+                workflow_name="wf",
+                input=b"{}",
+                max_attempts=1,
+                retry_backoff_ms=0,
+                timeout_ms=None,
+                idempotency_key=None,
+                run_at_ms=T0,
+                created_at_ms=T0,
+            )
+            store.create_execution(new)
+            assert current_revision(store.engine) == head_revision()
+            assert _schema_diffs(store.engine) == []
+            claims = store.claim("upgraded", ["wf"], "w", now_ms=T0, lease_ms=1_000, limit=5)
+            assert [c.execution.id for c in claims] == [new.id]
+        finally:
+            store.close()
+    finally:
+        engine.dispose()
