@@ -5,9 +5,9 @@ whatever else is in the table").
     .venv/bin/python benchmarks/claim_scale.py --backend sqlite --quick
     .venv/bin/python benchmarks/claim_scale.py --before-ref main      # before/after
 
-For each backend, on databases of its own (PostgreSQL database and MariaDB/MySQL database
-``hydra_claimbench_<code>``, a SQLite file in a temporary directory; dropped at the end),
-first with an empty table, then with it loaded:
+For each backend, on databases of its own (PostgreSQL and MariaDB/MySQL databases
+``hydra_claimbench_<code>_<empty|loaded>``, SQLite files in a temporary directory; all
+dropped at the end), with an empty table and with a loaded one:
 
 - claim latency: single claims of 1 execution of a registered workflow
   (``store.claim(ns, [name], ..., limit=1)``), 2,000 of them (or as many as fit in
@@ -24,8 +24,10 @@ MariaDB (what autovacuum / InnoDB's persistent statistics do by themselves after
 load; SQLite gets no ANALYZE, as in a real deployment).
 
 ``--before-ref REF`` (or ``--before-src DIR``) also measures that code (a snapshot of the
-git ref) on databases of its own, loaded the same way; the two run in alternation, round
-by round (fresh processes each), and the report gives medians of the rounds. With the
+git ref) on databases of its own, loaded the same way. The loaded databases are loaded
+first; then every round measures each (code, state) pair once, in fresh processes, in an
+order that rotates and reverses from round to round (the machine's speed drifts), and
+the report gives medians of the rounds. With the
 loaded table it prints each code's claim query plan (PostgreSQL ``EXPLAIN (ANALYZE,
 BUFFERS)``, MariaDB ``ANALYZE FORMAT=JSON``, SQLite ``EXPLAIN QUERY PLAN``) of the
 statement ``SQLStore.claim`` really sends (captured on its way to the driver).
@@ -60,6 +62,7 @@ DRAINED = "bench-one"
 CLAIM_ONE = ["bench-claim"]
 CLAIM_THREE = ["bench-claim-a", "bench-claim-b", "bench-claim-c"]
 CONCURRENCY = 16
+STATES = ("empty", "loaded")
 COLUMNS = (
     "id, namespace, workflow_name, status, input_data, output_data, error_type, "
     "error_message, attempt, max_attempts, retry_backoff_ms, timeout_ms, timeout_at, "
@@ -587,36 +590,40 @@ def main() -> int:
             runs: dict[str, dict[str, list[dict[str, Any]]]] = {
                 code: {"empty": [], "loaded": []} for code in codes
             }
-            for code, src in codes.items():
-                backend.create(code, async_commit=args.pg_async_commit)
-                rev = run_child("migrate", {"url": backend.url(code)}, src)["revision"]
+            # A database per code and state; the loaded ones are loaded up front, so that
+            # the rounds alternate states as well as codes (the machine's speed drifts).
+            dbs = {(code, state): f"{code}_{state}" for code in codes for state in STATES}
+            for (code, _state), db in dbs.items():
+                backend.create(db, async_commit=args.pg_async_commit)
+                rev = run_child("migrate", {"url": backend.url(db)}, codes[code])["revision"]
                 report["revisions"][code] = rev
-            spec = {"claims": claims, "drain": drain, "cap": args.cap}
-            for state in ("empty", "loaded"):
-                if state == "loaded":
-                    for code in codes:
-                        secs = backend.load(code, pending, finished)
-                        report["load_s"].setdefault(name, {})[code] = secs
-                        print(
-                            f"{name} {code}: loaded {pending:,} + {finished:,} rows in {secs:.1f} s"
-                        )
-                for r in range(rounds):
-                    order = list(codes) if r % 2 == 0 else list(reversed(codes))
-                    for code in order:
-                        if args.pg_vacuum:
-                            backend.vacuum(code)
-                        got = run_child("measure", {**spec, "url": backend.url(code)}, codes[code])
-                        runs[code][state].append(got)
-                        c1, c3 = got["claim1"], got["claim3"]
-                        print(
-                            f"{name} {state} {code} round {r + 1}: claim p50 "
-                            f"{c1['p50_ms']:.3f} ms p95 {c1['p95_ms']:.3f} ms "
-                            f"({c1['claims']} claims), 3 names p50 {c3['p50_ms']:.3f} ms, "
-                            f"drain {got['drain']['per_s']:.0f} wf/s",
-                            flush=True,
-                        )
             for code in codes:
-                plans = run_child("plans", {"url": backend.url(code)}, codes[code])
+                secs = backend.load(dbs[code, "loaded"], pending, finished)
+                report["load_s"].setdefault(name, {})[code] = secs
+                print(f"{name} {code}: loaded {pending:,} + {finished:,} rows in {secs:.1f} s")
+            spec = {"claims": claims, "drain": drain, "cap": args.cap}
+            pairs = list(dbs)
+            for r in range(rounds):
+                # Each round starts at another pair, and every other round runs backwards.
+                order = pairs[r % len(pairs) :] + pairs[: r % len(pairs)]
+                if r % 2:
+                    order.reverse()
+                for code, state in order:
+                    if args.pg_vacuum:
+                        backend.vacuum(dbs[code, state])
+                    url = backend.url(dbs[code, state])
+                    got = run_child("measure", {**spec, "url": url}, codes[code])
+                    runs[code][state].append(got)
+                    c1, c3 = got["claim1"], got["claim3"]
+                    print(
+                        f"{name} {state} {code} round {r + 1}: claim p50 "
+                        f"{c1['p50_ms']:.3f} ms p95 {c1['p95_ms']:.3f} ms "
+                        f"({c1['claims']} claims), 3 names p50 {c3['p50_ms']:.3f} ms, "
+                        f"drain {got['drain']['per_s']:.0f} wf/s",
+                        flush=True,
+                    )
+            for code in codes:
+                plans = run_child("plans", {"url": backend.url(dbs[code, "loaded"])}, codes[code])
                 plans.pop("hydra_from", None)
                 report["plans"].setdefault(name, {})[code] = plans
                 for label, texts in plans.items():
@@ -627,8 +634,8 @@ def main() -> int:
                 code: {state: summarise(r) for state, r in states.items()} | {"raw": states}
                 for code, states in runs.items()
             }
-            for code in codes:
-                backend.drop(code)
+            for db in dbs.values():
+                backend.drop(db)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     report["machine"]["load_after"] = os.getloadavg()
