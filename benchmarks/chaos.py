@@ -32,8 +32,9 @@ end time) to its own events file. At the end the checks are:
    process saw more than one accepted completion for it; every execution that was never
    held by a killed or stopped worker completed on its first attempt (no live lease was
    taken over: not by the skewed worker, not after the cut);
-2. no step body started after its checkpoint was committed (the ledger's flag), and
-   every checkpoint is the result of the step's latest body run;
+2. no step body started after its checkpoint was committed (the ledger's flag, read at
+   the body's start, and its start time against the commit's), and every checkpoint is
+   the result of the step's latest body run;
 3. in-flight re-runs: every step that ran twice was first running in a process that was
    killed or stopped, at most ``concurrency`` re-runs per such process (a worker has at
    most that many steps in flight), so re-runs <= (kills + stops) x concurrency;
@@ -866,7 +867,21 @@ def analyse(
     runs: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for row in ledger:
         runs[(row.execution_id, row.step)].append(row)
-    after_checkpoint = [r for r in ledger if r.checkpoint_seen]
+    # The flag is read right after the body starts, without the gate: a body that began
+    # just before its process was stopped reads it only after SIGCONT, and may see the
+    # checkpoint the process that took over committed meanwhile. That body began before
+    # the commit (an in-flight re-run, check 3); only a body that began after the commit
+    # was accepted (its write's t1) broke the promise.
+    committed_at: dict[tuple[str, str], float] = {}
+    for _, e in events:
+        if e["k"] == "write" and e["op"] == "save_step" and e["ok"]:
+            key = (e["eid"], e["step"])
+            committed_at[key] = min(committed_at.get(key, e["t1"]), e["t1"])
+    seen_late = [r for r in ledger if r.checkpoint_seen]
+    after_checkpoint = [
+        r for r in seen_late if r.t > committed_at.get((r.execution_id, r.step), float("inf"))
+    ]
+    read_after_freeze = len(seen_late) - len(after_checkpoint)
     if after_checkpoint:
         r = after_checkpoint[0]
         violations.append(
@@ -988,7 +1003,8 @@ def analyse(
         f"{len(twice)} completed twice, {bad_output} outputs differing from checkpoints, "
         f"{len(extra_attempts)} extra attempts not explained by a kill or stop",
         "2 no committed step ran again": f"{len(after_checkpoint)} bodies after a committed "
-        f"checkpoint, {stale_checkpoint} stale checkpoints, {missing_run} unrecorded",
+        f"checkpoint ({read_after_freeze} began before it but read it after a freeze), "
+        f"{stale_checkpoint} stale checkpoints, {missing_run} unrecorded",
         "3 in-flight re-runs": f"{reruns} re-runs (bound (kills {len(kills)} + stops "
         f"{len(stopped)}) x concurrency {cfg.concurrency} = {bound}); "
         f"{len(unexplained)} not explained by a kill or stop",

@@ -636,11 +636,11 @@ class Worker:
     def _abandon(self, slot: _Slot, why: str) -> None:
         """Hand the slot back; the run's thread, still in workflow code, is given up on."""
         key = _key(slot.claim.lease)
-        with self._idle:
+        with self._lock:
             if self._runs.get(key) is not slot:
                 return
-            del self._runs[key]
-            self._idle.notify_all()
+        # Reported (log, metric, a replacement thread) before the slot is handed back, so
+        # whatever runs in that slot next comes after the report.
         if slot.thread is not None and self._pool is not None:
             self._pool.abandon(slot.thread)
         eid = slot.claim.execution.id
@@ -652,8 +652,14 @@ class Worker:
         )
         metrics = self.engine.metrics
         if metrics is not None:
-            metrics.run_ended(self.engine.namespace, self.worker_id)
             metrics.run_abandoned(self.engine.namespace, self.worker_id)
+        with self._idle:
+            if self._runs.get(key) is not slot:
+                return  # the run returned meanwhile and gave its slot back itself
+            del self._runs[key]
+            self._idle.notify_all()
+        if metrics is not None:
+            metrics.run_ended(self.engine.namespace, self.worker_id)
         self._wake.set()
 
     def _cron_loop(self) -> None:
