@@ -41,7 +41,11 @@ end time) to its own events file. At the end the checks are:
 4. no write from a fenced worker landed: no accepted write carries a token older than a
    claim of the same execution that had already committed when the write started;
    checkpoint tokens never go down along an execution's steps; the stopped worker's
-   writes after SIGCONT were refused.
+   writes after SIGCONT were refused;
+5. no live lease was taken over: every takeover committed at least ``claim_timeout``
+   after the last extension of the lease it replaced (the skewed worker, comparing
+   times on its own clock, takes leases over the moment it sees them: ``--local-clock``
+   is the negative control).
 
 About the stop: SIGSTOP can freeze a process inside a transaction, holding a row lock
 (PostgreSQL) or SQLite's only write lock, which stalls every other process until SIGCONT.
@@ -331,7 +335,11 @@ def worker_main(args: argparse.Namespace) -> int:
         setattr(store, op, wrap_write(op, getattr(store, op)))
     store.heartbeat = wrap_heartbeat(store.heartbeat)  # type: ignore[method-assign]
 
-    engine = hydra.Engine(store, namespace=args.namespace)
+    # Negative control for the clock: this worker compares times on its own (skewed)
+    # wall clock, as every worker did before issue 9. The checks must catch it.
+    local_clock = os.environ.get("HYDRA_CHAOS_LOCAL_CLOCK") == "1" and args.clock_skew
+    clock = hydra.clock.SystemClock() if local_clock else None
+    engine = hydra.Engine(store, namespace=args.namespace, clock=clock)
     worker = hydra.Worker(
         engine,
         worker_id=f"chaos-{args.index}-{pid}",
@@ -431,6 +439,7 @@ class Config:
     clock_skew: float = 30.0  # worker 0's wall clock offset (s); 0: none; PostgreSQL only
     cut_off: float = 2.0  # how long worker 1 is cut off from the database (s); 0: never
     cut_at: float = 0.4  # fraction of workflows completed when it is cut off
+    local_clock: bool = False  # negative control: the skewed worker uses its own clock
 
 
 @dataclass
@@ -579,7 +588,11 @@ def run_chaos(cfg: Config) -> Report:
             "--clock-skew", str(skew if role == "skew" else 0.0),
             "--store-url", store_url if role == "cut" else "",
         ]  # fmt: skip
-        env = dict(os.environ, HYDRA_CHAOS_BREAK_FENCING="1" if cfg.break_fencing else "0")
+        env = dict(
+            os.environ,
+            HYDRA_CHAOS_BREAK_FENCING="1" if cfg.break_fencing else "0",
+            HYDRA_CHAOS_LOCAL_CLOCK="1" if cfg.local_clock else "0",
+        )
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, env=env)
         errlog.close()
         proc = Proc(i, p, events, real_time())
@@ -851,6 +864,19 @@ def analyse(
     held_by_crashed = {
         e["eid"] for pid, e in events if e["k"] == "claim" and pid in killed_pids | stopped_pids
     }
+    # A claim is logged after it returns: a process SIGKILLed in between committed a claim
+    # no event shows. Every lease token is taken by a claim (logged) or by a release (which
+    # retires the released token + 1, logged); an execution with a token neither accounts
+    # for was claimed by a process that died before it could say so.
+    accounted: dict[str, set[int]] = defaultdict(set)
+    for _, e in events:
+        if e["k"] == "claim":
+            accounted[e["eid"]].add(e["token"])
+        elif e["k"] == "write" and e["op"] == "release" and e["ok"]:
+            accounted[e["eid"]].add(e["token"] + 1)
+    held_by_crashed |= {
+        eid for eid, ex in execs.items() if set(range(1, ex.lease_token + 1)) - accounted[eid]
+    }
     long_restart = any(r["t1"] - r["t0"] >= cfg.claim_timeout for r in restarts)
     extra_attempts = [
         eid
@@ -959,6 +985,39 @@ def analyse(
             decreasing += 1
     if decreasing:
         violations.append(f"{decreasing} executions whose checkpoint tokens go down")
+    # 5. no live lease was taken over: a takeover (a claim of token t after a claim of
+    # token t - 1 that no release retired; chaos workflows never sleep or retry) commits
+    # no earlier than claim_timeout after the last extension of the lease it replaces (a
+    # claim, an accepted checkpoint or heartbeat). That extension committed after its t0
+    # and the takeover before its t1, so t1 < t0 + claim_timeout proves it premature
+    # (50 ms spare for the clocks' measured offsets). A worker comparing times on a clock
+    # of its own (ahead) breaks this first.
+    extended: dict[tuple[str, int], float] = {}
+    released: set[tuple[str, int]] = set()
+    claim_at: dict[tuple[str, int], tuple[float, float]] = {}
+    for _, e in events:
+        if e["k"] == "claim":
+            claim_at[(e["eid"], e["token"])] = (e["t0"], e["t1"])
+            key = (e["eid"], e["token"])
+            extended[key] = max(extended.get(key, e["t0"]), e["t0"])
+        elif e["k"] == "write" and e["ok"] and e["op"] in ("save_step", "heartbeat"):
+            key = (e["eid"], e["token"])
+            extended[key] = max(extended.get(key, e["t0"]), e["t0"])
+        elif e["k"] == "write" and e["ok"] and e["op"] == "release":
+            released.add((e["eid"], e["token"]))
+    premature = []
+    for (eid, token), (_t0, t1) in claim_at.items():
+        before = (eid, token - 1)
+        if before in claim_at and before not in released:
+            last = extended[before]
+            if t1 < last + cfg.claim_timeout - 0.05:
+                premature.append((eid, token, round(t1 - last, 3)))
+    if premature:
+        violations.append(
+            f"{len(premature)} live leases taken over before claim_timeout "
+            f"({cfg.claim_timeout:g} s) had passed since their last extension, "
+            f"e.g. {premature[:3]}"
+        )
     zombie = {"stopped": len(stopped)}
     for s in stopped:
         # The executions it held that another process claimed while it was stopped.
@@ -1010,6 +1069,7 @@ def analyse(
         f"{len(unexplained)} not explained by a kill or stop",
         "4 no fenced write landed": f"{accepted} writes accepted, {refused} refused; "
         f"{len(fenced_landed)} accepted with a superseded token; stopped worker: {zombie}",
+        "5 no live lease taken over": f"{len(premature)} takeovers before claim_timeout",
     }
     stats = {
         "faults": "; ".join(
@@ -1087,6 +1147,11 @@ def main() -> int:
         "--skew", type=float, default=30.0, help="worker 0's clock offset, s (PostgreSQL)"
     )
     parser.add_argument("--cut-off", type=float, default=2.0, help="worker 1 cut off for, s")
+    parser.add_argument(
+        "--local-clock",
+        action="store_true",
+        help="negative control: the skewed worker compares times on its own clock",
+    )
     parser.add_argument("--no-restart", action="store_true", help="do not restart PostgreSQL")
     parser.add_argument("--no-stop", action="store_true")
     parser.add_argument("--seed", type=int, default=None)
@@ -1119,6 +1184,7 @@ def main() -> int:
             step_sleep=args.step_sleep,
             clock_skew=args.skew,
             cut_off=args.cut_off,
+            local_clock=args.local_clock,
             work_dir=work,
             seed=args.seed,
         )

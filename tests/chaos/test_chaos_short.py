@@ -128,3 +128,44 @@ def test_the_checks_catch_a_store_without_fencing(tmp_path: Path) -> None:
     assert report.stops == 1, summary
     assert any("accepted from a fenced lease" in v for v in report.violations), summary
     assert any("stopped worker wrote" in v for v in report.violations), summary
+
+
+def test_the_checks_catch_a_worker_on_its_own_clock(
+    sql_store_factory: BackendStoreFactory, tmp_path: Path
+) -> None:
+    """Negative control for the clock: the same run, with the worker whose clock is 30 s
+    ahead comparing times on that clock (as every worker did before issue 9), must be
+    caught taking over leases before they ran out (PostgreSQL, where hydra's time base is
+    the server's clock)."""
+    if sql_store_factory.backend != "postgres":
+        pytest.skip("the time base differs from the machine's clock on a server only")
+    assert sql_store_factory.url is not None
+    cfg = chaos.Config(
+        url=sql_store_factory.url,
+        backend="postgres",
+        workflows=100,
+        steps=3,
+        workers=4,
+        concurrency=2,
+        kill_every=1.0,
+        max_kills=2,
+        stop=True,
+        stop_at=0.05,
+        claim_timeout=3.0,
+        heartbeat=0.3,
+        poll_interval=0.05,
+        step_sleep=0.05,
+        time_limit=90,
+        work_dir=tmp_path / "work",
+        seed=6,
+        verbose=False,
+        local_clock=True,
+    )
+    try:
+        report = chaos.run_chaos(cfg)
+    finally:
+        chaos.drop_ledger(cfg.url, cfg.ledger)
+    summary = "\n".join(report.lines())
+    assert any("live leases taken over before claim_timeout" in v for v in report.violations), (
+        summary
+    )
