@@ -43,6 +43,33 @@ chaos = _load_chaos()
 pytestmark = pytest.mark.slow
 
 
+def short_config(url: str, backend: str, tmp_path: Path, **changes: Any) -> Any:
+    """The short form: 4 workers (0: clock 30 s ahead on PostgreSQL, 1: cut off for 2 s,
+    neither ever killed or stopped; 2 and 3 are), 100 workflows of 3 steps, 2 kills and
+    one stop, ``claim_timeout`` 3 s (longer than the 2 s cut: that outage must cost
+    nothing)."""
+    options: dict[str, Any] = {
+        "workflows": 100,
+        "steps": 3,
+        "workers": 4,
+        "concurrency": 2,
+        "kill_every": 1.0,
+        "max_kills": 2,
+        "stop": True,
+        "stop_at": 0.05,
+        "claim_timeout": 3.0,
+        "heartbeat": 0.3,
+        "poll_interval": 0.05,
+        "step_sleep": 0.05,
+        "time_limit": 90,
+        "work_dir": tmp_path / "work",
+        "seed": 6,
+        "verbose": False,
+    }
+    options.update(changes)
+    return chaos.Config(url=url, backend=backend, **options)
+
+
 def test_short_chaos_run_loses_nothing(
     sql_store_factory: BackendStoreFactory, tmp_path: Path
 ) -> None:
@@ -54,28 +81,7 @@ def test_short_chaos_run_loses_nothing(
     else:
         assert sql_store_factory.url is not None
         url = sql_store_factory.url
-    cfg = chaos.Config(
-        url=url,
-        backend=backend,
-        workflows=100,
-        steps=3,
-        # Workers 0 (clock 30 s ahead on PostgreSQL) and 1 (cut off for 2 s) are never
-        # killed or stopped; workers 2 and 3 are.
-        workers=4,
-        concurrency=2,
-        kill_every=1.0,
-        max_kills=2,
-        stop=True,
-        stop_at=0.05,
-        claim_timeout=3.0,  # longer than the 2 s cut: that outage must cost nothing
-        heartbeat=0.3,
-        poll_interval=0.05,
-        step_sleep=0.05,
-        time_limit=90,
-        work_dir=tmp_path / "work",
-        seed=6,
-        verbose=False,
-    )
+    cfg = short_config(url, backend, tmp_path)
     try:
         report = chaos.run_chaos(cfg)
     finally:
@@ -102,25 +108,16 @@ def test_short_chaos_run_loses_nothing(
 def test_the_checks_catch_a_store_without_fencing(tmp_path: Path) -> None:
     """Negative control: the same run with the lease token left out of every fenced write
     (workers patched through ``HYDRA_CHAOS_BREAK_FENCING``) must be caught."""
-    cfg = chaos.Config(
-        url=f"sqlite:///{tmp_path}/chaos.db",
-        backend="sqlite",
+    cfg = short_config(
+        f"sqlite:///{tmp_path}/chaos.db",
+        "sqlite",
+        tmp_path,
         workflows=8,
-        steps=3,
         workers=2,
-        concurrency=2,
-        kill_every=1.0,
         max_kills=0,
-        stop=True,
         stop_at=0.0,
         claim_timeout=1.5,
-        heartbeat=0.3,
-        poll_interval=0.05,
         step_sleep=0.5,  # the new owner is still running when the stopped one wakes
-        time_limit=90,
-        work_dir=tmp_path / "work",
-        seed=6,
-        verbose=False,
         break_fencing=True,
     )
     report = chaos.run_chaos(cfg)
@@ -140,27 +137,7 @@ def test_the_checks_catch_a_worker_on_its_own_clock(
     if sql_store_factory.backend != "postgres":
         pytest.skip("the time base differs from the machine's clock on a server only")
     assert sql_store_factory.url is not None
-    cfg = chaos.Config(
-        url=sql_store_factory.url,
-        backend="postgres",
-        workflows=100,
-        steps=3,
-        workers=4,
-        concurrency=2,
-        kill_every=1.0,
-        max_kills=2,
-        stop=True,
-        stop_at=0.05,
-        claim_timeout=3.0,
-        heartbeat=0.3,
-        poll_interval=0.05,
-        step_sleep=0.05,
-        time_limit=90,
-        work_dir=tmp_path / "work",
-        seed=6,
-        verbose=False,
-        local_clock=True,
-    )
+    cfg = short_config(sql_store_factory.url, "postgres", tmp_path, local_clock=True)
     try:
         report = chaos.run_chaos(cfg)
     finally:
