@@ -29,9 +29,12 @@ MIGRATE_SHORT_HELP = "Apply hydra's schema migrations (or print them as SQL, or 
 STATUS_HELP = (
     "Show the database's schema revision, the head revision, and whether a migration is "
     "needed.\n\n"
-    "Read-only: a missing SQLite file is not created. Exit code 0 whether or not a migration "
-    "is needed; 2 if the database cannot be reached."
+    "Read-only: a missing SQLite file is not created. Exit code 0 when the schema is at "
+    "head, 1 when it is not (no hydra schema, behind, or migrated by a newer hydra): usable "
+    "as a deploy check; 2 if the database cannot be reached."
 )
+#: ``hydra migrate status``'s exit code when the schema is not at this installation's head
+EXIT_NOT_AT_HEAD = 1
 
 SqlOption = Annotated[
     bool,
@@ -126,3 +129,5 @@ def status(ctx: typer.Context, db: DbOption = None) -> None:
     output.line("current   ", current or "none")
     output.line("head      ", head)
     output.line("status    ", verdict)
+    if current != head:
+        raise typer.Exit(EXIT_NOT_AT_HEAD)

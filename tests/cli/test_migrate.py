@@ -102,7 +102,7 @@ def test_migrate_sqlite_then_already_at_head(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path / "x.db")
 
     before = hydra_cli("migrate", "status", "--db", url)
-    assert before.exit_code == 0, before.output
+    assert before.exit_code == 1, before.output  # not at head
     assert before.stdout.splitlines() == [
         f"database  {url}",
         "current   none",
@@ -160,7 +160,7 @@ def test_default_database_in_current_directory(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     status = hydra_cli("migrate", "status")
-    assert status.exit_code == 0, status.output
+    assert status.exit_code == 1, status.output  # no schema yet
     assert f"database  {DEFAULT_URL} (default)" in status.stdout
     assert not (tmp_path / ".hydra").exists()
 
@@ -188,7 +188,7 @@ def test_user_text_is_not_rich_markup(tmp_path: Path) -> None:
         conn.execute(sa.text("UPDATE hydra_alembic_version SET version_num = '[bold]9999'"))
     engine.dispose()
     status = hydra_cli("migrate", "status", "--db", url)
-    assert status.exit_code == 0, status.output
+    assert status.exit_code == 1, status.output  # an unknown revision is not head
     assert "current   [bold]9999" in status.stdout
 
     bad = hydra_cli("migrate", "--db", "[bold red]x")
@@ -208,7 +208,7 @@ def test_database_migrated_by_a_newer_hydra(tmp_path: Path) -> None:
     assert "upgrade hydra-workflows" in result.stderr
 
     status = hydra_cli("migrate", "status", "--db", url)
-    assert status.exit_code == 0, status.output
+    assert status.exit_code == 1, status.output  # not at head: a deploy check fails
     assert "current   9999" in status.stdout
     assert "ahead of this installation" in status.stdout
 

@@ -108,3 +108,22 @@ def test_sigterm_stops_a_dev_run_and_prints_what_to_trace(tmp_path: Path) -> Non
     assert "interrupted: the executions stay in the database" in stdout
     assert stdout.count("  sleeping   expense-approval  ") == 2
     assert len(trace_commands(stdout)) == 2
+
+
+def test_migrate_status_is_a_deploy_check(tmp_path: Path) -> None:
+    """``hydra migrate status`` exits 1 while the schema is not at head (here: none yet),
+    0 once it is, and 2 when the database cannot be reached: a deploy script can gate
+    on it (issue 10)."""
+    script = str(hydra_script())
+    url = f"sqlite:///{tmp_path}/app.db"
+    before = run([script, "migrate", "status", "--db", url], tmp_path)
+    assert before.returncode == 1, before.stdout + before.stderr
+    assert "no hydra schema: run `hydra migrate`" in before.stdout
+    assert run([script, "migrate", "--db", url], tmp_path).returncode == 0
+    after = run([script, "migrate", "status", "--db", url], tmp_path)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "up to date" in after.stdout
+    unreachable = run(
+        [script, "migrate", "status", "--db", "postgresql+psycopg://u@127.0.0.1:1/db"], tmp_path
+    )
+    assert unreachable.returncode == 2, unreachable.stdout + unreachable.stderr
