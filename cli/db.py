@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 
 from hydra.store.migrations.runner import current_revision, head_revision
 from hydra.store.sql import SQLStore
-from hydra.store.sql.urls import redact
+from hydra.store.sql.urls import normalize, redact
 from hydra.workflow import validate_name
 
 from .errors import CliError, one_line, state
@@ -116,7 +116,8 @@ def resolve_url(db: str | None, environ: Mapping[str, str] | None = None) -> tup
 def parse(url: str, source: str = "--db") -> Database:
     """Validate ``url`` without connecting; ``CliError`` if hydra cannot use it."""
     try:
-        parsed = make_url(url)
+        # postgres://, postgresql:// and mysql:// use the drivers hydra installs.
+        parsed = normalize(url)
     except Exception as exc:
         # The boundary scrubs user:password@ from the message.
         raise CliError(f"malformed database URL {url!r} (from {source}): use {URL_FORMS}") from exc

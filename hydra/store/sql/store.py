@@ -33,7 +33,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hydra.clock import duration_ms
@@ -54,7 +54,7 @@ from hydra.store.base import (
 from hydra.store.sql.dialect import Dialect, dialect_for
 from hydra.store.sql.driver import CoreTx, DriverPool, Tx
 from hydra.store.sql.schema import cron_fires, cron_jobs, executions, metadata, steps
-from hydra.store.sql.urls import redact
+from hydra.store.sql.urls import normalize, redact
 
 # Store records carry the same fields as every hydra record (None here: no execution).
 log = HydraLogger(logging.getLogger("hydra.store"))
@@ -879,7 +879,7 @@ class SQLStore:
 
 def _create_engine(url: str) -> Engine:
     try:
-        parsed = make_url(url)
+        parsed = normalize(url)  # postgres:// and postgresql:// -> psycopg 3
     except Exception as exc:
         raise ValueError(
             f"not a database URL: {redact(url)!r}; use sqlite:///path.db, "
