@@ -306,7 +306,15 @@ def duration_ms(value: timedelta | float | int, what: str) -> int:
     if math.isnan(seconds):
         raise ValueError(f"{what} must be a number of seconds, got {value!r}")
     if seconds < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}")
+        raise ValueError(f"{what} must not be negative, got {_shown(value, seconds)}")
     if seconds > MAX_DURATION_MS / 1000:
-        raise ValueError(f"{what} must be at most 100 years, got {value!r}")
+        raise ValueError(f"{what} must be at most 100 years, got {_shown(value, seconds)}")
     return round(seconds * 1000)
+
+
+def _shown(value: timedelta | float | int, seconds: float) -> str:
+    """A duration as a person wrote it: ``-1 s``, not ``datetime.timedelta(days=-1,
+    seconds=86399)`` (how Python shows a negative timedelta)."""
+    if isinstance(value, timedelta):
+        return f"{seconds:g} s"
+    return f"{value!r} s" if math.isfinite(seconds) else repr(value)

@@ -113,3 +113,15 @@ def test_max_backoff_below_initial_backoff_is_rejected() -> None:
 def test_policy_durations_reject_inf(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         hydra.RetryPolicy(**{field: math.inf})  # type: ignore[arg-type]
+
+
+def test_a_negative_duration_is_shown_as_written() -> None:
+    """Python shows timedelta(seconds=-1) as ``datetime.timedelta(days=-1,
+    seconds=86399)``: the error says ``-1 s`` (issue 10)."""
+    from hydra.testing import MemoryStore
+
+    engine = hydra.Engine(MemoryStore())
+    with pytest.raises(ValueError, match=r"^timeout must not be negative, got -1 s$"):
+        engine.start_workflow("x", timeout=timedelta(seconds=-1))
+    with pytest.raises(ValueError, match=r"^retry_backoff must not be negative, got -2.5 s$"):
+        engine.start_workflow("x", retry_backoff=-2.5)
