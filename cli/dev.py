@@ -482,7 +482,8 @@ class DevRun:
                 )
             )
         elif len(completed) == len(views):
-            console.print(Text(f"all {len(views)} executions completed", "green"))
+            done = "the execution" if len(views) == 1 else f"all {len(views)} executions"
+            console.print(Text(f"{done} completed", "green"))
         else:
             console.print(
                 Text(

@@ -176,7 +176,7 @@ def cancel(
             output.line("cancelled ", execution_id)
         else:
             status = engine.get_execution(execution_id).status.value
-            output.line(execution_id, f" had already {status}: nothing to cancel")
+            output.line(execution_id, f" is already {status}: nothing to cancel")
 
 
 @app.command(

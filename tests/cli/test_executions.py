@@ -132,7 +132,7 @@ def test_cancel(url: str, three: dict[str, str]) -> None:
     assert result.stdout == f"cancelled {three['pending']}\n"
     again = hydra_cli("executions", "cancel", three["pending"], "--db", url)
     assert again.exit_code == 0
-    assert again.stdout == f"{three['pending']} had already cancelled: nothing to cancel\n"
+    assert again.stdout == f"{three['pending']} is already cancelled: nothing to cancel\n"
     with engine_on(url) as engine:
         assert engine.get_execution(three["pending"]).status == "cancelled"
 
