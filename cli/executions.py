@@ -87,8 +87,12 @@ def list_(
             console.print(Text(message))
             return
         wf_w = min(max(len("workflow"), *(len(v.execution.workflow_name) for v in views)), 30)
+        created = {v.execution.id: render.fmt_time(v.execution.created_at) for v in views}
+        # As wide as the timestamps really are ("2026-01-02 03:04:05.678 UTC"), so that
+        # the note column starts under its header.
+        created_w = max(len("created"), *(len(c) for c in created.values()))
         head = f"{'id':<36}  {'workflow':<{wf_w}}  {'status':<9}  {'attempt':<7}  "
-        console.print(Text(head + f"{'created':<23}  note", "dim"))
+        console.print(Text(head + f"{'created':<{created_w}}  note", "dim"))
         for v in views:
             ex = v.execution
             name = ex.workflow_name
@@ -96,7 +100,7 @@ def list_(
             line = Text(f"{ex.id:<36}  {name:<{wf_w}}  ")
             line.append_text(render.status_text(f"{ex.status.value:<9}"))
             line.append(f"  {f'{ex.attempt}/{ex.max_attempts}':<7}  ")
-            line.append(f"{render.fmt_time(ex.created_at):<23}  ")
+            line.append(f"{created[ex.id]:<{created_w}}  ")
             line.append_text(render.execution_note(v, max(now, to_ms(ex.created_at))))
             console.print(line, overflow="ignore", crop=False)
 

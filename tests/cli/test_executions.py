@@ -71,6 +71,11 @@ def test_list_newest_first_with_what_each_is_doing(url: str, three: dict[str, st
     assert "failed     1/1" in failed
     assert "StepFailedError: step 'post' failed after 1 attempt(s): NonRetryableError: " in failed
     assert "[red]ledger closed" in failed
+    # Every column starts under its header, the note included (issue 10).
+    header = lines[0]
+    for column, cell in (("created", "2"), ("note", "took")):
+        assert completed.index(cell, header.index(column) - 1) == header.index(column), column
+    assert completed[header.index("note") - 2 : header.index("note")] == "  "
 
 
 def test_list_filters(url: str, three: dict[str, str]) -> None:
