@@ -254,7 +254,11 @@ class Worker:
             raise RuntimeError(f"worker {self.worker_id} was already started")
         self._started = True
         if self.metrics_port is not None:
-            self._serve_metrics(self.metrics_port)
+            try:
+                self._serve_metrics(self.metrics_port)
+            except BaseException:
+                self._started = False  # nothing else was started: start() may be retried
+                raise
         if self.engine.metrics is not None:
             self.engine.metrics.worker_started(
                 self.engine.namespace, self.worker_id, self.concurrency
@@ -721,7 +725,13 @@ class Worker:
         if self.engine.metrics is None:
             self.engine._use_metrics(Metrics())
         assert self.engine.metrics is not None
-        server, _thread = start_http_server(port, registry=self.engine.metrics.registry)
+        try:
+            server, _thread = start_http_server(port, registry=self.engine.metrics.registry)
+        except OSError as exc:
+            # "[Errno 98] Address already in use" alone does not say which address.
+            raise OSError(
+                exc.errno, f"cannot serve metrics on port {port}: {exc.strerror or exc}"
+            ) from exc
         self._metrics_server = server
         self.metrics_port = int(server.server_port)
         self.log.info("serving metrics on port %d", self.metrics_port)

@@ -159,3 +159,25 @@ def test_worker_process_runs_workflows_and_stops_gracefully_on_sigterm(tmp_path:
     assert "concurrency 2" in stdout  # the option overrode the worker's own 1
     assert "received SIGTERM: shutting down" in stderr
     assert "stopped" in stderr
+
+
+def test_a_metrics_port_in_use_is_named() -> None:
+    """``[Errno 98] Address already in use`` alone does not say which address (issue 10):
+    the error names the port, in one line, exit code 2."""
+    import socket
+
+    import hydra
+    from hydra.testing import MemoryStore
+
+    taken = socket.socket()
+    taken.bind(("", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        worker = hydra.Worker(hydra.Engine(MemoryStore()), metrics_port=port)
+        with pytest.raises(OSError, match=rf"cannot serve metrics on port {port}: "):
+            worker.start()
+        assert worker.in_flight == 0
+        worker.shutdown()  # never started: nothing to do
+    finally:
+        taken.close()
