@@ -408,8 +408,10 @@ def test_writes_retried_after_a_lost_reply_stay_correct(
     caplog.set_level(logging.WARNING, logger="hydra.store")
     ns = f"lost-reply-{uuid.uuid4().hex[:8]}"
     lose = _lose_replies(store, monkeypatch)
-    now = int(time.time() * 1000)
     new = _new_execution(ns)
+    # The execution's own due time: a clock read before it could be a millisecond early,
+    # and a claim at that time would find nothing due.
+    now = new.run_at_ms
 
     lose()
     assert store.create_execution(new) == (new.id, True)
