@@ -8,7 +8,10 @@ A run replays the workflow from the top: completed steps return their checkpoint
 calling their function, elapsed sleeps return at once. The run ends in one of:
 completed, failed, retry scheduled (a later workflow attempt), suspended (a durable sleep
 or a step's retry backoff: the execution sleeps in the database and the thread is freed),
-or lost (the lease was taken over or the execution cancelled: nothing more is written).
+lost (the lease was taken over or the execution cancelled: nothing more is written), or
+interrupted (the database failed under the run: nothing more is written and the
+execution is given back without using an attempt). A lost or interrupted run is unwound
+by ``RunStopped``, which workflow code's ``except Exception`` cannot swallow.
 """
 
 from __future__ import annotations

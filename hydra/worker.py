@@ -3,11 +3,14 @@
 Threads: one poller (claims while slots are free, then waits for a wake-up or the poll
 interval with jitter; a run that ends wakes it only while work is waiting, and a busy
 poller gathers a few free slots, up to 2 ms, into one claim), one heartbeat (extends
-the leases of runs in flight), a listener on PostgreSQL (LISTEN/NOTIFY), ``concurrency``
-run threads, and a cron scheduler (fires the engine's due cron slots; each job's handlers
-run on a thread of that job's own, so a long handler delays neither the scheduler nor
-other jobs). Every run goes through ``hydra.runner.execute``, the same loop
-``hydra.testing`` drives.
+the leases of runs in flight), a watchdog (fails executions past their timeout while
+their code runs and hands back the slots of runs stuck in workflow code), a listener on
+PostgreSQL (LISTEN/NOTIFY), ``concurrency`` daemon run threads (``_RunThreads``), and a
+cron scheduler (fires the engine's due cron slots; each job's handlers run on a thread of
+that job's own, so a long handler delays neither the scheduler nor other jobs). Runs are
+known by their lease (execution id and token). The poller also gives back leases held
+under this worker's id by no run of it (``_maybe_sweep``). Every run goes through
+``hydra.runner.execute``, the same loop ``hydra.testing`` drives.
 """
 
 from __future__ import annotations
@@ -421,10 +424,12 @@ class Worker:
         self._reconnects_seen = reconnects
         self._last_sweep = now
         owned = store.owned_leases(self.engine.namespace, self.worker_id)
+        with self._lock:
+            # A crashed run's lease is kept out of the sweep only while it is still held.
+            self._crashed &= {_key(lease) for lease in owned}
+            mine = set(self._runs) | self._crashed
         if not owned:
             return
-        with self._lock:
-            mine = set(self._runs) | self._crashed
         for lease in owned:
             if _key(lease) in mine:
                 continue
