@@ -16,6 +16,7 @@ from hydra.testing.env import (
     SimulatedCrash,
     StuckExecutionError,
     TestEnvironment,
+    UnfiredPlanError,
 )
 from hydra.testing.explore import CrashCase, CrashReport, CrashSafetyError, explore_crashes
 from hydra.testing.memory import MemoryStore
@@ -34,5 +35,6 @@ __all__ = [
     "StuckExecutionError",
     "TCPProxy",
     "TestEnvironment",
+    "UnfiredPlanError",
     "explore_crashes",
 ]

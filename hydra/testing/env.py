@@ -19,6 +19,7 @@ way, so each slot fires at its exact time.
 
 from __future__ import annotations
 
+import difflib
 import random
 import threading
 import uuid
@@ -66,6 +67,15 @@ class StuckExecutionError(AssertionError):
     """``run_until_complete`` could not finish the execution; the message has the history."""
 
 
+class UnfiredPlanError(AssertionError):
+    """A ``crash``/``pause`` was armed but no worker ever reached its point.
+
+    Usually a misspelt step name, a phase the step never reaches (``after`` of a step that
+    always fails) or an ``execution_id`` that never ran: the test meant to exercise a crash
+    and exercised none. The message names the steps that were reached.
+    """
+
+
 @dataclass(frozen=True)
 class Event:
     """One line of a ``TestEnvironment``'s history."""
@@ -90,6 +100,18 @@ class _Plan:
     execution_id: str | None
     pause: bool
     remaining: int = 1
+    times: int = 1
+
+    def describe(self) -> str:
+        call = "pause" if self.pause else "crash"
+        args = [f"step={self.step!r}", f"phase={self.phase!r}"]
+        if self.execution_id is not None:
+            args.append(f"execution_id={self.execution_id!r}")
+        if self.times != 1:
+            args.append(f"times={self.times}")
+        fired = self.times - self.remaining
+        status = "never fired" if fired == 0 else f"fired {fired} of {self.times} times"
+        return f"{call}({', '.join(args)}) {status}"
 
 
 @dataclass
@@ -162,6 +184,9 @@ class TestEnvironment:
         self._workers = [_SimWorker(f"worker-{i + 1}") for i in range(workers)]
         self._spawned = workers
         self._plans: list[_Plan] = []
+        # Step names reached (in first-reached order) per execution: what an unfired
+        # crash or pause names, so that a misspelt step is found at once.
+        self._reached: dict[str, dict[str, None]] = {}
         self._paused: list[_Paused] = []
         self._step_runs: Counter[tuple[str, str]] = Counter()
         self._turn = 0
@@ -230,6 +255,43 @@ class TestEnvironment:
         self._paused.clear()
         return outcomes
 
+    def assert_plans_fired(self) -> None:
+        """Fail (``UnfiredPlanError``) if a ``crash``/``pause`` armed here never fired.
+
+        The ``hydra_env`` fixture calls this after each test that passed, and so does
+        ``with TestEnvironment() as env:`` on a clean exit: a crash at a misspelt step
+        would otherwise make a test pass without crashing anything.
+        """
+        __tracebackhide__ = True
+        unfired = [plan for plan in self._plans if plan.remaining > 0]
+        if not unfired:
+            return
+        lines = [f"{plan.describe()}: no worker reached that point" for plan in unfired]
+        lines += self._reached_lines(unfired)
+        raise UnfiredPlanError("\n".join(lines))
+
+    def _reached_lines(self, unfired: list[_Plan]) -> list[str]:
+        if not self._reached:
+            return ["no execution reached any step (did the environment run?)"]
+        lines = []
+        for eid, names in self._reached.items():
+            shown = ", ".join(repr(n) for n in names)
+            lines.append(f"steps reached by {eid}: {shown}")
+        every = [n for names in self._reached.values() for n in names]
+        for plan in unfired:
+            close = difflib.get_close_matches(plan.step, every, n=1)
+            if close and close[0] != plan.step:
+                lines.append(f"did you mean step={close[0]!r} instead of {plan.step!r}?")
+        return lines
+
+    def __enter__(self) -> TestEnvironment:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        __tracebackhide__ = True
+        if exc_type is None:
+            self.assert_plans_fired()
+
     def _add_plan(
         self, step: str, phase: Phase, execution_id: str | None, times: int, pause: bool
     ) -> None:
@@ -237,7 +299,7 @@ class TestEnvironment:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         if times < 1:
             raise ValueError(f"times must be >= 1, got {times}")
-        self._plans.append(_Plan(step, phase, execution_id, pause, times))
+        self._plans.append(_Plan(step, phase, execution_id, pause, times, times))
 
     # -- running --------------------------------------------------------------------------
     def run_until_idle(self, max_runs: int = 1_000_000) -> int:
@@ -487,6 +549,7 @@ class _Hooks:
         self.handoff: threading.Event | None = None
 
     def step_reached(self, run: Run, step_name: str) -> None:
+        self.env._reached.setdefault(run.execution_id, {})[step_name] = None
         self._maybe_fire(run, step_name, "before")
 
     def step_entered(self, run: Run, step_name: str, attempt: int) -> None:

@@ -90,6 +90,9 @@ def explore_crashes(
     Returns a ``CrashReport``; with ``raise_on_violation`` (default) raises
     ``CrashSafetyError`` naming every failing case and the history of the first.
     """
+    # pytest leaves this function's frames out of a failure's traceback: the
+    # CrashSafetyError message (cases and history) is the whole story.
+    __tracebackhide__ = True
     factory = make_env or TestEnvironment
     options = dict(start_options or {})
 

@@ -7,11 +7,15 @@ Importing this module has no side effects; it only defines fixtures:
 - ``hydra_env``: a ``TestEnvironment`` on both (namespace ``test``, one simulated worker).
 - ``crash_worker``: ``crash_worker(step, phase="during")`` kills the next worker of
   ``hydra_env`` that reaches that point (the same as ``hydra_env.crash``).
+
+A crash or pause armed on ``hydra_env`` that never fired fails a test that otherwise
+passed (``UnfiredPlanError``, naming the steps that were reached): a misspelt step name
+must not make a crash test pass without crashing anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
@@ -34,10 +38,34 @@ def hydra_store(hydra_clock: FakeClock) -> Iterator[MemoryStore]:
     store.close()
 
 
+#: the report of a test's call phase, kept on its item for the fixtures' teardown
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
+
+
 @pytest.fixture
-def hydra_env(hydra_store: MemoryStore, hydra_clock: FakeClock) -> TestEnvironment:
-    """A deterministic engine + simulated workers on ``hydra_store`` and ``hydra_clock``."""
-    return TestEnvironment(store=hydra_store, clock=hydra_clock)
+def hydra_env(
+    request: pytest.FixtureRequest, hydra_store: MemoryStore, hydra_clock: FakeClock
+) -> Iterator[TestEnvironment]:
+    """A deterministic engine + simulated workers on ``hydra_store`` and ``hydra_clock``.
+
+    After a test that passed, a crash or pause armed on it that never fired is an error.
+    """
+    __tracebackhide__ = True  # an unfired plan's message is the report, not this code
+    env = TestEnvironment(store=hydra_store, clock=hydra_clock)
+    yield env
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if report is not None and report.passed:
+        env.assert_plans_fired()
 
 
 @pytest.fixture

@@ -248,3 +248,100 @@ def test_importing_the_plugin_has_no_side_effects(tmp_path: Path) -> None:
     assert set(found["hydra_handlers"]) <= {"NullHandler"}
     assert found["files"] == found["files_before"] == []
     assert found["threads"] == 1
+
+
+def test_a_crash_armed_at_a_misspelt_step_fails_the_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        WORKFLOW
+        + textwrap.dedent(
+            """
+            def test_misspelt(hydra_env, crash_worker):
+                hydra_env.register(Pipeline())
+                eid = hydra_env.start("pipeline", "parcel")
+                crash_worker(step="stor", phase="during")
+                assert hydra_env.run_until_complete(eid).status == "completed"
+
+
+            def test_pause_never_reached(hydra_env):
+                hydra_env.register(Pipeline())
+                eid = hydra_env.start("pipeline", "parcel")
+                hydra_env.pause(step="fetch", phase="during", execution_id="someone-else")
+                assert hydra_env.run_until_complete(eid).status == "completed"
+
+
+            def test_fired(hydra_env, crash_worker):
+                hydra_env.register(Pipeline())
+                eid = hydra_env.start("pipeline", "parcel")
+                crash_worker(step="store", phase="during")
+                assert hydra_env.run_until_complete(eid).status == "completed"
+            """
+        )
+    )
+    result = run_inner(pytester)
+    # The two tests whose plan never fired pass their body, then error at teardown.
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*UnfiredPlanError: crash(step='stor', phase='during') never fired: "
+            "no worker reached that point*",
+            "*steps reached by *: 'fetch', 'store'*",
+            "*did you mean step='store' instead of 'stor'?*",
+            "*UnfiredPlanError: pause(step='fetch', phase='during', "
+            "execution_id='someone-else') never fired*",
+        ]
+    )
+    # The library's frames are hidden: the report does not dump the fixture's source.
+    assert "def hydra_env(" not in result.stdout.str()
+
+
+def test_a_failing_test_is_not_blamed_for_its_unfired_crash(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        WORKFLOW
+        + textwrap.dedent(
+            """
+            def test_fails_first(hydra_env, crash_worker):
+                crash_worker(step="never")
+                assert 1 == 2
+            """
+        )
+    )
+    result = run_inner(pytester)
+    result.assert_outcomes(failed=1)
+    assert "UnfiredPlanError" not in result.stdout.str()
+
+
+def test_explore_crashes_failure_shows_the_report_not_the_library_source(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        WORKFLOW
+        + textwrap.dedent(
+            """
+            from hydra.testing import explore_crashes
+
+            sent = []
+
+
+            class Mailer(hydra.Workflow[str]):
+                name = "mailer"
+
+                def run(self, ctx, to):
+                    hydra.step(ctx, "send", lambda: sent.append(to))
+
+
+            def test_exactly_one_mail():
+                def check(env, eid):
+                    assert len(sent) == 1, f"{len(sent)} mails sent"
+                    sent.clear()
+
+                explore_crashes(Mailer(), "ann", check)
+            """
+        )
+    )
+    result = run_inner(pytester)
+    result.assert_outcomes(failed=1)
+    out = result.stdout.str()
+    assert "CrashSafetyError" in out
+    assert "check failed: 2 mails sent" in out
+    assert "def explore_crashes(" not in out
+    assert "def one_case(" not in out

@@ -445,3 +445,52 @@ def test_time_is_not_frozen_by_default() -> None:
     env.register(wf)
     env.run_until_complete(env.start(wf, None))
     assert seen and seen[0] != env.clock.now()
+
+
+class TwoSteps(hydra.Workflow[None]):
+    name = "two-steps"
+
+    def run(self, ctx: hydra.WorkflowContext, _: None) -> str:
+        hydra.step(ctx, "capture", lambda: 1)
+        hydra.step(ctx, "notify", lambda: 2)
+        return "done"
+
+
+def test_an_unfired_crash_is_reported_with_the_steps_reached() -> None:
+    from hydra.testing import UnfiredPlanError
+
+    env = TestEnvironment()
+    env.register(TwoSteps())
+    eid = env.start("two-steps")
+    env.crash(step="captur", phase="during")
+    env.run_until_complete(eid)
+    with pytest.raises(UnfiredPlanError) as caught:
+        env.assert_plans_fired()
+    message = str(caught.value)
+    assert "crash(step='captur', phase='during') never fired" in message
+    assert f"steps reached by {eid}: 'capture', 'notify'" in message
+    assert "did you mean step='capture' instead of 'captur'?" in message
+
+
+def test_a_crash_that_fired_fewer_times_than_asked_is_reported() -> None:
+    from hydra.testing import UnfiredPlanError
+
+    # Two attempts, so the third crash has no run left to kill.
+    with pytest.raises(UnfiredPlanError, match=r"times=3\) fired 2 of 3 times"):  # noqa: SIM117
+        with TestEnvironment() as env:
+            env.register(TwoSteps())
+            eid = env.start("two-steps", max_attempts=2)
+            env.crash(step="notify", phase="before", times=3)
+            assert env.run_until_complete(eid).status == "failed"
+
+
+def test_the_context_manager_passes_when_every_plan_fired_and_on_errors_stays_out() -> None:
+    with TestEnvironment() as env:
+        env.register(TwoSteps())
+        eid = env.start("two-steps")
+        env.crash(step="notify", phase="after")
+        assert env.run_until_complete(eid).status == "completed"
+    # An exception in the block is the test's failure: the unfired plan is not added on top.
+    with pytest.raises(KeyError), TestEnvironment() as env:
+        env.pause(step="missing")
+        raise KeyError("the test's own failure")
