@@ -13,7 +13,15 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing hydra-workflows and its dev tools into .venv" >&2
-  .venv/bin/python -m pip install -q --upgrade "pip>=25.1"
-  .venv/bin/python -m pip install -q -e ".[postgres,mysql]" --group dev
+  # pip's and setuptools' output (the editable-install notice box among it) goes to a log,
+  # shown only when the install fails.
+  log=.venv/bootstrap.log
+  if ! { .venv/bin/python -m pip install -q --upgrade "pip>=25.1" &&
+         .venv/bin/python -m pip install -q -e ".[postgres,mysql]" --group dev; } >"$log" 2>&1
+  then
+    cat "$log" >&2
+    echo "bootstrap: installing into .venv failed (log: $log)" >&2
+    exit 1
+  fi
   echo "$want" > "$stamp"
 fi

@@ -36,6 +36,19 @@ SERVER_ENV = {"postgres": "HYDRA_TEST_POSTGRES_URL", "mysql": "HYDRA_TEST_MYSQL_
 CONNECT_TIMEOUT_S = 10
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """One line saying which database servers this run tests (their skips are counted in
+    the summary; ``-rs`` lists them one by one)."""
+    unset = [var for var in SERVER_ENV.values() if not os.environ.get(var, "").strip()]
+    if not unset:
+        return ["hydra: testing memory, SQLite, PostgreSQL and MySQL/MariaDB"]
+    return [
+        "hydra: testing memory and SQLite; "
+        + " and ".join(unset)
+        + " not set, so those servers' tests are skipped"
+    ]
+
+
 class StoreURLs:
     """The URL of each enabled SQL backend; servers are checked once, up front.
 

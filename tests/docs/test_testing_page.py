@@ -1,4 +1,5 @@
-"""docs/testing.md: its example runs, against this session's PostgreSQL schema."""
+"""docs/testing.md, "Testing against real faults": its example runs, against this
+session's PostgreSQL schema."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import StoreURLs
+from tests.docs import pages
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
 
@@ -20,7 +22,7 @@ def test_the_proxy_example_runs(store_urls: StoreURLs, capsys: pytest.CaptureFix
     import hydra
 
     hydra.SQLStore(url, auto_migrate=True).close()
-    (block,) = re.findall(r"```python\n(.*?)```", PAGE.read_text(), flags=re.S)
+    (block,) = pages.blocks(pages.section("testing.md", "Testing against real faults"))
     shown = re.search(r'^url = "(.*)"$', block, flags=re.M)
     assert shown is not None, "the example names its URL on a line of its own"
     code = block.replace(shown.group(0), f"url = {url!r}")

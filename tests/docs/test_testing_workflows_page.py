@@ -1,4 +1,4 @@
-"""The README's "Testing your workflows" section: its examples pass as a user would run them.
+"""docs/testing.md, "Testing your workflows": its examples pass as a user would run them.
 
 The section's Python blocks are written into pytester's temporary directory as a user's
 test file and run by an inner pytest, which gets hydra's fixtures only through the plugin's
@@ -12,32 +12,26 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-import textwrap
 import types
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
+import hydra
 from hydra.testing import TestEnvironment
+from tests.docs import pages
 
 pytest_plugins = ["pytester"]
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-TITLE = "## Testing your workflows"
 INNER_INI = "[pytest]\nfilterwarnings =\n    error\n"
 
 
 def section() -> str:
-    text = README.read_text()
-    start = text.index(TITLE)
-    end = text.index("\n## ", start + len(TITLE))
-    return text[start:end]
+    return pages.section("testing.md", "Testing your workflows")
 
 
 def blocks(lang: str) -> list[str]:
-    found = re.findall(rf"^( *)```{lang}\n(.*?)^ *```", section(), flags=re.S | re.M)
-    return [textwrap.dedent(body) if indent else body for indent, body in found]
+    return pages.blocks(section(), lang)
 
 
 def example() -> str:
@@ -58,11 +52,8 @@ def run_inner(pytester: pytest.Pytester, **files: str) -> pytest.RunResult:
     return pytester.runpytest("-p", "no:cacheprovider", "-v")
 
 
-def test_section_comes_right_before_databases() -> None:
-    text = README.read_text()
-    assert text.count(TITLE) == 1
-    assert text.index(TITLE) < text.index("## Databases")
-    assert "\n## " not in text[text.index(TITLE) + len(TITLE) : text.index("## Databases") - 1]
+def test_the_readme_links_the_page() -> None:
+    assert "(docs/testing.md)" in pages.text("README.md")
 
 
 def test_the_example_test_file_passes(pytester: pytest.Pytester) -> None:
@@ -98,16 +89,41 @@ def test_the_examples_fail_when_the_workflow_is_not_crash_safe(
 
 
 def test_the_history_excerpt_is_real(monkeypatch: pytest.MonkeyPatch) -> None:
-    (excerpt,) = blocks("text")
+    (excerpt,) = [b for b in blocks("text") if "worker-1" in b]
     lines = [line.strip() for line in excerpt.strip().splitlines()]
     module = types.ModuleType("readme_test_checkout")
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    exec(compile(example(), "README.md", "exec"), module.__dict__)
+    exec(compile(example(), "docs/testing.md", "exec"), module.__dict__)
     env = TestEnvironment()  # what the hydra_env fixture gives
     module.test_a_crash_mid_charge_runs_the_charge_again(env, env.crash)
     history = env.format_history().splitlines()
     first = history.index(lines[0])
     assert history[first : first + len(lines)] == lines
+
+
+class Capture(hydra.Workflow[str]):
+    name = "capture"
+
+    def run(self, ctx: hydra.WorkflowContext, order: str) -> int:
+        hydra.step(ctx, "charge", lambda: 1)
+        return hydra.step(ctx, "capture", lambda: 2)
+
+
+def test_the_unfired_crash_excerpt_is_real() -> None:
+    from hydra.testing import UnfiredPlanError
+
+    (excerpt,) = [b for b in blocks("text") if "UnfiredPlanError" in b]
+    shown = excerpt.strip().splitlines()
+    env = TestEnvironment()
+    env.register(Capture())
+    eid = env.start("capture", "o-1")
+    env.crash(step="captur", phase="during")
+    env.run_until_complete(eid)
+    with pytest.raises(UnfiredPlanError) as caught:
+        env.assert_plans_fired()
+    real = f"UnfiredPlanError: {caught.value}".splitlines()
+    assert real[0] == shown[0] and real[2] == shown[2]
+    assert real[1].split(": ", 1)[1] == shown[1].split(": ", 1)[1]  # the id differs
 
 
 def test_the_documented_signature_is_the_real_one() -> None:

@@ -1,4 +1,5 @@
-"""The README's "Limits" section: its example runs and its numbers are the real ones."""
+"""docs/databases.md: its URLs are the forms hydra accepts; the "Limits" section's example
+runs and its numbers are the real ones."""
 
 from __future__ import annotations
 
@@ -12,16 +13,32 @@ from hydra.clock import MAX_DURATION_MS
 from hydra.engine import DEFAULT_MAX_PAYLOAD_BYTES
 from hydra.retry import MAX_ATTEMPTS
 from hydra.store.sql.mysql import safe_value_bytes
+from hydra.store.sql.urls import normalize
 from hydra.textsafe import MAX_ERROR_MESSAGE_CHARS, MAX_ERROR_TYPE_CHARS
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-TITLE = "## Limits\n"
+from tests.docs import pages
 
 
 def section() -> str:
-    text = README.read_text()
-    start = text.index(TITLE)
-    return text[start : text.index("\n## ", start + 1)]
+    return pages.section("databases.md", "Limits")
+
+
+def test_the_urls_shown_are_the_forms_hydra_accepts(tmp_path: Path) -> None:
+    (block,) = pages.blocks(pages.text("databases.md").split("\n## ")[0])
+    urls = re.findall(r'hydra\.SQLStore\("([^"]+)"\)', block)
+    assert len(urls) == 3
+    drivers = [normalize(url).drivername for url in urls]
+    assert drivers == ["sqlite", "postgresql+psycopg", "mysql+pymysql"]
+    assert "hydra.SQLStore(existing_sqlalchemy_engine)" in block
+    # The same store from a SQLAlchemy engine, as the last line shows.
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'hydra.db'}")
+    store = hydra.SQLStore(engine)
+    try:
+        assert store.list_executions("default") == []  # migrated, as on a URL
+    finally:
+        store.close()
+        engine.dispose()
 
 
 def test_the_example_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,4 @@
-"""The README's Cron and Metrics sections: their Python blocks run as shown."""
+"""docs/cron.md and docs/metrics.md: their Python blocks run as shown."""
 
 from __future__ import annotations
 
@@ -10,32 +10,20 @@ from pathlib import Path
 import pytest
 
 import hydra
+from tests.docs import pages
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def section(title: str) -> str:
-    text = README.read_text()
-    start = text.index(f"\n## {title}\n")
-    end = text.index("\n## ", start + 1)
-    return text[start:end]
+PAGES = {"Cron": "cron.md", "Metrics": "metrics.md"}
 
 
 def blocks(title: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", section(title), flags=re.S)
+    return pages.blocks(pages.text(PAGES[title]))
 
 
 def run(block: str, name: str, monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, name, module)
-    exec(compile(block, "README.md", "exec"), module.__dict__)
+    exec(compile(block, name, "exec"), module.__dict__)
     return module
-
-
-def test_the_sections_come_before_the_name_section() -> None:
-    titles = re.findall(r"^## (.+)$", README.read_text(), flags=re.M)
-    assert titles.index("Cron") < titles.index("The name `hydra`")
-    assert titles.index("Metrics") < titles.index("The name `hydra`")
 
 
 def test_the_cron_registration_example_runs(
@@ -70,7 +58,7 @@ def test_the_metrics_example_runs(
 
 
 def test_the_metrics_table_lists_exactly_what_hydra_exports() -> None:
-    listed = set(re.findall(r"^\| `(hydra_[a-z_]+)` \|", section("Metrics"), flags=re.M))
+    listed = set(re.findall(r"^\| `(hydra_[a-z_]+)` \|", pages.text("metrics.md"), flags=re.M))
     exported = hydra.Metrics().names()
     family = {
         n.removesuffix("_total").removesuffix("_bucket").removesuffix("_sum")
