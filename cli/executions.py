@@ -183,10 +183,10 @@ def cancel(
     with connect(ctx, db, ns) as (engine, _):
         load_view(engine, execution_id)  # a helpful error for an unknown id
         if engine.cancel(execution_id):
-            output.line("cancelled ", visible(execution_id))
+            output.line("cancelled ", execution_id)
         else:
             status = engine.get_execution(execution_id).status.value
-            output.line(visible(execution_id), f" is already {status}: nothing to cancel")
+            output.line(execution_id, f" is already {status}: nothing to cancel")
 
 
 @app.command(
@@ -210,7 +210,6 @@ def retry(
             raise CliError(str(exc)) from exc
         output.line(
             "retrying ",
-            visible(execution_id),
-            f" ({visible(view.execution.workflow_name)}): pending, "
-            f"attempt {view.execution.attempt + 1}",
+            execution_id,
+            f" ({view.execution.workflow_name}): pending, attempt {view.execution.attempt + 1}",
         )

@@ -299,7 +299,9 @@ def execution_note(view: View, now_ms: int) -> Text:
     created = to_ms(ex.created_at)
     if ex.status == Status.PENDING:
         if ex.next_retry_at is not None:
-            return Text(f"attempt {ex.attempt} at {fmt_time(ex.next_retry_at)}", "yellow")
+            retry_at = to_ms(ex.next_retry_at)
+            when = f"{fmt_time(retry_at)} ({due(retry_at, now_ms, ex.workflow_name)})"
+            return Text(f"attempt {ex.attempt} at {when}", "yellow")
         run_at = view.row.run_at if view.row is not None else created
         if run_at > now_ms:
             return Text(f"starts {relative(run_at, now_ms)}", "yellow")

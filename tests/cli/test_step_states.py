@@ -130,3 +130,25 @@ def test_a_sleep_still_to_come_says_when(url: str) -> None:
     run_until(url, eid, "sleeping")
     trace = hydra_cli("trace", eid, "--db", url).stdout
     assert "(in 47h 59m)" in trace and "waiting for a worker" not in trace
+
+
+def test_an_overdue_retry_says_no_worker_has_picked_it_up(url: str) -> None:
+    with engine_on(url) as engine:
+        store, ns, now = engine.store, engine.namespace, engine.clock.now_ms()
+        failed_at = now - 600_000
+        new = NewExecution(
+            str(uuid.uuid4()), ns, "napper", b"1", 3, 1000, None, None, failed_at, failed_at
+        )
+        eid, _ = store.create_execution(new)
+        (claim,) = store.claim(ns, ["napper"], "w-1", now_ms=failed_at, lease_ms=60_000, limit=1)
+        store.schedule_retry(
+            claim.lease,
+            run_at_ms=now - 240_000,
+            error_type="RuntimeError",
+            error_message="boom",
+            now_ms=failed_at,
+        )
+    listed = hydra_cli("executions", "list", "--db", url).stdout
+    line = next(line for line in listed.splitlines() if line.startswith(eid))
+    assert "attempt 2 at " in line
+    assert line.endswith("(due 4m 00s ago, waiting for a worker that runs napper)")
