@@ -10,6 +10,7 @@ from rich.text import Text
 from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .session import connect
+from .visible import visible
 
 app = typer.Typer(name="cron", help="Inspect cron jobs.", no_args_is_help=True)
 
@@ -59,8 +60,8 @@ def list_(
         console.print(Text(f"no cron jobs in namespace {engine.namespace!r}"))
         return
     for row in rows:
-        head = Text(row["name"], "bold")
-        head.append(f"  {row['spec']}  ({row['timezone']})  → {row['target']}")
+        head = Text(visible(row["name"]), "bold")
+        head.append(visible(f"  {row['spec']}  ({row['timezone']})  → {row['target']}"))
         if not row["enabled"]:
             head.append("  disabled", "yellow")
         console.print(head, overflow="ignore", crop=False)
@@ -69,7 +70,7 @@ def list_(
             console.print(Text("    last  never fired", "dim"))
         else:
             fired = Text(f"    last  slot {row['last_slot']}, fired {row['last_fired_at']}")
-            fired.append(f" by {row['last_worker'] or '-'}")
+            fired.append(f" by {visible(row['last_worker'] or '-')}")
             if row["last_execution"]:
-                fired.append(f" → execution {row['last_execution']}")
+                fired.append(f" → execution {visible(row['last_execution'])}")
             console.print(fired, overflow="ignore", crop=False)

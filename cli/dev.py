@@ -60,6 +60,7 @@ from .errors import EXIT_NOT_COMPLETED, CliError
 from .loader import DEV_HOOK, WorkflowFile, find_workflows, import_file
 from .render import RunningStep, View
 from .session import style_for
+from .visible import visible
 
 app = typer.Typer(
     name="dev",
@@ -407,10 +408,11 @@ class DevRun:
 
     def _intro(self, names: list[str], ids: list[str]) -> None:
         intro = Text("hydra dev run ", "bold")
-        intro.append(self.opts.file)
+        intro.append(visible(self.opts.file))
         intro.append(f": {len(ids)} execution{'s' if len(ids) != 1 else ''} of ", "dim")
-        intro.append(", ".join(names))
-        intro.append(f" on {self.target.display}, namespace {self.opts.namespace}", "dim")
+        intro.append(visible(", ".join(names)))
+        where = f" on {self.target.display}, namespace {self.opts.namespace}"
+        intro.append(visible(where), "dim")
         if self.opts.fast_forward:
             intro.append(" (fast-forward: virtual time)", "dim")
         self.console.print(intro)
@@ -491,12 +493,13 @@ class DevRun:
                     "bold red",
                 )
             )
-        width = max(len(v.execution.workflow_name) for v in views)
-        for view in views:
+        names = [visible(v.execution.workflow_name) for v in views]
+        width = max(len(name) for name in names)
+        for view, name in zip(views, names, strict=True):
             ex = view.execution
             line = Text("  ")
             line.append_text(render.status_text(f"{ex.status.value:<9}"))
-            line.append(f"  {ex.workflow_name:<{width}}  {ex.id}")
+            line.append(f"  {name:<{width}}  {visible(ex.id)}")
             if ex.error_type is not None and ex.status == Status.FAILED:
                 line.append("  ")
                 line.append(
@@ -505,9 +508,8 @@ class DevRun:
             console.print(line)
         console.print(Text("trace them with:" if len(views) > 1 else "trace it with:", "dim"))
         for view in views:
-            console.print(
-                Text("  " + trace_command(view.execution.id, self.target, self.opts.namespace))
-            )
+            command = trace_command(view.execution.id, self.target, self.opts.namespace)
+            console.print(Text("  " + visible(command)))
         if interrupted:
             return EXIT_INTERRUPTED
         return 0 if len(completed) == len(views) else EXIT_NOT_COMPLETED

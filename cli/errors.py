@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 from hydra import HydraError
 
 from . import output
+from .visible import visible
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -75,7 +76,10 @@ def state(ctx: typer.Context) -> CliState:
 
 
 def one_line(text: str) -> str:
-    return "; ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    """A message on one line: its lines joined with ``; ``, control characters (from
+    stored values or other APIs' replies it quotes) made visible."""
+    lines = (part.strip() for part in text.strip().split("\n"))
+    return visible("; ".join(part for part in lines if part))
 
 
 def describe(exc: BaseException) -> str | None:
@@ -107,7 +111,7 @@ def report(exc: BaseException, cli_state: CliState) -> int:
     message = describe(exc)
     if message is None or cli_state.debug:
         trace = "".join(traceback.format_exception(exc))
-        sys.stderr.write(cli_state.scrub(trace))
+        sys.stderr.write(visible(cli_state.scrub(trace), multiline=True))
         sys.stderr.flush()
     if message is None:
         message = f"internal error: {type(exc).__name__}: {exc} (please report this bug)"

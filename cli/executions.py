@@ -17,6 +17,7 @@ from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .errors import CliError
 from .render import View
 from .session import connect, load_view, other_namespaces
+from .visible import visible
 
 app = typer.Typer(
     name="executions",
@@ -86,7 +87,8 @@ def list_(
                     message += "use --namespace NS)"
             console.print(Text(message))
             return
-        wf_w = min(max(len("workflow"), *(len(v.execution.workflow_name) for v in views)), 30)
+        names = {v.execution.id: visible(v.execution.workflow_name) for v in views}
+        wf_w = min(max(len("workflow"), *(len(n) for n in names.values())), 30)
         created = {v.execution.id: render.fmt_time(v.execution.created_at) for v in views}
         # As wide as the timestamps really are ("2026-01-02 03:04:05.678 UTC"), so that
         # the note column starts under its header.
@@ -95,9 +97,9 @@ def list_(
         console.print(Text(head + f"{'created':<{created_w}}  note", "dim"))
         for v in views:
             ex = v.execution
-            name = ex.workflow_name
+            name = names[ex.id]
             name = name if len(name) <= wf_w else name[: wf_w - 1] + "…"
-            line = Text(f"{ex.id:<36}  {name:<{wf_w}}  ")
+            line = Text(f"{visible(ex.id):<36}  {name:<{wf_w}}  ")
             line.append_text(render.status_text(f"{ex.status.value:<9}"))
             line.append(f"  {f'{ex.attempt}/{ex.max_attempts}':<7}  ")
             line.append(f"{created[ex.id]:<{created_w}}  ")
@@ -128,19 +130,19 @@ def show(
     console.print(render.header(view, now))
     for key in ("idempotency_key", "run_at", "sleep_until", "next_retry_at", "timeout_at"):
         if data[key] is not None:
-            console.print(Text(f"  {key:<16}", "dim") + Text(str(data[key])))
+            console.print(Text(f"  {key:<16}", "dim") + Text(visible(str(data[key]))))
     console.print(Text("  input", "dim"))
-    console.print(Text(_indent(render.dumps(ex.input), 4)))
+    console.print(Text(_block(render.dumps(ex.input), 4)))
     if ex.status == Status.COMPLETED:
         console.print(Text("  output", "dim"))
-        console.print(Text(_indent(render.dumps(ex.output), 4)))
+        console.print(Text(_block(render.dumps(ex.output), 4)))
     if ex.error_type is not None:
         console.print(Text("  error", "dim"))
-        console.print(Text(_indent(f"{ex.error_type}: {ex.error_message or ''}", 4), "red"))
+        console.print(Text(_block(f"{ex.error_type}: {ex.error_message or ''}", 4), "red"))
     console.print(Text(f"  steps ({len(ex.steps)})", "dim"))
     for step in data["steps"]:
         line = Text(f"    {step['order']:>2}. ")
-        line.append(step["name"], "bold")
+        line.append(visible(step["name"]), "bold")
         line.append("  ")
         line.append_text(render.status_text(step["status"]))
         if step["kind"] == "sleep":
@@ -152,13 +154,17 @@ def show(
         console.print(line)
         if step["error"] is not None:
             error = f"{step['error']['type']}: {step['error']['message']}"
-            console.print(Text(_indent(error, 8), "red"))
+            console.print(Text(_block(error, 8), "red"))
         elif step["kind"] == "step" and step["status"] == "completed":
-            console.print(Text(_indent(render.dumps(step["output"]), 8)))
+            console.print(Text(_block(render.dumps(step["output"]), 8)))
 
 
-def _indent(text: str, n: int) -> str:
-    return "\n".join(" " * n + line for line in text.splitlines())
+def _block(text: str, n: int) -> str:
+    """Stored text as an indented block: its lines kept, everything else made visible
+    (``\\r``, ``\\x1b``; split on ``\\n`` only, as ``str.splitlines`` would also
+    break at ``\\r``, ``\\x1c`` and ``\\u2028`` and so hide them)."""
+    lines = visible(text, multiline=True).rstrip("\n").split("\n")
+    return "\n".join(" " * n + line for line in lines)
 
 
 @app.command(

@@ -2,9 +2,12 @@
 
 ``hydra trace``, ``hydra executions show`` and the live view of ``hydra dev run`` all draw
 from here, so an execution looks the same everywhere. Everything that came from the
-database (names, errors, outputs) goes into ``rich.text.Text`` and is never parsed as
-markup. Times are shown in UTC; ``now_ms`` is passed in (the dev runner's clock may be
-virtual, see ``hydra dev run --fast-forward``).
+database (names, errors, outputs, ids) goes through ``visible`` (control characters
+shown as ``\\x1b``, never obeyed) into ``rich.text.Text`` and is never parsed as markup;
+``--json`` data is left as stored. Step statuses are the library's (``StepRecord.status``,
+read by ``Engine.get_execution``), so the CLI, ``--json`` and ``execution.steps`` agree.
+Times are shown in UTC; ``now_ms`` is passed in (the dev runner's clock may be virtual,
+see ``hydra dev run --fast-forward``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from hydra.records import Execution, StepRecord
 from hydra.status import Status, StepStatus
 from hydra.store.base import ExecutionRow
 
+from .visible import one_line as visible_line
+from .visible import visible
+
 STATUS_STYLES = {
     "pending": "yellow",
     "running": "cyan",
@@ -32,6 +38,7 @@ STATUS_STYLES = {
     "cancelled": "magenta",
     "retrying": "yellow",
     "slept": "blue",
+    "interrupted": "magenta",
 }
 # Step markers: Unicode where the console can print it, ASCII otherwise.
 MARKS = {
@@ -40,6 +47,8 @@ MARKS = {
     "retrying": ("↻", "r"),
     "sleeping": ("☾", "z"),
     "slept": ("☾", "z"),
+    "cancelled": ("⊘", "/"),
+    "interrupted": ("⊘", "/"),
     "running": ("▶", ">"),
 }
 BAR = {"step": ("█", "#"), "wait": ("░", "."), "axis": ("─", "-")}
@@ -115,9 +124,20 @@ def relative(target_ms: int, now_ms: int) -> str:
     return f"in {fmt_duration(delta)}" if delta >= 0 else f"{fmt_duration(-delta)} ago"
 
 
+def due(target_ms: int, now_ms: int, workflow_name: str) -> str:
+    """When something the execution waits for is due: ``in 5m 00s``, or, once its time
+    has passed and nothing picked it up, who is missing."""
+    if target_ms >= now_ms:
+        return relative(target_ms, now_ms)
+    return (
+        f"due {fmt_duration(now_ms - target_ms)} ago, waiting for a worker that runs "
+        f"{visible(workflow_name)}"
+    )
+
+
 def preview(value: Any, limit: int = OUTPUT_PREVIEW) -> str:
-    """A value as one line of JSON, cut to ``limit`` characters."""
-    text = to_json_text(value)
+    """A value as one line of JSON, made visible, cut to ``limit`` characters."""
+    text = visible(to_json_text(value))
     return text if len(text) <= limit else text[: max(limit - 1, 1)] + "…"
 
 
@@ -129,8 +149,8 @@ def to_json_text(value: Any) -> str:
 
 
 def one_line(text: str, limit: int = ERROR_PREVIEW) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """Stored text on one line, made visible (line breaks shown as ``\\n``), cut."""
+    return visible_line(text, limit)
 
 
 def _json_default(value: Any) -> Any:
@@ -142,22 +162,23 @@ def _json_default(value: Any) -> Any:
 
 
 def short_id(execution_id: str) -> str:
-    return execution_id[:8]
+    return visible(execution_id[:8])
 
 
 # -- step state -------------------------------------------------------------------------
 
+#: A wait (a sleep, or a step's next attempt) that the execution's end cut short.
+CUT_SHORT = frozenset({StepStatus.CANCELLED, StepStatus.INTERRUPTED})
+
 
 def step_state(ex: Execution, step: StepRecord, now_ms: int) -> str:
-    """A step's status as shown: a sleep whose wake time has passed (or that the
-    execution has moved past) is ``slept``."""
-    if step.status != StepStatus.SLEEPING:
-        return step.status.value
-    wake = sleep_wake_ms(step)
-    later = any(s.order > step.order for s in ex.steps)
-    if ex.terminal or later or (wake is not None and wake <= now_ms):
-        return "slept"
-    return "sleeping"
+    """A step's status as shown: the library's reading (``StepRecord.status``), the same
+    in ``execution.steps``, ``--json``, the trace and the live view."""
+    return step.status.value
+
+
+def is_sleep(step: StepRecord) -> bool:
+    return step.kind == "sleep"
 
 
 def sleep_wake_ms(step: StepRecord) -> int | None:
@@ -166,10 +187,16 @@ def sleep_wake_ms(step: StepRecord) -> int | None:
     return ms_of(step.completed_at)
 
 
-def step_span(step: StepRecord) -> tuple[int | None, int | None]:
-    """(start, end) in Unix ms; for a sleep, from falling asleep to the wake time."""
+def step_span(step: StepRecord, ended: datetime | None = None) -> tuple[int | None, int | None]:
+    """(start, end) in Unix ms; for a sleep, from falling asleep to the wake time, or to
+    the execution's end (``ended``) when that cut it short."""
     start = ms_of(step.started_at)
-    end = sleep_wake_ms(step) if step.status == StepStatus.SLEEPING else ms_of(step.completed_at)
+    if not is_sleep(step):
+        return start, ms_of(step.completed_at)
+    end = sleep_wake_ms(step)
+    cut = ms_of(ended)
+    if step.status in CUT_SHORT and cut is not None and (end is None or cut < end):
+        end = max(cut, start) if start is not None else cut
     return start, end
 
 
@@ -237,17 +264,17 @@ def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[
 
 
 def _step_data(ex: Execution, step: StepRecord, created: int, now_ms: int) -> dict[str, Any]:
-    start, end = step_span(step)
-    sleeping = step.status == StepStatus.SLEEPING
+    start, end = step_span(step, ex.completed_at)
+    sleeping = is_sleep(step)
     return {
         "name": step.name,
         "order": step.order,
-        "kind": "sleep" if sleeping else "step",
+        "kind": step.kind,
         "status": step_state(ex, step, now_ms),
         "attempts": step.attempts,
         "started_at": _iso(step.started_at),
         "completed_at": None if sleeping else _iso(step.completed_at),
-        "wake_at": _iso(end) if sleeping else None,
+        "wake_at": _iso(sleep_wake_ms(step)) if sleeping else None,
         "offset_ms": None if start is None else start - created,
         "duration_ms": None if start is None or end is None else end - start,
         "output": None if sleeping else step.output,
@@ -263,7 +290,7 @@ def dumps(data: Any) -> str:
 
 
 def status_text(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, ""))
+    return Text(visible(status), style=STATUS_STYLES.get(status.strip(), ""))
 
 
 def execution_note(view: View, now_ms: int) -> Text:
@@ -272,23 +299,28 @@ def execution_note(view: View, now_ms: int) -> Text:
     created = to_ms(ex.created_at)
     if ex.status == Status.PENDING:
         if ex.next_retry_at is not None:
-            return Text(f"attempt {ex.attempt} at {fmt_time(ex.next_retry_at)}", "yellow")
+            retry_at = to_ms(ex.next_retry_at)
+            when = f"{fmt_time(retry_at)} ({due(retry_at, now_ms, ex.workflow_name)})"
+            return Text(f"attempt {ex.attempt} at {when}", "yellow")
         run_at = view.row.run_at if view.row is not None else created
         if run_at > now_ms:
             return Text(f"starts {relative(run_at, now_ms)}", "yellow")
         return Text(
-            f"waiting {fmt_duration(now_ms - run_at)} for a worker that runs {ex.workflow_name}",
+            f"waiting {fmt_duration(now_ms - run_at)} for a worker that runs "
+            f"{visible(ex.workflow_name)}",
             "yellow",
         )
     if ex.status == Status.RUNNING:
         started = ms_of(ex.started_at) or created
         who = view.worker or ex.worker_id
-        return Text(f"running {fmt_duration(now_ms - started)}" + (f" on {who}" if who else ""))
+        on = f" on {visible(who)}" if who else ""
+        return Text(f"running {fmt_duration(now_ms - started)}{on}")
     if ex.status == Status.SLEEPING:
         until = ms_of(ex.sleep_until)
         if until is None:
             return Text("sleeping")
-        return Text(f"until {fmt_time(until)} ({relative(until, now_ms)})", "blue")
+        note = f"until {fmt_time(until)} ({due(until, now_ms, ex.workflow_name)})"
+        return Text(note, "blue" if until >= now_ms else "yellow")
     took = Text(f"took {fmt_duration(execution_end_ms(ex, now_ms) - created)}")
     if ex.error_type is not None and ex.status != Status.COMPLETED:
         took.append(": ")
@@ -301,7 +333,7 @@ def header(view: View, now_ms: int) -> Text:
     ex = view.execution
     created = to_ms(ex.created_at)
     out = Text()
-    out.append(ex.workflow_name, "bold")
+    out.append(visible(ex.workflow_name), "bold")
     out.append("  ")
     out.append_text(status_text(ex.status.value))
     out.append("\n")
@@ -312,7 +344,7 @@ def header(view: View, now_ms: int) -> Text:
             out.append_text(part) if isinstance(part, Text) else out.append(part)
         out.append("\n")
 
-    field("execution", ex.id, Text(f"  (namespace {ex.namespace})", "dim"))
+    field("execution", visible(ex.id), Text(f"  (namespace {visible(ex.namespace)})", "dim"))
     field("attempts", f"{ex.attempt} of {ex.max_attempts}")
     field("created", fmt_time(ex.created_at))
     if ex.started_at is not None:
@@ -326,10 +358,10 @@ def header(view: View, now_ms: int) -> Text:
     if ex.timeout_at is not None and not ex.terminal:
         field("timeout", fmt_time(ex.timeout_at), f"  ({relative(to_ms(ex.timeout_at), now_ms)})")
     worker = ex.worker_id or view.worker
-    field("worker", worker if worker else Text("- (recorded only while it runs)", "dim"))
+    field("worker", visible(worker) if worker else Text("- (recorded only while it runs)", "dim"))
     if view.row is not None and view.row.trigger_type not in (None, "api"):
         source = f" {view.row.trigger_source}" if view.row.trigger_source else ""
-        field("trigger", f"{view.row.trigger_type}{source}")
+        field("trigger", visible(f"{view.row.trigger_type}{source}"))
     if ex.error_type is not None:
         label = "last error" if ex.status != Status.FAILED else "error"
         field(label, Text(one_line(f"{ex.error_type}: {ex.error_message or ''}"), "red"))
@@ -342,9 +374,9 @@ def compact_header(view: View, now_ms: int, style: Style) -> Text:
     """One line per execution in the live view."""
     ex = view.execution
     out = Text()
-    out.append(ex.workflow_name, "bold")
+    out.append(visible(ex.workflow_name), "bold")
     out.append("  ")
-    out.append(ex.id, "dim")
+    out.append(visible(ex.id), "dim")
     out.append("  ")
     out.append_text(status_text(ex.status.value))
     out.append(f"  attempt {ex.attempt}/{ex.max_attempts}  ", "dim")
@@ -356,7 +388,7 @@ def compact_header(view: View, now_ms: int, style: Style) -> Text:
 class _Row:
     mark: str
     kind: str  # the status as shown
-    name: str
+    name: str  # made visible
     attempts: str
     start: int | None
     end: int | None
@@ -369,17 +401,15 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
     rows: list[_Row] = []
     for step in ex.steps:
         state = step_state(ex, step, now_ms)
-        start, end = step_span(step)
-        row = _Row(style.mark(state), state, step.name, str(step.attempts), start, end, "step")
-        if step.status == StepStatus.SLEEPING:
+        start, end = step_span(step, ex.completed_at)
+        name = visible(step.name)
+        row = _Row(style.mark(state), state, name, str(step.attempts), start, end, "step")
+        if is_sleep(step):
             row.bar = "wait"
             row.attempts = ""
             wake = sleep_wake_ms(step)
             if wake is not None:
-                when = f"until {fmt_time(wake)}"
-                if state == "sleeping":
-                    when += f" ({relative(wake, now_ms)})"
-                row.details.append(Text(when, "blue"))
+                row.details.append(sleep_detail(ex, step, wake, now_ms))
         elif step.error_type is not None:
             error = one_line(f"{step.error_type}: {step.error_message or ''}", detail_width)
             row.details.append(Text(error, "red"))
@@ -389,22 +419,25 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
                     row.details.append(
                         Text(
                             f"attempt {step.attempts + 1} at {fmt_time(wake)} "
-                            f"({relative(wake, now_ms)})",
+                            f"({due(wake, now_ms, ex.workflow_name)})",
                             "yellow",
                         )
                     )
+            elif step.status in CUT_SHORT:
+                row.details.append(Text(cut_short_note(ex, "its next attempt"), "magenta"))
         elif step.status == StepStatus.COMPLETED:
             row.details.append(Text("→ " + preview(step.output, detail_width - 2), "dim"))
         rows.append(row)
     running = view.running
     if running is not None and not ex.terminal:
-        existing = next((r for r in rows if r.name == running.name), None)
+        running_name = visible(running.name)
+        existing = next((r for r in rows if r.name == running_name), None)
         if existing is not None:
             rows.remove(existing)
         row = _Row(
             style.mark("running"),
             "running",
-            running.name,
+            running_name,
             str(running.attempt),
             running.since_ms,
             now_ms,
@@ -415,6 +448,24 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
         )
         rows.append(row)
     return rows
+
+
+def sleep_detail(ex: Execution, step: StepRecord, wake: int, now_ms: int) -> Text:
+    """The line under a sleep: its wake time, and whether it is still to come, overdue,
+    or was cut short by the execution's end."""
+    when = f"until {fmt_time(wake)}"
+    if step.status == StepStatus.SLEEPING:
+        colour = "yellow" if wake < now_ms else "blue"  # overdue: nobody picked it up
+        return Text(f"{when} ({due(wake, now_ms, ex.workflow_name)})", colour)
+    if step.status in CUT_SHORT:
+        return Text(f"{when}: {cut_short_note(ex, 'its wake time')}", "magenta")
+    return Text(when, "blue")
+
+
+def cut_short_note(ex: Execution, what: str) -> str:
+    """``the execution was cancelled before its wake time`` and the like."""
+    ended = "was cancelled" if ex.status == Status.CANCELLED else "failed"
+    return f"the execution {ended} before {what}"
 
 
 def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Text:
@@ -523,7 +574,7 @@ class ProgressPrinter:
             text = Text()
             text.append(short_id(ex.id), "dim")
             text.append("  ")
-            text.append(ex.workflow_name, "bold")
+            text.append(visible(ex.workflow_name), "bold")
             text.append("  ")
             for part in parts:
                 text.append_text(part) if isinstance(part, Text) else text.append(part)
@@ -545,22 +596,18 @@ class ProgressPrinter:
             if seen == (state, step.attempts) or (seen is not None and state == "slept"):
                 continue
             self._steps[key] = (state, step.attempts)
-            start, end = step_span(step)
-            if step.status == StepStatus.SLEEPING:
-                if state == "sleeping":
-                    wake = end if end is not None else now_ms
-                    line(
-                        "sleep ",
-                        step.name,
-                        " ",
-                        status_text("sleeping"),
-                        f" until {fmt_time(wake)} ({relative(wake, now_ms)})",
-                    )
-                elif seen is None:
-                    line("sleep ", step.name, " ", status_text("slept"))
+            start, end = step_span(step, ex.completed_at)
+            name = visible(step.name)
+            if is_sleep(step):
+                wake = sleep_wake_ms(step)
+                if state == "sleeping" and wake is not None:
+                    when = f" until {fmt_time(wake)} ({due(wake, now_ms, ex.workflow_name)})"
+                    line("sleep ", name, " ", status_text(state), when)
+                elif state != "slept" or seen is None:
+                    line("sleep ", name, " ", status_text(state))
                 continue
             took = "" if start is None or end is None else f", {fmt_duration(end - start)}"
-            parts: list[Text | str] = ["step ", step.name, " ", status_text(state)]
+            parts: list[Text | str] = ["step ", name, " ", status_text(state)]
             parts.append(f" (attempt {step.attempts}{took})")
             if step.error_type is not None:
                 parts.append(": ")

@@ -20,7 +20,7 @@ from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepRecord
 from hydra.retry import validate_max_attempts
 from hydra.runner import Observer, Run
-from hydra.status import Status, StepStatus
+from hydra.status import Status, StepStatus, read_step_status
 from hydra.store.base import (
     Claim,
     CronJobRow,
@@ -479,18 +479,34 @@ class Engine:
             worker_id=row.lease_owner,
             error_type=row.error_type,
             error_message=row.error_message,
-            steps=[self._to_step(s) for s in steps],
+            steps=self._to_steps(row, steps),
         )
 
-    def _to_step(self, row: StepRow) -> StepRecord:
-        output = (
-            json.loads(row.output)
-            if row.status == StepStatus.SLEEPING and row.output
-            else self._decode(row.output)
+    def _to_steps(self, execution: ExecutionRow, rows: list[StepRow]) -> list[StepRecord]:
+        """The step records, each status read in the light of the execution (see
+        ``read_step_status``): nothing derived is stored, so old rows read the same."""
+        if not rows:
+            return []
+        now_ms = self.clock.now_ms()
+        last_order = max(r.order for r in rows)
+        return [self._to_step(r, execution, r.order < last_order, now_ms) for r in rows]
+
+    def _to_step(
+        self, row: StepRow, execution: ExecutionRow, moved_past: bool, now_ms: int
+    ) -> StepRecord:
+        sleep = row.status == StepStatus.SLEEPING
+        output = json.loads(row.output) if sleep and row.output else self._decode(row.output)
+        status = read_step_status(
+            row.status,
+            execution.status,
+            moved_past=moved_past,
+            wake_ms=output if sleep and isinstance(output, int) else None,
+            ended_ms=execution.completed_at,
+            now_ms=now_ms,
         )
         return StepRecord(
             name=row.name,
-            status=row.status,
+            status=status,
             attempts=row.attempts,
             output=output,
             error=f"{row.error_type}: {row.error_message}" if row.error_type else None,
@@ -499,6 +515,7 @@ class Engine:
             order=row.order,
             error_type=row.error_type,
             error_message=row.error_message,
+            kind="sleep" if sleep else "step",
         )
 
 

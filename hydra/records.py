@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from hydra.status import Status, StepStatus
 
@@ -15,7 +15,14 @@ class StepRecord:
 
     ``output`` is the stored result decoded as plain JSON (for a sleep: the wake time in
     Unix milliseconds). ``attempts`` counts the attempts that reached a result or an error;
-    an attempt in flight when its worker died leaves no trace.
+    an attempt in flight when its worker died leaves no trace. ``kind`` is ``"sleep"`` for
+    a durable sleep, ``"step"`` otherwise.
+
+    ``status`` is read in the light of the execution (see ``StepStatus``): a sleep reads
+    ``sleeping`` while the execution waits on it, ``slept`` once it has moved past it,
+    ``cancelled`` or ``interrupted`` when the execution ended before its wake time; a step
+    waiting for its next attempt reads ``cancelled`` or ``interrupted`` once the execution
+    ended, as no attempt is coming.
     """
 
     name: str
@@ -28,6 +35,7 @@ class StepRecord:
     order: int = 0
     error_type: str | None = None
     error_message: str | None = None
+    kind: Literal["step", "sleep"] = "step"
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ def explore_crashes(
                 check(env, eid)
             except AssertionError as exc:
                 violations.append(f"check failed: {exc}")
-        reached = [s.name for s in execution.steps if s.status != StepStatus.SLEEPING]
+        reached = [s.name for s in execution.steps if s.kind != "sleep"]
         return CrashCase(step, phase, eid, tuple(violations), env.format_history()), reached
 
     clean, steps = one_case(None, None)

@@ -285,7 +285,7 @@ def test_sleeping_execution_frees_its_worker_and_resumes(
     assert done.completed_at is not None and ex.sleep_until is not None
     assert done.completed_at >= ex.sleep_until
     sleep_step = done.step("sleep-1")
-    assert sleep_step is not None and sleep_step.status == "sleeping"
+    assert sleep_step is not None and sleep_step.status == "slept"
 
 
 def test_async_workflow_with_sync_and_async_steps(

@@ -303,7 +303,7 @@ def test_a_48_hour_sleep_completes_exactly_48_hours_later(make_env: MakeEnv) -> 
     assert ex.completed_at == env.clock.now() == t0 + timedelta(hours=48)
     assert calls == {"before": 1, "after": 1}
     sleep = ex.step("sleep-1")
-    assert sleep is not None and sleep.status == "sleeping"
+    assert sleep is not None and sleep.status == "slept"
 
 
 class TickingClock(hydra.testing.FakeClock):
