@@ -17,7 +17,7 @@ from hydra.errors import ExecutionNotFoundError, InvalidNameError, PayloadError
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
-from hydra.records import Execution, StepRecord
+from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
 from hydra.runner import Observer, Run
 from hydra.status import Status, StepStatus
@@ -26,6 +26,7 @@ from hydra.store.base import (
     CronJobRow,
     ExecutionRow,
     NewExecution,
+    StepAttemptRow,
     StepRow,
     Store,
 )
@@ -313,8 +314,15 @@ class Engine:
 
     # -- reading --------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> Execution:
-        """The execution with its steps; ``ExecutionNotFoundError`` if unknown here."""
-        return self._to_execution(self._row(execution_id), self.store.list_steps(execution_id))
+        """The execution with its steps (each with its attempts);
+        ``ExecutionNotFoundError`` if unknown here."""
+        return self._with_steps(self._row(execution_id))
+
+    def _with_steps(self, row: ExecutionRow) -> Execution:
+        """``row`` as an ``Execution`` with its steps and their attempts (two reads)."""
+        steps = self.store.list_steps(row.id)
+        attempts = self.store.list_step_attempts(row.id) if steps else []
+        return self._to_execution(row, steps, attempts)
 
     def _row(self, execution_id: str) -> ExecutionRow:
         """The execution's row alone (one read, no steps): what ``wait`` polls."""
@@ -374,7 +382,7 @@ class Engine:
                 row = self._row(execution_id)
                 if row.status.terminal:
                     # The steps are read once, at the end (a terminal execution's are final).
-                    return self._to_execution(row, self.store.list_steps(execution_id))
+                    return self._with_steps(row)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(
@@ -455,10 +463,16 @@ class Engine:
         except Exception:
             return data  # not decodable by this marshaller: show the raw bytes
 
-    def _to_execution(self, row: ExecutionRow, steps: list[StepRow]) -> Execution:
+    def _to_execution(
+        self,
+        row: ExecutionRow,
+        steps: list[StepRow],
+        attempts: list[StepAttemptRow] | None = None,
+    ) -> Execution:
         error = f"{row.error_type}: {row.error_message}" if row.error_type else None
         created = from_ms(row.created_at)
         assert created is not None
+        history = _attempts_by_step(attempts or [])
         return Execution(
             id=row.id,
             workflow_name=row.workflow_name,
@@ -479,10 +493,10 @@ class Engine:
             worker_id=row.lease_owner,
             error_type=row.error_type,
             error_message=row.error_message,
-            steps=[self._to_step(s) for s in steps],
+            steps=[self._to_step(s, history.get(s.name, [])) for s in steps],
         )
 
-    def _to_step(self, row: StepRow) -> StepRecord:
+    def _to_step(self, row: StepRow, history: list[StepAttempt]) -> StepRecord:
         output = (
             json.loads(row.output)
             if row.status == StepStatus.SLEEPING and row.output
@@ -499,7 +513,25 @@ class Engine:
             order=row.order,
             error_type=row.error_type,
             error_message=row.error_message,
+            attempt_history=history,
         )
+
+
+def _attempts_by_step(rows: list[StepAttemptRow]) -> dict[str, list[StepAttempt]]:
+    """Each step's attempts, in the order the store lists them (the order they ran)."""
+    history: dict[str, list[StepAttempt]] = {}
+    for r in rows:
+        history.setdefault(r.step_name, []).append(
+            StepAttempt(
+                number=r.attempt,
+                status=r.status,
+                started_at=from_ms(r.started_at),
+                completed_at=from_ms(r.completed_at),
+                error_type=r.error_type,
+                error_message=r.error_message,
+            )
+        )
+    return history
 
 
 class _EngineObserver(Observer):
