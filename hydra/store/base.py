@@ -318,9 +318,10 @@ class Store(Protocol):
         ...
 
     def list_step_attempts(self, execution_id: str) -> list[StepAttemptRow]:
-        """Every recorded attempt of the execution's steps: by step name, then each
-        step's in the order they were made (``lease_token``, ``attempt``). Steps
-        checkpointed before attempts were recorded (schema revision 0003) have none."""
+        """Every recorded attempt of the execution's steps: by step name (in the
+        database's collation), then each step's in the order they were made
+        (``lease_token``, ``attempt``). Steps checkpointed before attempts were recorded
+        (schema revision 0003) have none; an unknown id has none."""
         ...
 
     def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
@@ -333,7 +334,9 @@ class Store(Protocol):
         checkpoints: ``pending`` and claimable at once, ``attempt + 1`` (and
         ``max_attempts`` raised to it if needed), its timeout counted again from now, the
         error cleared, and the records of steps that used up their attempts (``failed``)
-        deleted so they run again with a fresh budget. Completed steps stay checkpointed.
+        deleted so they run again with a fresh budget. Completed steps stay checkpointed,
+        and every step attempt record is kept (a step run again starts at attempt 1
+        under its new lease, after the earlier ones).
         False if it is not failed or cancelled (or does not exist)."""
         ...
 
