@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.text import Text
 
 from hydra import Status
@@ -109,7 +110,8 @@ def list_(
 
 @app.command(
     help="Show everything stored about an execution: its fields, input, output, "
-    "error, and every step with its full output or error."
+    "error, and every step with its full output or error (and, for a step that took "
+    "several attempts, each attempt with its start, duration and error)."
 )
 def show(
     ctx: typer.Context,
@@ -140,7 +142,8 @@ def show(
         console.print(Text("  error", "dim"))
         console.print(Text(_block(f"{ex.error_type}: {ex.error_message or ''}", 4), "red"))
     console.print(Text(f"  steps ({len(ex.steps)})", "dim"))
-    for step in data["steps"]:
+    for record, step in zip(ex.steps, data["steps"], strict=True):
+        listed = render.shows_attempts(record)
         line = Text(f"    {step['order']:>2}. ")
         line.append(visible(step["name"]), "bold")
         line.append("  ")
@@ -152,11 +155,28 @@ def show(
             if step["duration_ms"] is not None:
                 line.append(f"  took {render.fmt_duration(step['duration_ms'])}")
         console.print(line)
-        if step["error"] is not None:
+        if step["error"] is not None and not listed:
             error = f"{step['error']['type']}: {step['error']['message']}"
             console.print(Text(_block(error, 8), "red"))
         elif step["kind"] == "step" and step["status"] == "completed":
             console.print(Text(_block(render.dumps(step["output"]), 8)))
+        if listed:
+            _print_attempts(console, step["attempt_history"])
+
+
+def _print_attempts(console: Console, attempts: list[dict[str, Any]]) -> None:
+    """Each attempt of a step that took several: number, outcome, start, duration, and
+    the full error of a failed one (the step's own error is the last attempt's)."""
+    for attempt in attempts:
+        line = Text(f"        attempt {attempt['number']}  ")
+        line.append_text(render.status_text(attempt["status"]))
+        line.append(f"  started {attempt['started_at'] or '-'}")
+        if attempt["duration_ms"] is not None:
+            line.append(f"  took {render.fmt_duration(attempt['duration_ms'])}")
+        console.print(line)
+        if attempt["error"] is not None:
+            error = f"{attempt['error']['type']}: {attempt['error']['message']}"
+            console.print(Text(_block(error, 10), "red"))
 
 
 def _block(text: str, n: int) -> str:

@@ -22,7 +22,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from hydra.clock import to_ms
-from hydra.records import Execution, StepRecord
+from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.status import Status, StepStatus
 from hydra.store.base import ExecutionRow
 
@@ -279,7 +279,28 @@ def _step_data(ex: Execution, step: StepRecord, created: int, now_ms: int) -> di
         "duration_ms": None if start is None or end is None else end - start,
         "output": None if sleeping else step.output,
         "error": _error(step.error_type, step.error_message),
+        "attempt_history": [_attempt_data(a, created) for a in step.attempt_history],
     }
+
+
+def _attempt_data(attempt: StepAttempt, created: int) -> dict[str, Any]:
+    """One attempt of a step, for ``--json`` (times as the step's: ISO and ms offsets)."""
+    start, end = ms_of(attempt.started_at), ms_of(attempt.completed_at)
+    return {
+        "number": attempt.number,
+        "status": attempt.status.value,
+        "started_at": _iso(attempt.started_at),
+        "completed_at": _iso(attempt.completed_at),
+        "offset_ms": None if start is None else start - created,
+        "duration_ms": None if start is None or end is None else end - start,
+        "error": _error(attempt.error_type, attempt.error_message),
+    }
+
+
+def shows_attempts(step: StepRecord) -> bool:
+    """A step's attempts are listed under it when it took more than one (and they were
+    recorded: a step checkpointed before hydra kept attempts has none)."""
+    return step.attempts > 1 and len(step.attempt_history) > 1
 
 
 def dumps(data: Any) -> str:
@@ -394,6 +415,37 @@ class _Row:
     end: int | None
     bar: str  # "step" or "wait"
     details: list[Text] = field(default_factory=list)
+    #: the step's attempts, drawn under it (indented) when it took more than one
+    attempts_rows: list[_Row] = field(default_factory=list)
+    indent: int = 0
+
+
+def _attempt_rows(step: StepRecord, style: Style, detail_width: int) -> list[_Row]:
+    """One row per attempt of a step that took several: its number, outcome, start and
+    duration on the trace's axis, and the error of a failed one."""
+    rows: list[_Row] = []
+    for attempt in step.attempt_history:
+        kind = attempt.status.value
+        row = _Row(
+            style.mark(kind),
+            kind,
+            f"attempt {attempt.number}",
+            "",
+            ms_of(attempt.started_at),
+            ms_of(attempt.completed_at),
+            "step",
+            indent=2,
+        )
+        if attempt.error_type is not None:
+            error = one_line(f"{attempt.error_type}: {attempt.error_message or ''}", detail_width)
+            row.details.append(Text(error, "red"))
+        rows.append(row)
+    return rows
+
+
+def _with_attempts(rows: list[_Row]) -> list[_Row]:
+    """The rows in drawing order: each step's row, then its attempts' rows."""
+    return [r for row in rows for r in (row, *row.attempts_rows)]
 
 
 def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row]:
@@ -411,8 +463,12 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
             if wake is not None:
                 row.details.append(sleep_detail(ex, step, wake, now_ms))
         elif step.error_type is not None:
-            error = one_line(f"{step.error_type}: {step.error_message or ''}", detail_width)
-            row.details.append(Text(error, "red"))
+            if shows_attempts(step):
+                # Every attempt's error is drawn under it; the last one is this one.
+                row.attempts_rows = _attempt_rows(step, style, detail_width - 2)
+            else:
+                error = one_line(f"{step.error_type}: {step.error_message or ''}", detail_width)
+                row.details.append(Text(error, "red"))
             if state == "retrying" and ex.sleep_until is not None and not ex.terminal:
                 wake = to_ms(ex.sleep_until)
                 if view.running is None or view.running.name != step.name:
@@ -427,13 +483,17 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
                 row.details.append(Text(cut_short_note(ex, "its next attempt"), "magenta"))
         elif step.status == StepStatus.COMPLETED:
             row.details.append(Text("→ " + preview(step.output, detail_width - 2), "dim"))
+            if shows_attempts(step):
+                row.attempts_rows = _attempt_rows(step, style, detail_width - 2)
         rows.append(row)
     running = view.running
     if running is not None and not ex.terminal:
         running_name = visible(running.name)
         existing = next((r for r in rows if r.name == running_name), None)
+        earlier: list[_Row] = []
         if existing is not None:
             rows.remove(existing)
+            earlier = existing.attempts_rows  # the attempts before the one running now
         row = _Row(
             style.mark("running"),
             "running",
@@ -442,6 +502,7 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
             running.since_ms,
             now_ms,
             "step",
+            attempts_rows=earlier,
         )
         row.details.append(
             Text(f"attempt {running.attempt} running for {fmt_duration(now_ms - running.since_ms)}")
@@ -474,7 +535,7 @@ def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Tex
     ex = view.execution
     width = max(style.width, 60)
     detail_width = max(width - 8, 30)
-    rows = _rows(view, now_ms, style, detail_width)
+    rows = _with_attempts(_rows(view, now_ms, style, detail_width))
     out = Text()
     if not rows:
         out.append("  no steps yet", "dim")
@@ -488,7 +549,7 @@ def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Tex
         if row.end is not None:
             t1 = max(t1, row.end)
     span = max(t1 - t0, 1)
-    name_w = min(max(len(r.name) for r in rows), 40)
+    name_w = min(max(len(r.name) + r.indent for r in rows), 40)
     name_w = max(name_w, 4)
     status_w = 9
     tries_w = 5
@@ -506,11 +567,12 @@ def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Tex
         out.append(f"  {left} {style.bar('axis') * fill} {right}", "dim")
     out.append("\n")
     for row in rows:
-        name = row.name if len(row.name) <= name_w else row.name[: name_w - 1] + "…"
-        out.append("  ")
+        room = name_w - row.indent  # an attempt's row is indented under its step's
+        name = row.name if len(row.name) <= room else row.name[: room - 1] + "…"
+        out.append("  " + " " * row.indent)
         out.append(row.mark, STATUS_STYLES.get(row.kind, ""))
         out.append(" ")
-        out.append(f"{name:<{name_w}}")
+        out.append(f"{name:<{room}}")
         out.append("  ")
         out.append(f"{row.kind:<{status_w}}", STATUS_STYLES.get(row.kind, ""))
         out.append(f"  {row.attempts:<{tries_w}}  ")
@@ -526,7 +588,7 @@ def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Tex
             out.append(style.bar(row.bar) * (b - a), STATUS_STYLES.get(row.kind, ""))
         out.append("\n")
         for detail in row.details:
-            out.append(" " * 6)
+            out.append(" " * (6 + row.indent))
             out.append_text(detail)
             out.append("\n")
     return out

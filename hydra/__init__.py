@@ -23,7 +23,7 @@ from hydra.errors import (
 )
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
-from hydra.records import Execution, StepRecord
+from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.retry import RetryPolicy
 from hydra.status import Status, StepStatus
 from hydra.steps import sleep, sleep_until, step, step_void
@@ -54,6 +54,7 @@ __all__ = [
     "SQLStore",
     "SchemaNotReadyError",
     "Status",
+    "StepAttempt",
     "StepFailedError",
     "StepRecord",
     "StepStatus",

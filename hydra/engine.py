@@ -17,7 +17,7 @@ from hydra.errors import ExecutionNotFoundError, InvalidNameError, PayloadError
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
-from hydra.records import Execution, StepRecord
+from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
 from hydra.runner import Observer, Run
 from hydra.status import Status, StepStatus, read_step_status
@@ -26,6 +26,7 @@ from hydra.store.base import (
     CronJobRow,
     ExecutionRow,
     NewExecution,
+    StepAttemptRow,
     StepRow,
     Store,
 )
@@ -313,8 +314,15 @@ class Engine:
 
     # -- reading --------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> Execution:
-        """The execution with its steps; ``ExecutionNotFoundError`` if unknown here."""
-        return self._to_execution(self._row(execution_id), self.store.list_steps(execution_id))
+        """The execution with its steps (each with its attempts);
+        ``ExecutionNotFoundError`` if unknown here."""
+        return self._with_steps(self._row(execution_id))
+
+    def _with_steps(self, row: ExecutionRow) -> Execution:
+        """``row`` as an ``Execution`` with its steps and their attempts (two reads)."""
+        steps = self.store.list_steps(row.id)
+        attempts = self.store.list_step_attempts(row.id) if steps else []
+        return self._to_execution(row, steps, attempts)
 
     def _row(self, execution_id: str) -> ExecutionRow:
         """The execution's row alone (one read, no steps): what ``wait`` polls."""
@@ -374,7 +382,7 @@ class Engine:
                 row = self._row(execution_id)
                 if row.status.terminal:
                     # The steps are read once, at the end (a terminal execution's are final).
-                    return self._to_execution(row, self.store.list_steps(execution_id))
+                    return self._with_steps(row)
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(
@@ -455,10 +463,16 @@ class Engine:
         except Exception:
             return data  # not decodable by this marshaller: show the raw bytes
 
-    def _to_execution(self, row: ExecutionRow, steps: list[StepRow]) -> Execution:
+    def _to_execution(
+        self,
+        row: ExecutionRow,
+        steps: list[StepRow],
+        attempts: list[StepAttemptRow] | None = None,
+    ) -> Execution:
         error = f"{row.error_type}: {row.error_message}" if row.error_type else None
         created = from_ms(row.created_at)
         assert created is not None
+        history = _attempts_by_step(attempts or [])
         return Execution(
             id=row.id,
             workflow_name=row.workflow_name,
@@ -479,20 +493,33 @@ class Engine:
             worker_id=row.lease_owner,
             error_type=row.error_type,
             error_message=row.error_message,
-            steps=self._to_steps(row, steps),
+            steps=self._to_steps(row, steps, history),
         )
 
-    def _to_steps(self, execution: ExecutionRow, rows: list[StepRow]) -> list[StepRecord]:
+    def _to_steps(
+        self,
+        execution: ExecutionRow,
+        rows: list[StepRow],
+        history: dict[str, list[StepAttempt]],
+    ) -> list[StepRecord]:
         """The step records, each status read in the light of the execution (see
         ``read_step_status``): nothing derived is stored, so old rows read the same."""
         if not rows:
             return []
         now_ms = self.clock.now_ms()
         last_order = max(r.order for r in rows)
-        return [self._to_step(r, execution, r.order < last_order, now_ms) for r in rows]
+        return [
+            self._to_step(r, execution, r.order < last_order, now_ms, history.get(r.name, []))
+            for r in rows
+        ]
 
     def _to_step(
-        self, row: StepRow, execution: ExecutionRow, moved_past: bool, now_ms: int
+        self,
+        row: StepRow,
+        execution: ExecutionRow,
+        moved_past: bool,
+        now_ms: int,
+        history: list[StepAttempt],
     ) -> StepRecord:
         sleep = row.status == StepStatus.SLEEPING
         output = json.loads(row.output) if sleep and row.output else self._decode(row.output)
@@ -516,7 +543,25 @@ class Engine:
             error_type=row.error_type,
             error_message=row.error_message,
             kind="sleep" if sleep else "step",
+            attempt_history=history,
         )
+
+
+def _attempts_by_step(rows: list[StepAttemptRow]) -> dict[str, list[StepAttempt]]:
+    """Each step's attempts, in the order the store lists them (the order they ran)."""
+    history: dict[str, list[StepAttempt]] = {}
+    for r in rows:
+        history.setdefault(r.step_name, []).append(
+            StepAttempt(
+                number=r.attempt,
+                status=r.status,
+                started_at=from_ms(r.started_at),
+                completed_at=from_ms(r.completed_at),
+                error_type=r.error_type,
+                error_message=r.error_message,
+            )
+        )
+    return history
 
 
 class _EngineObserver(Observer):

@@ -1,12 +1,42 @@
-"""What users read back: ``Execution`` and ``StepRecord``."""
+"""What users read back: ``Execution``, ``StepRecord`` and ``StepAttempt``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from hydra.status import Status, StepStatus
+
+
+@dataclass(frozen=True)
+class StepAttempt:
+    """One attempt of a step that reached a result (``completed``) or an error
+    (``failed``, with the exception's type and message).
+
+    ``number`` is the step's attempt number (1-based). A retried execution
+    (``Engine.retry``) gives a failed step a fresh budget, so its numbers start at 1 again
+    after the earlier round's.
+    """
+
+    number: int
+    status: StepStatus
+    started_at: datetime | None
+    completed_at: datetime | None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        """``"Type: message"`` of a failed attempt, None for a completed one."""
+        return f"{self.error_type}: {self.error_message}" if self.error_type else None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long the attempt ran (``completed_at - started_at``)."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return self.completed_at - self.started_at
 
 
 @dataclass(frozen=True)
@@ -15,14 +45,21 @@ class StepRecord:
 
     ``output`` is the stored result decoded as plain JSON (for a sleep: the wake time in
     Unix milliseconds). ``attempts`` counts the attempts that reached a result or an error;
-    an attempt in flight when its worker died leaves no trace. ``kind`` is ``"sleep"`` for
-    a durable sleep, ``"step"`` otherwise.
+    an attempt in flight when its worker died leaves no trace. ``error``, ``started_at``
+    and ``completed_at`` are the latest attempt's. ``kind`` is ``"sleep"`` for a durable
+    sleep, ``"step"`` otherwise.
 
     ``status`` is read in the light of the execution (see ``StepStatus``): a sleep reads
     ``sleeping`` while the execution waits on it, ``slept`` once it has moved past it,
     ``cancelled`` or ``interrupted`` when the execution ended before its wake time; a step
     waiting for its next attempt reads ``cancelled`` or ``interrupted`` once the execution
     ended, as no attempt is coming.
+
+    ``attempt_history`` lists every attempt that reached a result or an error, in the
+    order they ran (filled by ``Engine.get_execution``); its last entry is the attempt
+    the other fields describe. It is empty for a sleep, and for a step checkpointed by a
+    hydra older than schema revision 0003, whose earlier attempts were not kept (its
+    ``attempts``, ``error`` and times still describe the latest one).
     """
 
     name: str
@@ -36,6 +73,7 @@ class StepRecord:
     error_type: str | None = None
     error_message: str | None = None
     kind: Literal["step", "sleep"] = "step"
+    attempt_history: list[StepAttempt] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,57 @@ class Lease:
     worker_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class StepAttemptRow:
+    """One row of ``workflow_step_attempts``: one attempt of a step that reached a result
+    or an error. An attempt in flight when its worker died leaves none.
+
+    Never written on its own: a store derives it (``attempt_of``) from the step row that
+    ``save_step`` or ``suspend`` writes, in the same transaction and under the same fence.
+    ``lease_token`` is the lease that ran the attempt. It is part of the key because a
+    retried execution (``retry_execution``) starts a failed step's count again at 1 under
+    a new lease; ordered by (lease_token, attempt), a step's attempts are in the order
+    they were made. ``status`` is ``completed`` or ``failed``.
+    """
+
+    execution_id: str
+    step_name: str
+    lease_token: int
+    attempt: int
+    status: StepStatus
+    error_type: str | None = None
+    error_message: str | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+
+
+def attempt_of(step: StepRow, lease: Lease) -> StepAttemptRow | None:
+    """The attempt record that writing ``step`` under ``lease`` adds, or None for a sleep.
+
+    The one definition shared by every store: a ``completed`` row records a completed
+    attempt; a ``failed`` row (attempts used up) and a ``retrying`` row (another attempt
+    follows) each record a failed one, with the row's error. The attempt's number, times
+    and error are the step row's (which describes its latest attempt).
+    """
+    if step.status == StepStatus.COMPLETED:
+        outcome = StepStatus.COMPLETED
+    elif step.status in (StepStatus.FAILED, StepStatus.RETRYING):
+        outcome = StepStatus.FAILED
+    else:
+        return None
+    return StepAttemptRow(
+        execution_id=step.execution_id,
+        step_name=step.name,
+        lease_token=lease.token,
+        attempt=step.attempts,
+        status=outcome,
+        error_type=step.error_type,
+        error_message=step.error_message,
+        started_at=step.started_at,
+        completed_at=step.completed_at,
+    )
+
+
 @dataclass(slots=True)
 class Claim:
     """An execution a worker has just claimed, with what it needs to replay it."""
@@ -266,6 +317,13 @@ class Store(Protocol):
         """In step order."""
         ...
 
+    def list_step_attempts(self, execution_id: str) -> list[StepAttemptRow]:
+        """Every recorded attempt of the execution's steps: by step name (in the
+        database's collation), then each step's in the order they were made
+        (``lease_token``, ``attempt``). Steps checkpointed before attempts were recorded
+        (schema revision 0003) have none; an unknown id has none."""
+        ...
+
     def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
         """Mark a non-terminal execution ``cancelled`` and fence out its owner.
         Returns False if it was already terminal (or does not exist)."""
@@ -276,7 +334,9 @@ class Store(Protocol):
         checkpoints: ``pending`` and claimable at once, ``attempt + 1`` (and
         ``max_attempts`` raised to it if needed), its timeout counted again from now, the
         error cleared, and the records of steps that used up their attempts (``failed``)
-        deleted so they run again with a fresh budget. Completed steps stay checkpointed.
+        deleted so they run again with a fresh budget. Completed steps stay checkpointed,
+        and every step attempt record is kept (a step run again starts at attempt 1
+        under its new lease, after the earlier ones).
         False if it is not failed or cancelled (or does not exist)."""
         ...
 
@@ -321,14 +381,17 @@ class Store(Protocol):
 
     # -- fenced writes by the owner (each raises LeaseLostError if the lease is lost) ----
     def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
-        """Insert or replace the step's checkpoint, extending the lease."""
+        """Insert or replace the step's checkpoint, extending the lease, and record the
+        attempt it ends (``attempt_of``) in the same transaction. Writing the same
+        attempt again (a retry after a lost reply) replaces its record: still one."""
         ...
 
     def suspend(
         self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
     ) -> None:
         """``sleeping`` until ``wake_at_ms`` with the lease released, saving ``step`` (the
-        sleep's checkpoint or a failed step attempt) in the same transaction."""
+        sleep's checkpoint or a failed step attempt) in the same transaction, and the
+        attempt record of a failed step attempt (``attempt_of``) as ``save_step`` does."""
         ...
 
     def schedule_retry(

@@ -45,6 +45,7 @@ from hydra.store.base import (
     ExecutionRow,
     Lease,
     NewExecution,
+    StepAttemptRow,
     StepRow,
     Store,
     take_lease,
@@ -219,17 +220,22 @@ def _same(actual: Any, expected: Any, what: str) -> None:
     raise AssertionError(f"{what}: got {_repr.repr(actual)}, expected {_repr.repr(expected)}")
 
 
-Snapshot = tuple[ExecutionRow | None, list[StepRow]]
+Snapshot = tuple[ExecutionRow | None, list[StepRow], list[StepAttemptRow]]
 
 
 def _snapshot(store: Store, ns: str, execution_id: str) -> Snapshot:
-    return store.get_execution(ns, execution_id), store.list_steps(execution_id)
+    return (
+        store.get_execution(ns, execution_id),
+        store.list_steps(execution_id),
+        store.list_step_attempts(execution_id),
+    )
 
 
 def _unchanged(store: Store, ns: str, execution_id: str, before: Snapshot, after_what: str) -> None:
-    row, steps = _snapshot(store, ns, execution_id)
+    row, steps, attempts = _snapshot(store, ns, execution_id)
     _same(row, before[0], f"the execution row changed after {after_what}")
     _same(steps, before[1], f"the step rows changed after {after_what}")
+    _same(attempts, before[2], f"the step attempt records changed after {after_what}")
 
 
 def _lease_lost(call: Callable[[], object], what: str) -> None:
@@ -263,6 +269,23 @@ def _fenced_writes(store: Store, lease: Lease, now: int) -> list[tuple[str, Call
                 wake_at_ms=now + 5_000,
                 now_ms=now,
                 step=_step(eid, "stale-sleep", 91, status=StepStatus.SLEEPING),
+            ),
+        ),
+        (
+            "suspend with a failed step attempt",
+            lambda: store.suspend(
+                lease,
+                wake_at_ms=now + 5_000,
+                now_ms=now,
+                step=_step(
+                    eid,
+                    "stale-retry",
+                    92,
+                    status=StepStatus.RETRYING,
+                    output=None,
+                    error_type="E",
+                    error_message="stale",
+                ),
             ),
         ),
         ("suspend", lambda: store.suspend(lease, wake_at_ms=now + 5_000, now_ms=now)),
@@ -1454,6 +1477,145 @@ def check_list_steps_order(make_store: StoreFactory) -> None:
         assert store.list_steps(other) == [], "another execution's steps leaked"
 
 
+# -- step attempts ----------------------------------------------------------------------
+def _attempt(
+    step: StepRow, lease: Lease, status: StepStatus = StepStatus.COMPLETED
+) -> StepAttemptRow:
+    """The attempt record a store must derive from writing ``step`` under ``lease``."""
+    return StepAttemptRow(
+        execution_id=step.execution_id,
+        step_name=step.name,
+        lease_token=lease.token,
+        attempt=step.attempts,
+        status=status,
+        error_type=step.error_type,
+        error_message=step.error_message,
+        started_at=step.started_at,
+        completed_at=step.completed_at,
+    )
+
+
+def _failing(eid: str, name: str, order: int, attempt: int, message: str, **kw: Any) -> StepRow:
+    return _step(
+        eid,
+        name,
+        order,
+        status=kw.pop("status", StepStatus.RETRYING),
+        attempts=attempt,
+        output=None,
+        error_type="ConnectionError",
+        error_message=message,
+        started_at=T0 + 10 * attempt,
+        completed_at=T0 + 10 * attempt + 3,
+        **kw,
+    )
+
+
+def check_step_attempts_recorded(make_store: StoreFactory) -> None:
+    """Every step attempt that reached a result or an error keeps a record (the step row
+    keeps only the latest): failed ones (suspend with a retrying step, save_step of a
+    failed one) and completed ones; sleeps keep none. list_step_attempts returns them by
+    step name, each step's in the order they were made, across leases."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        other = _create(store, ns, workflow="other")
+        assert store.list_step_attempts(eid) == [], "a new execution has step attempts"
+        first = _claim_one(store, ns, "w1", T0, eid)
+        one = _failing(eid, "charge", 0, 1, "gateway\ntimed out")
+        store.suspend(first.lease, wake_at_ms=T0 + 1_000, now_ms=T0 + 14, step=one)
+        second = _claim_one(store, ns, "w2", T0 + 1_000, eid)
+        two = _failing(eid, "charge", 0, 2, "reset by peer")
+        store.suspend(second.lease, wake_at_ms=T0 + 2_000, now_ms=T0 + 24, step=two)
+        third = _claim_one(store, ns, "w3", T0 + 2_000, eid)
+        done = _step(eid, "charge", 0, attempts=3, started_at=T0 + 30, completed_at=T0 + 33)
+        store.save_step(third.lease, done, now_ms=T0 + 34, lease_ms=LONG_LEASE)
+        broken = _failing(eid, "audit", 1, 1, "denied", status=StepStatus.FAILED)
+        store.save_step(third.lease, broken, now_ms=T0 + 35, lease_ms=LONG_LEASE)
+        nap = _step(eid, "nap", 2, status=StepStatus.SLEEPING, output=b"9000")
+        store.suspend(third.lease, wake_at_ms=T0 + 9_000, now_ms=T0 + 40, step=nap)
+        _same(
+            store.list_step_attempts(eid),
+            [
+                _attempt(broken, third.lease, StepStatus.FAILED),
+                _attempt(one, first.lease, StepStatus.FAILED),
+                _attempt(two, second.lease, StepStatus.FAILED),
+                _attempt(done, third.lease),
+            ],
+            "the step attempts (by step name, then as they were made)",
+        )
+        _same(store.list_steps(eid), [done, broken, nap], "the step rows keep the latest attempt")
+        assert store.list_step_attempts(other) == [], "another execution's attempts leaked"
+        assert store.list_step_attempts(_id()) == [], "attempts of an unknown id"
+
+
+def check_step_attempt_rewrite_is_one_record(make_store: StoreFactory) -> None:
+    """Writing the same attempt again under the same lease (what a retry after a lost
+    reply does) leaves one record, holding the last write; a retried execution starts a
+    failed step's attempts at 1 again, under a new lease, and both rounds are kept."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        claim = _claim_one(store, ns, "w1", T0, eid)
+        done = _step(eid, "fetch", 0)
+        for _ in range(2):
+            store.save_step(claim.lease, done, now_ms=T0 + 5, lease_ms=LONG_LEASE)
+        _same(store.list_step_attempts(eid), [_attempt(done, claim.lease)], "after a rewrite")
+        broken = _failing(eid, "charge", 1, 1, "declined", status=StepStatus.FAILED)
+        store.save_step(claim.lease, broken, now_ms=T0 + 6, lease_ms=LONG_LEASE)
+        store.save_step(claim.lease, broken, now_ms=T0 + 6, lease_ms=LONG_LEASE)
+        store.finish(
+            claim.lease, status=Status.FAILED, now_ms=T0 + 7, error_type="E", error_message="x"
+        )
+        assert store.retry_execution(ns, eid, now_ms=T0 + 8), "retry of a failed execution"
+        again = _claim_one(store, ns, "w2", T0 + 8, eid)
+        fixed = _step(eid, "charge", 1, attempts=1, started_at=T0 + 9, completed_at=T0 + 10)
+        store.save_step(again.lease, fixed, now_ms=T0 + 11, lease_ms=LONG_LEASE)
+        _same(
+            store.list_step_attempts(eid),
+            [
+                _attempt(broken, claim.lease, StepStatus.FAILED),
+                _attempt(fixed, again.lease),
+                _attempt(done, claim.lease),
+            ],
+            "the attempts after a retried execution ran a failed step again",
+        )
+
+
+def check_step_attempts_fenced(make_store: StoreFactory) -> None:
+    """A worker whose lease was taken over records no attempt: save_step and suspend are
+    refused before anything is written, the attempt record included."""
+    with _opened(make_store) as store:
+        ns = _ns()
+        eid = _create(store, ns)
+        old = _claim_one(store, ns, "w-old", T0, eid, lease_ms=1_000)
+        kept = _failing(eid, "charge", 0, 1, "timeout")
+        store.save_step(old.lease, kept, now_ms=T0 + 14, lease_ms=1_000)
+        new = _claim_one(store, ns, "w-new", T0 + 2_000, eid)
+        late = _failing(eid, "charge", 0, 2, "late")
+        _lease_lost(
+            lambda: store.suspend(old.lease, wake_at_ms=T0 + 5_000, now_ms=T0 + 2_001, step=late),
+            "suspend with a failed step attempt after a takeover",
+        )
+        late_done = _step(eid, "charge", 0, attempts=2)
+        _lease_lost(
+            lambda: store.save_step(old.lease, late_done, now_ms=T0 + 2_001, lease_ms=1_000),
+            "save_step of a completed attempt after a takeover",
+        )
+        _same(
+            store.list_step_attempts(eid),
+            [_attempt(kept, old.lease, StepStatus.FAILED)],
+            "the attempts after the old owner's refused writes",
+        )
+        mine = _step(eid, "charge", 0, attempts=2, started_at=T0 + 2_002, completed_at=T0 + 2_003)
+        store.save_step(new.lease, mine, now_ms=T0 + 2_004, lease_ms=LONG_LEASE)
+        _same(
+            store.list_step_attempts(eid),
+            [_attempt(kept, old.lease, StepStatus.FAILED), _attempt(mine, new.lease)],
+            "the attempts after the new owner's write",
+        )
+
+
 def check_next_wake_at(make_store: StoreFactory) -> None:
     """next_wake_at: the earliest wake_at of non-terminal executions of those workflows."""
     with _opened(make_store) as store:
@@ -1854,6 +2016,9 @@ ALL_CHECKS: list[Check] = [
     check_finish_rejects_non_terminal_status,
     check_save_step_upsert,
     check_list_steps_order,
+    check_step_attempts_recorded,
+    check_step_attempt_rewrite_is_one_record,
+    check_step_attempts_fenced,
     check_next_wake_at,
     check_namespace_isolation,
     check_large_payload,

@@ -24,9 +24,11 @@ from hydra.store.base import (
     ExecutionRow,
     Lease,
     NewExecution,
+    StepAttemptRow,
     StepRow,
     Store,
     WakeListener,
+    attempt_of,
     cap_wake,
     take_lease,
 )
@@ -55,6 +57,8 @@ class MemoryStore:
         self._executions: dict[str, ExecutionRow] = {}
         # execution id -> step name -> checkpoint
         self._steps: dict[str, dict[str, StepRow]] = {}
+        # execution id -> (step name, lease token, attempt) -> attempt record
+        self._attempts: dict[str, dict[tuple[str, int, int], StepAttemptRow]] = {}
         # (namespace, idempotency key) -> execution id
         self._idempotency: dict[tuple[str, str], str] = {}
         # Heap of (wake_at, created_at, id): claims and next_wake_at read the earliest due
@@ -160,6 +164,11 @@ class MemoryStore:
     def list_steps(self, execution_id: str) -> list[StepRow]:
         with self._lock:
             return self._ordered_steps(execution_id)
+
+    def list_step_attempts(self, execution_id: str) -> list[StepAttemptRow]:
+        with self._lock:
+            found = self._attempts.get(execution_id, {})
+            return [found[key] for key in sorted(found)]  # frozen records: no copy needed
 
     def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
         with self._lock:
@@ -296,7 +305,7 @@ class MemoryStore:
         with self._lock:
             if not self._extend(lease, now_ms, lease_ms):
                 raise LeaseLostError(_lost(lease))
-            self._put_step(step)
+            self._put_step(step, lease)
 
     def suspend(
         self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
@@ -311,7 +320,7 @@ class MemoryStore:
             row.lease_owner = None
             row.lease_expires_at = None
             if step is not None:
-                self._put_step(step)
+                self._put_step(step, lease)
 
     def schedule_retry(
         self,
@@ -467,9 +476,14 @@ class MemoryStore:
         row = self._executions.get(entry[2])
         return row if row is not None and row.wake_at == entry[0] else None
 
-    def _put_step(self, step: StepRow) -> None:
+    def _put_step(self, step: StepRow, lease: Lease) -> None:
+        """Store the step's checkpoint and the record of the attempt it ends, if any."""
         stored = replace(step, output=bytes(step.output) if step.output is not None else None)
         self._steps.setdefault(step.execution_id, {})[step.name] = stored
+        attempt = attempt_of(step, lease)
+        if attempt is not None:
+            key = (attempt.step_name, attempt.lease_token, attempt.attempt)
+            self._attempts.setdefault(step.execution_id, {})[key] = attempt
 
     def _ordered_steps(self, execution_id: str) -> list[StepRow]:
         found = self._steps.get(execution_id, {}).values()

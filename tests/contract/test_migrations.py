@@ -187,3 +187,73 @@ def test_claim_index_migration_keeps_rows_and_downgrades(tmp_path: Path) -> None
             store.close()
     finally:
         engine.dispose()
+
+
+def test_step_attempts_migration_keeps_older_steps_readable(tmp_path: Path) -> None:
+    """0002 -> head adds workflow_step_attempts: a step checkpointed before (no attempt
+    records) still reads, with its latest attempt's fields and an empty history; down to
+    0002 drops the table, and up again restores exactly the declared schema."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    import hydra
+    from hydra.store.migrations.runner import config, upgrade
+    from hydra.store.sql.schema import executions, steps
+
+    url = f"sqlite:///{tmp_path / 'older.db'}"
+    engine = create_engine(url)
+    eid = str(uuid.uuid4())
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "0002")
+            conn.execute(
+                executions.insert().values(
+                    id=eid,
+                    namespace="default",
+                    workflow_name="wf",
+                    status="failed",
+                    input_data=b"null",
+                    attempt=1,
+                    max_attempts=1,
+                    retry_backoff_ms=0,
+                    created_at=T0,
+                    updated_at=T0 + 9,
+                    run_at=T0,
+                    lease_token=1,
+                )
+            )
+            conn.execute(
+                steps.insert().values(
+                    execution_id=eid,
+                    step_name="charge",
+                    step_order=0,
+                    status="failed",
+                    attempts=3,
+                    error_type="ConnectionError",
+                    error_message="down 3",
+                    started_at=T0 + 5,
+                    completed_at=T0 + 8,
+                    updated_at=T0 + 8,
+                )
+            )
+        store = SQLStore(url, auto_migrate=True)  # brings it to head, as a deploy would
+        try:
+            (step,) = hydra.Engine(store).get_execution(eid).steps
+            assert (step.attempts, step.error, step.attempt_history) == (
+                3,
+                "ConnectionError: down 3",
+                [],
+            )
+        finally:
+            store.close()
+        with engine.begin() as conn:
+            command.downgrade(config(conn), "0002")
+        assert "workflow_step_attempts" not in inspect(engine).get_table_names()
+        store = SQLStore(url, auto_migrate=True)
+        try:
+            assert current_revision(store.engine) == head_revision()
+            assert _schema_diffs(store.engine) == []
+        finally:
+            store.close()
+    finally:
+        engine.dispose()

@@ -165,6 +165,18 @@ def test_list_steps_order(store_factory: StoreFactory) -> None:
     run(contract.check_list_steps_order, store_factory)
 
 
+def test_step_attempts_recorded(store_factory: StoreFactory) -> None:
+    run(contract.check_step_attempts_recorded, store_factory)
+
+
+def test_step_attempt_rewrite_is_one_record(store_factory: StoreFactory) -> None:
+    run(contract.check_step_attempt_rewrite_is_one_record, store_factory)
+
+
+def test_step_attempts_fenced(store_factory: StoreFactory) -> None:
+    run(contract.check_step_attempts_fenced, store_factory)
+
+
 def test_next_wake_at(store_factory: StoreFactory) -> None:
     run(contract.check_next_wake_at, store_factory)
 

@@ -444,3 +444,29 @@ def test_writes_retried_after_a_lost_reply_stay_correct(
     assert not store.claim_cron_fire(ns, "job", now, now_ms=now + 1, worker_id="w2")
     # Every write above met the lost reply and was retried.
     assert len(_retries(caplog)) == 7, _retries(caplog)
+
+
+def test_step_attempts_written_again_after_a_lost_reply_stay_one_each(
+    sql_store_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed attempt saved with suspend, then the completed one with save_step, each
+    committed with its reply lost and run again: one record per attempt, no
+    LeaseLostError."""
+    store: SQLStore = sql_store_factory()
+    caplog.set_level(logging.WARNING, logger="hydra.store")
+    ns = f"lost-reply-{uuid.uuid4().hex[:8]}"
+    lose = _lose_replies(store, monkeypatch)
+    new = _new_execution(ns)
+    now = new.run_at_ms
+    store.create_execution(new)
+    [first] = store.claim(ns, ["wf"], "w1", now_ms=now, lease_ms=60_000, limit=5)
+    failed = StepRow(new.id, "charge", 0, StepStatus.RETRYING, 1, None, "E", "boom", now, now + 1)
+    lose()
+    store.suspend(first.lease, wake_at_ms=now + 2, now_ms=now + 1, step=failed)
+    [second] = store.claim(ns, ["wf"], "w1", now_ms=now + 2, lease_ms=60_000, limit=5)
+    done = StepRow(new.id, "charge", 0, StepStatus.COMPLETED, 2, b"1", None, None, now + 2, now + 3)
+    lose()
+    store.save_step(second.lease, done, now_ms=now + 3, lease_ms=60_000)
+    assert len(_retries(caplog)) == 2, _retries(caplog)
+    got = [(a.attempt, a.status, a.error_message) for a in store.list_step_attempts(new.id)]
+    assert got == [(1, StepStatus.FAILED, "boom"), (2, StepStatus.COMPLETED, None)]

@@ -25,6 +25,7 @@ PUBLIC = [
     "SQLStore",
     "SchemaNotReadyError",
     "Status",
+    "StepAttempt",
     "StepFailedError",
     "StepRecord",
     "StepStatus",

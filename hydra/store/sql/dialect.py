@@ -39,11 +39,18 @@ class Dialect(Protocol):
         ...
 
     def fenced_upsert(
-        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+        self,
+        fence: Update,
+        table: Any,
+        columns: Sequence[str],
+        keys: list[str],
+        also: tuple[Any, Sequence[str], list[str]] | None = None,
     ) -> Insert | None:
         """The fenced UPDATE ``fence`` and an upsert of ``table`` (bind parameters
         ``s_<column>``) as one statement returning one row if ``fence`` matched and
-        none otherwise; None where the database cannot (then they run as two statements)."""
+        none otherwise; None where the database cannot (then they run as separate
+        statements). ``also`` = (table, columns, keys): a second upsert in the same
+        statement, made only if ``fence`` matched too (bind parameters ``a_<column>``)."""
         ...
 
     def fused_claim(

@@ -74,7 +74,12 @@ class MySQLDialect:
         return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in values if k not in keys})
 
     def fenced_upsert(
-        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+        self,
+        fence: Update,
+        table: Any,
+        columns: Sequence[str],
+        keys: list[str],
+        also: tuple[Any, Sequence[str], list[str]] | None = None,
     ) -> Insert | None:
         return None
 

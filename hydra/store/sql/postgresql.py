@@ -54,6 +54,21 @@ def finished_channel_name(namespace: str) -> str:
 FINISHED_PREFIX = "hydra_done_"
 
 
+def _upsert_from(
+    source: Any, table: Any, columns: Sequence[str], keys: list[str], prefix: str
+) -> Insert:
+    """``INSERT INTO table SELECT :<prefix><col>... FROM source ON CONFLICT (keys) DO
+    UPDATE``: one row per row of ``source`` (a fenced UPDATE's RETURNING)."""
+    # Typed casts: in INSERT ... SELECT, PostgreSQL does not infer parameter types
+    # from the target columns (a NULL bytea would otherwise be text).
+    values = [cast(bindparam(f"{prefix}{c}"), table.c[c].type) for c in columns]
+    stmt = pg_insert(table).from_select(list(columns), sql_select(*values).select_from(source))
+    return stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c: stmt.excluded[c] for c in columns if c not in keys},
+    )
+
+
 class PostgreSQLDialect:
     name = "postgresql"
     supports_notify = True
@@ -81,25 +96,33 @@ class PostgreSQLDialect:
         )
 
     def fenced_upsert(
-        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+        self,
+        fence: Update,
+        table: Any,
+        columns: Sequence[str],
+        keys: list[str],
+        also: tuple[Any, Sequence[str], list[str]] | None = None,
     ) -> Insert | None:
         """``WITH owned AS (fence RETURNING id) INSERT INTO table SELECT :s_<col>... FROM
         owned ON CONFLICT (keys) DO UPDATE ... RETURNING``: one statement, returning one
         row if the fenced UPDATE matched, none otherwise. The UPDATE takes the execution's row lock
         (a concurrent takeover waits, or makes it re-check its WHERE and match nothing)
         and the INSERT only sees its RETURNING, so fencing is that of the UPDATE alone.
+
+        ``also``: a second ``INSERT ... SELECT :a_<col>... FROM owned ON CONFLICT DO
+        UPDATE`` as a data-modifying CTE after ``owned``. PostgreSQL runs every
+        data-modifying CTE to completion whether or not the main statement reads it, and
+        this one sees ``owned``'s rows only if the fence matched.
         """
         owned = fence.returning(fence.table.c.id).cte("owned")
-        # Typed casts: in INSERT ... SELECT, PostgreSQL does not infer parameter types
-        # from the target columns (a NULL bytea would otherwise be text).
-        values = [cast(bindparam(f"s_{c}"), table.c[c].type) for c in columns]
-        stmt = pg_insert(table).from_select(list(columns), sql_select(*values).select_from(owned))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys,
-            set_={c: stmt.excluded[c] for c in columns if c not in keys},
-        )
+        stmt = _upsert_from(owned, table, columns, keys, "s_")
+        ctes = [owned]
+        if also is not None:
+            also_table, also_columns, also_keys = also
+            written = _upsert_from(owned, also_table, also_columns, also_keys, "a_")
+            ctes.append(written.cte("also_written"))
         # RETURNING: the row count of this INSERT ... SELECT is not reported (-1).
-        return stmt.add_cte(owned, nest_here=True).returning(table.c[keys[0]])
+        return stmt.add_cte(*ctes, nest_here=True).returning(table.c[keys[0]])
 
     def fused_claim(
         self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]

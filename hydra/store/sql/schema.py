@@ -108,6 +108,27 @@ steps = Table(
     PrimaryKeyConstraint("execution_id", "step_name", name="pk_workflow_steps"),
 )
 
+# Every attempt of a step that reached a result or an error (the step row above keeps
+# only the latest), written with the step row in the same fenced transaction. The lease
+# token is in the key: a retried execution starts a failed step's attempts at 1 again under
+# a new lease, and (lease_token, attempt) orders a step's attempts as they were made.
+step_attempts = Table(
+    "workflow_step_attempts",
+    metadata,
+    Column("execution_id", Id, nullable=False),
+    Column("step_name", Name, nullable=False),
+    Column("lease_token", BigInteger, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error_type", String(255), nullable=True),
+    Column("error_message", LongText, nullable=True),
+    Column("started_at", BigInteger, nullable=True),
+    Column("completed_at", BigInteger, nullable=True),
+    PrimaryKeyConstraint(
+        "execution_id", "step_name", "lease_token", "attempt", name="pk_workflow_step_attempts"
+    ),
+)
+
 cron_jobs = Table(
     "cron_jobs",
     metadata,

@@ -82,7 +82,12 @@ class SQLiteDialect:
         )
 
     def fenced_upsert(
-        self, fence: Update, table: Any, columns: Sequence[str], keys: list[str]
+        self,
+        fence: Update,
+        table: Any,
+        columns: Sequence[str],
+        keys: list[str],
+        also: tuple[Any, Sequence[str], list[str]] | None = None,
     ) -> Insert | None:
         return None
 

@@ -47,13 +47,22 @@ from hydra.store.base import (
     ExecutionRow,
     Lease,
     NewExecution,
+    StepAttemptRow,
     StepRow,
     WakeListener,
+    attempt_of,
     take_lease,
 )
 from hydra.store.sql.dialect import Dialect, dialect_for
 from hydra.store.sql.driver import CoreTx, DriverPool, Tx
-from hydra.store.sql.schema import cron_fires, cron_jobs, executions, metadata, steps
+from hydra.store.sql.schema import (
+    cron_fires,
+    cron_jobs,
+    executions,
+    metadata,
+    step_attempts,
+    steps,
+)
 from hydra.store.sql.urls import normalize, redact
 
 # Store records carry the same fields as every hydra record (None here: no execution).
@@ -141,6 +150,19 @@ class SQLStore:
         # PostgreSQL: save_step's fenced lease extension and step upsert as one statement.
         self._fenced_step_upsert = self._dialect.fenced_upsert(
             _EXTEND, steps, _STEP_COLUMNS, ["execution_id", "step_name"]
+        )
+        # A step attempt's record, written with its step row (see _save_attempt); on
+        # PostgreSQL also fused into save_step's one statement, so recording every attempt
+        # costs no round trip there.
+        self._attempt_upsert = self._dialect.upsert(
+            step_attempts, {c: bindparam(f"a_{c}") for c in _ATTEMPT_COLUMNS}, _ATTEMPT_KEY
+        )
+        self._fenced_step_attempt_upsert = self._dialect.fenced_upsert(
+            _EXTEND,
+            steps,
+            _STEP_COLUMNS,
+            ["execution_id", "step_name"],
+            also=(step_attempts, _ATTEMPT_COLUMNS, _ATTEMPT_KEY),
         )
         if auto_migrate is None:
             auto_migrate = self._dialect.name == "sqlite"
@@ -381,6 +403,14 @@ class SQLStore:
 
     def list_steps(self, execution_id: str) -> list[StepRow]:
         return self._run_hot(_replay_steps(execution_id), single=True, write=False)
+
+    def list_step_attempts(self, execution_id: str) -> list[StepAttemptRow]:
+        params = {"a_id": execution_id}
+
+        def read(tx: Tx) -> list[StepAttemptRow]:
+            return [_step_attempt(r) for r in tx.rows(_LIST_ATTEMPTS, params)]
+
+        return self._run_hot(read, single=True, write=False)
 
     def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
         stmt = (
@@ -625,12 +655,15 @@ class SQLStore:
 
     # -- fenced writes ----------------------------------------------------------------
     def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
-        fused = self._fenced_step_upsert
+        attempt = attempt_of(step, lease)
+        fused = self._fenced_step_upsert if attempt is None else self._fenced_step_attempt_upsert
         if fused is not None:
-            # PostgreSQL: the fenced UPDATE and the upsert in one statement (the UPDATE in
-            # the CTE row-locks the execution; the INSERT reads its RETURNING, so it only
-            # happens if the lease matched): one round trip instead of two.
+            # PostgreSQL: the fenced UPDATE and the upsert(s) in one statement (the UPDATE
+            # in the CTE row-locks the execution; the INSERTs read its RETURNING, so they
+            # only happen if the lease matched): one round trip instead of two or three.
             params = _step_params(step, now_ms)
+            if attempt is not None:
+                params.update(_attempt_params(attempt))
             params.update(
                 x_id=lease.execution_id,
                 x_token=lease.token,
@@ -653,8 +686,16 @@ class SQLStore:
             if not _extend(tx, lease, now_ms, lease_ms):
                 raise LeaseLostError(_lost(lease))
             tx.rowcount(upsert, _step_params(step, now_ms))
+            self._save_attempt(tx, attempt)
 
         self._run_hot(save)
+
+    def _save_attempt(self, tx: Tx, attempt: StepAttemptRow | None) -> None:
+        """Record a step attempt inside the transaction that writes its step row, after
+        the fence matched. An upsert, like the step's: writing it again (a transaction
+        retried after its reply was lost) leaves one record."""
+        if attempt is not None:
+            tx.rowcount(self._attempt_upsert, _attempt_params(attempt))
 
     def suspend(
         self, lease: Lease, *, wake_at_ms: int, now_ms: int, step: StepRow | None = None
@@ -721,6 +762,7 @@ class SQLStore:
             stmt = self._notifying_finish
         params = {"f_id": lease.execution_id, "f_token": lease.token, **params}
         upsert = self._step_upsert
+        attempt = attempt_of(step, lease) if step is not None else None
         attempts = 0
 
         def apply(tx: Tx) -> None:
@@ -737,6 +779,7 @@ class SQLStore:
                 raise LeaseLostError(_lost(lease))
             if step is not None:
                 tx.rowcount(upsert, _step_params(step, now_ms))
+            self._save_attempt(tx, attempt)
 
         self._run_hot(apply, single=step is None)
 
@@ -984,6 +1027,26 @@ _STEP_COLUMNS = (
     "updated_at",
 )
 
+# A step attempt's record (bind parameters a_<column>), keyed like the table.
+_ATTEMPT_COLUMNS = (
+    "execution_id",
+    "step_name",
+    "lease_token",
+    "attempt",
+    "status",
+    "error_type",
+    "error_message",
+    "started_at",
+    "completed_at",
+)
+_ATTEMPT_KEY = ["execution_id", "step_name", "lease_token", "attempt"]
+# An execution's attempts in the primary key's order: a range scan of the key, no sort.
+_LIST_ATTEMPTS = (
+    select(step_attempts)
+    .where(step_attempts.c.execution_id == bindparam("a_id"))
+    .order_by(step_attempts.c.step_name, step_attempts.c.lease_token, step_attempts.c.attempt)
+)
+
 # The fenced lease extension (every checkpoint and heartbeat), built once: same WHERE as
 # ``_owned``, with bind parameters.
 _EXTEND = (
@@ -1159,6 +1222,21 @@ def _step_params(step: StepRow, now_ms: int) -> dict[str, Any]:
     return {f"s_{c}": v for c, v in zip(_STEP_COLUMNS, values, strict=True)}
 
 
+def _attempt_params(attempt: StepAttemptRow) -> dict[str, Any]:
+    values = (
+        attempt.execution_id,
+        attempt.step_name,
+        attempt.lease_token,
+        attempt.attempt,
+        attempt.status.value,
+        attempt.error_type,
+        attempt.error_message,
+        attempt.started_at,
+        attempt.completed_at,
+    )
+    return {f"a_{c}": v for c, v in zip(_ATTEMPT_COLUMNS, values, strict=True)}
+
+
 def _lost(lease: Lease) -> str:
     return (
         f"worker {lease.worker_id} lost the lease on execution {lease.execution_id} "
@@ -1265,6 +1343,32 @@ def _step(r: Sequence[Any]) -> StepRow:
         status=StepStatus(status),
         attempts=attempts,
         output=bytes(output_data) if output_data is not None else None,
+        error_type=error_type,
+        error_message=error_message,
+        started_at=started_at,
+        completed_at=completed_at,
+    )
+
+
+def _step_attempt(r: Sequence[Any]) -> StepAttemptRow:
+    """A full ``step_attempts`` row (a Core ``Row`` or a driver tuple, in table order)."""
+    (
+        execution_id,
+        step_name,
+        lease_token,
+        attempt,
+        status,
+        error_type,
+        error_message,
+        started_at,
+        completed_at,
+    ) = r
+    return StepAttemptRow(
+        execution_id=execution_id,
+        step_name=step_name,
+        lease_token=lease_token,
+        attempt=attempt,
+        status=StepStatus(status),
         error_type=error_type,
         error_message=error_message,
         started_at=started_at,
