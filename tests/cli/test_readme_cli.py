@@ -66,3 +66,24 @@ def test_the_worker_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert worker.engine.namespace == "production"
     finally:
         worker.engine.store.close()
+
+
+def test_the_attempts_example_is_what_trace_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's trace excerpt of examples/retries.py, timings aside, is the real one."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "100")
+    shown = block("text", "attempt 1     failed")
+    run = hydra_cli("dev", "run", str(REPO / "examples" / "retries.py"), "--fast-forward")
+    (eid,) = re.findall(r"completed +sync-and-import +([0-9a-f-]{36})", run.stdout)
+    traced = hydra_cli("trace", eid)
+    assert traced.exit_code == 0, traced.output
+
+    def shape(text: str) -> list[str]:
+        # what does not depend on timing: marks, names, statuses, tries, outputs, errors
+        lines = [re.sub(r"[+]?\d[\d.]* m?s|[█─]", "", line) for line in text.splitlines()]
+        return [" ".join(line.split()) for line in lines if line.strip()]
+
+    steps = traced.stdout[traced.stdout.index("    step ") :]
+    assert shape(shown) == shape(steps)
