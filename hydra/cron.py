@@ -47,11 +47,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from hydra.logs import CRON_LOGGER_SUFFIX, HydraLogger
 from hydra.store.base import CronJobRow
 
 if TYPE_CHECKING:
     from hydra.engine import Engine
-    from hydra.logs import HydraLogger
 
 CatchUp = Literal["latest", "all", "none"]
 CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("latest", "all", "none")
@@ -258,7 +258,8 @@ class CronContext:
 
     ``scheduled_at`` is the slot (aware, in the job's time zone), ``fired_at`` when this
     worker claimed it (same zone; later than ``scheduled_at`` when catching up).
-    ``logger`` adds ``worker_id`` and ``cron_job`` to every record.
+    ``logger`` (the ``cron`` child of the engine's logger: ``hydra.cron`` by default)
+    adds ``worker_id`` and ``cron_job`` to every record.
     """
 
     name: str
@@ -546,7 +547,10 @@ class CronScheduler:
             fired_at=schedule.local(now),
             worker_id=self.worker_id,
             engine=engine,
-            logger=log,
+            logger=HydraLogger(
+                engine.logger.logger.getChild(CRON_LOGGER_SUFFIX),
+                {"worker_id": self.worker_id, "cron_job": job.name},
+            ),
         )
         call = partial(_call_handler, job, ctx)
         if self._submit is None:
@@ -564,7 +568,8 @@ def _call_handler(job: CronJob, ctx: CronContext) -> None:
         if inspect.iscoroutine(result):
             asyncio.run(_awaited(result))
     except Exception as exc:
-        ctx.logger.error(
+        # hydra's own line, on the engine's logger (ctx.logger is the handler's).
+        ctx.engine.logger.bind(worker_id=ctx.worker_id, cron_job=job.name).error(
             "cron job %s failed for %s: %s: %s",
             job.name,
             ctx.scheduled_at.isoformat(),

@@ -6,7 +6,8 @@ where they do not apply, so a formatter or a JSON handler can rely on them:
 
 hydra's own lines go to the ``hydra`` logger (or the logger given to ``Engine``); what
 workflow code logs through ``ctx.logger`` goes to its ``workflow`` child (``hydra.workflow``),
-so the two can be given different levels and handlers. ``ContextFormatter`` formats
+and what cron handlers log through theirs to its ``cron`` child (``hydra.cron``), so user
+lines and hydra's can be given different levels and handlers. ``ContextFormatter`` formats
 records with or without those attributes (those of other libraries have none).
 """
 
@@ -17,8 +18,10 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 FIELDS = ("execution_id", "workflow_name", "step_name", "attempt", "worker_id")
-#: the child of the engine's logger that ``ctx.logger`` writes to
+#: the child of the engine's logger that a workflow's ``ctx.logger`` writes to
 WORKFLOW_LOGGER_SUFFIX = "workflow"
+#: the child of the engine's logger that a cron handler's ``ctx.logger`` writes to
+CRON_LOGGER_SUFFIX = "cron"
 #: ``ContextFormatter``'s default format: time, level, logger, what the record is about
 CONTEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(context)s: %(message)s"
 
