@@ -400,7 +400,7 @@ class DevRun:
         self.opts = opts
         self.target = target
         self.console = console
-        #: the log lines to show, collected while the run is on
+        #: the log lines to show, collected while ``run`` runs
         self.logs = devlogs.DevLogs(opts.log_level)
 
     def run(self) -> int:
@@ -409,8 +409,7 @@ class DevRun:
         check_start_input(found, self.opts)
         store = open_db_store(self.target, create=True)
         try:
-            with devlogs.collected(self.opts.log_level) as logs:
-                self.logs = logs
+            with devlogs.collected(self.logs):
                 return self._run(found, store)
         finally:
             store.close()

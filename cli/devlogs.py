@@ -136,15 +136,15 @@ def _message(record: logging.LogRecord) -> str:
 
 
 @contextmanager
-def collected(level: int) -> Iterator[DevLogs]:
-    """Collect what ``hydra dev run`` shows while the block runs: a ``DevLogs`` handler
-    on the ``hydra`` logger, whose level is lowered to ``level`` meanwhile (its children,
-    ``ctx.logger``'s included, follow it unless given a level of their own)."""
+def collected(handler: DevLogs) -> Iterator[DevLogs]:
+    """Collect into ``handler`` what ``hydra dev run`` shows while the block runs: it is
+    attached to the ``hydra`` logger, whose level is lowered to ``handler.user_level``
+    meanwhile (its children, ``ctx.logger``'s included, follow it unless given a level of
+    their own); both are put back afterwards."""
     logger = logging.getLogger(ENGINE_LOGGER)
-    handler = DevLogs(level)
     previous = logger.level
     logger.addHandler(handler)
-    logger.setLevel(level)
+    logger.setLevel(handler.user_level)
     try:
         yield handler
     finally:

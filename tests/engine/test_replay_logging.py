@@ -129,6 +129,20 @@ def test_hydra_s_own_lines_are_not_muted_during_replay(make_env: MakeEnv, logged
     assert len(retries) == 2, logged.lines("hydra")
 
 
+def test_an_async_workflow_logs_each_line_once(make_env: MakeEnv, logged: Collect) -> None:
+    @hydra.workflow("async-sleepy")
+    async def async_sleepy(ctx: hydra.AsyncWorkflowContext, _: None) -> str:
+        ctx.logger.info("before")
+        await hydra.sleep(ctx, timedelta(minutes=10))
+        ctx.logger.info("after")
+        return await hydra.step(ctx, "s", lambda: "ok")
+
+    env = make_env()
+    env.register(async_sleepy)
+    assert env.run_until_complete(env.start("async-sleepy", None)).status == "completed"
+    assert logged.lines() == {"before": 1, "after": 1}
+
+
 @hydra.workflow("crashy-logger")
 def crashy_logger(ctx: hydra.WorkflowContext, _: None) -> str:
     ctx.logger.info("start")
