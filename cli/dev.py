@@ -11,6 +11,14 @@ executions back from the database (so it shows exactly what ``hydra trace`` will
 the step each local run is inside right now, which only this process can know: the
 engine's observer is wrapped to keep each run's ``Run`` object.
 
+An input for a workflow of FILE is checked before anything is stored: ``--input`` (a
+one-line error) and the hook's ``engine.start_workflow`` calls (``PayloadError``) are
+decoded into the workflow's input type as a worker would decode them. Workflows FILE does
+not define (run by workers elsewhere) are started unchecked, as ``Engine`` starts them.
+
+Log lines (``devlogs``): the workflows' own, from ``--log-level`` up, and hydra's warnings
+are printed among the progress lines, or above the live view, by the watch loop.
+
 Without ``--fast-forward`` the engine runs on its default clock: the database's time on
 PostgreSQL and MySQL/MariaDB (``hydra.clock.DatabaseClock``), this machine's on SQLite, as
 every other worker of that database does.
@@ -88,7 +96,8 @@ RUN_HELP = (
     "--concurrency executions, on the database (by default the embedded SQLite file "
     ".hydra/hydra.db).\n\n"
     "What runs: with --start NAME, one execution of workflow NAME, with --input JSON as its "
-    f"input. Otherwise FILE's dev-run hook: a module-level function {DEV_HOOK}(engine) that "
+    "input (refused, with nothing stored, if it does not decode into the workflow's input "
+    f"type). Otherwise FILE's dev-run hook: a module-level function {DEV_HOOK}(engine) that "
     "starts the executions to watch (engine.start_workflow(...)) and returns their ids.\n\n"
     "A live view shows each execution and its steps as they happen (status, attempts, "
     "durations, errors, sleeps with their wake time); without a terminal, one line per "
