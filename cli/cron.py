@@ -7,6 +7,10 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from hydra import Engine
+from hydra.cron import UNCLAIMED_GRACE_MS, UNCLAIMED_SCAN, unclaimed_executions
+from hydra.store.base import CronJobRow, ExecutionRow
+
 from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .session import connect
@@ -19,9 +23,10 @@ app = typer.Typer(name="cron", help="Inspect cron jobs.", no_args_is_help=True)
     "list",
     help=(
         "List the namespace's cron jobs: schedule, timezone, what each fires (a workflow or "
-        "a handler), the next slot a worker computed, and the last slot fired (when, by which "
-        "worker, which execution it started). A job is stored when a process registers it "
-        "(engine.register_cron)."
+        "a handler), the next slot, and the last slot fired (when, by which worker, which "
+        "execution it started). A job is stored when a process registers it "
+        "(engine.register_cron). A warning follows a job whose executions have waited over "
+        "a minute with no worker claiming them: no running worker may register its workflow."
     ),
 )
 def list_(
@@ -32,10 +37,13 @@ def list_(
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
         store = engine.store
-        jobs = store.list_cron_jobs(engine.namespace)
+        now = engine.clock.now_ms()
+        jobs = engine.list_cron_jobs()
         rows: list[dict[str, Any]] = []
         for job in jobs:
             last = store.last_cron_fire(engine.namespace, job.name)
+            waiting = waiting_for_a_worker(engine, job, now)
+            oldest = min((row.created_at for row in waiting), default=None)
             rows.append(
                 {
                     "name": job.name,
@@ -50,6 +58,11 @@ def list_(
                     "last_fired_at": render.fmt_time(last.fired_at) if last else None,
                     "last_worker": last.worker_id if last else None,
                     "last_execution": last.execution_id if last else None,
+                    "unclaimed": len(waiting),
+                    "unclaimed_oldest_created_at": render.fmt_time(oldest)
+                    if oldest is not None
+                    else None,
+                    "unclaimed_note": unclaimed_note(job.workflow_name, len(waiting), oldest, now),
                 }
             )
     if as_json:
@@ -74,3 +87,31 @@ def list_(
             if row["last_execution"]:
                 fired.append(f" → execution {visible(row['last_execution'])}")
             console.print(fired, overflow="ignore", crop=False)
+        if row["unclaimed_note"] is not None:
+            warning = Text(f"    warning  {row['unclaimed_note']}", "yellow")
+            console.print(warning, overflow="ignore", crop=False)
+
+
+def waiting_for_a_worker(engine: Engine, job: CronJobRow, now_ms: int) -> list[ExecutionRow]:
+    """The executions ``job`` started that no worker has claimed for over a minute."""
+    if job.workflow_name is None:
+        return []
+    return unclaimed_executions(
+        engine.store,
+        engine.namespace,
+        job.name,
+        job.workflow_name,
+        created_before_ms=now_ms - UNCLAIMED_GRACE_MS,
+    )
+
+
+def unclaimed_note(workflow: str | None, count: int, oldest: int | None, now_ms: int) -> str | None:
+    """What ``cron list`` says of a job whose executions no worker has claimed."""
+    if workflow is None or count == 0 or oldest is None:
+        return None
+    more = "+" if count >= UNCLAIMED_SCAN else ""
+    noun = "execution" if count == 1 else "executions"
+    return (
+        f"{count}{more} pending {noun} it started never claimed by a worker, the oldest "
+        f"{render.relative(oldest, now_ms)}: is a worker running that registers {workflow!r}?"
+    )

@@ -11,6 +11,14 @@ executions back from the database (so it shows exactly what ``hydra trace`` will
 the step each local run is inside right now, which only this process can know: the
 engine's observer is wrapped to keep each run's ``Run`` object.
 
+An input for a workflow of FILE is checked before anything is stored: ``--input`` (a
+one-line error) and the hook's ``engine.start_workflow`` calls (``PayloadError``) are
+decoded into the workflow's input type as a worker would decode them. Workflows FILE does
+not define (run by workers elsewhere) are started unchecked, as ``Engine`` starts them.
+
+Log lines (``devlogs``): the workflows' own, from ``--log-level`` up, and hydra's warnings
+are printed among the progress lines, or above the live view, by the watch loop.
+
 Without ``--fast-forward`` the engine runs on its default clock: the database's time on
 PostgreSQL and MySQL/MariaDB (``hydra.clock.DatabaseClock``), this machine's on SQLite, as
 every other worker of that database does.
@@ -29,6 +37,7 @@ part of the time is never this machine's wall clock when the database has its ow
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -36,6 +45,7 @@ import signal
 import sys
 import threading
 import time
+import typing
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,10 +60,12 @@ from rich.text import Text
 
 from hydra import Engine, Status, Worker, Workflow
 from hydra.clock import Clock, SystemClock, default_clock
+from hydra.errors import PayloadError
+from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.runner import Observer, Run
 from hydra.store.base import Claim, Store
 
-from . import output, render
+from . import devlogs, output, render
 from .db import DEFAULT_NAMESPACE, Database, DbOption, NamespaceOption, database, namespace
 from .db import open_store as open_db_store
 from .errors import EXIT_NOT_COMPLETED, CliError
@@ -85,7 +97,8 @@ RUN_HELP = (
     "--concurrency executions, on the database (by default the embedded SQLite file "
     ".hydra/hydra.db).\n\n"
     "What runs: with --start NAME, one execution of workflow NAME, with --input JSON as its "
-    f"input. Otherwise FILE's dev-run hook: a module-level function {DEV_HOOK}(engine) that "
+    "input (refused, with nothing stored, if it does not decode into the workflow's input "
+    f"type). Otherwise FILE's dev-run hook: a module-level function {DEV_HOOK}(engine) that "
     "starts the executions to watch (engine.start_workflow(...)) and returns their ids.\n\n"
     "A live view shows each execution and its steps as they happen (status, attempts, "
     "durations, errors, sleeps with their wake time); without a terminal, one line per "
@@ -94,6 +107,9 @@ RUN_HELP = (
     "--fast-forward runs on virtual time: whenever nothing is due, the clock jumps to the "
     "next wake time, so sleeps and retry backoffs take no time (the times stored are "
     "virtual).\n\n"
+    "Log lines are shown among the progress (above the live view): what the workflows log "
+    "through ctx.logger (once each, not again when a run replays) and cron handlers through "
+    "theirs, from --log-level up, and hydra's own warnings and errors.\n\n"
     "Exit code 0 when every execution completed, 3 when one failed or was cancelled, 130 on "
     "Ctrl-C or SIGTERM (the executions stay in the database; the next run resumes them)."
 )
@@ -131,13 +147,22 @@ class JumpClock:
 
 
 class _RecordingEngine(Engine):
-    """Remembers the executions started through it (by the dev hook)."""
+    """Remembers the executions started through it (by the dev hook), and refuses an
+    input that a workflow of this process could not decode, before storing it."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, local: Sequence[Workflow[Any]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.started: list[str] = []
+        self.local = {wf.name: wf for wf in local}
 
     def start_workflow(self, name: str | Workflow[Any], payload: Any = None, **kwargs: Any) -> str:
+        workflow = self.local.get(name.name if isinstance(name, Workflow) else name)
+        why = None if workflow is None else input_mismatch(workflow, payload, self.marshaller)
+        if workflow is not None and why is not None:
+            raise PayloadError(
+                f"workflow {workflow.name!r} takes {type_label(workflow.input_type())}, "
+                f"not {render.one_line(repr(payload), 200)}: {why}; nothing was stored"
+            )
         execution_id = super().start_workflow(name, payload, **kwargs)
         if execution_id not in self.started:
             self.started.append(execution_id)
@@ -192,6 +217,10 @@ class DevOptions:
     workers: int
     concurrency: int
     namespace: str
+    #: the lowest level of the workflows' log lines shown (hydra's own: WARNING up)
+    log_level: int = logging.INFO
+    #: --input as given (None without it), for error messages
+    input_text: str | None = None
 
 
 def parse_input(value: str | None, start: str | None) -> Any:
@@ -203,6 +232,42 @@ def parse_input(value: str | None, start: str | None) -> Any:
         return json.loads(value)
     except ValueError as exc:
         raise CliError(f"malformed --input JSON: {exc} (in {value!r})") from exc
+
+
+def type_label(tp: Any) -> str:
+    """A type as a user wrote it: ``str``, ``Order``, ``list[int]``, ``str | None``."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__qualname__
+    return str(tp).replace("typing.", "")
+
+
+def input_mismatch(workflow: Workflow[Any], payload: Any, marshaller: Marshaller) -> str | None:
+    """Why ``payload`` would not decode into the workflow's input type, or None if it
+    would: the round trip a worker makes (encoded at start, decoded before ``run``)."""
+    try:
+        marshaller.unmarshal(marshaller.marshal(payload), workflow.input_type())
+    except PayloadError as exc:
+        return str(exc)
+    return None
+
+
+def check_start_input(found: WorkflowFile, opts: DevOptions) -> None:
+    """``--start NAME [--input JSON]``: fail before touching the database if the input
+    does not decode into the workflow's input type (a worker would fail it later)."""
+    if opts.start is None:
+        return
+    workflow = next(wf for wf in found.workflows if wf.name == opts.start)
+    why = input_mismatch(workflow, opts.payload, JSONMarshaller())
+    if why is None:
+        return
+    given = (
+        "null (no --input given)"
+        if opts.input_text is None
+        else f"--input {render.one_line(opts.input_text, 200)}"
+    )
+    raise CliError(
+        f"workflow {opts.start!r} takes {type_label(workflow.input_type())}, not {given}: {why}"
+    )
 
 
 def hydra_command() -> str:
@@ -345,13 +410,17 @@ class DevRun:
         self.opts = opts
         self.target = target
         self.console = console
+        #: the log lines to show, collected while ``run`` runs
+        self.logs = devlogs.DevLogs(opts.log_level)
 
     def run(self) -> int:
         found = find_workflows(self.opts.file, import_file(self.opts.file))
         check_what_to_start(found, self.opts)
+        check_start_input(found, self.opts)
         store = open_db_store(self.target, create=True)
         try:
-            return self._run(found, store)
+            with devlogs.collected(self.logs):
+                return self._run(found, store)
         finally:
             store.close()
 
@@ -362,7 +431,9 @@ class DevRun:
         base = default_clock(store)
         jump_clock = JumpClock(base) if opts.fast_forward else None
         clock: Clock = jump_clock if jump_clock is not None else base
-        engine = _RecordingEngine(store, namespace=opts.namespace, clock=clock)
+        engine = _RecordingEngine(
+            store, namespace=opts.namespace, clock=clock, local=found.workflows
+        )
         observer = LiveObserver(engine.observer)
         engine.observer = observer
         pid = os.getpid()
@@ -399,12 +470,18 @@ class DevRun:
         finally:
             for worker in workers:
                 worker.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+            self._print_logs()
         if interrupted:
             now = clock.now_ms()
             views = [View(engine.get_execution(eid)) for eid in ids]
         else:
             now = clock.now_ms()
         return self._summary(views, now, interrupted)
+
+    def _print_logs(self) -> None:
+        """The log lines collected since the last call (above the live view, if any)."""
+        for line in self.logs.drain():
+            self.console.print(line)
 
     def _intro(self, names: list[str], ids: list[str]) -> None:
         intro = Text("hydra dev run ", "bold")
@@ -454,6 +531,7 @@ class DevRun:
                     now = engine.clock.now_ms()
                     views = self._views(engine, observer, ids, now)
                     frame = render.live_frame(views, now, style, self._footer(views, clock))
+                    self._print_logs()
                     live.update(frame, refresh=True)
                     if all(v.execution.terminal for v in views):
                         return views
@@ -463,6 +541,7 @@ class DevRun:
         while True:
             now = engine.clock.now_ms()
             views = self._views(engine, observer, ids, now)
+            self._print_logs()
             for view in views:
                 for change in printer.changes(view, now):
                     console.print(change)
@@ -537,11 +616,31 @@ def run(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, help="Executions each worker runs at once.")
     ] = 4,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level",
+            metavar="LEVEL",
+            help="Show the workflows' log lines from this level up: debug, info, warning or "
+            "error (hydra's own: warning and up).",
+        ),
+    ] = "info",
     ns: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
 ) -> None:
     payload = parse_input(input_json, start)
-    opts = DevOptions(file, start, payload, fast_forward, workers, concurrency, namespace(ns))
+    level = devlogs.parse_level(log_level)
+    opts = DevOptions(
+        file,
+        start,
+        payload,
+        fast_forward,
+        workers,
+        concurrency,
+        namespace(ns),
+        log_level=level,
+        input_text=input_json,
+    )
     target = database(ctx, db)
     code = DevRun(opts, target, output.stdout()).run()
     if code:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from hydra import Worker
+from hydra.logs import ContextFormatter
 
 from . import output
 from .errors import CliError
@@ -59,11 +60,25 @@ def worker(
         the_worker.concurrency = concurrency
     if metrics_port is not None:
         the_worker.metrics_port = metrics_port
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("hydra").setLevel(level)
+    configure_logging(level)
     describe(the_worker)
     the_worker.run()
+
+
+def configure_logging(level: int) -> None:
+    """Log to stderr at ``level``, each line naming the execution it is about.
+
+    Unless the application configured the root logger already (then its handlers and
+    format stay), a stderr handler with ``hydra.logs.ContextFormatter``: time, level,
+    logger, ``<workflow>/<execution id>`` (``-`` for records about no execution), message.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()  # stderr
+        handler.setFormatter(ContextFormatter())
+        root.addHandler(handler)
+        root.setLevel(level)
+    logging.getLogger("hydra").setLevel(level)
 
 
 def describe(w: Worker) -> None:

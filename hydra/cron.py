@@ -36,9 +36,10 @@ moment the clock jumps (03:00 local).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
@@ -47,11 +48,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from hydra.store.base import CronJobRow
+from hydra.logs import CRON_LOGGER_SUFFIX, HydraLogger
+from hydra.status import Status
+from hydra.store.base import CronFire, CronJobRow, ExecutionRow, Store
 
 if TYPE_CHECKING:
     from hydra.engine import Engine
-    from hydra.logs import HydraLogger
 
 CatchUp = Literal["latest", "all", "none"]
 CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("latest", "all", "none")
@@ -74,6 +76,11 @@ MAX_FIRES_PER_TICK = 100
 REFRESH_MS = 30_000
 #: after a failed pass over a job (a database error), retry it this much later
 ERROR_RETRY_MS = 1_000
+#: ``unclaimed_executions``: the most pending executions of a workflow read to find a
+#: job's (they are read newest first)
+UNCLAIMED_SCAN = 200
+#: ``hydra cron list`` warns about a job's executions unclaimed for longer than this
+UNCLAIMED_GRACE_MS = 60_000
 
 # DST shifts are at most 2 hours (historic "double summer time"); a wider margin is safe.
 _MARGIN = timedelta(hours=3)
@@ -252,13 +259,58 @@ class CronSchedule:
                     best, best_w = inst, w
 
 
+def with_next_run(row: CronJobRow, now_ms: int) -> CronJobRow:
+    """``row`` with ``next_run_at`` set to the job's first slot after ``now_ms``, computed
+    from its spec and time zone, when the stored one is missing (no worker has scheduled
+    the job yet, or its definition just changed) or has passed (no worker is running
+    it). A disabled job, and a stored spec this version cannot read, are left as stored."""
+    if not row.enabled or (row.next_run_at is not None and row.next_run_at > now_ms):
+        return row
+    try:
+        schedule = CronSchedule(row.spec, row.timezone)
+    except ValueError:
+        return row
+    return dataclasses.replace(row, next_run_at=schedule.next_after(now_ms))
+
+
+def unclaimed_executions(
+    store: Store, namespace: str, job_name: str, workflow_name: str, *, created_before_ms: int
+) -> list[ExecutionRow]:
+    """The executions cron job ``job_name`` started (of ``workflow_name``) that no worker
+    has claimed yet (``pending``, attempt 0), created before ``created_before_ms``, newest
+    first; among the newest ``UNCLAIMED_SCAN`` pending executions of the workflow.
+
+    A workflow no running worker registers piles up such executions, one per slot: the
+    engine knows only its own process's registrations, so this is how a job's backlog
+    shows."""
+    pending = store.list_executions(
+        namespace, status=Status.PENDING, workflow_name=workflow_name, limit=UNCLAIMED_SCAN
+    )
+    return [
+        row
+        for row in pending
+        if row.trigger_type == "cron"
+        and row.trigger_source == job_name
+        and row.attempt == 0
+        and row.created_at < created_before_ms
+    ]
+
+
+def _minutes(ms: int) -> str:
+    minutes = max(ms, 0) // 60_000
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 @dataclass(frozen=True, eq=False)
 class CronContext:
     """What a cron handler gets: ``handler(ctx: hydra.CronContext)``.
 
     ``scheduled_at`` is the slot (aware, in the job's time zone), ``fired_at`` when this
     worker claimed it (same zone; later than ``scheduled_at`` when catching up).
-    ``logger`` adds ``worker_id`` and ``cron_job`` to every record.
+    ``logger`` (the ``cron`` child of the engine's logger: ``hydra.cron`` by default)
+    adds ``worker_id`` and ``cron_job`` to every record.
     """
 
     name: str
@@ -335,6 +387,14 @@ class CronScheduler:
     thread, so a long handler delays neither the scheduler nor other jobs); without it
     handlers run inside ``tick()``, as ``TestEnvironment`` wants. ``on_fire(worker_id,
     job_name, slot_ms, execution_id)`` is told of every slot this scheduler fires.
+
+    ``registered()`` names the workflows the scheduler's worker runs (none without it).
+    Before firing a workflow job whose workflow is not among them, the scheduler looks at
+    the execution the job's previous slot started: still unclaimed (no worker picked it
+    up in a whole slot), it logs a warning, once per job until a later check finds the
+    previous slot's execution claimed, and counts every such slot
+    (``hydra_cron_unregistered_workflow_total``): a workflow no worker registers would
+    otherwise pile up one pending execution per slot, silently.
     """
 
     def __init__(
@@ -344,11 +404,15 @@ class CronScheduler:
         *,
         submit: Callable[[str, Callable[[], None]], None] | None = None,
         on_fire: Callable[[str, str, int, str | None], None] | None = None,
+        registered: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.engine = engine
         self.worker_id = worker_id
         self._submit = submit
         self._on_fire = on_fire
+        self._registered = registered
+        # Jobs warned about an unclaimed backlog (warned again only after it cleared).
+        self._backlog_warned: set[str] = set()
         self._state: dict[str, _JobState] = {}
         self._rows: dict[str, CronJobRow] = {}
         self._version = -1
@@ -482,7 +546,49 @@ class CronScheduler:
                     job.catch_up,
                     schedule.local(latest).isoformat() if slots else "none of them",
                 )
+        if slots:
+            self._check_backlog(job, last, now)
         return sum(self._fire(job, schedule, slot, now) for slot in slots), more
+
+    def _check_backlog(self, job: CronJob, last: CronFire | None, now: int) -> None:
+        """Warn and count when ``job`` is about to start its workflow again while the
+        execution its previous slot started is still unclaimed and this worker does not
+        register the workflow (see the class docstring)."""
+        registered = self._registered() if self._registered is not None else ()
+        if job.workflow is None or job.workflow in registered or last is None:
+            self._backlog_warned.discard(job.name)
+            return
+        engine = self.engine
+        previous = (
+            engine.store.get_execution(engine.namespace, last.execution_id)
+            if last.execution_id is not None
+            else None
+        )
+        if previous is None or previous.status != Status.PENDING or previous.attempt != 0:
+            self._backlog_warned.discard(job.name)
+            return
+        if engine.metrics is not None:
+            engine.metrics.cron_unregistered_workflow(engine.namespace, job.name, job.workflow)
+        if job.name in self._backlog_warned:
+            return
+        self._backlog_warned.add(job.name)
+        waiting = unclaimed_executions(
+            engine.store, engine.namespace, job.name, job.workflow, created_before_ms=now + 1
+        )
+        oldest = min((row.created_at for row in waiting), default=previous.created_at)
+        count = f"{len(waiting)}{'+' if len(waiting) >= UNCLAIMED_SCAN else ''}"
+        self._log.bind(cron_job=job.name, workflow_name=job.workflow).warning(
+            "cron job %s starts workflow %r, which this worker does not register, and no "
+            "worker has claimed the executions of its earlier slots (%s pending, the oldest "
+            "for %s): is a worker running that registers %r? Each slot adds one more "
+            "(counted in hydra_cron_unregistered_workflow_total; warned once until one is "
+            "claimed)",
+            job.name,
+            job.workflow,
+            count,
+            _minutes(now - oldest),
+            job.workflow,
+        )
 
     def _fire(self, job: CronJob, schedule: CronSchedule, slot: int, now: int) -> int:
         engine = self.engine
@@ -546,7 +652,10 @@ class CronScheduler:
             fired_at=schedule.local(now),
             worker_id=self.worker_id,
             engine=engine,
-            logger=log,
+            logger=HydraLogger(
+                engine.logger.logger.getChild(CRON_LOGGER_SUFFIX),
+                {"worker_id": self.worker_id, "cron_job": job.name},
+            ),
         )
         call = partial(_call_handler, job, ctx)
         if self._submit is None:
@@ -564,7 +673,8 @@ def _call_handler(job: CronJob, ctx: CronContext) -> None:
         if inspect.iscoroutine(result):
             asyncio.run(_awaited(result))
     except Exception as exc:
-        ctx.logger.error(
+        # hydra's own line, on the engine's logger (ctx.logger is the handler's).
+        ctx.engine.logger.bind(worker_id=ctx.worker_id, cron_job=job.name).error(
             "cron job %s failed for %s: %s: %s",
             job.name,
             ctx.scheduled_at.isoformat(),
@@ -589,4 +699,6 @@ __all__ = [
     "CronJob",
     "CronSchedule",
     "CronScheduler",
+    "unclaimed_executions",
+    "with_next_run",
 ]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hydra.clock import Clock, default_clock, duration_ms, from_ms, to_ms
-from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up
+from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up, with_next_run
 from hydra.errors import ExecutionNotFoundError, InvalidNameError, PayloadError
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
@@ -284,8 +284,12 @@ class Engine:
         return job
 
     def list_cron_jobs(self) -> list[CronJobRow]:
-        """The cron jobs stored for this namespace (by any process), by name."""
-        return self.store.list_cron_jobs(self.namespace)
+        """The cron jobs stored for this namespace (by any process), by name, each with
+        its next slot (``next_run_at``): the one the scheduling worker stored, or, when
+        none is stored or it has passed (no worker has run the job yet), the first slot
+        after now computed from the spec and time zone (``cron.with_next_run``)."""
+        now = self.clock.now_ms()
+        return [with_next_run(row, now) for row in self.store.list_cron_jobs(self.namespace)]
 
     def _store_cron_job(self, job: CronJob) -> CronJobRow:
         return self.store.upsert_cron_job(

@@ -58,7 +58,8 @@ class Metrics:
 
     Workflow series are labelled ``namespace`` and ``workflow`` (plus ``status`` where
     it says so), worker series ``namespace`` and ``worker_id``, cron series ``namespace``
-    and ``cron_job``. ``names()`` lists every metric name this exports.
+    and ``cron_job`` (plus ``workflow`` where it says so). ``names()`` lists every metric
+    name this exports.
     """
 
     #: every label any hydra series carries (histograms add ``le``)
@@ -217,6 +218,13 @@ class Metrics:
             CRON,
             registry=r,
         )
+        self.cron_unregistered_workflows = Counter(
+            "hydra_cron_unregistered_workflow",
+            "Cron slots that started a workflow no worker seems to run: this process does "
+            "not register it and the execution of the job's previous slot was never claimed",
+            (*CRON, "workflow"),
+            registry=r,
+        )
 
     def __repr__(self) -> str:
         return f"<hydra.Metrics on {self.registry!r}>"
@@ -269,6 +277,9 @@ class Metrics:
 
     def cron_failed(self, namespace: str, job: str) -> None:
         self.cron_failures.labels(namespace, job).inc()
+
+    def cron_unregistered_workflow(self, namespace: str, job: str, workflow: str) -> None:
+        self.cron_unregistered_workflows.labels(namespace, job, workflow).inc()
 
 
 class MetricsObserver(Observer):

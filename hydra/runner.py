@@ -36,7 +36,7 @@ from hydra.errors import (
     StepTimeoutError,
     WorkflowTimeoutError,
 )
-from hydra.logs import HydraLogger
+from hydra.logs import WORKFLOW_LOGGER_SUFFIX, HydraLogger
 from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy, workflow_backoff_ms
 from hydra.status import Status, StepStatus
 from hydra.store.base import Claim, StepRow
@@ -190,7 +190,18 @@ class Run:
         #: when the lease was last extended, by ``monotonic`` (ms), measured from before
         #: the extending call was sent, so it never overstates how long the lease has left
         self.lease_renewed_at = claimed_at if claimed_at is not None else monotonic()
+        #: hydra's own lines about this run (never muted)
         self.logger = HydraLogger(logger.logger, dict(logger.extra or {}), self._log_fields)
+        # Replay: the checkpoints stored before this run began that it has not reached yet.
+        self._unreached: set[str] = set(self.steps)
+        self._did_new_work = False
+        #: ``ctx.logger``: the ``workflow`` child of the engine's logger, muted while replaying
+        self.workflow_logger = HydraLogger(
+            logger.logger.getChild(WORKFLOW_LOGGER_SUFFIX),
+            dict(logger.extra or {}),
+            self._log_fields,
+            muted=lambda: self.replaying,
+        )
 
     # -- state shared with other threads ------------------------------------------------
     @property
@@ -246,6 +257,19 @@ class Run:
             raise self._stopped(f"before step {step_name!r} (its lease had run out)")
         self.lease_renewed(sent)
 
+    @property
+    def replaying(self) -> bool:
+        """True while the run re-executes code that an earlier run already executed.
+
+        That is: some checkpoint stored before this run began (a completed or failed
+        step, a retrying step, a sleep) has not been reached yet, and the run has done
+        nothing new (entered a step body, or reached a sleep that has no checkpoint).
+        A run with no stored checkpoints never replays. Code after the last stored
+        checkpoint is not replay: it may not have run before (a crash can come right
+        after a checkpoint), so it counts as live and may run (and log) again.
+        """
+        return bool(self._unreached) and not self._did_new_work
+
     def _log_fields(self) -> dict[str, Any]:
         return {"step_name": self.current_step, "attempt": self.attempt}
 
@@ -272,6 +296,7 @@ class Run:
                 f"{self.workflow_name!r}; every step and sleep needs its own name"
             )
         self._seen.add(name)
+        self._unreached.discard(name)
         existing = self.steps.get(name)
         order = existing.order if existing is not None else self._order
         self._order += 1
@@ -309,6 +334,7 @@ class Run:
         if self.lost or self.interrupted is not None:
             raise self._stopped(f"before step {attempt.name!r}")
         self._guard_lease(attempt.name)
+        self._did_new_work = True
         attempt.started_at = self.clock.now_ms()
         if self.hooks is not None:
             self.hooks.step_entered(self, attempt.name, attempt.number)
@@ -505,6 +531,8 @@ class Run:
             if existing.status != StepStatus.SLEEPING:
                 raise DuplicateStepError(f"sleep name {name!r} is already used by a step")
             wake_ms = int(json.loads(existing.output or b"0"))
+        else:
+            self._did_new_work = True
         now = self.clock.now_ms() if now_ms is None or existing is not None else now_ms
         if now >= wake_ms:
             return

@@ -204,7 +204,12 @@ class Worker:
         self._pool: _RunThreads | None = None
         self._listener: WakeListener | None = None
         self._started = False
-        self._cron = CronScheduler(engine, self.worker_id, submit=self._submit_cron)
+        self._cron = CronScheduler(
+            engine,
+            self.worker_id,
+            submit=self._submit_cron,
+            registered=lambda: self.workflow_names,
+        )
         self._cron_pools: dict[str, ThreadPoolExecutor] = {}
         self._cron_calls: set[Future[None]] = set()
         self._metrics_server: Any = None

@@ -20,8 +20,9 @@ TReq = TypeVar("TReq")
 class WorkflowContext:
     """What a running workflow knows about itself; passed as ``ctx`` to ``run``.
 
-    ``attempt`` is the 1-based workflow attempt. ``logger`` adds ``execution_id``,
-    ``workflow_name``, ``step_name``, ``attempt`` and ``worker_id`` to every record.
+    ``attempt`` is the 1-based workflow attempt. ``logger`` (see there) adds
+    ``execution_id``, ``workflow_name``, ``step_name``, ``attempt`` and ``worker_id`` to
+    every record, and is silent while the run replays (``is_replaying``).
     """
 
     def __init__(self, run: Run) -> None:
@@ -49,7 +50,32 @@ class WorkflowContext:
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        return self._run.logger
+        """The workflow's logger: the ``workflow`` child of the engine's logger
+        (``hydra.workflow`` by default), replay-aware.
+
+        A run replays the workflow from the top, so code before its last checkpoint runs
+        again on every run. ``ctx.logger`` drops records while the run is replaying: from
+        the start of a run until it has reached every step and sleep checkpointed before
+        it began, or earlier, as soon as it does something new (enters a step body, or
+        reaches a sleep without a checkpoint). A line logged before a sleep therefore
+        appears once, not once per run. From then on it logs as usual: a line after the
+        last checkpoint is logged again if the run is cut short (a crash) before the next
+        checkpoint, as that code runs again when the execution resumes (at-least-once,
+        like the step that was in flight). Lines inside step bodies are always logged: a
+        body runs only when it has no checkpoint. While muted, ``isEnabledFor`` is False.
+
+        hydra's own lines about the run are never muted. To log on every run anyway, use a
+        logger of your own (``logging.getLogger(...)``), and ``is_replaying`` to tell runs
+        apart.
+        """
+        return self._run.workflow_logger
+
+    @property
+    def is_replaying(self) -> bool:
+        """True while this run re-executes code an earlier run already executed: a
+        checkpoint stored before the run began is still ahead of it, and the run has not
+        yet done anything new (see ``logger``)."""
+        return self._run.replaying
 
     def __repr__(self) -> str:
         return (
