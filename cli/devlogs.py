@@ -14,7 +14,6 @@ sleeps) is what the live view already shows.
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from hydra.logs import CRON_LOGGER_SUFFIX, WORKFLOW_LOGGER_SUFFIX
 
 from . import render
 from .errors import CliError
+from .visible import visible
 
 ENGINE_LOGGER = "hydra"
 #: the loggers user code writes to: ``ctx.logger`` of workflows and of cron handlers
@@ -97,11 +97,11 @@ def log_line(record: logging.LogRecord) -> Text:
     if execution_id is not None:
         text.append(render.short_id(str(execution_id)), "dim")
         text.append("  ")
-        text.append(str(getattr(record, "workflow_name", None) or "?"), "bold")
+        text.append(visible(str(getattr(record, "workflow_name", None) or "?")), "bold")
         text.append("  ")
     elif cron_job is not None:
         text.append("cron ", "dim")
-        text.append(str(cron_job), "bold")
+        text.append(visible(str(cron_job)), "bold")
         text.append("  ")
     if not user:
         text.append("hydra ", "dim")
@@ -109,19 +109,12 @@ def log_line(record: logging.LogRecord) -> Text:
     text.append("  ")
     step_name = getattr(record, "step_name", None)
     if user and step_name is not None:
-        text.append(f"step {step_name}: ", "dim")
-    text.append(visible(render.one_line(_message(record), MESSAGE_PREVIEW)))
+        text.append(f"step {visible(str(step_name))}: ", "dim")
+    # one_line makes control characters visible: a log message cannot move the cursor,
+    # clear the screen or restyle the terminal.
+    text.append(render.one_line(_message(record), MESSAGE_PREVIEW))
     return text
 
-
-# C0 and C1 control characters and DEL (ESC starts terminal escape sequences).
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def visible(text: str) -> str:
-    """``text`` with control characters shown as escapes (``\\x1b``), so a log message
-    cannot move the cursor, clear the screen or restyle the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _message(record: logging.LogRecord) -> str:

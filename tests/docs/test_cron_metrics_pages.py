@@ -30,7 +30,7 @@ def test_the_cron_registration_example_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    production, _ = blocks("Cron")
+    (production,) = [b for b in blocks("Cron") if "hydra.Worker(engine)" in b]
     module = run(production, "readme_cron", monkeypatch)
     try:
         jobs = {job.name: job for job in module.engine.list_cron_jobs()}
@@ -43,9 +43,16 @@ def test_the_cron_registration_example_runs(
 
 
 def test_the_cron_fake_clock_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    _, testing = blocks("Cron")
+    (testing,) = [b for b in blocks("Cron") if "TestEnvironment()" in b]
     module = run(testing, "readme_cron_testing", monkeypatch)
     assert len(module.reminders) == 5
+
+
+def test_the_next_slot_example_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    (block,) = [b for b in blocks("Cron") if "list_cron_jobs()" in b]
+    module = run(block, "docs_cron_next_slot", monkeypatch)
+    (job,) = module.engine.list_cron_jobs()
+    assert job.next_run_at is not None
 
 
 def test_the_metrics_example_runs(
