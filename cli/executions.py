@@ -16,7 +16,7 @@ from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .errors import CliError
 from .render import View
-from .session import connect, load_view, other_namespaces
+from .session import connect, load_view, other_namespaces, resolve_execution_id
 
 app = typer.Typer(
     name="executions",
@@ -118,7 +118,7 @@ def show(
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
         now = engine.clock.now_ms()  # the stored times' time base
-        view = load_view(engine, execution_id)
+        view = load_view(engine, resolve_execution_id(engine, execution_id))
     data = render.execution_data(view, now)
     if as_json:
         output.raw(render.dumps(data) + "\n")
@@ -175,7 +175,7 @@ def cancel(
     db: DbOption = None,
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
-        load_view(engine, execution_id)  # a helpful error for an unknown id
+        execution_id = resolve_execution_id(engine, execution_id)
         if engine.cancel(execution_id):
             output.line("cancelled ", execution_id)
         else:
@@ -197,6 +197,7 @@ def retry(
     db: DbOption = None,
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
+        execution_id = resolve_execution_id(engine, execution_id)
         view = load_view(engine, execution_id)
         try:
             engine.retry(execution_id)
