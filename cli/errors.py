@@ -23,11 +23,11 @@ from typing import Any
 
 import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from typer.core import TyperGroup
 
 from hydra import HydraError
 
 from . import output
+from .helptext import HelpGroup, use_hydra_help
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -162,9 +162,14 @@ def _exit_code_of(exc: Exception) -> int:
     raise exc
 
 
-class HydraGroup(TyperGroup):
+class HydraGroup(HelpGroup):
     """The root command group: its ``main`` reports usage errors on one line, and its
-    ``invoke`` is the CLI's error boundary for everything the commands raise."""
+    ``invoke`` is the CLI's error boundary for everything the commands raise. It also gives
+    the whole command tree hydra's ``--help`` rendering (``helptext``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        use_hydra_help(self)
 
     def main(
         self,

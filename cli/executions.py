@@ -16,7 +16,7 @@ from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .errors import CliError
 from .render import View
-from .session import connect, load_view, other_namespaces, resolve_execution_id
+from .session import IdArgument, connect, load_view, other_namespaces, resolve_execution_id
 
 app = typer.Typer(
     name="executions",
@@ -24,7 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-IdArgument = Annotated[str, typer.Argument(metavar="EXECUTION_ID", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -33,6 +34,16 @@ def connect(
 
 #: the fewest characters of an id the commands look up as a prefix (dev run prints 8)
 MIN_ID_PREFIX = 6
+#: the EXECUTION_ID argument of every command that takes one (see resolve_execution_id)
+IdArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="EXECUTION_ID",
+        help=f"An execution's id, or its first characters (at least {MIN_ID_PREFIX}) "
+        "when they start no other id.",
+        show_default=False,
+    ),
+]
 #: how many of the executions an ambiguous prefix matches the error names
 SHOWN_MATCHES = 5
 # How many matches are read to count them (an index range: cheap whatever the table).

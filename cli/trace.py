@@ -10,7 +10,7 @@ from rich.live import Live
 
 from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
-from .session import connect, load_view, resolve_execution_id, style_for
+from .session import IdArgument, connect, load_view, resolve_execution_id, style_for
 
 FOLLOW_POLL_S = 0.5
 EXIT_INTERRUPTED = 130
@@ -28,7 +28,7 @@ TRACE_HELP = (
 
 def trace(
     ctx: typer.Context,
-    execution_id: Annotated[str, typer.Argument(metavar="EXECUTION_ID", show_default=False)],
+    execution_id: IdArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Refresh until the execution ends.")
