@@ -611,10 +611,13 @@ def run(
         typer.Option("--fast-forward", help="Virtual time: skip sleeps and retry backoffs."),
     ] = False,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, max=64, help="Worker threads to run.")
+        int, typer.Option("--workers", min=1, max=64, metavar="N", help="Worker threads to run.")
     ] = 1,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, help="Executions each worker runs at once.")
+        int,
+        typer.Option(
+            "--concurrency", min=1, metavar="N", help="Executions each worker runs at once."
+        ),
     ] = 4,
     log_level: Annotated[
         str,

@@ -116,7 +116,6 @@ def log_line(record: logging.LogRecord) -> Text:
     return text
 
 
-
 def _message(record: logging.LogRecord) -> str:
     try:
         message = record.getMessage()

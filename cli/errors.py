@@ -1,5 +1,9 @@
 """Errors and exit codes, and the boundary that reports them.
 
+Usage errors (a bad option value, a missing argument, an unknown option or command) are
+Click's: ``HydraGroup.main`` prints each as one line ``error: <message> (see '... --help')``
+on stderr, exit code 2, where Typer would draw a box.
+
 Every command runs inside ``HydraGroup.invoke`` (the root group's class). Expected failures --
 ``CliError``, hydra's own errors, database/driver errors, OS errors -- become one line
 ``error: <message>`` on stderr and exit code ``EXIT_ERROR`` (2); with ``--debug`` the traceback
@@ -13,16 +17,17 @@ from __future__ import annotations
 import re
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from typer.core import TyperGroup
 
 from hydra import HydraError
 
 from . import output
+from .helptext import HelpGroup, use_hydra_help
 from .visible import visible
 
 EXIT_OK = 0
@@ -99,7 +104,7 @@ def describe(exc: BaseException) -> str | None:
 
 
 def _passes_through(exc: BaseException) -> bool:
-    """Typer/Click control flow (exit, abort, usage errors): let Typer handle it."""
+    """Typer/Click control flow (exit, abort, usage errors): for Typer and ``main``."""
     if isinstance(exc, typer.Exit | typer.Abort | BrokenPipeError):
         return True  # Typer exits quietly on a closed pipe (``hydra ... | head``)
     # Click's own exceptions (vendored inside newer Typer versions, plain click in older).
@@ -124,8 +129,74 @@ def report(exc: BaseException, cli_state: CliState) -> int:
     return code
 
 
-class HydraGroup(TyperGroup):
-    """The root command group: its ``invoke`` is the CLI's error boundary."""
+def _is_click_exception(exc: BaseException) -> bool:
+    # Click's exceptions are vendored inside newer Typer versions (plain click in older):
+    # recognised by class name, as in ``_passes_through``.
+    return any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+
+
+def report_usage_error(exc: Exception) -> int:
+    """Print a Click usage error (bad option value, missing argument, unknown option or
+    command) as one line ``error: <message>`` with the hint to ``--help``; return its exit
+    code (2 for usage errors). Typer would draw a box of several lines instead."""
+    format_message = getattr(exc, "format_message", None)
+    message = str(format_message()) if callable(format_message) else str(exc)
+    # Typer validates values with pydantic, whose messages open with "Value error, ".
+    message = message.replace("Value error, ", "").rstrip(".")
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+        message += f" (see '{ctx.command_path} {ctx.help_option_names[0]}')"
+    line = CliState().scrub(one_line(message))
+    output.stderr().print(output.styled(("error:", "bold red"), " ", line))
+    code = getattr(exc, "exit_code", EXIT_ERROR)
+    return code if isinstance(code, int) else EXIT_ERROR
+
+
+def _exit_code_of(exc: Exception) -> int:
+    """What standalone Click does with an exception that leaves a command, except that a
+    usage error is one line (``report_usage_error``); anything else is re-raised."""
+    name = type(exc).__name__
+    if name == "NoArgsIsHelpError":  # ``hydra executions``: the help is already printed
+        return int(getattr(exc, "exit_code", EXIT_ERROR))
+    if name == "Abort":  # end of input at a prompt
+        output.stderr().print("Aborted!")
+        return EXIT_INTERNAL
+    if _is_click_exception(exc):
+        return report_usage_error(exc)
+    raise exc
+
+
+class HydraGroup(HelpGroup):
+    """The root command group: its ``main`` reports usage errors on one line, and its
+    ``invoke`` is the CLI's error boundary for everything the commands raise. It also gives
+    the whole command tree hydra's ``--help`` rendering (``helptext``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        use_hydra_help(self)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; as a program (``standalone_mode``), exit with its exit code.
+
+        Typer is run in non-standalone mode so that a usage error reaches this method as an
+        exception instead of being printed as a box: ``report_usage_error`` prints it.
+        """
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except Exception as exc:
+            sys.exit(_exit_code_of(exc))
+        # Non-standalone Typer returns the code of a typer.Exit, else the command's result.
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
 
     def invoke(self, ctx: Any) -> Any:
         try:

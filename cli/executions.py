@@ -17,7 +17,7 @@ from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .errors import CliError
 from .render import View
-from .session import connect, load_view, other_namespaces
+from .session import IdArgument, connect, load_view, other_namespaces, resolve_execution_id
 from .visible import visible
 
 app = typer.Typer(
@@ -26,7 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-IdArgument = Annotated[str, typer.Argument(metavar="EXECUTION_ID", show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -56,7 +55,9 @@ def list_(
     workflow: Annotated[
         str | None, typer.Option("--workflow", "-w", metavar="NAME", help="Only this workflow.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 20,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, metavar="N", help="At most this many.")
+    ] = 20,
     as_json: JsonOption = False,
     ns: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
@@ -122,7 +123,7 @@ def show(
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
         now = engine.clock.now_ms()  # the stored times' time base
-        view = load_view(engine, execution_id)
+        view = load_view(engine, resolve_execution_id(engine, execution_id))
     data = render.execution_data(view, now)
     if as_json:
         output.raw(render.dumps(data) + "\n")
@@ -201,7 +202,7 @@ def cancel(
     db: DbOption = None,
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
-        load_view(engine, execution_id)  # a helpful error for an unknown id
+        execution_id = resolve_execution_id(engine, execution_id)
         if engine.cancel(execution_id):
             output.line("cancelled ", execution_id)
         else:
@@ -223,6 +224,7 @@ def retry(
     db: DbOption = None,
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
+        execution_id = resolve_execution_id(engine, execution_id)
         view = load_view(engine, execution_id)
         try:
             engine.retry(execution_id)

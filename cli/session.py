@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -31,13 +32,88 @@ def connect(
         store.close()
 
 
-def other_namespaces(store: SQLStore, execution_id: str | None = None) -> list[str]:
-    """Namespaces holding that execution (or any execution): for "did you mean" hints."""
-    query = select(executions.c.namespace).distinct()
-    if execution_id is not None:
+#: the fewest characters of an id the commands look up as a prefix (dev run prints 8)
+MIN_ID_PREFIX = 6
+#: the EXECUTION_ID argument of every command that takes one (see resolve_execution_id)
+IdArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="EXECUTION_ID",
+        help=f"An execution's id, or its first characters (at least {MIN_ID_PREFIX}) "
+        "when they start no other id.",
+        show_default=False,
+    ),
+]
+#: how many of the executions an ambiguous prefix matches the error names
+SHOWN_MATCHES = 5
+# How many matches are read to count them (an index range: cheap whatever the table).
+_MATCH_LIMIT = 100
+
+
+def other_namespaces(
+    store: SQLStore, execution_id: str | None = None, *, as_prefix: bool = False
+) -> list[str]:
+    """Namespaces holding that execution (``as_prefix``: one whose id starts with
+    ``execution_id``), or any execution: for "did you mean" hints."""
+    if execution_id is None:
+        with store.engine.connect() as conn:
+            found = conn.execute(select(executions.c.namespace).distinct().limit(20))
+            return sorted(str(ns) for ns in found.scalars())
+    query = select(executions.c.namespace, executions.c.id).limit(_MATCH_LIMIT)
+    if as_prefix:
+        # SQLite's LIKE ignores letter case: the exact test is made below.
+        query = query.where(executions.c.id.startswith(execution_id, autoescape=True))
+    else:
         query = query.where(executions.c.id == execution_id)
     with store.engine.connect() as conn:
-        return sorted(str(ns) for ns in conn.execute(query.limit(20)).scalars())
+        rows = conn.execute(query).all()
+    return sorted({str(ns) for ns, eid in rows if str(eid).startswith(execution_id)})
+
+
+def not_found(engine: Engine, execution_id: str, *, as_prefix: bool = False) -> CliError:
+    """The error for an id (``as_prefix``: an id prefix) with no execution in the engine's
+    namespace, naming the namespace it is in if it is in another one."""
+    message = f"no execution {execution_id!r} in namespace {engine.namespace!r}"
+    if not as_prefix and len(execution_id) < MIN_ID_PREFIX:
+        message += f" (an id prefix needs at least {MIN_ID_PREFIX} characters)"
+    if isinstance(engine.store, SQLStore):
+        elsewhere = other_namespaces(engine.store, execution_id, as_prefix=as_prefix)
+        if elsewhere:
+            message += f"; it is in namespace {elsewhere[0]!r}: add --namespace {elsewhere[0]}"
+    return CliError(message)
+
+
+def resolve_execution_id(engine: Engine, given: str) -> str:
+    """The id of the execution ``given`` names in the engine's namespace: every command
+    that takes an EXECUTION_ID calls this first.
+
+    ``given`` is an execution's whole id, or the start of exactly one id in the
+    namespace, at least ``MIN_ID_PREFIX`` characters long (compared exactly: letter case
+    counts, as in ids). ``CliError`` when no execution matches, or when several do (it
+    names them).
+    """
+    if engine.store.get_execution(engine.namespace, given) is not None:
+        return given  # a whole id: also when it is the prefix of longer ones
+    if len(given) < MIN_ID_PREFIX:
+        raise not_found(engine, given)
+    matches = engine.store.find_execution_ids(engine.namespace, given, limit=_MATCH_LIMIT)
+    if not matches:
+        raise not_found(engine, given, as_prefix=True)
+    if len(matches) == 1:
+        return matches[0]
+    raise CliError(f"id prefix {given!r} is ambiguous: {_describe_matches(engine, matches)}")
+
+
+def _describe_matches(engine: Engine, matches: list[str]) -> str:
+    shown = ", ".join(matches[:SHOWN_MATCHES])
+    more = len(matches) - SHOWN_MATCHES
+    at_least = "at least " if len(matches) >= _MATCH_LIMIT else ""
+    if more > 0:
+        shown += f" and {at_least}{more} more"
+    return (
+        f"{at_least}{len(matches)} executions in namespace {engine.namespace!r} start with "
+        f"it ({shown}): give more of the id"
+    )
 
 
 def load_view(engine: Engine, execution_id: str) -> View:
@@ -46,12 +122,7 @@ def load_view(engine: Engine, execution_id: str) -> View:
     try:
         execution = engine.get_execution(execution_id)
     except ExecutionNotFoundError as exc:
-        message = str(exc)
-        if isinstance(engine.store, SQLStore):
-            elsewhere = other_namespaces(engine.store, execution_id)
-            if elsewhere:
-                message += f"; it is in namespace {elsewhere[0]!r}: add --namespace {elsewhere[0]}"
-        raise CliError(message) from exc
+        raise not_found(engine, execution_id) from exc
     row = engine.store.get_execution(engine.namespace, execution_id)
     return View(execution, row)
 

@@ -10,7 +10,7 @@ from rich.live import Live
 
 from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
-from .session import connect, load_view, style_for
+from .session import IdArgument, connect, load_view, resolve_execution_id, style_for
 
 FOLLOW_POLL_S = 0.5
 EXIT_INTERRUPTED = 130
@@ -29,7 +29,7 @@ TRACE_HELP = (
 
 def trace(
     ctx: typer.Context,
-    execution_id: Annotated[str, typer.Argument(metavar="EXECUTION_ID", show_default=False)],
+    execution_id: IdArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Refresh until the execution ends.")
@@ -40,6 +40,7 @@ def trace(
     with connect(ctx, db, ns) as (engine, _):
         # Ages and countdowns on the time base the stored times were written on.
         clock = engine.clock
+        execution_id = resolve_execution_id(engine, execution_id)
         view = load_view(engine, execution_id)
         console = output.stdout()
         style = style_for(console)

@@ -31,7 +31,10 @@ def worker(
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, help="Executions run at once (default: the worker's)."
+            "--concurrency",
+            min=1,
+            metavar="N",
+            help="Executions run at once (default: the worker's).",
         ),
     ] = None,
     metrics_port: Annotated[

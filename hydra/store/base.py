@@ -313,6 +313,18 @@ class Store(Protocol):
         """Newest first."""
         ...
 
+    # -- execution ids by prefix (``hydra trace bd183f86``) ------------------------------
+    def find_execution_ids(self, namespace: str, prefix: str, *, limit: int) -> list[str]:
+        """The ids of up to ``limit`` executions in ``namespace`` whose id starts with
+        ``prefix``, in ascending id order.
+
+        The prefix is compared character for character, as ids are: case-sensitively,
+        with no wildcards (``%``, ``_``, ``*`` are plain characters). An empty prefix
+        matches every id. Meant for a user typing the start of an id
+        (``hydra trace bd183f86``): ``SQLStore`` answers it from its primary-key index.
+        """
+        ...
+
     def list_steps(self, execution_id: str) -> list[StepRow]:
         """In step order."""
         ...

@@ -563,6 +563,54 @@ def check_names_are_exact(make_store: StoreFactory) -> None:
         )
 
 
+# -- execution ids by prefix ------------------------------------------------------------
+def check_find_execution_ids(make_store: StoreFactory) -> None:
+    """``find_execution_ids`` finds the executions of one namespace whose id starts with a
+    prefix: exactly (letter case counts; ``%``, ``_``, ``*``, ``?``, ``[``, ``/`` and ``\\``
+    are plain characters, not wildcards), at most ``limit`` of them."""
+    with _opened(make_store) as store:
+        ns, other_ns = _ns(), _ns()
+        # Ids are unique across namespaces: a fresh stem keeps runs sharing a database apart.
+        stem = uuid.uuid4().hex[:12]
+        first, second = f"{stem}-aa11", f"{stem}-aa22"
+        nine, zed = f"{stem}-9z1", f"{stem}-zZ2"
+        plain = [first, second, f"{stem}-bb33", f"{stem}-AA44", nine, zed]
+        # One id per character that is a wildcard or an escape somewhere (LIKE, GLOB).
+        special = {c: f"{stem}{c}x9" for c in "%_*?[/\\"}
+        for execution_id in (*plain, *special.values()):
+            _create(store, ns, execution_id=execution_id)
+        _create(store, other_ns, execution_id=f"{stem}-aa33")
+
+        def found(prefix: str, limit: int = 100) -> list[str]:
+            return store.find_execution_ids(ns, prefix, limit=limit)
+
+        got = found(f"{stem}-aa")
+        assert got == [first, second], (
+            f"prefix {stem}-aa found {got!r}: expected the two ids starting so in this "
+            "namespace, in id order (not -AA44: case counts; not the other namespace's)"
+        )
+        assert found(f"{stem}-AA") == [f"{stem}-AA44"], "a prefix compared without case"
+        assert found(first) == [first], "a whole id is a prefix of itself"
+        assert found(f"{stem}-cc") == [], "a prefix no id starts with found something"
+        for execution_id in (nine, zed):
+            for end in range(len(stem) + 2, len(execution_id) + 1):
+                got = found(execution_id[:end])
+                assert got == [execution_id], f"prefix {execution_id[:end]!r} found {got!r}"
+        for char, execution_id in special.items():
+            got = found(stem + char)
+            assert got == [execution_id], (
+                f"prefix {stem + char!r} found {got!r}: {char!r} must be a plain character"
+            )
+        everything = sorted([*plain, *special.values()])
+        assert sorted(found(stem)) == everything, "not every id with the prefix was found"
+        assert sorted(found("")) == everything, "the empty prefix must match every id"
+        some = found(stem, limit=3)
+        assert len(some) == 3 and set(some) <= set(everything), (
+            f"limit=3 returned {some!r}: expected 3 of the matching ids"
+        )
+        assert store.find_execution_ids(other_ns, f"{stem}-aa", limit=100) == [f"{stem}-aa33"]
+
+
 # -- claims -----------------------------------------------------------------------------
 def check_first_claim(make_store: StoreFactory) -> None:
     """A first claim: running, owner, token 1, lease, attempt 1, started_at, timeout_at."""
@@ -1989,6 +2037,7 @@ ALL_CHECKS: list[Check] = [
     check_list_executions,
     check_records_are_copies,
     check_names_are_exact,
+    check_find_execution_ids,
     check_first_claim,
     check_claim_exclusive,
     check_takeover_exclusive,

@@ -161,6 +161,16 @@ class MemoryStore:
             rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
             return [replace(r) for r in rows[: max(limit, 0)]]
 
+    # -- execution ids by prefix --------------------------------------------------------
+    def find_execution_ids(self, namespace: str, prefix: str, *, limit: int) -> list[str]:
+        with self._lock:
+            found = sorted(
+                r.id
+                for r in self._executions.values()
+                if r.namespace == namespace and r.id.startswith(prefix)
+            )
+        return found[: max(limit, 0)]
+
     def list_steps(self, execution_id: str) -> list[StepRow]:
         with self._lock:
             return self._ordered_steps(execution_id)

@@ -257,4 +257,4 @@ def test_debug_shows_the_traceback(url: str) -> None:
     result = hydra_cli("--debug", "trace", "nope", "--db", url)
     assert result.exit_code == errors.EXIT_ERROR
     assert "Traceback (most recent call last)" in result.stderr
-    assert "ExecutionNotFoundError" in result.stderr
+    assert "in resolve_execution_id" in result.stderr  # where the id was looked up

@@ -57,6 +57,10 @@ def test_names_are_exact(store_factory: StoreFactory) -> None:
     run(contract.check_names_are_exact, store_factory)
 
 
+def test_find_execution_ids(store_factory: StoreFactory) -> None:
+    run(contract.check_find_execution_ids, store_factory)
+
+
 def test_first_claim(store_factory: StoreFactory) -> None:
     run(contract.check_first_claim, store_factory)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Row,
@@ -400,6 +401,19 @@ class SQLStore:
             query = query.where(executions.c.workflow_name == workflow_name)
         query = query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit)
         return self._run(lambda conn: [_execution(r) for r in conn.execute(query)], write=False)
+
+    # -- execution ids by prefix --------------------------------------------------------
+    def find_execution_ids(self, namespace: str, prefix: str, *, limit: int) -> list[str]:
+        query = (
+            select(executions.c.id)
+            .where(
+                executions.c.namespace == namespace,
+                _id_starts_with(self._dialect.name, prefix),
+            )
+            .order_by(executions.c.id)
+            .limit(max(limit, 0))
+        )
+        return self._run(lambda conn: [str(i) for i in conn.execute(query).scalars()], write=False)
 
     def list_steps(self, execution_id: str) -> list[StepRow]:
         return self._run_hot(_replay_steps(execution_id), single=True, write=False)
@@ -1203,6 +1217,54 @@ _GET_EXECUTION = select(executions).where(
 _STATUS_AND_TOKEN = select(executions.c.status, executions.c.lease_token).where(
     executions.c.id == bindparam("f_id")
 )
+
+
+def _id_starts_with(dialect: str, prefix: str) -> ColumnElement[bool]:
+    """``workflow_executions.id`` starts with ``prefix``, exactly (case-sensitively, no
+    wildcards), as a range of the primary key plus an exact test of the rows in it."""
+    column = executions.c.id
+    in_range = [column >= prefix]
+    upper = _id_upper_bound(prefix)
+    if upper is not None:
+        in_range.append(column < upper)
+    if dialect == "sqlite":
+        # SQLite's LIKE ignores ASCII case; GLOB compares exactly. Its wildcards * ? [
+        # are made literal as one-character sets.
+        pattern = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
+        exact = column.op("GLOB", is_comparison=True)(pattern + "*")
+    else:
+        # PostgreSQL's LIKE compares exactly; MySQL/MariaDB's too on the id column's
+        # utf8mb4_bin collation.
+        pattern = "".join(f"/{c}" if c in "/%_" else c for c in prefix)
+        exact = column.like(pattern + "%", escape="/")
+    return and_(*in_range, exact)
+
+
+def _id_upper_bound(prefix: str) -> str | None:
+    """A string that sorts after every id starting with ``prefix``, or None (no bound).
+
+    With ``prefix <= id < bound`` the lookup is a range scan of the primary key on every
+    backend (PostgreSQL's planner makes LIKE 'abc%' a range only under the C collation,
+    not under C.UTF-8 or a linguistic one). In byte order (SQLite, MySQL's utf8mb4_bin,
+    PostgreSQL's C) the prefix with its last character incremented would do, but
+    PostgreSQL databases often use a linguistic collation (en_US.UTF-8, ICU), which
+    compares letters without case first and skips or down-weights punctuation. So the
+    bound comes from the leading run of ASCII letters and digits only, its trailing z/Z
+    dropped (no next letter in both orders) and its last character incremented ('9' to
+    'A': digits sort before letters in both): 'bd1839' -> 'bd183A', 'bd183f86-4e' ->
+    'bd183f87', 'az' -> 'b'. The range may hold more than the matches (the exact test
+    filters them), never fewer.
+    """
+    run = len(prefix)
+    for i, char in enumerate(prefix):
+        if not (char.isascii() and char.isalnum()):
+            run = i
+            break
+    stem = prefix[:run].rstrip("zZ")
+    if not stem:
+        return None
+    last = stem[-1]
+    return stem[:-1] + ("A" if last == "9" else chr(ord(last) + 1))
 
 
 def _step_params(step: StepRow, now_ms: int) -> dict[str, Any]:
