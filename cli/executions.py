@@ -67,12 +67,7 @@ def list_(
         now = engine.clock.now_ms()
         wanted = Status(status.value) if status is not None else None
         found = engine.list_executions(status=wanted, workflow_name=workflow, limit=limit)
-        # The rows add what Execution lacks (run_at, the trigger).
-        rows = engine.store.list_executions(
-            engine.namespace, status=wanted, workflow_name=workflow, limit=limit
-        )
-        by_id = {row.id: row for row in rows}
-        views = [View(ex, by_id.get(ex.id)) for ex in found]
+        views = [View(ex) for ex in found]
         if as_json:
             data = [render.execution_data(v, now, with_steps=False) for v in views]
             output.raw(render.dumps(data) + "\n")

@@ -24,7 +24,6 @@ from rich.text import Text
 from hydra.clock import to_ms
 from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.status import Status, StepStatus
-from hydra.store.base import ExecutionRow
 
 from .visible import one_line as visible_line
 from .visible import visible
@@ -70,7 +69,6 @@ class View:
     """One execution as drawn: the stored execution plus what only the viewer knows."""
 
     execution: Execution
-    row: ExecutionRow | None = None  # run_at and the trigger, which Execution lacks
     running: RunningStep | None = None
     worker: str | None = None  # the worker that last ran it, if the viewer saw it
 
@@ -237,15 +235,15 @@ def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[
         "started_at": _iso(ex.started_at),
         "completed_at": _iso(ex.completed_at),
         "duration_ms": None if end is None else end - created,
-        "run_at": _iso(view.row.run_at) if view.row is not None else None,
+        "run_at": _iso(ex.run_at),
         "sleep_until": _iso(ex.sleep_until),
         "next_retry_at": _iso(ex.next_retry_at),
         "timeout_at": _iso(ex.timeout_at),
         "worker": ex.worker_id,
         "idempotency_key": ex.idempotency_key,
         "trigger": (
-            {"type": view.row.trigger_type, "source": view.row.trigger_source}
-            if view.row is not None and view.row.trigger_type is not None
+            {"type": ex.trigger_type, "source": ex.trigger_source}
+            if ex.trigger_type is not None
             else None
         ),
         "input": ex.input,
@@ -323,7 +321,7 @@ def execution_note(view: View, now_ms: int) -> Text:
             retry_at = to_ms(ex.next_retry_at)
             when = f"{fmt_time(retry_at)} ({due(retry_at, now_ms, ex.workflow_name)})"
             return Text(f"attempt {ex.attempt} at {when}", "yellow")
-        run_at = view.row.run_at if view.row is not None else created
+        run_at = to_ms(ex.run_at) if ex.run_at is not None else created
         if run_at > now_ms:
             return Text(f"starts {relative(run_at, now_ms)}", "yellow")
         return Text(
@@ -380,9 +378,9 @@ def header(view: View, now_ms: int) -> Text:
         field("timeout", fmt_time(ex.timeout_at), f"  ({relative(to_ms(ex.timeout_at), now_ms)})")
     worker = ex.worker_id or view.worker
     field("worker", visible(worker) if worker else Text("- (recorded only while it runs)", "dim"))
-    if view.row is not None and view.row.trigger_type not in (None, "api"):
-        source = f" {view.row.trigger_source}" if view.row.trigger_source else ""
-        field("trigger", visible(f"{view.row.trigger_type}{source}"))
+    if ex.trigger_type not in (None, "api"):
+        source = f" {ex.trigger_source}" if ex.trigger_source else ""
+        field("trigger", visible(f"{ex.trigger_type}{source}"))
     if ex.error_type is not None:
         label = "last error" if ex.status != Status.FAILED else "error"
         field(label, Text(one_line(f"{ex.error_type}: {ex.error_message or ''}"), "red"))

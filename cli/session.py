@@ -117,14 +117,13 @@ def _describe_matches(engine: Engine, matches: list[str]) -> str:
 
 
 def load_view(engine: Engine, execution_id: str) -> View:
-    """The execution (with steps) and its row; ``CliError`` naming the namespace it is in
-    if it is not in this one."""
+    """The execution (with steps); ``CliError`` naming the namespace it is in if it is not
+    in this one."""
     try:
         execution = engine.get_execution(execution_id)
     except ExecutionNotFoundError as exc:
         raise not_found(engine, execution_id) from exc
-    row = engine.store.get_execution(engine.namespace, execution_id)
-    return View(execution, row)
+    return View(execution)
 
 
 def style_for(console: Console) -> Style:

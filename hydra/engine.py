@@ -498,6 +498,9 @@ class Engine:
             error_type=row.error_type,
             error_message=row.error_message,
             steps=self._to_steps(row, steps, history),
+            run_at=from_ms(row.run_at),
+            trigger_type=row.trigger_type,
+            trigger_source=row.trigger_source,
         )
 
     def _to_steps(

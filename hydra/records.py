@@ -84,6 +84,9 @@ class Execution:
     ``error`` is ``"Type: message"`` of the last failure (kept while a retry is pending).
     ``attempt`` is the 1-based current (or next) attempt, 0 before the first start.
     ``steps`` is filled by ``Engine.get_execution``; ``list_executions`` leaves it empty.
+    ``run_at`` is when it was (or is) first due (``start_workflow(run_at=...)``, else its
+    creation); ``trigger_type`` says what started it (``"api"``, ``"cron"``) and
+    ``trigger_source`` which one (the cron job's name).
     """
 
     id: str
@@ -106,6 +109,9 @@ class Execution:
     error_type: str | None = None
     error_message: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    run_at: datetime | None = None
+    trigger_type: str | None = None
+    trigger_source: str | None = None
 
     @property
     def terminal(self) -> bool:

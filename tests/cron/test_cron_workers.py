@@ -20,17 +20,10 @@ import hydra
 from hydra.clock import to_ms
 from hydra.store.base import Store
 from hydra.testing import FakeClock
+from tests.waiting import wait_until
 
 WAIT = 20.0  # seconds: a bound against hangs, not an expectation
 START = datetime(2030, 1, 1, 0, 0, 30, tzinfo=UTC)
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.005)
 
 
 class Calls:

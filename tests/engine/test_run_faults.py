@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 import hydra
 from hydra.store.base import Claim, Lease, Store
+from tests.waiting import wait_until as _wait_until
 
 WAIT = 30  # seconds: a bound against hangs, not an expectation
 
@@ -116,11 +117,7 @@ class Ledger:
 
 
 def wait_until(predicate: Callable[[], bool], what: str, limit: float = WAIT) -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    _wait_until(predicate, what, limit, interval=0.01)
 
 
 def test_a_lost_lease_stops_the_run_whatever_the_workflow_catches(

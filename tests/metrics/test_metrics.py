@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,6 +19,7 @@ import hydra
 from hydra.store.base import Store
 from hydra.testing import FakeClock, TestEnvironment
 from hydra.testing.memory import MemoryStore
+from tests.waiting import wait_until
 
 from .scrape import Scrape, divide, labels, parse, rate, scrape, value, values
 
@@ -303,14 +303,6 @@ def test_an_engine_without_metrics_counts_nothing() -> None:
 def http_scrape(port: int) -> Scrape:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         return parse(response.read().decode())
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.005)
 
 
 def test_a_worker_with_a_metrics_port_serves_them(store_factory: Callable[[], Store]) -> None:

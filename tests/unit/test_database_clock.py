@@ -21,6 +21,7 @@ from hydra.store.sql import SQLStore
 from hydra.testing import FakeClock
 from hydra.testing.memory import MemoryStore
 from tests.conftest import BackendStoreFactory
+from tests.waiting import wait_until as _wait_until
 
 HOUR_MS = 3_600_000
 WAIT_S = 10.0  # a bound against hangs, not an expectation
@@ -66,10 +67,7 @@ class FakeServer:
 
 
 def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.005)
+    _wait_until(condition, what, WAIT_S)
 
 
 def close_to(actual: int, expected: int, within_ms: int = 5) -> bool:
