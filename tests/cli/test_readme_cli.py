@@ -17,7 +17,9 @@ SECTION = (REPO / "docs" / "cli.md").read_text()
 
 
 def block(lang: str, containing: str) -> str:
-    found = [b for b in re.findall(rf"```{lang}\n(.*?)```", SECTION, flags=re.S) if containing in b]
+    found: list[str] = [
+        b for b in re.findall(rf"```{lang}\n(.*?)```", SECTION, flags=re.S) if containing in b
+    ]
     assert len(found) == 1, containing
     return found[0]
 

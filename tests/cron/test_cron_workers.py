@@ -73,15 +73,19 @@ def test_three_workers_fire_each_slot_once(cluster: Callable[..., list[hydra.Wor
     for minute in range(1, minutes + 1):
         slot = datetime(2030, 1, 1, 0, minute, tzinfo=UTC)
         clock.set(slot + timedelta(seconds=1))
-        wait_until(lambda s=slot: calls.slots()[s] >= 1, f"slot {slot} fired")
+
+        # (defaults bind this iteration's values: the conditions run within it anyway)
+        def fired(s: datetime = slot) -> bool:
+            return calls.slots()[s] >= 1
+
+        wait_until(fired, f"slot {slot} fired")
         # Every worker has had two more passes at the slot: all of them tried to fire it.
         seen = [w._cron.ticks for w in workers]
-        wait_until(
-            lambda seen=seen: all(
-                w._cron.ticks >= n + 2 for w, n in zip(workers, seen, strict=True)
-            ),
-            "every worker looked at the slot",
-        )
+
+        def looked(seen: list[int] = seen) -> bool:
+            return all(w._cron.ticks >= n + 2 for w, n in zip(workers, seen, strict=True))
+
+        wait_until(looked, "every worker looked at the slot")
     slots = calls.slots()
     assert sorted(slots) == [datetime(2030, 1, 1, 0, m, tzinfo=UTC) for m in range(1, minutes + 1)]
     assert set(slots.values()) == {1}, f"slots fired more than once: {slots.most_common(2)}"
@@ -110,15 +114,17 @@ def test_a_long_handler_delays_no_other_job(cluster: Callable[..., list[hydra.Wo
         for minute in (1, 2, 3):
             slot = datetime(2030, 1, 1, 0, minute, tzinfo=UTC)
             clock.set(slot)
-            wait_until(lambda s=slot: fast.slots()[s] == 1, f"fast fired {slot}")
+
+            def fast_fired(s: datetime = slot) -> bool:
+                return fast.slots()[s] == 1
+
+            def slow_recorded(s: datetime = slot) -> bool:
+                fire = engine.store.last_cron_fire(engine.namespace, "slow")
+                return fire is not None and fire.slot_at == to_ms(s)
+
+            wait_until(fast_fired, f"fast fired {slot}")
             # The slow job's slot is recorded on time too; only its handler waits its turn.
-            wait_until(
-                lambda s=slot: (
-                    (f := engine.store.last_cron_fire(engine.namespace, "slow")) is not None
-                    and f.slot_at == to_ms(s)
-                ),
-                f"slow's slot {slot} recorded",
-            )
+            wait_until(slow_recorded, f"slow's slot {slot} recorded")
         assert len(slow_calls.calls) == 1  # still inside its first call
     finally:
         release.set()
@@ -145,7 +151,11 @@ def test_a_failing_handler_does_not_stop_the_worker_s_cron(
     (worker,) = cluster(1, clock, setup)
     for minute in (1, 2):
         clock.set(datetime(2030, 1, 1, 0, minute, tzinfo=UTC))
-        wait_until(lambda m=minute: len(calls.calls) == m, f"fire {minute}")
+
+        def fired(m: int = minute) -> bool:
+            return len(calls.calls) == m
+
+        wait_until(fired, f"fire {minute}")
     labels = {"namespace": worker.engine.namespace, "cron_job": "boom"}
     wait_until(
         lambda: metrics.registry.get_sample_value("hydra_cron_failures_total", labels) == 2,

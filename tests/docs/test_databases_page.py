@@ -4,6 +4,7 @@ runs and its numbers are the real ones."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -58,4 +59,4 @@ def test_the_numbers_are_the_real_ones() -> None:
     assert MAX_DURATION_MS == 36525 * 86_400_000 and "100 years" in text
     assert MAX_ERROR_TYPE_CHARS == 255 and MAX_ERROR_MESSAGE_CHARS == 64 * 1024
     assert "64 Ki characters" in text
-    assert hydra.RetryPolicy(initial_backoff=1).backoff_ms(100) == 300_000
+    assert hydra.RetryPolicy(initial_backoff=timedelta(seconds=1)).backoff_ms(100) == 300_000

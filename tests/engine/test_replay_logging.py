@@ -64,7 +64,12 @@ def sleepy_logger(ctx: hydra.WorkflowContext, name: str) -> str:
     ctx.logger.info("before the sleep of %s", name)
     hydra.sleep(ctx, timedelta(hours=1))
     ctx.logger.info("after the sleep")
-    greeting = hydra.step(ctx, "greet", lambda: ctx.logger.info("inside greet") or f"hi {name}")
+
+    def greet() -> str:
+        ctx.logger.info("inside greet")
+        return f"hi {name}"
+
+    greeting = hydra.step(ctx, "greet", greet)
     hydra.sleep(ctx, timedelta(hours=1))
     ctx.logger.info("done: %s", greeting)
     return greeting

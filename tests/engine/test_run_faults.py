@@ -79,7 +79,7 @@ def faulty(store_factory: Callable[[], Store]) -> FaultyStore:
 
 @pytest.fixture
 def engine(faulty: FaultyStore) -> hydra.Engine:
-    return hydra.Engine(faulty, namespace=f"t-{uuid.uuid4().hex[:12]}")  # type: ignore[arg-type]
+    return hydra.Engine(faulty, namespace=f"t-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_a_lost_lease_stops_the_run_whatever_the_workflow_catches(
         def run(self, ctx: hydra.WorkflowContext, req: None) -> str:
             for name in ("a", "b", "c", "d"):
                 try:
-                    hydra.step(ctx, name, lambda n=name: cancel_then(n))  # type: ignore[misc]
+                    hydra.step(ctx, name, lambda n=name: cancel_then(n))
                 except Exception:
                     ledger.hit(f"caught-{name}")
             return "done"
@@ -441,7 +441,7 @@ def test_an_async_step_that_blocks_the_loop_past_its_timeout_is_reported(
                 time.sleep(1.2)  # blocks the event loop: wait_for cannot interrupt it
                 return "late"
 
-            return await hydra.step(ctx, "blocks", body, timeout=0.05)  # type: ignore[misc]
+            return await hydra.step(ctx, "blocks", body, timeout=0.05)
 
     caplog.set_level(logging.WARNING, logger="hydra")
     make_worker(Blocking())

@@ -113,7 +113,7 @@ def test_fails_twice_then_succeeds_on_attempt_3_without_rerunning_steps(
         attempts_seen.append(ctx.attempt)
         if ctx.attempt < 3:
             raise ConnectionError(f"upstream down on attempt {ctx.attempt}")
-        return hydra.step(ctx, "three", lambda: calls.hit("three", "done"))
+        return str(hydra.step(ctx, "three", lambda: calls.hit("three", "done")))
 
     make_worker(flaky)
     eid = engine.start_workflow("flaky-workflow", {}, max_attempts=3, retry_backoff=0.01)
@@ -260,7 +260,7 @@ def test_sleeping_execution_frees_its_worker_and_resumes(
     def sleeper(ctx: hydra.WorkflowContext, req: None) -> str:
         hydra.step(ctx, "before", lambda: calls.hit("before"))
         hydra.sleep(ctx, timedelta(milliseconds=600))
-        return hydra.step(ctx, "after", lambda: calls.hit("after", "woke"))
+        return str(hydra.step(ctx, "after", lambda: calls.hit("after", "woke")))
 
     @hydra.workflow("quick")
     def quick(ctx: hydra.WorkflowContext, req: None) -> str:
@@ -551,14 +551,15 @@ def test_every_log_record_carries_the_execution_fields(
             assert hasattr(record, field), (field, record.getMessage())
     by_message = {r.getMessage(): r for r in records}
     step_record = by_message["inside a step"]
-    assert (
-        step_record.execution_id,
-        step_record.workflow_name,
-        step_record.step_name,  # type: ignore[attr-defined]
-        step_record.attempt,
-        step_record.worker_id,
-    ) == (eid, "logged", "s", 1, "logging-worker")  # type: ignore[attr-defined]
-    assert by_message["inside the workflow"].step_name is None  # type: ignore[attr-defined]
+    fields = ("execution_id", "workflow_name", "step_name", "attempt", "worker_id")
+    assert tuple(getattr(step_record, f) for f in fields) == (
+        eid,
+        "logged",
+        "s",
+        1,
+        "logging-worker",
+    )
+    assert by_message["inside the workflow"].__dict__["step_name"] is None
 
 
 def test_a_worker_of_the_same_engine_is_woken_directly(

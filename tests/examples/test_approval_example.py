@@ -37,6 +37,7 @@ def test_the_managers_get_48_hours_then_it_pays_out_or_escalates() -> None:
     paid = env.execution(approved)
     assert paid.status == "completed"
     assert paid.output == {"decision": "approved", "payout": "payout_exp-1001_12500"}
+    assert paid.completed_at is not None
     assert paid.completed_at - paid.created_at == timedelta(hours=48)
     assert [s.name for s in paid.steps] == [
         "ask-manager", "approval-window", "read-decision", "pay-out",

@@ -43,6 +43,7 @@ def test_the_flaky_call_is_retried_with_backoff_and_the_bad_invoice_fails_at_onc
     sync = done.step("sync-inventory")
     assert sync is not None and sync.attempts == 3
     # Two timeouts, then 0.5 s and 1 s of backoff before the third attempt worked.
+    assert done.completed_at is not None
     assert done.completed_at - done.created_at == timedelta(milliseconds=1500)
 
     failed = env.execution(bad)

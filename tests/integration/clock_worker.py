@@ -107,7 +107,7 @@ def _timed_step(ledger: Ledger, eid: str, step: str, seconds: float) -> dict[str
     return {"by": ledger.label}
 
 
-class ThreeSteps(hydra.Workflow[dict]):
+class ThreeSteps(hydra.Workflow[dict[str, Any]]):
     """Steps ``a``, ``b``, ``c`` of 100-300 ms each."""
 
     name = STEPS
@@ -115,7 +115,7 @@ class ThreeSteps(hydra.Workflow[dict]):
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
 
-    def run(self, ctx: hydra.WorkflowContext, req: dict) -> dict[str, Any]:
+    def run(self, ctx: hydra.WorkflowContext, req: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"n": req["n"]}
         for step in ("a", "b", "c"):
             seconds = random.uniform(0.1, 0.3)
@@ -124,14 +124,14 @@ class ThreeSteps(hydra.Workflow[dict]):
         return out
 
 
-class Sleeper(hydra.Workflow[dict]):
+class Sleeper(hydra.Workflow[dict[str, Any]]):
     """Step ``before``, a durable sleep of ``SLEEP_S``, step ``after``."""
 
     def __init__(self, name: str, ledger: Ledger) -> None:
         self.name = name
         self.ledger = ledger
 
-    def run(self, ctx: hydra.WorkflowContext, req: dict) -> dict[str, Any]:
+    def run(self, ctx: hydra.WorkflowContext, req: dict[str, Any]) -> dict[str, Any]:
         eid = ctx.execution_id
         before = hydra.step(ctx, "before", partial(_timed_step, self.ledger, eid, "before", 0.0))
         hydra.sleep(ctx, SLEEP_S, name="nap")
@@ -139,14 +139,14 @@ class Sleeper(hydra.Workflow[dict]):
         return {"before": before, "after": after}
 
 
-class Blocker(hydra.Workflow[dict]):
+class Blocker(hydra.Workflow[dict[str, Any]]):
     """One step ``block`` that takes ``BLOCK_S``: started with ``timeout=TIMEOUT_S``."""
 
     def __init__(self, name: str, ledger: Ledger) -> None:
         self.name = name
         self.ledger = ledger
 
-    def run(self, ctx: hydra.WorkflowContext, req: dict) -> dict[str, Any]:
+    def run(self, ctx: hydra.WorkflowContext, req: dict[str, Any]) -> dict[str, Any]:
         eid = ctx.execution_id
         return hydra.step(ctx, "block", partial(_timed_step, self.ledger, eid, "block", BLOCK_S))
 

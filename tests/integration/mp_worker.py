@@ -64,7 +64,7 @@ def _plain_step(ledger: str, execution_id: str, step: str) -> dict[str, int]:
     return {"by": os.getpid()}
 
 
-class ThreeSteps(hydra.Workflow[dict]):
+class ThreeSteps(hydra.Workflow[dict[str, Any]]):
     """Steps ``a``, ``b``, ``c``; each records itself and returns ``{"by": pid}``."""
 
     name = THREE_STEPS
@@ -72,7 +72,7 @@ class ThreeSteps(hydra.Workflow[dict]):
     def __init__(self, ledger: str) -> None:
         self.ledger = ledger
 
-    def run(self, ctx: hydra.WorkflowContext, req: dict) -> dict[str, Any]:
+    def run(self, ctx: hydra.WorkflowContext, req: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"n": req["n"]}
         for name in ("a", "b", "c"):
             out[name] = hydra.step(
@@ -81,7 +81,7 @@ class ThreeSteps(hydra.Workflow[dict]):
         return out
 
 
-class FirstSlowLast(hydra.Workflow[dict]):
+class FirstSlowLast(hydra.Workflow[dict[str, Any]]):
     """Steps ``first``, ``slow``, ``last``; what ``slow`` does depends on the process mode.
 
     ``fast``: returns ``{"by": pid}`` at once. ``hang``: blocks for 60 s (the test kills the
@@ -101,7 +101,7 @@ class FirstSlowLast(hydra.Workflow[dict]):
         self.mode = mode
         self.result = result
 
-    def run(self, ctx: hydra.WorkflowContext, req: dict) -> dict[str, Any]:
+    def run(self, ctx: hydra.WorkflowContext, req: dict[str, Any]) -> dict[str, Any]:
         eid = ctx.execution_id
         first = hydra.step(ctx, "first", partial(self._first, eid))
         if self.mode == "between":

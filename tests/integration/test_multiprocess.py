@@ -201,7 +201,7 @@ def test_200_workflows_3_workers_2_processes_each_step_once(
     total = 200
     ids = [engine.start_workflow(mp.THREE_STEPS, {"n": i}) for i in range(total)]
     # A generous lease: this test is about contention, not takeovers.
-    timing = {"poll_interval": 0.05, "heartbeat_interval": 0.5, "claim_timeout": 10}
+    timing: dict[str, Any] = {"poll_interval": 0.05, "heartbeat_interval": 0.5, "claim_timeout": 10}
     child = Child(
         tmp_path,
         "child",
@@ -269,7 +269,11 @@ def test_sigkill_mid_step_is_taken_over(
 ) -> None:
     ledger = tmp_path / "ledger.txt"
     engine = hydra.Engine(store, namespace=namespace)
-    timing = {"poll_interval": 0.05, "heartbeat_interval": 0.3, "claim_timeout": 1.5}
+    timing: dict[str, Any] = {
+        "poll_interval": 0.05,
+        "heartbeat_interval": 0.3,
+        "claim_timeout": 1.5,
+    }
     child = Child(
         tmp_path,
         "child",
@@ -326,7 +330,11 @@ def test_sigstop_between_steps_past_lease_enters_no_step(
     ledger = tmp_path / "ledger.txt"
     engine = hydra.Engine(store, namespace=namespace)
     claim_timeout = 1.5
-    timing = {"poll_interval": 0.05, "heartbeat_interval": 0.3, "claim_timeout": claim_timeout}
+    timing: dict[str, Any] = {
+        "poll_interval": 0.05,
+        "heartbeat_interval": 0.3,
+        "claim_timeout": claim_timeout,
+    }
     child = Child(
         tmp_path,
         "child",
@@ -394,7 +402,11 @@ def test_sigstop_past_lease_cannot_write(
     ledger = tmp_path / "ledger.txt"
     engine = hydra.Engine(store, namespace=namespace)
     claim_timeout = 1.5
-    timing = {"poll_interval": 0.05, "heartbeat_interval": 0.3, "claim_timeout": claim_timeout}
+    timing: dict[str, Any] = {
+        "poll_interval": 0.05,
+        "heartbeat_interval": 0.3,
+        "claim_timeout": claim_timeout,
+    }
     child = Child(
         tmp_path,
         "child",
@@ -461,7 +473,8 @@ def test_sigstop_past_lease_cannot_write(
     assert after.status == hydra.Status.COMPLETED
     assert after.attempt == 2
     assert after.output == {"first": {"n": 1}, "slow": {"by": parent}, "last": {"by": parent}}
-    assert after.step("slow") is not None and after.step("slow").output == {"by": parent}
+    slow = after.step("slow")
+    assert slow is not None and slow.output == {"by": parent}
     assert after.worker_id != "mp-child"
     for s in after.steps:
         assert s.status == hydra.StepStatus.COMPLETED and s.attempts == 1
@@ -471,6 +484,7 @@ def test_sigstop_past_lease_cannot_write(
     # The child really tried: its step returned after the takeover, and it lost the lease.
     returning = child.events("slow_returning")
     assert [(e["execution_id"], e["by"]) for e in returning] == [(eid, child.pid)]
+    assert after.completed_at is not None
     assert returning[0]["t"] > after.completed_at.timestamp()
     abandoned = [
         e

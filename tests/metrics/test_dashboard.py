@@ -18,7 +18,8 @@ LABELS = hydra.Metrics.LABELS | {"le"}
 
 
 def load() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    loaded: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return loaded
 
 
 def queries(board: dict[str, Any]) -> list[tuple[str, str]]:

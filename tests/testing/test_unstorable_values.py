@@ -281,7 +281,7 @@ def test_workflow_error_texts_are_stored_storably(make_env: MakeEnv, final: bool
 class RawTextMarshaller(hydra.JSONMarshaller):
     """A marshaller whose decode errors quote the raw input, as many do."""
 
-    def unmarshal(self, data: bytes, type_: Any) -> Any:
+    def unmarshal(self, data: bytes, type_: Any = Any) -> Any:
         value = super().unmarshal(data, Any)
         if type_ is int and not isinstance(value, int):
             raise hydra.PayloadError(f"not an int: {value}")

@@ -116,7 +116,11 @@ def test_resync_follows_a_stepped_server_clock() -> None:
         done = clock.measurements
         time.sleep(0.06)
         clock.now_ms()  # due: starts a measurement in the background and returns at once
-        wait_until(lambda n=done: clock.measurements > n, "the clock measured again")
+
+        def measured(n: int = done) -> bool:
+            return clock.measurements > n
+
+        wait_until(measured, "the clock measured again")
         assert agrees(clock, server)
 
 

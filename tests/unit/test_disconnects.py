@@ -104,8 +104,10 @@ MYSQL_OTHERS = [
     ConnectionResetError(104, "Connection reset by peer"),  # not the driver's
 ]
 
-SQLITE_DISCONNECTS = [sqlite3.ProgrammingError("Cannot operate on a closed database.")]
-SQLITE_OTHERS = [
+SQLITE_DISCONNECTS: list[BaseException] = [
+    sqlite3.ProgrammingError("Cannot operate on a closed database.")
+]
+SQLITE_OTHERS: list[BaseException] = [
     sqlite3.OperationalError("database is locked"),  # transient, not a drop
     sqlite3.IntegrityError("UNIQUE constraint failed: workflow_executions.id"),
     sqlite3.OperationalError("unable to open database file"),
