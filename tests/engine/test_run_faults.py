@@ -121,10 +121,14 @@ def wait_until(predicate: Callable[[], bool], what: str, limit: float = WAIT) ->
 
 
 def test_a_lost_lease_stops_the_run_whatever_the_workflow_catches(
-    engine: hydra.Engine, faulty: FaultyStore, make_worker: Callable[..., hydra.Worker]
+    engine: hydra.Engine,
+    faulty: FaultyStore,
+    make_worker: Callable[..., hydra.Worker],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A cancel from another process is seen only when a fenced write is refused: the run
     must stop there, though the workflow wraps every step in ``except Exception``."""
+    caplog.set_level(logging.INFO, logger="hydra")  # the whole story, on failure
     ledger = Ledger()
     elsewhere = hydra.Engine(faulty.inner, namespace=engine.namespace)  # no local run
 
@@ -145,13 +149,16 @@ def test_a_lost_lease_stops_the_run_whatever_the_workflow_catches(
             assert elsewhere.cancel(eid)
         return name
 
-    make_worker(Swallowing(), heartbeat_interval=10, claim_timeout=30)
+    worker = make_worker(Swallowing(), start=False, heartbeat_interval=10, claim_timeout=30)
     eid = engine.start_workflow("swallowing")
+    # Started only now: a worker woken by the start could otherwise enter step "a" before
+    # eid is assigned here (NameError in cancel_then, a retry, and "a" ran twice: seen in CI).
+    worker.start()
     assert engine.wait(eid, timeout=WAIT).status == hydra.Status.CANCELLED
     wait_until(lambda: engine.get_execution(eid).worker_id is None, "the run to end")
     time.sleep(0.2)  # a run that went on would enter b within microseconds
     # Before the fix, b, c and d ran too (LeaseLostError was caught by the workflow).
-    assert ledger.counts == Counter({"a": 1})
+    assert ledger.counts == Counter({"a": 1}), caplog.text
 
 
 def test_a_run_is_tracked_by_its_lease_not_its_execution(
