@@ -105,6 +105,19 @@ def find_execution_ids(dialect: str, namespace: str, prefix: str, limit: int) ->
     )
 
 
+def list_namespaces(dialect: str, id_prefix: str, limit: int) -> Select[Any]:
+    """The namespaces holding an execution whose id starts with ``id_prefix``, in order.
+
+    With a prefix, a range of the primary key. Without one, every execution is read (at
+    best the entries of an index led by namespace): meant for a tool's occasional call,
+    such as the CLI's hint when a namespace has no executions.
+    """
+    query = select(executions.c.namespace).distinct()
+    if id_prefix:
+        query = query.where(id_starts_with(dialect, id_prefix))
+    return query.order_by(executions.c.namespace).limit(max(limit, 0))
+
+
 def cancel(namespace: str, execution_id: str, now_ms: int) -> Update:
     return (
         update(executions)

@@ -163,6 +163,10 @@ class SQLStore(SQLDatabase):
         query = statements.find_execution_ids(self._dialect.name, namespace, prefix, limit)
         return self._run(lambda conn: [str(i) for i in conn.execute(query).scalars()], write=False)
 
+    def list_namespaces(self, *, id_prefix: str = "", limit: int = 100) -> list[str]:
+        query = statements.list_namespaces(self._dialect.name, id_prefix, limit)
+        return self._run(lambda conn: [str(n) for n in conn.execute(query).scalars()], write=False)
+
     def list_steps(self, execution_id: str) -> list[StepRow]:
         return self._run_hot(_replay_steps(execution_id), single=True, write=False)
 
