@@ -3,9 +3,9 @@ on them with the store's retry rules.
 
 ``SQLDatabase`` is the lower layer of ``SQLStore`` (which adds the Store's operations):
 it opens the engine (or adopts the caller's), checks at start-up that the database is
-reachable and its schema current, migrates it, reports the server's clock, and runs one
-transaction at a time on Core (``_run``) or, for the hot path, on the driver's own
-connections where the dialect has them (``_run_hot``), retrying lost connections and
+reachable and its schema current, migrates it, reports the server's clock, and runs
+each store call's transaction on Core (``_run``) or, for the hot path, on the driver's
+own connections where the dialect has them (``_run_hot``), retrying lost connections and
 deadlocks for ``reconnect_window`` (``_retrying``).
 """
 
