@@ -177,25 +177,26 @@ def worker_main(args: argparse.Namespace) -> int:
         # lease token. The checks must then find fenced writes landing.
         from sqlalchemy import bindparam, update
 
-        import hydra.store.sql.store as sql_store
+        from hydra.store.sql import statements
+        from hydra.store.sql.schema import executions
 
         def unfenced(lease: Any) -> tuple[Any, ...]:
-            c = sql_store.executions.c
+            c = executions.c
             return (c.id == lease.execution_id, c.status == "running")
 
-        assert hasattr(sql_store, "_owned")
-        sql_store._owned = unfenced
+        assert hasattr(statements, "owned")
+        statements.owned = unfenced
         # The prebuilt transitions (suspend, retry, finish): the same, without the token.
-        c = sql_store.executions.c
+        c = executions.c
         # And the fenced lease extension (checkpoints, heartbeats; PostgreSQL's save_step
         # fuses it with the step upsert when the store is built, below).
-        sql_store._EXTEND = (
-            update(sql_store.executions)
+        statements.EXTEND = (
+            update(executions)
             .where(c.id == bindparam("x_id"), c.status == "running")
             .values(lease_expires_at=bindparam("x_expires"), updated_at=bindparam("x_now"))
         )
-        sql_store._FENCED.update(
-            sql_store._build_fenced((c.id == bindparam("f_id"), c.status == "running"))
+        statements.FENCED.update(
+            statements.build_fenced((c.id == bindparam("f_id"), c.status == "running"))
         )
 
     if args.clock_skew:

@@ -8,11 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
 
 from hydra import Engine, ExecutionNotFoundError
-from hydra.store.sql import SQLStore
-from hydra.store.sql.schema import executions
+from hydra.store.base import Store
 
 from .db import Database, database, namespace, open_store
 from .errors import CliError
@@ -48,26 +46,22 @@ IdArgument = Annotated[
 SHOWN_MATCHES = 5
 # How many matches are read to count them (an index range: cheap whatever the table).
 _MATCH_LIMIT = 100
+# How many namespaces a hint reads (it names them all).
+_NAMESPACE_LIMIT = 20
 
 
 def other_namespaces(
-    store: SQLStore, execution_id: str | None = None, *, as_prefix: bool = False
+    store: Store, execution_id: str | None = None, *, as_prefix: bool = False
 ) -> list[str]:
     """Namespaces holding that execution (``as_prefix``: one whose id starts with
     ``execution_id``), or any execution: for "did you mean" hints."""
     if execution_id is None:
-        with store.engine.connect() as conn:
-            found = conn.execute(select(executions.c.namespace).distinct().limit(20))
-            return sorted(str(ns) for ns in found.scalars())
-    query = select(executions.c.namespace, executions.c.id).limit(_MATCH_LIMIT)
-    if as_prefix:
-        # SQLite's LIKE ignores letter case: the exact test is made below.
-        query = query.where(executions.c.id.startswith(execution_id, autoescape=True))
-    else:
-        query = query.where(executions.c.id == execution_id)
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return sorted({str(ns) for ns, eid in rows if str(eid).startswith(execution_id)})
+        return sorted(store.list_namespaces(limit=_NAMESPACE_LIMIT))
+    found = store.list_namespaces(id_prefix=execution_id, limit=_MATCH_LIMIT)
+    if not as_prefix:
+        # Those hold ids starting with it: keep the ones holding exactly this id.
+        found = [ns for ns in found if store.get_execution(ns, execution_id) is not None]
+    return sorted(found)
 
 
 def not_found(engine: Engine, execution_id: str, *, as_prefix: bool = False) -> CliError:
@@ -76,10 +70,9 @@ def not_found(engine: Engine, execution_id: str, *, as_prefix: bool = False) -> 
     message = f"no execution {execution_id!r} in namespace {engine.namespace!r}"
     if not as_prefix and len(execution_id) < MIN_ID_PREFIX:
         message += f" (an id prefix needs at least {MIN_ID_PREFIX} characters)"
-    if isinstance(engine.store, SQLStore):
-        elsewhere = other_namespaces(engine.store, execution_id, as_prefix=as_prefix)
-        if elsewhere:
-            message += f"; it is in namespace {elsewhere[0]!r}: add --namespace {elsewhere[0]}"
+    elsewhere = other_namespaces(engine.store, execution_id, as_prefix=as_prefix)
+    if elsewhere:
+        message += f"; it is in namespace {elsewhere[0]!r}: add --namespace {elsewhere[0]}"
     return CliError(message)
 
 

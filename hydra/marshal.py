@@ -51,8 +51,11 @@ class Marshaller(Protocol):
 class JSONMarshaller:
     """The default marshaller: compact UTF-8 JSON with sorted keys, no type tags.
 
-    Keys are sorted and sets are ordered so that equal values always give equal bytes,
-    which lets the engine compare a replayed payload with the stored one.
+    Keys are sorted and sets are ordered, so the bytes depend neither on a dict's
+    insertion order nor on a set's iteration order (which varies between processes for
+    strings): a value gives the same bytes in every process. Registering a cron job relies
+    on it: the store compares the encoded payload with the stored one, and an unchanged
+    payload leaves the job's definition, and its ``updated_at``, as they were.
     """
 
     def marshal(self, value: Any) -> bytes:

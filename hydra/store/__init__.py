@@ -1,5 +1,29 @@
 """Stores: where executions and step checkpoints live."""
 
-from hydra.store.base import Claim, ExecutionRow, Lease, NewExecution, StepRow, Store, WakeListener
+from hydra.store.base import (
+    Claim,
+    CronStore,
+    ExecutionRow,
+    ExecutionStore,
+    Lease,
+    LeaseStore,
+    NewExecution,
+    StepRow,
+    StepStore,
+    Store,
+    WakeListener,
+)
 
-__all__ = ["Claim", "ExecutionRow", "Lease", "NewExecution", "StepRow", "Store", "WakeListener"]
+__all__ = [
+    "Claim",
+    "CronStore",
+    "ExecutionRow",
+    "ExecutionStore",
+    "Lease",
+    "LeaseStore",
+    "NewExecution",
+    "StepRow",
+    "StepStore",
+    "Store",
+    "WakeListener",
+]

@@ -256,45 +256,11 @@ class WakeListener(Protocol):
     def close(self) -> None: ...
 
 
-@runtime_checkable
-class Store(Protocol):
-    """Where executions and their step checkpoints live. See the module docstring."""
+class ExecutionStore(Protocol):
+    """Executions as a whole: created by ``start_workflow``, read by the engine and the
+    tools, cancelled and retried by an operator. None of these writes is fenced: they
+    take the execution from whoever holds it (``cancel`` bumps the lease token)."""
 
-    #: the store can wake idle workers in other processes (``open_listener`` works)
-    supports_notify: bool
-    #: several processes can share this store (a database, not process memory)
-    shared_across_processes: bool
-    #: how many calls this store has retried after a dropped connection since it was
-    #: opened. A retried write may have committed the first time (its reply was lost):
-    #: a worker that sees this grow sweeps its leases (``owned_leases``) at once.
-    reconnects: int
-    #: the largest encoded value (an input, a step result, an output, a cron payload) this
-    #: store can take in one write, or None when only the engine's ``max_payload_bytes``
-    #: bounds it. The engine refuses larger values with ``PayloadError`` before writing.
-    #: SQLStore on MySQL/MariaDB derives it from ``max_allowed_packet``; None elsewhere.
-    max_value_bytes: int | None
-
-    def migrate(self) -> None:
-        """Bring the schema to the newest version."""
-        ...
-
-    def close(self) -> None:
-        """Release connections."""
-        ...
-
-    def database_time_ms(self) -> int | None:
-        """The database server's current time in Unix milliseconds, or None when the
-        store has no clock of its own (SQLite, ``MemoryStore``: their users share this
-        machine's clock).
-
-        One quick round trip, read when the server executes it (not the start of a
-        transaction or statement), no retries: ``hydra.clock.DatabaseClock`` times the
-        call and uses the fastest of a few. Successive calls never go backwards unless the
-        server's own clock is stepped back. Raises on a database error.
-        """
-        ...
-
-    # -- executions -------------------------------------------------------------------
     def create_execution(self, new: NewExecution) -> tuple[str, bool]:
         """Insert ``new``; with an idempotency key already used in the namespace, insert
         nothing and return the existing id. Returns ``(id, created)``."""
@@ -313,7 +279,7 @@ class Store(Protocol):
         """Newest first."""
         ...
 
-    # -- execution ids by prefix (``hydra trace bd183f86``) ------------------------------
+    # -- looking executions up (``hydra trace bd183f86``, "did you mean" hints) -----------
     def find_execution_ids(self, namespace: str, prefix: str, *, limit: int) -> list[str]:
         """The ids of up to ``limit`` executions in ``namespace`` whose id starts with
         ``prefix``, in ascending id order.
@@ -325,15 +291,12 @@ class Store(Protocol):
         """
         ...
 
-    def list_steps(self, execution_id: str) -> list[StepRow]:
-        """In step order."""
-        ...
-
-    def list_step_attempts(self, execution_id: str) -> list[StepAttemptRow]:
-        """Every recorded attempt of the execution's steps: by step name (in the
-        database's collation), then each step's in the order they were made
-        (``lease_token``, ``attempt``). Steps checkpointed before attempts were recorded
-        (schema revision 0003) have none; an unknown id has none."""
+    def list_namespaces(self, *, id_prefix: str = "", limit: int = 100) -> list[str]:
+        """Up to ``limit`` namespaces holding at least one execution, in ascending order
+        (the database's collation); with ``id_prefix``, only executions whose id starts
+        with it count, compared as ``find_execution_ids`` compares. For tools: the
+        namespaces a user may have meant (``hydra list`` in an empty namespace, an id
+        found in another one)."""
         ...
 
     def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
@@ -356,7 +319,33 @@ class Store(Protocol):
         """The earliest ``wake_at`` among non-terminal executions of these workflows."""
         ...
 
-    # -- leases -----------------------------------------------------------------------
+
+class StepStore(Protocol):
+    """Step checkpoints and the record of every step attempt: written by the lease owner
+    (fenced), read for a replay and for display."""
+
+    def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
+        """Insert or replace the step's checkpoint, extending the lease, and record the
+        attempt it ends (``attempt_of``) in the same transaction. Writing the same
+        attempt again (a retry after a lost reply) replaces its record: still one."""
+        ...
+
+    def list_steps(self, execution_id: str) -> list[StepRow]:
+        """In step order."""
+        ...
+
+    def list_step_attempts(self, execution_id: str) -> list[StepAttemptRow]:
+        """Every recorded attempt of the execution's steps: by step name (in the
+        database's collation), then each step's in the order they were made
+        (``lease_token``, ``attempt``). Steps checkpointed before attempts were recorded
+        (schema revision 0003) have none; an unknown id has none."""
+        ...
+
+
+class LeaseStore(Protocol):
+    """Claims and leases: who runs an execution now, and the owner's fenced moves out of
+    ``running`` (each raises ``LeaseLostError`` if the lease is lost)."""
+
     def claim(
         self,
         namespace: str,
@@ -389,13 +378,6 @@ class Store(Protocol):
     def release(self, lease: Lease, *, now_ms: int) -> bool:
         """Give an execution back unfinished (graceful shutdown): ``pending``, claimable
         at once, no attempt consumed. False if the lease was already lost."""
-        ...
-
-    # -- fenced writes by the owner (each raises LeaseLostError if the lease is lost) ----
-    def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
-        """Insert or replace the step's checkpoint, extending the lease, and record the
-        attempt it ends (``attempt_of``) in the same transaction. Writing the same
-        attempt again (a retry after a lost reply) replaces its record: still one."""
         ...
 
     def suspend(
@@ -432,18 +414,10 @@ class Store(Protocol):
         """Terminal ``completed`` or ``failed``, the lease released."""
         ...
 
-    # -- notifications ----------------------------------------------------------------
-    def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
-        """A listener for the namespace's notifications, or None if the store has none.
 
-        ``channel``: ``"work"`` (new work may be claimable: creations, retries) or
-        ``"finished"`` (an execution of the namespace was completed or failed by
-        ``finish``; an engine's ``wait`` closes it when done). A store without finished
-        notifications returns None for that channel.
-        """
-        ...
+class CronStore(Protocol):
+    """Cron jobs' stored definitions and the record of every fired slot."""
 
-    # -- cron -------------------------------------------------------------------------
     def upsert_cron_job(
         self,
         namespace: str,
@@ -488,4 +462,60 @@ class Store(Protocol):
 
     def set_cron_next_run(self, namespace: str, job_name: str, next_run_ms: int | None) -> None:
         """Remember the job's next slot (display only; ``updated_at`` is not touched)."""
+        ...
+
+
+@runtime_checkable
+class Store(ExecutionStore, StepStore, LeaseStore, CronStore, Protocol):
+    """Where executions and their step checkpoints live. See the module docstring.
+
+    The operations are grouped by aggregate in the protocols it combines
+    (``ExecutionStore``, ``StepStore``, ``LeaseStore``, ``CronStore``); the store as a
+    whole adds its capabilities, its lifecycle, its clock and its notifications. A piece
+    of code that needs one group only can ask for that protocol.
+    """
+
+    #: the store can wake idle workers in other processes (``open_listener`` works)
+    supports_notify: bool
+    #: several processes can share this store (a database, not process memory)
+    shared_across_processes: bool
+    #: how many calls this store has retried after a dropped connection since it was
+    #: opened. A retried write may have committed the first time (its reply was lost):
+    #: a worker that sees this grow sweeps its leases (``owned_leases``) at once.
+    reconnects: int
+    #: the largest encoded value (an input, a step result, an output, a cron payload) this
+    #: store can take in one write, or None when only the engine's ``max_payload_bytes``
+    #: bounds it. The engine refuses larger values with ``PayloadError`` before writing.
+    #: SQLStore on MySQL/MariaDB derives it from ``max_allowed_packet``; None elsewhere.
+    max_value_bytes: int | None
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+    def database_time_ms(self) -> int | None:
+        """The database server's current time in Unix milliseconds, or None when the
+        store has no clock of its own (SQLite, ``MemoryStore``: their users share this
+        machine's clock).
+
+        One quick round trip, read when the server executes it (not the start of a
+        transaction or statement), no retries: ``hydra.clock.DatabaseClock`` times the
+        call and uses the fastest of a few. Successive calls never go backwards unless the
+        server's own clock is stepped back. Raises on a database error.
+        """
+        ...
+
+    # -- notifications ----------------------------------------------------------------
+    def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
+        """A listener for the namespace's notifications, or None if the store has none.
+
+        ``channel``: ``"work"`` (new work may be claimable: creations, retries) or
+        ``"finished"`` (an execution of the namespace was completed or failed by
+        ``finish``; an engine's ``wait`` closes it when done). A store without finished
+        notifications returns None for that channel.
+        """
         ...

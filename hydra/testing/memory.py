@@ -38,10 +38,14 @@ if TYPE_CHECKING:
 
 
 class MemoryStore:
-    """The Store in a dict. ``MemoryStore()``; ``clock`` is accepted for API compatibility.
+    """The Store in a dict: ``MemoryStore()``.
 
-    Like every store it never reads a clock: times are passed in by the caller. ``clock``
-    is kept as an attribute so that code building a store from a clock can pass one.
+    Like every store it never reads a clock: every time is passed in by the caller.
+    ``clock`` is stored as the ``clock`` attribute and nothing in hydra reads it: the
+    pytest plugin passes its ``FakeClock`` so that a test can see which clock its store
+    was made with (``hydra_store.clock``). An engine on this store does not take its time
+    from it: give the engine the same clock (``Engine(store, clock=clock)``), or it runs
+    on this machine's clock.
     """
 
     supports_notify = False
@@ -170,6 +174,11 @@ class MemoryStore:
                 if r.namespace == namespace and r.id.startswith(prefix)
             )
         return found[: max(limit, 0)]
+
+    def list_namespaces(self, *, id_prefix: str = "", limit: int = 100) -> list[str]:
+        with self._lock:
+            found = {r.namespace for r in self._executions.values() if r.id.startswith(id_prefix)}
+        return sorted(found)[: max(limit, 0)]
 
     def list_steps(self, execution_id: str) -> list[StepRow]:
         with self._lock:

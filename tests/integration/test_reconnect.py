@@ -27,7 +27,7 @@ from hydra.status import Status, StepStatus
 from hydra.store.base import NewExecution, StepRow
 from hydra.store.sql import SQLStore
 from hydra.store.sql.driver import CoreTx, Tx
-from hydra.store.sql.store import _INSERT_EXECUTION
+from hydra.store.sql.statements import INSERT_EXECUTION
 from hydra.testing.proxy import TCPProxy
 from tests.conftest import StoreURLs
 
@@ -275,7 +275,7 @@ def test_errors_that_are_not_disconnects_are_not_retried(
     def duplicate(tx: Tx) -> int:
         nonlocal tries
         tries += 1
-        return tx.rowcount(_INSERT_EXECUTION, params)
+        return tx.rowcount(INSERT_EXECUTION, params)
 
     for single in (True, False):
         tries = 0

@@ -1,4 +1,4 @@
-"""The range ``find_execution_ids`` scans: ``prefix <= id < _id_upper_bound(prefix)`` holds
+"""The range ``find_execution_ids`` scans: ``prefix <= id < id_upper_bound(prefix)`` holds
 for every id starting with the prefix, in byte order and under PostgreSQL's linguistic
 collations (the contract suite runs on the test servers' byte-ordered collations only)."""
 
@@ -12,24 +12,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from hydra.store.sql.store import _id_upper_bound
+from hydra.store.sql.statements import id_upper_bound
 
 ID_CHARS = st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 
 
 def test_examples() -> None:
-    assert _id_upper_bound("bd183f") == "bd183g"
-    assert _id_upper_bound("bd1839") == "bd183A"
-    assert _id_upper_bound("bd183f86-4e") == "bd183f87"
-    assert _id_upper_bound("az") == "b"
-    assert _id_upper_bound("zz") is None
-    assert _id_upper_bound("-abc") is None
+    assert id_upper_bound("bd183f") == "bd183g"
+    assert id_upper_bound("bd1839") == "bd183A"
+    assert id_upper_bound("bd183f86-4e") == "bd183f87"
+    assert id_upper_bound("az") == "b"
+    assert id_upper_bound("zz") is None
+    assert id_upper_bound("-abc") is None
 
 
 @given(prefix=st.text(ID_CHARS, max_size=8), rest=st.text(ID_CHARS, max_size=8))
 def test_every_id_with_the_prefix_is_in_range_in_byte_order(prefix: str, rest: str) -> None:
     execution_id = prefix + rest
-    bound = _id_upper_bound(prefix)
+    bound = id_upper_bound(prefix)
     assert prefix <= execution_id
     assert bound is None or execution_id < bound, (prefix, execution_id, bound)
 
@@ -48,7 +48,7 @@ def sample_pairs() -> list[tuple[str, str]]:
 @pytest.mark.parametrize("collation", ["en-US-x-icu", "und-x-icu", "C"])
 def test_every_id_with_the_prefix_is_in_range_under_postgres_collations(collation: str) -> None:
     engine = create_engine(os.environ["HYDRA_TEST_POSTGRES_URL"])
-    pairs = [(p, i, _id_upper_bound(p)) for p, i in sample_pairs()]
+    pairs = [(p, i, id_upper_bound(p)) for p, i in sample_pairs()]
     try:
         with engine.connect() as conn:
             if (

@@ -1,22 +1,21 @@
 """MySQL 8 / MariaDB 10.6+ (PyMySQL): SKIP LOCKED claims, GET_LOCK-serialised migrations.
 
-The engine runs at READ COMMITTED (set by the store) so that a plain read inside a
+The engine runs at READ COMMITTED (``engine_options``) so that a plain read inside a
 transaction sees the latest commits, as on PostgreSQL; fenced UPDATEs and
 ``FOR UPDATE`` reads are locking reads and always see the newest row version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, text
+from sqlalchemy import Connection, Select, text
 from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.dml import Insert
 
-from hydra.store.base import WakeListener
-from hydra.store.sql.driver import DriverOptions
+from hydra.store.sql.dialect import Dialect
 
 MIGRATION_LOCK = "hydra_migrate"
 
@@ -53,18 +52,19 @@ def safe_value_bytes(max_allowed_packet: int) -> int:
     return max(max_allowed_packet // 2 - 512 * 1024, max_allowed_packet // 4)
 
 
-class MySQLDialect:
+class MySQLDialect(Dialect):
     name = "mysql"
-    supports_notify = False
+    driver_extra = "mysql"
 
-    def prepare_engine(self, engine: Engine) -> None:
-        pass
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        return {**super().engine_options(url), "isolation_level": "READ COMMITTED"}
+
+    # The hot path stays on SQLAlchemy Core (driver_options: None, CoreTx): MySQL is not
+    # the speed target, and keeping one backend on Core keeps that path tested by the
+    # whole suite. No fused statements: there is no UPDATE ... RETURNING.
 
     def database_time_sql(self) -> str | None:
         return _DATABASE_TIME_SQL
-
-    def write_options(self) -> dict[str, Any]:
-        return {}
 
     def lock_for_claim(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True)
@@ -72,21 +72,6 @@ class MySQLDialect:
     def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
         stmt = mysql_insert(table).values(**values)
         return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in values if k not in keys})
-
-    def fenced_upsert(
-        self,
-        fence: Update,
-        table: Any,
-        columns: Sequence[str],
-        keys: list[str],
-        also: tuple[Any, Sequence[str], list[str]] | None = None,
-    ) -> Insert | None:
-        return None
-
-    def fused_claim(
-        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
-    ) -> Update | None:
-        return None  # no UPDATE ... RETURNING
 
     def lock_migrations(self, conn: Connection) -> None:
         got = conn.execute(text("SELECT GET_LOCK(:n, 120)"), {"n": MIGRATION_LOCK}).scalar()
@@ -96,29 +81,7 @@ class MySQLDialect:
     def unlock_migrations(self, conn: Connection) -> None:
         conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": MIGRATION_LOCK})
 
-    def notify(self, conn: Connection, namespace: str) -> None:
-        pass
-
-    def notifying_insert(self, insert: Insert) -> Any:
-        return None
-
-    def notify_params(self, namespace: str) -> dict[str, Any]:
-        return {}
-
-    def open_listener(
-        self, engine: Engine, namespace: str, channel: str = "work"
-    ) -> WakeListener | None:
-        return None
-
-    def notify_finished(self, conn: Connection, namespace: str, execution_id: str) -> None:
-        pass
-
-    def notifying_finish(self, finish: Update) -> Any:
-        return None
-
-    def is_disconnect(self, exc: BaseException) -> bool:
-        if isinstance(exc, DBAPIError):
-            return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
+    def is_driver_disconnect(self, exc: BaseException | None) -> bool:
         return is_disconnect_error(exc)
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -129,11 +92,6 @@ class MySQLDialect:
     def max_value_bytes(self, conn: Connection) -> int | None:
         packet = conn.exec_driver_sql("SELECT @@max_allowed_packet").scalar()
         return safe_value_bytes(int(packet)) if packet is not None else None
-
-    def driver_options(self) -> DriverOptions | None:
-        # Stays on SQLAlchemy Core (CoreTx): MySQL is not the speed target, and keeping one
-        # backend on Core keeps that path tested by the whole suite.
-        return None
 
 
 # Client and server error codes of a lost or refused connection (PyMySQL puts the code

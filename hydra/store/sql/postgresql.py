@@ -27,15 +27,21 @@ from sqlalchemy import (
 from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
 
 from hydra.status import Status
 from hydra.store.base import WakeListener
+from hydra.store.sql.dialect import Dialect
 from hydra.store.sql.driver import DriverOptions
 
 # pg_advisory_lock key for migrations: any fixed 64-bit number unlikely to clash.
 MIGRATION_LOCK_KEY = 0x687964726131  # "hydra1"
+# libpq waits for a connection as long as the OS does (minutes, towards a host that drops
+# packets): a try must fail in bounded time for the store's reconnect window to be
+# bounded. PyMySQL's own default is the same 10 s.
+CONNECT_TIMEOUT_S = 10
 
 
 def channel_name(namespace: str) -> str:
@@ -69,21 +75,22 @@ def _upsert_from(
     )
 
 
-class PostgreSQLDialect:
+class PostgreSQLDialect(Dialect):
     name = "postgresql"
+    driver_extra = "postgres"
     supports_notify = True
 
-    def prepare_engine(self, engine: Engine) -> None:
-        pass
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        options = super().engine_options(url)
+        if "connect_timeout" not in url.query:
+            options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+        return options
 
     def database_time_sql(self) -> str | None:
         # clock_timestamp(): the time when it is evaluated. now() (= transaction_timestamp())
         # and statement_timestamp() are frozen at the start of the transaction / statement.
         # A timestamptz's epoch is absolute: no session time zone is involved.
         return "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000000)::bigint"
-
-    def write_options(self) -> dict[str, Any]:
-        return {}
 
     def lock_for_claim(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True)
@@ -257,9 +264,7 @@ class PostgreSQLDialect:
             return PostgresListener(engine, finished_channel_name(namespace))
         return PostgresListener(engine, channel_name(namespace))
 
-    def is_disconnect(self, exc: BaseException) -> bool:
-        if isinstance(exc, DBAPIError):
-            return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
+    def is_driver_disconnect(self, exc: BaseException | None) -> bool:
         return is_disconnect_error(exc)
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -267,8 +272,7 @@ class PostgreSQLDialect:
         # 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available
         return isinstance(exc, DBAPIError) and code in {"40001", "40P01", "55P03"}
 
-    def max_value_bytes(self, conn: Connection) -> int | None:
-        return None  # values up to 1 GB; hydra's max_payload_bytes is far below
+    # max_value_bytes: None, values up to 1 GB; hydra's max_payload_bytes is far below.
 
     def driver_options(self) -> DriverOptions | None:
         return DriverOptions(

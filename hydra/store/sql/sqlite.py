@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, event
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.dml import Insert
 
-from hydra.store.base import WakeListener
+from hydra.store.sql.dialect import Dialect
 from hydra.store.sql.driver import DriverOptions
 
 BUSY_TIMEOUT_MS = 30_000
@@ -41,9 +42,18 @@ def _switch_to_wal(cur: sqlite3.Cursor) -> None:
             delay = min(delay * 2, 0.2)
 
 
-class SQLiteDialect:
+class SQLiteDialect(Dialect):
     name = "sqlite"
-    supports_notify = False
+
+    def engine_options(self, url: URL) -> dict[str, Any]:
+        database = url.database
+        if not database or database == ":memory:":
+            raise ValueError(
+                "SQLStore needs a SQLite file (sqlite:///path.db): an in-memory SQLite "
+                "database is private to one connection; use hydra.testing.MemoryStore instead"
+            )
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        return super().engine_options(url)
 
     def prepare_engine(self, engine: Engine) -> None:
         @event.listens_for(engine, "connect")
@@ -64,9 +74,10 @@ class SQLiteDialect:
             mode = conn.get_execution_options().get("hydra_sqlite_begin", "DEFERRED")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
-    def database_time_sql(self) -> str | None:
-        # No server: every process using the file runs on this machine and shares its clock.
-        return None
+    # No server clock (database_time_sql: None): every process using the file runs on this
+    # machine and shares its clock. Values up to 1 GB (max_value_bytes: None): hydra's
+    # max_payload_bytes is far below. No fused statements: RETURNING cannot read an
+    # UPDATE ... FROM's other table here.
 
     def write_options(self) -> dict[str, Any]:
         return {"hydra_sqlite_begin": "IMMEDIATE"}
@@ -81,59 +92,19 @@ class SQLiteDialect:
             set_={k: stmt.excluded[k] for k in values if k not in keys},
         )
 
-    def fenced_upsert(
-        self,
-        fence: Update,
-        table: Any,
-        columns: Sequence[str],
-        keys: list[str],
-        also: tuple[Any, Sequence[str], list[str]] | None = None,
-    ) -> Insert | None:
-        return None
-
-    def fused_claim(
-        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
-    ) -> Update | None:
-        return None  # RETURNING cannot read an UPDATE ... FROM's other table here
-
     def lock_migrations(self, conn: Connection) -> None:
         pass  # the migration runs inside one BEGIN IMMEDIATE transaction
 
     def unlock_migrations(self, conn: Connection) -> None:
         pass
 
-    def notify(self, conn: Connection, namespace: str) -> None:
-        pass
-
-    def notifying_insert(self, insert: Insert) -> Any:
-        return None
-
-    def notify_params(self, namespace: str) -> dict[str, Any]:
-        return {}
-
-    def open_listener(
-        self, engine: Engine, namespace: str, channel: str = "work"
-    ) -> WakeListener | None:
-        return None
-
-    def notify_finished(self, conn: Connection, namespace: str, execution_id: str) -> None:
-        pass
-
-    def notifying_finish(self, finish: Update) -> Any:
-        return None
-
-    def is_disconnect(self, exc: BaseException) -> bool:
+    def is_driver_disconnect(self, exc: BaseException | None) -> bool:
         # A file has no connection to lose; SQLAlchemy flags the one case there is (a
         # connection closed under us: "Cannot operate on a closed database").
-        if isinstance(exc, DBAPIError):
-            return bool(exc.connection_invalidated) or is_disconnect_error(exc.orig)
         return is_disconnect_error(exc)
 
     def is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, OperationalError) and "database is locked" in str(exc)
-
-    def max_value_bytes(self, conn: Connection) -> int | None:
-        return None  # values up to 1 GB; hydra's max_payload_bytes is far below
 
     def driver_options(self) -> DriverOptions | None:
         # The engine's connect hook already put the connection in autocommit mode

@@ -1,0 +1,556 @@
+"""``SQLStore``'s statements, as SQLAlchemy Core objects.
+
+The hot path's statements (claims, checkpoints, the fenced transitions, creation and the
+reads of one execution) are built once here, with bind parameters, and reused: Core
+caches their compilation, and the driver path (``driver.py``) compiles each once per
+dialect. The others are built per call by the functions below. Statements that differ
+between databases are the dialect's to make from these (``dialect.py``).
+
+Every write a lease owner makes is fenced: it matches only while the execution is
+``running`` under the owner's ``lease_token`` (``owned``, ``EXTEND``, ``FENCED``).
+
+``SQLStore`` reads them through this module (``statements.EXTEND``), not copies of its
+own: the chaos run's negative control (``benchmarks/chaos.py``) replaces the fenced ones
+here with versions that ignore the token, and must reach every use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Delete,
+    Insert,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    select,
+    union_all,
+    update,
+)
+
+from hydra.status import Status, StepStatus
+from hydra.store.base import Lease
+from hydra.store.sql.schema import cron_fires, cron_jobs, executions, step_attempts, steps
+
+NON_TERMINAL = (Status.PENDING.value, Status.RUNNING.value, Status.SLEEPING.value)
+
+
+# -- executions -------------------------------------------------------------------------
+# start_workflow's INSERT: the columns create_execution sets (bind parameters n_<column>).
+INSERTED_COLUMNS = (
+    "id",
+    "namespace",
+    "workflow_name",
+    "status",
+    "input_data",
+    "attempt",
+    "max_attempts",
+    "retry_backoff_ms",
+    "timeout_ms",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+    "run_at",
+    "wake_at",
+    "lease_token",
+    "trigger_type",
+    "trigger_source",
+)
+INSERT_EXECUTION = executions.insert().values({c: bindparam(f"n_{c}") for c in INSERTED_COLUMNS})
+GET_EXECUTION = select(executions).where(
+    executions.c.id == bindparam("g_id"), executions.c.namespace == bindparam("g_ns")
+)
+#: the position of created_at in a full executions row
+CREATED_AT = list(executions.c.keys()).index("created_at")
+
+
+def creation_of(execution_id: str) -> Select[Any]:
+    """What identifies an insert as this one: its namespace, workflow and creation time."""
+    return select(
+        executions.c.namespace, executions.c.workflow_name, executions.c.created_at
+    ).where(executions.c.id == execution_id)
+
+
+def id_for_key(namespace: str, idempotency_key: str) -> Select[Any]:
+    return select(executions.c.id).where(
+        executions.c.namespace == namespace,
+        executions.c.idempotency_key == idempotency_key,
+    )
+
+
+def list_executions(
+    namespace: str, status: Status | None, workflow_name: str | None, limit: int
+) -> Select[Any]:
+    """Newest first."""
+    query = select(executions).where(executions.c.namespace == namespace)
+    if status is not None:
+        query = query.where(executions.c.status == Status(status).value)
+    if workflow_name is not None:
+        query = query.where(executions.c.workflow_name == workflow_name)
+    return query.order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit)
+
+
+def find_execution_ids(dialect: str, namespace: str, prefix: str, limit: int) -> Select[Any]:
+    return (
+        select(executions.c.id)
+        .where(executions.c.namespace == namespace, id_starts_with(dialect, prefix))
+        .order_by(executions.c.id)
+        .limit(max(limit, 0))
+    )
+
+
+def list_namespaces(dialect: str, id_prefix: str, limit: int) -> Select[Any]:
+    """The namespaces holding an execution whose id starts with ``id_prefix``, in order.
+
+    With a prefix, a range of the primary key. Without one, every execution is read (at
+    best the entries of an index led by namespace): meant for a tool's occasional call,
+    such as the CLI's hint when a namespace has no executions.
+    """
+    query = select(executions.c.namespace).distinct()
+    if id_prefix:
+        query = query.where(id_starts_with(dialect, id_prefix))
+    return query.order_by(executions.c.namespace).limit(max(limit, 0))
+
+
+def cancel(namespace: str, execution_id: str, now_ms: int) -> Update:
+    return (
+        update(executions)
+        .where(
+            executions.c.id == execution_id,
+            executions.c.namespace == namespace,
+            executions.c.status.in_(NON_TERMINAL),
+        )
+        .values(
+            status=Status.CANCELLED.value,
+            completed_at=now_ms,
+            updated_at=now_ms,
+            wake_at=None,
+            sleep_until=None,
+            next_retry_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            # Fences out a worker that is running it right now.
+            lease_token=executions.c.lease_token + 1,
+        )
+    )
+
+
+def retryable(namespace: str, execution_id: str) -> Select[Any]:
+    """The execution if ``retry_execution`` may retry it (failed or cancelled), locked.
+
+    FOR UPDATE waits for a worker's in-flight write (SQLite ignores it: the transaction
+    already holds the write lock)."""
+    return (
+        select(executions)
+        .where(
+            executions.c.id == execution_id,
+            executions.c.namespace == namespace,
+            executions.c.status.in_((Status.FAILED.value, Status.CANCELLED.value)),
+        )
+        .with_for_update()
+    )
+
+
+def retry_execution(
+    execution_id: str, *, attempt: int, max_attempts: int, timeout_at: int | None, now_ms: int
+) -> Update:
+    """``retry_execution``'s reset: pending and due now, the error and output cleared."""
+    return (
+        update(executions)
+        .where(executions.c.id == execution_id)
+        .values(
+            status=Status.PENDING.value,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            run_at=now_ms,
+            wake_at=now_ms,
+            timeout_at=timeout_at,
+            error_type=None,
+            error_message=None,
+            output_data=None,
+            completed_at=None,
+            sleep_until=None,
+            next_retry_at=None,
+            updated_at=now_ms,
+        )
+    )
+
+
+def delete_failed_steps(execution_id: str) -> Delete:
+    """The checkpoints of steps that used up their attempts (run again after a retry)."""
+    return steps.delete().where(
+        steps.c.execution_id == execution_id,
+        steps.c.status == StepStatus.FAILED.value,
+    )
+
+
+def next_wake_at(namespace: str, names: Sequence[str]) -> Select[Any]:
+    """The earliest wake_at of these workflow names (at least one) in the namespace.
+
+    The minimum per name, each the first non-NULL entry of its (namespace,
+    workflow_name) range of ix_workflow_executions_due: one index probe per name (a min
+    over an IN list would read every row of those names on some backends).
+    """
+    per_name = [
+        select(func.min(executions.c.wake_at).label("m")).where(
+            executions.c.namespace == namespace,
+            executions.c.workflow_name == name,
+            executions.c.wake_at.is_not(None),
+        )
+        for name in names
+    ]
+    if len(per_name) == 1:
+        return per_name[0]
+    both = union_all(*per_name).subquery("per_name")
+    return select(func.min(both.c.m))
+
+
+# -- execution ids by prefix --------------------------------------------------------------
+def id_starts_with(dialect: str, prefix: str) -> ColumnElement[bool]:
+    """``workflow_executions.id`` starts with ``prefix``, exactly (case-sensitively, no
+    wildcards), as a range of the primary key plus an exact test of the rows in it."""
+    column = executions.c.id
+    in_range = [column >= prefix]
+    upper = id_upper_bound(prefix)
+    if upper is not None:
+        in_range.append(column < upper)
+    if dialect == "sqlite":
+        # SQLite's LIKE ignores ASCII case; GLOB compares exactly. Its wildcards * ? [
+        # are made literal as one-character sets.
+        pattern = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
+        exact = column.op("GLOB", is_comparison=True)(pattern + "*")
+    else:
+        # PostgreSQL's LIKE compares exactly; MySQL/MariaDB's too on the id column's
+        # utf8mb4_bin collation.
+        pattern = "".join(f"/{c}" if c in "/%_" else c for c in prefix)
+        exact = column.like(pattern + "%", escape="/")
+    return and_(*in_range, exact)
+
+
+def id_upper_bound(prefix: str) -> str | None:
+    """A string that sorts after every id starting with ``prefix``, or None (no bound).
+
+    With ``prefix <= id < bound`` the lookup is a range scan of the primary key on every
+    backend (PostgreSQL's planner makes LIKE 'abc%' a range only under the C collation,
+    not under C.UTF-8 or a linguistic one). In byte order (SQLite, MySQL's utf8mb4_bin,
+    PostgreSQL's C) the prefix with its last character incremented would do, but
+    PostgreSQL databases often use a linguistic collation (en_US.UTF-8, ICU), which
+    compares letters without case first and skips or down-weights punctuation. So the
+    bound comes from the leading run of ASCII letters and digits only, its trailing z/Z
+    dropped (no next letter in both orders) and its last character incremented ('9' to
+    'A': digits sort before letters in both): 'bd1839' -> 'bd183A', 'bd183f86-4e' ->
+    'bd183f87', 'az' -> 'b'. The range may hold more than the matches (the exact test
+    filters them), never fewer.
+    """
+    run = len(prefix)
+    for i, char in enumerate(prefix):
+        if not (char.isascii() and char.isalnum()):
+            run = i
+            break
+    stem = prefix[:run].rstrip("zZ")
+    if not stem:
+        return None
+    last = stem[-1]
+    return stem[:-1] + ("A" if last == "9" else chr(ord(last) + 1))
+
+
+# -- steps and their attempts ---------------------------------------------------------------
+STEP_COLUMNS = (
+    "execution_id",
+    "step_name",
+    "step_order",
+    "status",
+    "attempts",
+    "output_data",
+    "error_type",
+    "error_message",
+    "started_at",
+    "completed_at",
+    "updated_at",
+)
+STEP_KEY = ["execution_id", "step_name"]
+# A step attempt's record (bind parameters a_<column>), keyed like the table.
+ATTEMPT_COLUMNS = (
+    "execution_id",
+    "step_name",
+    "lease_token",
+    "attempt",
+    "status",
+    "error_type",
+    "error_message",
+    "started_at",
+    "completed_at",
+)
+ATTEMPT_KEY = ["execution_id", "step_name", "lease_token", "attempt"]
+# An execution's attempts in the primary key's order: a range scan of the key, no sort.
+LIST_ATTEMPTS = (
+    select(step_attempts)
+    .where(step_attempts.c.execution_id == bindparam("a_id"))
+    .order_by(step_attempts.c.step_name, step_attempts.c.lease_token, step_attempts.c.attempt)
+)
+# The replay's read of an execution's checkpoints, in order.
+REPLAY_STEPS = (
+    select(steps)
+    .where(steps.c.execution_id == bindparam("r_id"))
+    .order_by(steps.c.step_order, steps.c.step_name)
+)
+
+
+# -- leases and fenced writes -----------------------------------------------------------------
+def owned(lease: Lease) -> tuple[Any, ...]:
+    """The fence: the execution is running under this lease."""
+    return (
+        executions.c.id == lease.execution_id,
+        executions.c.lease_token == lease.token,
+        executions.c.status == Status.RUNNING.value,
+    )
+
+
+def cap_sql(when: Any) -> Any:
+    """``min(when, timeout_at)`` in SQL: a timed-out execution becomes claimable at once."""
+    return case(
+        (
+            and_(executions.c.timeout_at.is_not(None), executions.c.timeout_at < when),
+            executions.c.timeout_at,
+        ),
+        else_=when,
+    )
+
+
+# The fenced lease extension (every checkpoint and heartbeat), built once: same WHERE as
+# ``owned``, with bind parameters.
+EXTEND = (
+    update(executions)
+    .where(
+        executions.c.id == bindparam("x_id"),
+        executions.c.lease_token == bindparam("x_token"),
+        executions.c.status == Status.RUNNING.value,
+    )
+    .values(
+        lease_expires_at=bindparam("x_expires"),
+        wake_at=cap_sql(bindparam("x_expires")),
+        updated_at=bindparam("x_now"),
+    )
+)
+
+
+# The fenced transitions out of ``running`` (suspend, retry, finish), built once with
+# bind parameters; ``build_fenced`` takes the WHERE so that the chaos run's negative
+# control can rebuild them without the token.
+OWNED_PARAMS = (
+    executions.c.id == bindparam("f_id"),
+    executions.c.lease_token == bindparam("f_token"),
+    executions.c.status == Status.RUNNING.value,
+)
+
+
+def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
+    released: dict[str, Any] = {
+        "updated_at": bindparam("f_now"),
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    return {
+        "suspend": update(executions)
+        .where(*where)
+        .values(
+            status=Status.SLEEPING.value,
+            sleep_until=bindparam("f_wake_at"),
+            wake_at=cap_sql(bindparam("f_wake_at")),
+            **released,
+        ),
+        "retry": update(executions)
+        .where(*where)
+        .values(
+            status=Status.PENDING.value,
+            attempt=executions.c.attempt + 1,
+            next_retry_at=bindparam("f_run_at"),
+            run_at=bindparam("f_run_at"),
+            wake_at=cap_sql(bindparam("f_run_at")),
+            error_type=bindparam("f_error_type"),
+            error_message=bindparam("f_error_message"),
+            **released,
+        ),
+        "finish": update(executions)
+        .where(*where)
+        .values(
+            status=bindparam("f_status"),
+            output_data=bindparam("f_output"),
+            error_type=bindparam("f_error_type"),
+            error_message=bindparam("f_error_message"),
+            completed_at=bindparam("f_now"),
+            wake_at=None,
+            sleep_until=None,
+            next_retry_at=None,
+            **released,
+        ),
+    }
+
+
+FENCED = build_fenced(OWNED_PARAMS)
+# What a fenced transition that matched nothing checks after a retried try: did the
+# first try commit (the status it set, under the same token)?
+STATUS_AND_TOKEN = select(executions.c.status, executions.c.lease_token).where(
+    executions.c.id == bindparam("f_id")
+)
+
+
+def release(lease: Lease, now_ms: int) -> Update:
+    """Give the execution back unfinished: pending, claimable at once, a new token."""
+    return (
+        update(executions)
+        .where(*owned(lease))
+        .values(
+            status=Status.PENDING.value,
+            wake_at=now_ms,
+            updated_at=now_ms,
+            lease_owner=None,
+            lease_expires_at=None,
+            lease_token=executions.c.lease_token + 1,
+        )
+    )
+
+
+def owned_leases(namespace: str, worker_id: str) -> Select[Any]:
+    return select(executions.c.id, executions.c.lease_token).where(
+        executions.c.namespace == namespace,
+        executions.c.status == Status.RUNNING.value,
+        executions.c.lease_owner == worker_id,
+    )
+
+
+# -- claims -----------------------------------------------------------------------------------
+def claim_pick(name: Any) -> Select[Any]:
+    """The claim's SELECT of one workflow name (``name``: a bind or a column): the due rows
+    (pending/sleeping due, a running one's lease expired, a timeout passed: all of them
+    have wake_at <= now; finished rows have wake_at NULL) in claim order.
+
+    It relies on ix_workflow_executions_due (namespace, workflow_name, wake_at,
+    created_at, id): equality on the first two columns and a range on the third make it
+    one ordered range scan of that workflow's due entries, already in ORDER BY order (no
+    sort), stopped after ``c_limit`` rows; rows of other workflows and finished rows are
+    never read. With several names, the dialect runs one per name and merges
+    (PostgreSQL in one statement, others in one transaction: ``SQLStore.claim``).
+    """
+    return (
+        select(executions)
+        .where(
+            executions.c.namespace == bindparam("c_ns"),
+            executions.c.workflow_name == name,
+            executions.c.wake_at <= bindparam("c_now"),
+        )
+        # created_at and id break ties, so every store claims in the same order.
+        .order_by(executions.c.wake_at, executions.c.created_at, executions.c.id)
+        .limit(bindparam("c_limit"))
+    )
+
+
+def claim_name_binds(count: int) -> list[Any]:
+    """The workflow-name binds of a one-statement claim of ``count`` names (``c_name_<i>``)."""
+    return [bindparam(f"c_name_{i}", type_=executions.c.workflow_name.type) for i in range(count)]
+
+
+# The claim: its SELECT of one name (locked by the dialect: SKIP LOCKED where there is one)
+# and the executemany UPDATE that takes the leases.
+CLAIM_SELECT = claim_pick(bindparam("c_name"))
+CLAIM_UPDATE = (
+    update(executions)
+    .where(executions.c.id == bindparam("b_id"))
+    .values(
+        status=Status.RUNNING.value,
+        lease_owner=bindparam("b_owner"),
+        lease_token=bindparam("b_token"),
+        lease_expires_at=bindparam("b_expires"),
+        wake_at=bindparam("b_wake"),
+        attempt=bindparam("b_attempt"),
+        started_at=bindparam("b_started"),
+        timeout_at=bindparam("b_timeout_at"),
+        sleep_until=None,
+        next_retry_at=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+# -- cron ---------------------------------------------------------------------------------------
+def cron_job_key(namespace: str, name: str) -> tuple[Any, ...]:
+    return (cron_jobs.c.namespace == namespace, cron_jobs.c.name == name)
+
+
+def cron_job(namespace: str, name: str) -> Select[Any]:
+    return select(cron_jobs).where(*cron_job_key(namespace, name))
+
+
+def insert_cron_job(namespace: str, name: str, definition: dict[str, Any], now_ms: int) -> Insert:
+    """A new job: enabled, created and updated now, no next slot computed yet."""
+    return cron_jobs.insert().values(
+        namespace=namespace,
+        name=name,
+        enabled=True,
+        created_at=now_ms,
+        updated_at=now_ms,
+        next_run_at=None,
+        **definition,
+    )
+
+
+def redefine_cron_job(namespace: str, name: str, definition: dict[str, Any], now_ms: int) -> Update:
+    """A changed definition: updated now, its next slot to be computed again."""
+    return (
+        update(cron_jobs)
+        .where(*cron_job_key(namespace, name))
+        .values(updated_at=now_ms, next_run_at=None, **definition)
+    )
+
+
+def list_cron_jobs(namespace: str) -> Select[Any]:
+    return select(cron_jobs).where(cron_jobs.c.namespace == namespace).order_by(cron_jobs.c.name)
+
+
+def set_cron_next_run(namespace: str, job_name: str, next_run_ms: int | None) -> Update:
+    return (
+        update(cron_jobs).where(*cron_job_key(namespace, job_name)).values(next_run_at=next_run_ms)
+    )
+
+
+def cron_fire_key(namespace: str, job_name: str) -> tuple[Any, ...]:
+    return (cron_fires.c.namespace == namespace, cron_fires.c.job_name == job_name)
+
+
+def insert_cron_fire(
+    namespace: str,
+    job_name: str,
+    slot_ms: int,
+    now_ms: int,
+    worker_id: str,
+    execution_id: str | None,
+) -> Insert:
+    return cron_fires.insert().values(
+        namespace=namespace,
+        job_name=job_name,
+        slot_at=slot_ms,
+        fired_at=now_ms,
+        worker_id=worker_id,
+        execution_id=execution_id,
+    )
+
+
+def cron_fire(namespace: str, job_name: str, slot_ms: int) -> Select[Any]:
+    return select(cron_fires).where(
+        *cron_fire_key(namespace, job_name), cron_fires.c.slot_at == slot_ms
+    )
+
+
+def last_cron_fire(namespace: str, job_name: str) -> Select[Any]:
+    return (
+        select(cron_fires)
+        .where(*cron_fire_key(namespace, job_name))
+        .order_by(cron_fires.c.slot_at.desc())
+        .limit(1)
+    )

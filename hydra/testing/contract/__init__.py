@@ -1,0 +1,199 @@
+"""The Store contract: what every store implementation must do, as plain check functions.
+
+Modelled on trio's ``check_*`` conformance helpers: each ``check_<behaviour>`` takes a
+zero-argument factory that makes a fresh store (connected to a migrated database, for a
+SQL store), exercises one behaviour through the public ``Store`` interface only, and fails
+with an ``AssertionError`` that says what went wrong. There is no pytest dependency, so a
+third-party store can run the suite from any test runner::
+
+    from hydra.testing.contract import run_all
+
+    def test_my_store_follows_the_contract():
+        run_all(lambda: MyStore(...))
+
+The checks are grouped like the protocols ``Store`` combines, one module each:
+``executions`` (``ExecutionStore``), ``steps`` (``StepStore``), ``leases``
+(``LeaseStore``), ``cron`` (``CronStore``) and ``capabilities`` (the store as a whole);
+``CHECKS_BY_PROTOCOL`` maps each protocol's name to its checks, ``ALL_CHECKS`` lists them
+all, and every check is importable from here.
+
+Every check works in its own fresh namespace, so many checks (and many runs) can share
+one database. All times are fixed Unix milliseconds passed in explicitly, as the engine
+does: a store never reads a clock (``check_database_time`` reads the one clock a store
+may report, its server's).
+
+Checks that need a capability (``Store.supports_notify``, ``Store.shared_across_processes``)
+are listed in ``REQUIRES``; ``run_all`` skips the ones a store does not support, and
+``unsupported_reason`` tells a test runner why.
+"""
+
+from __future__ import annotations
+
+from hydra.store.base import Store
+from hydra.testing.contract import capabilities, cron, executions, leases, steps
+from hydra.testing.contract._support import Check, StoreFactory, opened
+from hydra.testing.contract.capabilities import (
+    check_database_time,
+    check_large_payload,
+    check_max_value_bytes,
+    check_no_listener_without_notify,
+    check_notify_wakes_listener,
+    check_shared_between_instances,
+)
+from hydra.testing.contract.cron import (
+    check_cron_fire_claimed_once,
+    check_cron_fire_concurrent,
+    check_cron_job_upsert,
+    check_cron_jobs_by_namespace_and_name,
+)
+from hydra.testing.contract.executions import (
+    check_cancel,
+    check_create_get_list_roundtrip,
+    check_find_execution_ids,
+    check_get_missing,
+    check_idempotency_key,
+    check_idempotency_key_concurrent,
+    check_list_executions,
+    check_list_namespaces,
+    check_names_are_exact,
+    check_namespace_isolation,
+    check_next_wake_at,
+    check_records_are_copies,
+    check_retry_execution,
+)
+from hydra.testing.contract.leases import (
+    check_cancel_fences_owner,
+    check_claim_exclusive,
+    check_claim_exclusive_across_workflows,
+    check_claim_is_take_lease,
+    check_claim_only_due,
+    check_claim_only_listed_workflows,
+    check_claim_only_own_namespace,
+    check_claim_order_across_workflows,
+    check_claim_order_and_limit,
+    check_fenced_write_races_takeover,
+    check_fencing_after_takeover,
+    check_finish_completed,
+    check_finish_failed,
+    check_finish_rejects_non_terminal_status,
+    check_first_claim,
+    check_heartbeat_extends_lease,
+    check_lease_expiry_takeover,
+    check_owned_leases,
+    check_release,
+    check_retry,
+    check_sleep,
+    check_takeover_exclusive,
+    check_timeout_caps_wake_at,
+)
+from hydra.testing.contract.steps import (
+    check_list_steps_order,
+    check_save_step_extends_lease,
+    check_save_step_upsert,
+    check_step_attempt_rewrite_is_one_record,
+    check_step_attempts_fenced,
+    check_step_attempts_recorded,
+)
+
+#: each protocol of ``hydra.store.base`` (and ``Store`` for the store as a whole) and its
+#: checks
+CHECKS_BY_PROTOCOL: dict[str, list[Check]] = {
+    "ExecutionStore": executions.CHECKS,
+    "StepStore": steps.CHECKS,
+    "LeaseStore": leases.CHECKS,
+    "CronStore": cron.CHECKS,
+    "Store": capabilities.CHECKS,
+}
+#: every check, grouped by protocol
+ALL_CHECKS: list[Check] = [check for checks in CHECKS_BY_PROTOCOL.values() for check in checks]
+
+#: check name -> (store attribute, value it must have) for checks that need a capability
+REQUIRES: dict[str, tuple[str, bool]] = {
+    check_shared_between_instances.__name__: ("shared_across_processes", True),
+    check_notify_wakes_listener.__name__: ("supports_notify", True),
+    check_no_listener_without_notify.__name__: ("supports_notify", False),
+}
+
+
+def unsupported_reason(check: Check, store: Store) -> str | None:
+    """Why ``check`` does not apply to ``store`` (a capability flag), or None if it does."""
+    need = REQUIRES.get(check.__name__)
+    if need is None:
+        return None
+    flag, value = need
+    if bool(getattr(store, flag)) == value:
+        return None
+    return f"{type(store).__name__}.{flag} is {not value}"
+
+
+def run_all(make_store: StoreFactory) -> list[str]:
+    """Run every check that applies; return the names of those skipped for a capability."""
+    with opened(make_store) as probe:
+        skipped = [c.__name__ for c in ALL_CHECKS if unsupported_reason(c, probe) is not None]
+    for check in ALL_CHECKS:
+        if check.__name__ not in skipped:
+            check(make_store)
+    return skipped
+
+
+__all__ = [
+    "ALL_CHECKS",
+    "CHECKS_BY_PROTOCOL",
+    "REQUIRES",
+    "Check",
+    "StoreFactory",
+    "check_cancel",
+    "check_cancel_fences_owner",
+    "check_claim_exclusive",
+    "check_claim_exclusive_across_workflows",
+    "check_claim_is_take_lease",
+    "check_claim_only_due",
+    "check_claim_only_listed_workflows",
+    "check_claim_only_own_namespace",
+    "check_claim_order_across_workflows",
+    "check_claim_order_and_limit",
+    "check_create_get_list_roundtrip",
+    "check_cron_fire_claimed_once",
+    "check_cron_fire_concurrent",
+    "check_cron_job_upsert",
+    "check_cron_jobs_by_namespace_and_name",
+    "check_database_time",
+    "check_fenced_write_races_takeover",
+    "check_fencing_after_takeover",
+    "check_find_execution_ids",
+    "check_finish_completed",
+    "check_finish_failed",
+    "check_finish_rejects_non_terminal_status",
+    "check_first_claim",
+    "check_get_missing",
+    "check_heartbeat_extends_lease",
+    "check_idempotency_key",
+    "check_idempotency_key_concurrent",
+    "check_large_payload",
+    "check_lease_expiry_takeover",
+    "check_list_executions",
+    "check_list_namespaces",
+    "check_list_steps_order",
+    "check_max_value_bytes",
+    "check_names_are_exact",
+    "check_namespace_isolation",
+    "check_next_wake_at",
+    "check_no_listener_without_notify",
+    "check_notify_wakes_listener",
+    "check_owned_leases",
+    "check_records_are_copies",
+    "check_release",
+    "check_retry",
+    "check_retry_execution",
+    "check_save_step_extends_lease",
+    "check_save_step_upsert",
+    "check_shared_between_instances",
+    "check_sleep",
+    "check_step_attempt_rewrite_is_one_record",
+    "check_step_attempts_fenced",
+    "check_step_attempts_recorded",
+    "check_takeover_exclusive",
+    "check_timeout_caps_wake_at",
+    "run_all",
+    "unsupported_reason",
+]
