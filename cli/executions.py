@@ -11,7 +11,6 @@ from rich.text import Text
 
 from hydra import Status
 from hydra.clock import to_ms
-from hydra.store.sql import SQLStore
 
 from . import output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
@@ -77,7 +76,7 @@ def list_(
             message = f"no executions in namespace {engine.namespace!r}"
             if status is not None or workflow is not None:
                 message += " matching the filters"
-            elif isinstance(engine.store, SQLStore):
+            else:
                 others = other_namespaces(engine.store)
                 if others:
                     message += f" (namespaces with executions: {', '.join(others)}; "
