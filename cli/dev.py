@@ -8,8 +8,8 @@ instead of calling the hook.
 
 Workers are ordinary ``hydra.Worker`` threads on one engine. The live view reads the
 executions back from the database (so it shows exactly what ``hydra trace`` will), plus
-the step each local run is inside right now, which only this process can know: the
-engine's observer is wrapped to keep each run's ``Run`` object.
+the step each local run is inside right now, which only this process can know: an
+observer of the engine (``LiveObserver``) keeps each run as it starts.
 
 An input for a workflow of FILE is checked before anything is stored: ``--input`` (a
 one-line error) and the hook's ``engine.start_workflow`` calls (``PayloadError``) are
@@ -61,8 +61,8 @@ from rich.text import Text
 from hydra import Engine, Status, Worker, Workflow
 from hydra.clock import Clock, SystemClock, default_clock
 from hydra.errors import PayloadError
+from hydra.events import Observer, RunInfo
 from hydra.marshal import JSONMarshaller, Marshaller
-from hydra.runner import Observer, Run
 from hydra.store.base import Claim, Store
 
 from . import devlogs, output, render
@@ -170,25 +170,15 @@ class _RecordingEngine(Engine):
 
 
 class LiveObserver(Observer):
-    """Wraps the engine's observer; keeps the latest ``Run`` of each execution.
+    """One of the engine's observers: keeps the latest run of each execution, to show
+    the step it is inside right now."""
 
-    Every public method of the wrapped observer is forwarded as is (bound onto this
-    instance), so events added to ``Observer`` later keep reaching it.
-    """
-
-    def __init__(self, inner: Observer) -> None:
-        for name in dir(inner):
-            if not name.startswith("_") and name not in LiveObserver.__dict__:
-                attr = getattr(inner, name)
-                if callable(attr):
-                    setattr(self, name, attr)
-        self._inner = inner
-        self._runs: dict[str, Run] = {}
+    def __init__(self) -> None:
+        self._runs: dict[str, RunInfo] = {}
         self._first_seen: dict[tuple[str, str, int], int] = {}
 
-    def run_started(self, run: Run, claim: Claim) -> None:
+    def run_started(self, run: RunInfo, claim: Claim) -> None:
         self._runs[run.execution_id] = run
-        self._inner.run_started(run, claim)
 
     def worker(self, execution_id: str) -> str | None:
         run = self._runs.get(execution_id)
@@ -434,8 +424,8 @@ class DevRun:
         engine = _RecordingEngine(
             store, namespace=opts.namespace, clock=clock, local=found.workflows
         )
-        observer = LiveObserver(engine.observer)
-        engine.observer = observer
+        observer = LiveObserver()
+        engine.add_observer(observer)
         pid = os.getpid()
         workers = [
             Worker(

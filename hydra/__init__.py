@@ -21,6 +21,7 @@ from hydra.errors import (
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
+from hydra.events import Observer
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
 from hydra.records import Execution, StepAttempt, StepRecord
@@ -49,6 +50,7 @@ __all__ = [
     "Marshaller",
     "Metrics",
     "NonRetryableError",
+    "Observer",
     "PayloadError",
     "RetryPolicy",
     "SQLStore",

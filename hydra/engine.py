@@ -7,19 +7,20 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hydra.clock import Clock, default_clock, duration_ms, from_ms, to_ms
 from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up, with_next_run
 from hydra.errors import ExecutionNotFoundError, InvalidNameError, PayloadError
+from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
-from hydra.runner import Observer, Run
+from hydra.runner import Run
 from hydra.status import Status, StepStatus, read_step_status
 from hydra.store.base import (
     Claim,
@@ -47,7 +48,9 @@ class Engine:
 
     An engine does not run workflows; ``hydra.Worker`` does (in this process or others).
     Workers built on this engine are woken directly when it starts a workflow, and
-    ``wait`` returns as soon as a local worker finishes the execution.
+    ``wait`` returns as soon as a local worker finishes the execution. ``observers``
+    (``hydra.Observer``; more with ``add_observer``) are told what those workers do with
+    each execution: see docs/observers.md.
 
     ``max_payload_bytes`` (default 8 MiB, at most 1 GiB) bounds every value stored: a
     workflow's input, a step's result, a workflow's output, a cron job's payload, each
@@ -70,6 +73,7 @@ class Engine:
         id_factory: Callable[[], str] | None = None,
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        observers: Iterable[Observer] = (),
     ) -> None:
         if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
             raise TypeError(f"max_payload_bytes must be an int, got {max_payload_bytes!r}")
@@ -99,7 +103,9 @@ class Engine:
         # Execution ids: random UUIDs; hydra.testing passes a seeded factory for
         # reproducible histories.
         self._new_id: Callable[[], str] = id_factory or (lambda: str(uuid.uuid4()))
-        self.observer: Observer = _EngineObserver(self)
+        #: every observer of the runs of this engine's workers (``add_observer``); the
+        #: first wakes ``wait`` callers in this process when a local run ends
+        self.observers = Observers([_WakeWaiters(self)], self.logger.logger)
         self._wake_callbacks: list[Callable[[], None]] = []
         self._finished = threading.Condition()
         # wait() on a store with notifications: one LISTEN for finished executions shared
@@ -118,6 +124,8 @@ class Engine:
         self._cron_version = 0
         if metrics is not None:
             self._use_metrics(metrics)
+        for observer in observers:
+            self.add_observer(observer)
 
     def __repr__(self) -> str:
         return f"Engine({self.store!r}, namespace={self.namespace!r})"
@@ -306,15 +314,23 @@ class Engine:
         with self._lock:
             return self._cron_version, dict(self._cron)
 
-    # -- metrics --------------------------------------------------------------------------
+    # -- observers and metrics ------------------------------------------------------------
+    def add_observer(self, observer: Observer) -> None:
+        """Hand the events of every later run of this engine's workers to ``observer``
+        too (a ``hydra.Observer``; see docs/observers.md). An observer that raises is
+        logged and ignored: it never breaks a run."""
+        if not isinstance(observer, Observer):
+            raise TypeError(f"add_observer() takes a hydra.Observer, got {observer!r}")
+        self.observers.add(observer)
+
     def _use_metrics(self, metrics: Metrics) -> None:
-        """Count into ``metrics`` from now on (the engine's observer is wrapped)."""
+        """Count into ``metrics`` from now on (its observer joins the engine's)."""
         if self.metrics is metrics:
             return
         if self.metrics is not None:
             raise ValueError(f"{self!r} already counts into {self.metrics!r}")
         self.metrics = metrics
-        self.observer = metrics.observer(self.namespace, self.clock, self.observer)
+        self.observers.add(metrics.observer(self.namespace, self.clock))
 
     # -- reading --------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> Execution:
@@ -568,7 +584,7 @@ def _attempts_by_step(rows: list[StepAttemptRow]) -> dict[str, list[StepAttempt]
     return history
 
 
-class _EngineObserver(Observer):
+class _WakeWaiters(Observer):
     """Wakes ``wait`` callers in this process when a local run ends."""
 
     def __init__(self, engine: Engine) -> None:

@@ -24,8 +24,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hydra.errors import (
     DuplicateStepError,
@@ -36,6 +35,7 @@ from hydra.errors import (
     StepTimeoutError,
     WorkflowTimeoutError,
 )
+from hydra.events import Observer, Outcome, RunHooks
 from hydra.logs import WORKFLOW_LOGGER_SUFFIX, HydraLogger
 from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy, workflow_backoff_ms
 from hydra.status import Status, StepStatus
@@ -99,34 +99,6 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return bool(names & {"OperationalError", "InterfaceError"}) or isinstance(
         exc, (ConnectionError, TimeoutError)
     )
-
-
-class Outcome(StrEnum):
-    COMPLETED = "completed"
-    FAILED = "failed"
-    RETRY_SCHEDULED = "retry_scheduled"
-    SUSPENDED = "suspended"
-    LOST = "lost"
-    RELEASED = "released"
-    #: the database failed under the run: it stopped, wrote nothing more, and its
-    #: execution was given back (or will be, once the database answers) with no attempt used
-    INTERRUPTED = "interrupted"
-
-
-class RunHooks(Protocol):
-    """Points in a step where ``hydra.testing`` injects crashes and counts step bodies."""
-
-    def step_reached(self, run: Run, step_name: str) -> None:
-        """Before the step body is entered (after the replay check)."""
-
-    def step_entered(self, run: Run, step_name: str, attempt: int) -> None:
-        """The step body is being entered (right before the function is called)."""
-
-    def step_ran(self, run: Run, step_name: str) -> None:
-        """The step function returned or raised; nothing about it is recorded yet."""
-
-    def step_returned(self, run: Run, step_name: str) -> None:
-        """The step function returned a value; its checkpoint is not written yet."""
 
 
 @dataclass(slots=True)
@@ -310,7 +282,7 @@ class Run:
         previous_attempts = 0
         if existing is not None:
             if existing.status == StepStatus.COMPLETED:
-                self.engine.observer.step_cached(self, name)
+                self.engine.observers.step_cached(self, name)
                 return True, self._decode(existing.output, result_type, name)
             if existing.status == StepStatus.FAILED:
                 raise StepFailedError(
@@ -376,7 +348,7 @@ class Run:
         self.lease_renewed(sent)
         self.steps[attempt.name] = row
         elapsed = now - attempt.started_at
-        self.engine.observer.step_finished(self, attempt.name, "completed", elapsed)
+        self.engine.observers.step_finished(self, attempt.name, "completed", elapsed)
         return self._decode(data, attempt.result_type, attempt.name)
 
     def _failed(self, attempt: _Attempt, exc: BaseException, permanent: bool = False) -> Any:
@@ -403,7 +375,7 @@ class Run:
             attempt.started_at,
             now,
         )
-        self.engine.observer.step_finished(self, attempt.name, "failed", now - attempt.started_at)
+        self.engine.observers.step_finished(self, attempt.name, "failed", now - attempt.started_at)
         if exhausted:
             sent = self.monotonic()
             self._store_call(
@@ -434,7 +406,7 @@ class Run:
         )
         self.steps[attempt.name] = row
         self.suspended = True
-        self.engine.observer.step_retry_scheduled(self, attempt.name)
+        self.engine.observers.step_retry_scheduled(self, attempt.name)
         raise Suspended() from exc
 
     def _decode(self, data: bytes | None, result_type: Any, name: str) -> Any:
@@ -556,7 +528,7 @@ class Run:
             lambda: self.store.suspend(self.lease, wake_at_ms=wake_ms, now_ms=now, step=row)
         )
         self.suspended = True
-        self.engine.observer.slept(self, name, wake_ms)
+        self.engine.observers.slept(self, name, wake_ms)
         raise Suspended()
 
 
@@ -651,7 +623,7 @@ def execute(
         attempt=ex.attempt,
         worker_id=lease.worker_id,
     )
-    engine.observer.claimed(claim)
+    engine.observers.claimed(claim)
     run: Run | None = None
     try:
         now = engine.clock.now_ms()
@@ -700,7 +672,7 @@ def execute(
         )
         if on_run is not None:
             on_run(run)
-        engine.observer.run_started(run, claim)
+        engine.observers.run_started(run, claim)
         ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
         output: Any = None
         try:
@@ -744,13 +716,13 @@ def execute(
         run.ending = True
         store.finish(lease, status=Status.COMPLETED, now_ms=engine.clock.now_ms(), output=data)
         log.info("execution %s completed", ex.id)
-        engine.observer.run_finished(claim, Status.COMPLETED)
+        engine.observers.run_finished(claim, Status.COMPLETED)
         return Outcome.COMPLETED
     except LeaseLostError as exc:
         if run is not None:
             run.mark_lost()
         log.warning("abandoning execution %s: %s", ex.id, exc)
-        engine.observer.lease_lost(claim)
+        engine.observers.lease_lost(claim)
         return Outcome.LOST
     except Exception as exc:
         # One of the loop's own writes (the final transition, a release) failed.
@@ -778,7 +750,7 @@ def _interrupted(engine: Engine, claim: Claim, log: HydraLogger, exc: BaseExcept
             ex.id,
             type(again).__name__,
         )
-    engine.observer.run_interrupted(claim)
+    engine.observers.run_interrupted(claim)
     return Outcome.INTERRUPTED
 
 
@@ -820,7 +792,7 @@ def _fail_or_retry(
         ex.attempt + 1,
         run_at - now,
     )
-    engine.observer.run_retry_scheduled(claim)
+    engine.observers.run_retry_scheduled(claim)
     return Outcome.RETRY_SCHEDULED
 
 
@@ -838,38 +810,23 @@ def _finish_failed(
     )
     if log is not None:
         log.warning("execution %s failed: %s: %s", claim.execution.id, error_type, message)
-    engine.observer.run_finished(claim, Status.FAILED)
+    engine.observers.run_finished(claim, Status.FAILED)
     return Outcome.FAILED
 
 
-class Observer:
-    """Receives the loop's events; the engine's default notifies local waiters.
-
-    Metrics and the test environment's history subclass it. Methods must be cheap and
-    must not raise.
-    """
-
-    def claimed(self, claim: Claim) -> None:
-        """A worker claimed the execution (a takeover if ``claim.takeover``)."""
-
-    def run_started(self, run: Run, claim: Claim) -> None: ...
-
-    def run_finished(self, claim: Claim, status: Status) -> None: ...
-
-    def run_retry_scheduled(self, claim: Claim) -> None: ...
-
-    def step_cached(self, run: Run, name: str) -> None: ...
-
-    def step_finished(self, run: Run, name: str, status: str, duration_ms: int) -> None: ...
-
-    def step_retry_scheduled(self, run: Run, name: str) -> None: ...
-
-    def slept(self, run: Run, name: str, wake_ms: int) -> None: ...
-
-    def lease_lost(self, claim: Claim) -> None: ...
-
-    def run_interrupted(self, claim: Claim) -> None:
-        """The database failed under the run; the execution resumes with no attempt used."""
-
-
 logging.getLogger("hydra").addHandler(logging.NullHandler())
+
+# ``Observer``, ``Outcome`` and ``RunHooks`` live in ``hydra.events``; they stay importable
+# from here, where they were first defined.
+__all__ = [
+    "Observer",
+    "Outcome",
+    "Run",
+    "RunHooks",
+    "RunStopped",
+    "Suspended",
+    "describe",
+    "execute",
+    "is_infrastructure_error",
+    "monotonic_ms",
+]

@@ -533,7 +533,6 @@ class Worker:
                 self._sweep_due = True  # its release may not have reached the database
             if held and self.engine.metrics is not None:
                 self.engine.metrics.run_ended(self.engine.namespace, self.worker_id)
-            self.engine._notify_finished()
             if self._busy:
                 self._wake.set()  # a slot for the work that is waiting
 
@@ -644,7 +643,7 @@ class Worker:
             ex.id,
             ex.timeout_ms,
         )
-        self.engine.observer.run_finished(slot.claim, Status.FAILED)
+        self.engine.observers.run_finished(slot.claim, Status.FAILED)
         self._abandon(slot, "its execution passed its timeout")
 
     def _abandon(self, slot: _Slot, why: str) -> None:

@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from hydra.clock import duration_ms, from_ms
 from hydra.cron import CronScheduler
 from hydra.engine import Engine
+from hydra.events import Observer, Outcome, RunInfo
 from hydra.marshal import Marshaller
 from hydra.records import Execution
-from hydra.runner import Observer, Outcome, Run, execute
+from hydra.runner import Run, execute
 from hydra.status import Status
 from hydra.store.base import Claim, Store
 from hydra.testing.clock import FakeClock
@@ -177,7 +178,7 @@ class TestEnvironment:
             metrics=metrics,
             id_factory=lambda: str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
         )
-        self.engine.observer = _HistoryObserver(self, self.engine.observer)
+        self.engine.add_observer(_HistoryObserver(self))
         self.lease_ms = duration_ms(claim_timeout, "claim_timeout")
         self.history: list[Event] = []
         self._workflows: dict[str, Workflow[Any]] = {}
@@ -548,25 +549,25 @@ class _Hooks:
         self.current: _Paused | None = None
         self.handoff: threading.Event | None = None
 
-    def step_reached(self, run: Run, step_name: str) -> None:
+    def step_reached(self, run: RunInfo, step_name: str) -> None:
         self.env._reached.setdefault(run.execution_id, {})[step_name] = None
         self._maybe_fire(run, step_name, "before")
 
-    def step_entered(self, run: Run, step_name: str, attempt: int) -> None:
+    def step_entered(self, run: RunInfo, step_name: str, attempt: int) -> None:
         self.env._step_runs[(run.execution_id, step_name)] += 1
         self.env._record(
             run.lease.worker_id, "step", run.execution_id, f"{step_name} (step attempt {attempt})"
         )
 
-    def step_ran(self, run: Run, step_name: str) -> None:
+    def step_ran(self, run: RunInfo, step_name: str) -> None:
         # "during": the body ran (its side effects happened, as if the process died at
         # its last line) and neither its result nor its error was recorded.
         self._maybe_fire(run, step_name, "during")
 
-    def step_returned(self, run: Run, step_name: str) -> None:
+    def step_returned(self, run: RunInfo, step_name: str) -> None:
         self._maybe_fire(run, step_name, "after")
 
-    def _maybe_fire(self, run: Run, step_name: str, phase: Phase) -> None:
+    def _maybe_fire(self, run: RunInfo, step_name: str, phase: Phase) -> None:
         for plan in self.env._plans:
             if (
                 plan.step == step_name
@@ -582,7 +583,7 @@ class _Hooks:
                     return
                 raise SimulatedCrash(run.lease.worker_id, run.execution_id, step_name, phase)
 
-    def _pause(self, run: Run, step_name: str, phase: Phase) -> None:
+    def _pause(self, run: RunInfo, step_name: str, phase: Phase) -> None:
         paused, handoff = self.current, self.handoff
         if paused is None or handoff is None:
             raise RuntimeError("pause plans run only through TestEnvironment")
@@ -597,9 +598,8 @@ class _Hooks:
 class _HistoryObserver(Observer):
     """Writes the runner's events into the environment's history."""
 
-    def __init__(self, env: TestEnvironment, inner: Observer) -> None:
+    def __init__(self, env: TestEnvironment) -> None:
         self.env = env
-        self.inner = inner
 
     def claimed(self, claim: Claim) -> None:
         ex = claim.execution
@@ -607,14 +607,9 @@ class _HistoryObserver(Observer):
         self.env._record(
             claim.lease.worker_id, kind, ex.id, f"{ex.workflow_name} attempt {ex.attempt}"
         )
-        self.inner.claimed(claim)
-
-    def run_started(self, run: Run, claim: Claim) -> None:
-        self.inner.run_started(run, claim)
 
     def run_finished(self, claim: Claim, status: Status) -> None:
         self.env._record(claim.lease.worker_id, status.value, claim.execution.id)
-        self.inner.run_finished(claim, status)
 
     def run_retry_scheduled(self, claim: Claim) -> None:
         self.env._record(
@@ -623,32 +618,22 @@ class _HistoryObserver(Observer):
             claim.execution.id,
             f"attempt {claim.execution.attempt} failed",
         )
-        self.inner.run_retry_scheduled(claim)
 
-    def step_cached(self, run: Run, name: str) -> None:
-        self.inner.step_cached(run, name)
-
-    def step_finished(self, run: Run, name: str, status: str, duration_ms: int) -> None:
+    def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
         if status == "completed":
             self.env._record(run.lease.worker_id, "checkpoint", run.execution_id, name)
         else:
             self.env._record(run.lease.worker_id, "step-fail", run.execution_id, name)
-        self.inner.step_finished(run, name, status, duration_ms)
 
-    def step_retry_scheduled(self, run: Run, name: str) -> None:
-        self.inner.step_retry_scheduled(run, name)
-
-    def slept(self, run: Run, name: str, wake_ms: int) -> None:
+    def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
         self.env._record(
             run.lease.worker_id, "sleep", run.execution_id, f"{name} until {from_ms(wake_ms)}"
         )
-        self.inner.slept(run, name, wake_ms)
 
     def lease_lost(self, claim: Claim) -> None:
         self.env._record(
             claim.lease.worker_id, "lost", claim.execution.id, "lease lost: writes fenced out"
         )
-        self.inner.lease_lost(claim)
 
     def run_interrupted(self, claim: Claim) -> None:
         self.env._record(
@@ -657,4 +642,3 @@ class _HistoryObserver(Observer):
             claim.execution.id,
             "the database failed: run stopped, execution given back (no attempt used)",
         )
-        self.inner.run_interrupted(claim)
