@@ -32,11 +32,10 @@ from types import FrameType
 from typing import Any
 
 from hydra.clock import duration_ms
-from hydra.cron import CronScheduler
 from hydra.engine import Engine
 from hydra.errors import LeaseLostError
-from hydra.logs import HydraLogger
 from hydra.runner import Outcome, Run, execute, monotonic_ms
+from hydra.scheduler import CronScheduler
 from hydra.status import Status
 from hydra.store.base import Claim, Lease, WakeListener
 from hydra.workflow import Workflow, validate_name
@@ -71,6 +70,10 @@ class _Slot:
     thread: threading.Thread | None = None
     #: when the watchdog first saw the run lost (monotonic ms), if it has
     lost_seen: int | None = None
+
+    def attach(self, run: Run) -> None:
+        """The run of this slot's claim has begun (``execute``'s ``on_run``)."""
+        self.run = run
 
 
 class _RunThreads:
@@ -272,7 +275,7 @@ class Worker:
                 self.engine.namespace, self.worker_id, self.concurrency
             )
         self._pool = _RunThreads(self.concurrency, f"hydra-run-{self.worker_id}")
-        self.engine._add_wake_callback(self._wake.set)
+        self.engine.runtime.registry.add_wake_callback(self._wake.set)
         if self.engine.store.supports_notify:
             self._listener = self.engine.store.open_listener(self.engine.namespace)
         self._spawn(self._poll_loop, "poll")
@@ -298,7 +301,7 @@ class Worker:
             return
         self._stop_claiming.set()
         self._wake.set()
-        self.engine._remove_wake_callback(self._wake.set)
+        self.engine.runtime.registry.remove_wake_callback(self._wake.set)
         limit = None if timeout is None else duration_ms(timeout, "timeout") / 1000
         deadline = None if limit is None else time.monotonic() + limit
         with self._idle:
@@ -498,19 +501,14 @@ class Worker:
             slot.thread = threading.current_thread()
             workflow = self._workflows.get(claim.execution.workflow_name)
 
-        def on_run(run: Run) -> None:
-            with self._lock:
-                slot.run = run
-            self.engine._track_run(run)
-
         outcome: Outcome | None = None
         try:
             outcome = execute(
-                self.engine,
+                self.engine.runtime,
                 workflow,
                 claim,
                 lease_ms=self.lease_ms,
-                on_run=on_run,
+                on_run=slot.attach,
                 claimed_at=slot.claimed_at,
             )
             if outcome == Outcome.LOST:
@@ -522,8 +520,6 @@ class Worker:
                 "run of %s crashed: %s: %s", eid, type(exc).__name__, exc, exc_info=exc
             )
         finally:
-            if slot.run is not None:
-                self.engine._untrack_run(slot.run)
             with self._idle:
                 held = self._runs.get(key) is slot
                 if held:
@@ -643,7 +639,7 @@ class Worker:
             ex.id,
             ex.timeout_ms,
         )
-        self.engine.observers.run_finished(slot.claim, Status.FAILED)
+        self.engine.runtime.finished(slot.claim, Status.FAILED)
         self._abandon(slot, "its execution passed its timeout")
 
     def _abandon(self, slot: _Slot, why: str) -> None:
@@ -732,7 +728,7 @@ class Worker:
         from hydra.metrics import Metrics
 
         if self.engine.metrics is None:
-            self.engine._use_metrics(Metrics())
+            self.engine.use_metrics(Metrics())
         assert self.engine.metrics is not None
         try:
             server, _thread = start_http_server(port, registry=self.engine.metrics.registry)
@@ -759,4 +755,4 @@ def register_workflow(worker: Worker, workflow: Workflow[Any]) -> Workflow[Any]:
     return worker.register(workflow)
 
 
-__all__ = ["HydraLogger", "Worker", "register_workflow"]
+__all__ = ["Worker", "register_workflow"]

@@ -31,12 +31,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from hydra.clock import duration_ms, from_ms
-from hydra.cron import CronScheduler
 from hydra.engine import Engine
 from hydra.events import Observer, Outcome, RunInfo
 from hydra.marshal import Marshaller
 from hydra.records import Execution
-from hydra.runner import Run, execute
+from hydra.runner import execute
+from hydra.scheduler import CronScheduler
 from hydra.status import Status
 from hydra.store.base import Claim, Store
 from hydra.testing.clock import FakeClock
@@ -352,7 +352,7 @@ class TestEnvironment:
         Every live simulated worker's scheduler takes a turn (starting with a different
         worker each time), as real workers race for a slot: the first claims it, the
         others find it claimed. Handlers run here, in the test's thread."""
-        if not self.engine._cron_snapshot()[1]:
+        if not self.engine.cron.snapshot()[1]:
             return 0
         live = self._live_workers()
         first = self._cron_turn % len(live)
@@ -376,7 +376,7 @@ class TestEnvironment:
 
     def _next_cron_due(self) -> int | None:
         """The earliest time a live worker's cron scheduler has something to do."""
-        if not self.engine._cron_snapshot()[1]:
+        if not self.engine.cron.snapshot()[1]:
             return None
         dues = [self._scheduler(w.id).next_due_ms() for w in self._live_workers()]
         return min((d for d in dues if d is not None), default=None)
@@ -472,29 +472,19 @@ class TestEnvironment:
             self._paused.append(paused)
 
     def _execute(self, claim: Claim) -> Outcome:
-        runs: list[Run] = []
-
-        def track(run: Run) -> None:
-            # Lets engine.cancel() stop the run at its next step, as with a real Worker.
-            runs.append(run)
-            self.engine._track_run(run)
-
-        try:
-            return execute(
-                self.engine,
-                self._workflows.get(claim.execution.workflow_name),
-                claim,
-                lease_ms=self.lease_ms,
-                hooks=self._hooks,
-                on_run=track,
-                # The lease guard measures on the fake clock: a paused worker resumed
-                # after the clock jumped past its lease re-validates before a step body.
-                monotonic=self.clock.now_ms,
-                claimed_at=self.clock.now_ms(),
-            )
-        finally:
-            for run in runs:
-                self.engine._untrack_run(run)
+        # The run is tracked by the engine's run registry while it runs, so that
+        # engine.cancel() stops it at its next step, as with a real Worker.
+        return execute(
+            self.engine.runtime,
+            self._workflows.get(claim.execution.workflow_name),
+            claim,
+            lease_ms=self.lease_ms,
+            hooks=self._hooks,
+            # The lease guard measures on the fake clock: a paused worker resumed
+            # after the clock jumped past its lease re-validates before a step body.
+            monotonic=self.clock.now_ms,
+            claimed_at=self.clock.now_ms(),
+        )
 
     @contextmanager
     def _frozen(self) -> Iterator[None]:
