@@ -148,20 +148,7 @@ def execute(
         if on_run is not None:
             on_run(run)
         runtime.observers.run_started(run, claim)
-        ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
-        output: Any = None
-        try:
-            output = _invoke(workflow, ctx, start.value)
-        except Suspended:
-            return Outcome.SUSPENDED
-        except RunStopped:
-            pass  # the run's state says why: lost or interrupted, concluded below
-        except Exception as exc:
-            if not (run.lost or run.interrupted is not None):
-                if run.suspended:
-                    return Outcome.SUSPENDED
-                return _fail_or_retry(runtime, claim, run, log, exc)
-        return _conclude(runtime, claim, run, log, output)
+        return _run_workflow(runtime, workflow, claim, run, log, start.value)
     except LeaseLostError as exc:
         if run is not None:
             run.mark_lost()
@@ -218,6 +205,26 @@ def _preflight(
         return _Input(runtime.marshaller.unmarshal(ex.input, _input_type(workflow)))
     except PayloadError as exc:
         return _finish_failed(runtime, claim, log, "PayloadError", f"cannot decode input: {exc}")
+
+
+def _run_workflow(
+    runtime: Runtime, workflow: Workflow[Any], claim: Claim, run: Run, log: HydraLogger, req: Any
+) -> Outcome:
+    """Call the workflow's code with ``req`` and end the run as it came out of it."""
+    ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
+    output: Any = None
+    try:
+        output = _invoke(workflow, ctx, req)
+    except Suspended:
+        return Outcome.SUSPENDED
+    except RunStopped:
+        pass  # the run's state says why: lost or interrupted, concluded below
+    except Exception as exc:
+        if not (run.lost or run.interrupted is not None):
+            if run.suspended:
+                return Outcome.SUSPENDED
+            return _fail_or_retry(runtime, claim, run, log, exc)
+    return _conclude(runtime, claim, run, log, output)
 
 
 def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output: Any) -> Outcome:
