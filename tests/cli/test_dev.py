@@ -13,7 +13,8 @@ import pytest
 from rich.console import Console
 
 import hydra
-from hydra.testing import TestEnvironment
+from hydra.clock import SystemClock
+from hydra.testing import FakeClock, TestEnvironment
 from hydra_cli import dev, errors, output
 from hydra_cli.db import parse
 
@@ -394,13 +395,16 @@ def test_uninitialised_server_database_is_not_migrated_by_dev_run() -> None:
 # -- pieces -----------------------------------------------------------------------------
 
 
-def test_jump_clock_only_moves_forward() -> None:
-    clock = dev.JumpClock()
+def test_the_fast_forward_clock_flows_and_only_jumps_forward() -> None:
+    """--fast-forward's clock: the default clock's time plus the jumps, never backwards."""
+    base = SystemClock()
+    clock = FakeClock(base.now(), rate=1.0, base=base)
     start = clock.now_ms()
-    clock.jump_to(start + 48 * 3600 * 1000)
+    assert abs(start - base.now_ms()) < 1000
+    clock.set_ms(start + 48 * 3600 * 1000)
     assert clock.now_ms() >= start + 48 * 3600 * 1000
-    assert clock.skipped_ms >= 48 * 3600 * 1000 - 1000
-    clock.jump_to(start)  # backwards: ignored
+    assert 48 * 3600 * 1000 - 1000 <= clock.skipped_ms <= 48 * 3600 * 1000
+    clock.set_ms(start)  # backwards: ignored
     assert clock.now_ms() >= start + 48 * 3600 * 1000
     assert clock.now().tzinfo is not None
 
