@@ -10,7 +10,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -51,18 +50,44 @@ class Recorder(hydra.Observer):
 
 
 class Raising(hydra.Observer):
-    """Raises in every event it overrides."""
+    """Raises in every event."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def _boom(self, *_: Any) -> None:
+    def _boom(self) -> None:
         self.calls += 1
         raise RuntimeError("the tracker is down")
 
-    claimed = run_started = run_finished = run_retry_scheduled = _boom
-    step_cached = step_finished = step_retry_scheduled = slept = _boom
-    lease_lost = run_interrupted = _boom
+    def claimed(self, claim: Claim) -> None:
+        self._boom()
+
+    def run_started(self, run: RunInfo, claim: Claim) -> None:
+        self._boom()
+
+    def run_finished(self, claim: Claim, status: Status) -> None:
+        self._boom()
+
+    def run_retry_scheduled(self, claim: Claim) -> None:
+        self._boom()
+
+    def step_cached(self, run: RunInfo, name: str) -> None:
+        self._boom()
+
+    def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
+        self._boom()
+
+    def step_retry_scheduled(self, run: RunInfo, name: str) -> None:
+        self._boom()
+
+    def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
+        self._boom()
+
+    def lease_lost(self, claim: Claim) -> None:
+        self._boom()
+
+    def run_interrupted(self, claim: Claim) -> None:
+        self._boom()
 
 
 @hydra.workflow("observed")
@@ -168,4 +193,4 @@ def test_add_observer_takes_only_an_observer() -> None:
 
 def test_the_old_import_paths_still_work() -> None:
     assert hydra.runner.Observer is hydra.Observer is Observer
-    assert hydra.runner.Outcome.LOST == "lost"
+    assert hydra.runner.Outcome.LOST.value == "lost"
