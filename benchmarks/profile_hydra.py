@@ -58,7 +58,7 @@ def child(spec: dict[str, Any]) -> None:
             [claim] = store.claim(
                 "bench", ["bench-many"], "p", now_ms=engine.clock.now_ms(), lease_ms=60_000, limit=1
             )
-            execute(engine, wfs["bench-many"], claim, lease_ms=60_000)
+            execute(engine.runtime, wfs["bench-many"], claim, lease_ms=60_000)
             assert engine.get_execution(eid).output == n
 
         one(20)

@@ -8,8 +8,8 @@ instead of calling the hook.
 
 Workers are ordinary ``hydra.Worker`` threads on one engine. The live view reads the
 executions back from the database (so it shows exactly what ``hydra trace`` will), plus
-the step each local run is inside right now, which only this process can know: the
-engine's observer is wrapped to keep each run's ``Run`` object.
+the step each local run is inside right now, which only this process can know: an
+observer of the engine (``LiveObserver``) keeps each run as it starts.
 
 An input for a workflow of FILE is checked before anything is stored: ``--input`` (a
 one-line error) and the hook's ``engine.start_workflow`` calls (``PayloadError``) are
@@ -23,8 +23,9 @@ Without ``--fast-forward`` the engine runs on its default clock: the database's 
 PostgreSQL and MySQL/MariaDB (``hydra.clock.DatabaseClock``), this machine's on SQLite, as
 every other worker of that database does.
 
-``--fast-forward`` runs the engine and the workers on ``JumpClock``: that same default
-clock plus an offset. Whenever nothing is running here and nothing is due, the offset jumps to the
+``--fast-forward`` runs the engine and the workers on a ``hydra.testing.FakeClock``
+flowing at rate 1 over that same default clock (so it reads the default clock plus an
+offset). Whenever nothing is running here and nothing is due, the offset jumps to the
 earliest wake time in the database (``Store.next_wake_at``) or the next cron slot of the
 dev workers, so sleeps, step backoffs, cron slots and workflow retry delays are skipped
 while everything else (leases, ordering, the claim query) works as in production. Stored
@@ -49,7 +50,7 @@ import typing
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from types import FrameType
 from typing import Annotated, Any
 
@@ -59,11 +60,12 @@ from rich.live import Live
 from rich.text import Text
 
 from hydra import Engine, Status, Worker, Workflow
-from hydra.clock import Clock, SystemClock, default_clock
+from hydra.clock import Clock, default_clock
 from hydra.errors import PayloadError
+from hydra.events import Observer, RunInfo
 from hydra.marshal import JSONMarshaller, Marshaller
-from hydra.runner import Observer, Run
 from hydra.store.base import Claim, Store
+from hydra.testing.clock import FakeClock
 
 from . import devlogs, output, render
 from .db import DEFAULT_NAMESPACE, Database, DbOption, NamespaceOption, database, namespace
@@ -115,37 +117,6 @@ RUN_HELP = (
 )
 
 
-class JumpClock:
-    """``base`` (default: this machine's clock) plus an offset that only grows: virtual
-    time for ``--fast-forward``. ``hydra dev run`` passes the engine's default clock (the
-    database's time on PostgreSQL and MySQL/MariaDB), so only the jumps are local."""
-
-    def __init__(self, base: Clock | None = None) -> None:
-        self._base: Clock = base if base is not None else SystemClock()
-        self._offset_ms = 0
-        self._lock = threading.Lock()
-
-    def _real_ms(self) -> int:
-        return self._base.now_ms()
-
-    def now_ms(self) -> int:
-        with self._lock:
-            return self._real_ms() + self._offset_ms
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.now_ms() / 1000, tz=UTC)
-
-    def jump_to(self, target_ms: int) -> None:
-        """Move virtual time forward to ``target_ms`` (never backwards)."""
-        with self._lock:
-            self._offset_ms = max(self._offset_ms, target_ms - self._real_ms())
-
-    @property
-    def skipped_ms(self) -> int:
-        with self._lock:
-            return self._offset_ms
-
-
 class _RecordingEngine(Engine):
     """Remembers the executions started through it (by the dev hook), and refuses an
     input that a workflow of this process could not decode, before storing it."""
@@ -170,25 +141,15 @@ class _RecordingEngine(Engine):
 
 
 class LiveObserver(Observer):
-    """Wraps the engine's observer; keeps the latest ``Run`` of each execution.
+    """One of the engine's observers: keeps the latest run of each execution, to show
+    the step it is inside right now."""
 
-    Every public method of the wrapped observer is forwarded as is (bound onto this
-    instance), so events added to ``Observer`` later keep reaching it.
-    """
-
-    def __init__(self, inner: Observer) -> None:
-        for name in dir(inner):
-            if not name.startswith("_") and name not in LiveObserver.__dict__:
-                attr = getattr(inner, name)
-                if callable(attr):
-                    setattr(self, name, attr)
-        self._inner = inner
-        self._runs: dict[str, Run] = {}
+    def __init__(self) -> None:
+        self._runs: dict[str, RunInfo] = {}
         self._first_seen: dict[tuple[str, str, int], int] = {}
 
-    def run_started(self, run: Run, claim: Claim) -> None:
+    def run_started(self, run: RunInfo, claim: Claim) -> None:
         self._runs[run.execution_id] = run
-        self._inner.run_started(run, claim)
 
     def worker(self, execution_id: str) -> str | None:
         run = self._runs.get(execution_id)
@@ -344,10 +305,10 @@ def start_executions(engine: _RecordingEngine, found: WorkflowFile, opts: DevOpt
 
 
 class FastForward:
-    """Jumps the ``JumpClock`` to the next wake time when the dev workers are idle."""
+    """Jumps the fast-forward clock to the next wake time when the dev workers are idle."""
 
     def __init__(
-        self, clock: JumpClock, store: Store, ns: str, names: Sequence[str], workers: list[Worker]
+        self, clock: FakeClock, store: Store, ns: str, names: Sequence[str], workers: list[Worker]
     ) -> None:
         self.clock = clock
         self.store = store
@@ -375,7 +336,7 @@ class FastForward:
                 return False
         if self._busy() or self._next_due() != wake:
             return False
-        self.clock.jump_to(wake)
+        self.clock.set_ms(wake)
         return True
 
     def _next_due(self) -> int | None:
@@ -429,13 +390,13 @@ class DevRun:
         # The time base every worker of this database uses (the database's own clock on
         # PostgreSQL and MySQL/MariaDB); --fast-forward adds its local jumps to it.
         base = default_clock(store)
-        jump_clock = JumpClock(base) if opts.fast_forward else None
+        jump_clock = FakeClock(base.now(), rate=1.0, base=base) if opts.fast_forward else None
         clock: Clock = jump_clock if jump_clock is not None else base
         engine = _RecordingEngine(
             store, namespace=opts.namespace, clock=clock, local=found.workflows
         )
-        observer = LiveObserver(engine.observer)
-        engine.observer = observer
+        observer = LiveObserver()
+        engine.add_observer(observer)
         pid = os.getpid()
         workers = [
             Worker(
@@ -504,7 +465,7 @@ class DevRun:
             views.append(View(execution, running=running, worker=observer.worker(eid)))
         return views
 
-    def _footer(self, views: list[View], clock: JumpClock | None) -> Text:
+    def _footer(self, views: list[View], clock: FakeClock | None) -> Text:
         done = sum(1 for v in views if v.execution.terminal)
         footer = Text(f"{done}/{len(views)} finished", "dim")
         if clock is not None:
@@ -520,7 +481,7 @@ class DevRun:
         observer: LiveObserver,
         ids: list[str],
         fast: FastForward | None,
-        clock: JumpClock | None,
+        clock: FakeClock | None,
     ) -> list[View]:
         console = self.console
         style = style_for(console)
@@ -650,4 +611,4 @@ def run(
         raise typer.Exit(code)
 
 
-__all__ = ["JumpClock", "LiveObserver", "app", "hydra_command", "trace_command"]
+__all__ = ["LiveObserver", "app", "hydra_command", "trace_command"]

@@ -4,7 +4,7 @@ Write workflows as plain functions made of named steps; hydra stores every execu
 every step result, so work survives crashes, restarts and deploys. See the README.
 """
 
-from hydra.cron import CronContext, CronJob
+from hydra.cron import CronJob
 from hydra.engine import Engine
 from hydra.errors import (
     DatabaseUnavailableError,
@@ -21,10 +21,12 @@ from hydra.errors import (
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
+from hydra.events import Observer
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
 from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.retry import RetryPolicy
+from hydra.scheduler import CronContext
 from hydra.status import Status, StepStatus
 from hydra.steps import sleep, sleep_until, step, step_void
 from hydra.store.sql import SQLStore
@@ -49,6 +51,7 @@ __all__ = [
     "Marshaller",
     "Metrics",
     "NonRetryableError",
+    "Observer",
     "PayloadError",
     "RetryPolicy",
     "SQLStore",

@@ -1,9 +1,10 @@
 """Cron jobs: schedules parsed by croniter, each slot fired exactly once across workers.
 
 ``engine.register_cron(spec, name, handler)`` (or ``workflow="name", payload=...``) stores
-the job in the ``cron_jobs`` table and keeps the handler in the engine. Every
-``hydra.Worker`` of that engine runs a ``CronScheduler`` on its own thread; so does every
-simulated worker of ``hydra.testing.TestEnvironment``, on the fake clock.
+the job in the ``cron_jobs`` table and keeps the handler in the engine's ``CronRegistry``
+(``engine.cron``). Every ``hydra.Worker`` of that engine runs a ``CronScheduler``
+(``hydra.scheduler``) on its own thread; so does every simulated worker of
+``hydra.testing.TestEnvironment``, on the fake clock.
 
 Exactly once per slot: a slot is a point in time (Unix ms). Whoever first inserts the
 ``(namespace, job, slot)`` row into ``cron_fires`` (its primary key) fires the slot; every
@@ -35,25 +36,21 @@ moment the clock jumps (03:00 local).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import inspect
 import threading
-from collections.abc import Callable, Collection, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from hydra.logs import CRON_LOGGER_SUFFIX, HydraLogger
+from hydra.errors import InvalidNameError
+from hydra.runtime import Runtime
 from hydra.status import Status
-from hydra.store.base import CronFire, CronJobRow, ExecutionRow, Store
-
-if TYPE_CHECKING:
-    from hydra.engine import Engine
+from hydra.store.base import CronJobRow, ExecutionRow, Store
+from hydra.workflow import Workflow, validate_name
 
 CatchUp = Literal["latest", "all", "none"]
 CATCH_UP_POLICIES: tuple[CatchUp, ...] = ("latest", "all", "none")
@@ -104,7 +101,8 @@ def _zone(name: str | None) -> tzinfo:
         ) from exc
 
 
-def _to_ms(when: datetime) -> int:
+def instant_ms(when: datetime) -> int:
+    """An aware datetime as Unix milliseconds (how slots are stored)."""
     return (when - _EPOCH) // _MS
 
 
@@ -147,7 +145,7 @@ class CronSchedule:
         # With the hour field "*" (or "*/n") the job follows real time through DST changes.
         self.wildcard_hour = fields[1].startswith("*")
         try:
-            self.next_after(_to_ms(datetime(2000, 1, 1, tzinfo=UTC)))
+            self.next_after(instant_ms(datetime(2000, 1, 1, tzinfo=UTC)))
         except CroniterBadDateError:
             raise ValueError(f"invalid cron spec {spec!r}: it matches no date") from None
 
@@ -215,8 +213,8 @@ class CronSchedule:
 
     def _instants(self, w: datetime) -> tuple[int, ...]:
         """The instants at which wall-clock time ``w`` fires (0, 1 or 2 of them)."""
-        first = _to_ms(w.replace(tzinfo=self.tz))
-        second = _to_ms(w.replace(tzinfo=self.tz, fold=1))
+        first = instant_ms(w.replace(tzinfo=self.tz))
+        second = instant_ms(w.replace(tzinfo=self.tz, fold=1))
         if first == second:
             return (first,)
         if self._naive(first) != w:
@@ -296,38 +294,18 @@ def unclaimed_executions(
     ]
 
 
-def _minutes(ms: int) -> str:
+def minutes_text(ms: int) -> str:
+    """A duration in ms as ``"25 min"`` or ``"3 h 05 min"``, for warnings."""
     minutes = max(ms, 0) // 60_000
     if minutes < 60:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-@dataclass(frozen=True, eq=False)
-class CronContext:
-    """What a cron handler gets: ``handler(ctx: hydra.CronContext)``.
-
-    ``scheduled_at`` is the slot (aware, in the job's time zone), ``fired_at`` when this
-    worker claimed it (same zone; later than ``scheduled_at`` when catching up).
-    ``logger`` (the ``cron`` child of the engine's logger: ``hydra.cron`` by default)
-    adds ``worker_id`` and ``cron_job`` to every record.
-    """
-
-    name: str
-    namespace: str
-    scheduled_at: datetime
-    fired_at: datetime
-    worker_id: str
-    engine: Engine
-    logger: HydraLogger
-
-    @property
-    def slot_ms(self) -> int:
-        """``scheduled_at`` as Unix milliseconds (the slot's key in ``cron_fires``)."""
-        return _to_ms(self.scheduled_at)
-
-
-Handler = Callable[[CronContext], Any]
+# Called with a ``hydra.CronContext`` (``hydra.scheduler``), which holds the engine: it
+# is typed loosely here so that this module, which the engine imports, need not import
+# the engine back.
+Handler = Callable[[Any], Any]
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,337 +346,94 @@ def validate_catch_up(value: object) -> CatchUp:
     raise ValueError(f"catch_up must be one of {', '.join(CATCH_UP_POLICIES)}, got {value!r}")
 
 
-@dataclass
-class _JobState:
-    """What one scheduler knows about one job."""
+class CronRegistry:
+    """The cron jobs registered on one engine (``engine.cron``): what its workers'
+    schedulers fire. ``register`` validates a job, stores its definition and keeps its
+    handler here; ``snapshot`` is what a scheduler reads (the version changes with every
+    registration, so schedulers notice)."""
 
-    key: tuple[Any, ...]
-    schedule: CronSchedule
-    #: when to look at the job again (a slot, or now); None: disabled
-    next_due: int | None
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._lock = threading.Lock()
+        self._jobs: dict[str, CronJob] = {}
+        self._version = 0
 
-
-class CronScheduler:
-    """Fires the due slots of an engine's cron jobs; one per worker.
-
-    ``tick()`` does one pass: it reads the store only when a job may be due (or to see
-    definitions changed elsewhere, every ``REFRESH_MS``), so calling it often is cheap.
-    ``submit(job_name, call)`` runs a handler call (the worker hands it to the job's own
-    thread, so a long handler delays neither the scheduler nor other jobs); without it
-    handlers run inside ``tick()``, as ``TestEnvironment`` wants. ``on_fire(worker_id,
-    job_name, slot_ms, execution_id)`` is told of every slot this scheduler fires.
-
-    ``registered()`` names the workflows the scheduler's worker runs (none without it).
-    Before firing a workflow job whose workflow is not among them, the scheduler looks at
-    the execution the job's previous slot started: still unclaimed (no worker picked it
-    up in a whole slot), it logs a warning, once per job until a later check finds the
-    previous slot's execution claimed, and counts every such slot
-    (``hydra_cron_unregistered_workflow_total``): a workflow no worker registers would
-    otherwise pile up one pending execution per slot, silently.
-    """
-
-    def __init__(
+    def register(
         self,
-        engine: Engine,
-        worker_id: str,
+        spec: str,
+        name: str,
+        handler: Handler | None = None,
         *,
-        submit: Callable[[str, Callable[[], None]], None] | None = None,
-        on_fire: Callable[[str, str, int, str | None], None] | None = None,
-        registered: Callable[[], Collection[str]] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.worker_id = worker_id
-        self._submit = submit
-        self._on_fire = on_fire
-        self._registered = registered
-        # Jobs warned about an unclaimed backlog (warned again only after it cleared).
-        self._backlog_warned: set[str] = set()
-        self._state: dict[str, _JobState] = {}
-        self._rows: dict[str, CronJobRow] = {}
-        self._version = -1
-        self._refresh_at: int | None = None
-        self._lock = threading.RLock()
-        self._log = engine.logger.bind(worker_id=worker_id)
-        #: passes made (tests wait on it)
-        self.ticks = 0
-
-    def next_due_ms(self) -> int | None:
-        """When this scheduler next has something to do (None: no enabled jobs)."""
-        version, jobs = self.engine._cron_snapshot()
-        if not jobs:
-            return None
-        now = self.engine.clock.now_ms()
+        workflow: str | Workflow[Any] | None = None,
+        payload: Any = None,
+        timezone: str | None = None,
+        catch_up: str = "latest",
+    ) -> CronJob:
+        """``Engine.register_cron`` (see there): validate, store, keep."""
+        validate_name(name, "cron job name")
+        schedule = CronSchedule(spec, timezone)
+        policy = validate_catch_up(catch_up)
+        workflow_name = workflow.name if isinstance(workflow, Workflow) else workflow
+        if (handler is None) == (workflow_name is None):
+            raise TypeError(
+                f"register_cron({name!r}) takes a handler or workflow=..., exactly one of them"
+            )
+        if handler is not None and not callable(handler):
+            raise TypeError(f"the handler of cron job {name!r} must be callable, got {handler!r}")
+        if handler is not None and payload is not None:
+            raise TypeError(f"cron job {name!r}: payload= goes with workflow=, not a handler")
+        if workflow_name is not None:
+            validate_name(workflow_name, "workflow name")
+            # Each slot starts its workflow with the key "cron:<name>:<slot ms>" (13 digits
+            # until the year 2286), itself a name of at most 255 characters.
+            room = 255 - len("cron::") - 13
+            if len(name) > room:
+                raise InvalidNameError(
+                    f"cron job name must be at most {room} characters for a job that starts "
+                    f"a workflow (its idempotency key is 'cron:<name>:<slot ms>'), got {len(name)}"
+                )
+        # A static payload is encoded now: an unencodable one fails registration, not a slot.
+        data = None
+        if workflow_name is not None and not callable(payload):
+            data = self._runtime.payloads.check(
+                self._runtime.marshaller.marshal(payload), f"the payload of cron job {name!r}"
+            )
+        job = CronJob(name, schedule, policy, handler, workflow_name, payload, data)
+        self.store_job(job)
         with self._lock:
-            if version != self._version:
-                return now
-            dues: list[int] = []
-            for name in jobs:
-                state = self._state.get(name)
-                if state is None:
-                    return now
-                if state.next_due is not None:
-                    dues.append(state.next_due)
-        return min(dues) if dues else None
+            self._jobs[name] = job
+            self._version += 1
+        self._runtime.logger.info("registered cron job %r", job)
+        return job
 
-    def tick(self) -> int:
-        """Fire whatever is due now; the number of slots this scheduler fired."""
+    def store_job(self, job: CronJob) -> CronJobRow:
+        """Write ``job``'s definition to the store (unchanged if it is the same)."""
+        runtime = self._runtime
+        return runtime.store.upsert_cron_job(
+            runtime.namespace,
+            job.name,
+            spec=job.schedule.spec,
+            timezone=job.schedule.timezone,
+            workflow_name=job.workflow,
+            payload=job.payload_data,
+            now_ms=runtime.clock.now_ms(),
+        )
+
+    def snapshot(self) -> tuple[int, dict[str, CronJob]]:
+        """(version, the jobs by name): the version changes with every registration."""
         with self._lock:
-            self.ticks += 1
-            version, jobs = self.engine._cron_snapshot()
-            if not jobs:
-                return 0
-            now = self.engine.clock.now_ms()
-            stale = version != self._version or self._refresh_at is None or now >= self._refresh_at
-            if not stale and not any(self._is_due(name, now) for name in jobs):
-                return 0
-            store, namespace = self.engine.store, self.engine.namespace
-            self._rows = {row.name: row for row in store.list_cron_jobs(namespace)}
-            self._version = version
-            self._refresh_at = now + REFRESH_MS
-            fired = 0
-            for name in sorted(jobs):
-                try:
-                    fired += self._tick_job(jobs[name], now)
-                except Exception as exc:
-                    self._log.bind(cron_job=name).warning(
-                        "cron job %s: scheduling failed (%s: %s); retrying",
-                        name,
-                        type(exc).__name__,
-                        exc,
-                    )
-                    state = self._state.get(name)
-                    if state is None:  # failed before its first look: look again later too
-                        state = self._state[name] = _JobState((), jobs[name].schedule, None)
-                    state.next_due = now + ERROR_RETRY_MS
-            return fired
-
-    def _is_due(self, name: str, now: int) -> bool:
-        state = self._state.get(name)
-        return state is None or (state.next_due is not None and state.next_due <= now)
-
-    def _tick_job(self, job: CronJob, now: int) -> int:
-        engine = self.engine
-        row = self._rows.get(job.name)
-        if row is None:
-            # Registered here but gone from the store (a wiped table): store it again.
-            row = self._rows[job.name] = engine._store_cron_job(job)
-        state = self._state.get(job.name)
-        key = (row.spec, row.timezone, row.updated_at, row.enabled, id(job))
-        if state is None or state.key != key:
-            state = self._state[job.name] = _JobState(
-                key, self._schedule_for(job, row), now if row.enabled else None
-            )
-        if state.next_due is None or state.next_due > now:
-            return 0
-        fired, more = self._fire_due(job, row, state.schedule, now)
-        state.next_due = now if more else state.schedule.next_after(now)
-        if not more and row.next_run_at != state.next_due:
-            engine.store.set_cron_next_run(engine.namespace, job.name, state.next_due)
-            row.next_run_at = state.next_due
-        return fired
-
-    def _schedule_for(self, job: CronJob, row: CronJobRow) -> CronSchedule:
-        """The stored schedule: the latest registration anywhere wins for every worker."""
-        if (row.spec, row.timezone) == (job.schedule.spec, job.schedule.timezone):
-            return job.schedule
-        try:
-            schedule = CronSchedule(row.spec, row.timezone)
-        except ValueError as exc:
-            self._log.bind(cron_job=job.name).warning(
-                "cron job %s: the stored spec cannot be used (%s); using %r", job.name, exc, job
-            )
-            return job.schedule
-        self._log.bind(cron_job=job.name).info(
-            "cron job %s follows the stored schedule %r (registered here: %r)",
-            job.name,
-            schedule,
-            job.schedule,
-        )
-        return schedule
-
-    def _fire_due(
-        self, job: CronJob, row: CronJobRow, schedule: CronSchedule, now: int
-    ) -> tuple[int, bool]:
-        """Fire the due slots per the job's catch-up policy: (fired, more are due)."""
-        last = self.engine.store.last_cron_fire(self.engine.namespace, job.name)
-        # Slots before the definition was stored are not due, nor are those already fired.
-        since = row.updated_at - 1
-        if last is not None:
-            since = max(since, last.slot_at)
-        latest = schedule.latest_at_or_before(now)
-        if latest <= since:
-            return 0, False
-        more = False
-        if job.catch_up == "all":
-            slots = schedule.slots(since, now, MAX_FIRES_PER_TICK + 1)
-            more = len(slots) > MAX_FIRES_PER_TICK
-            slots = slots[:MAX_FIRES_PER_TICK]
-        else:
-            missed = schedule.next_after(since) < latest
-            on_time = now - latest <= MISFIRE_GRACE_MS
-            slots = [latest] if job.catch_up == "latest" or on_time else []
-            if missed or not slots:
-                self._log.bind(cron_job=job.name).info(
-                    "cron job %s: slots since %s were missed (no worker was running); "
-                    "catch_up=%s fires %s",
-                    job.name,
-                    schedule.local(since + 1).isoformat(),
-                    job.catch_up,
-                    schedule.local(latest).isoformat() if slots else "none of them",
-                )
-        if slots:
-            self._check_backlog(job, last, now)
-        return sum(self._fire(job, schedule, slot, now) for slot in slots), more
-
-    def _check_backlog(self, job: CronJob, last: CronFire | None, now: int) -> None:
-        """Warn and count when ``job`` is about to start its workflow again while the
-        execution its previous slot started is still unclaimed and this worker does not
-        register the workflow (see the class docstring)."""
-        registered = self._registered() if self._registered is not None else ()
-        if job.workflow is None or job.workflow in registered or last is None:
-            self._backlog_warned.discard(job.name)
-            return
-        engine = self.engine
-        previous = (
-            engine.store.get_execution(engine.namespace, last.execution_id)
-            if last.execution_id is not None
-            else None
-        )
-        if previous is None or previous.status != Status.PENDING or previous.attempt != 0:
-            self._backlog_warned.discard(job.name)
-            return
-        if engine.metrics is not None:
-            engine.metrics.cron_unregistered_workflow(engine.namespace, job.name, job.workflow)
-        if job.name in self._backlog_warned:
-            return
-        self._backlog_warned.add(job.name)
-        waiting = unclaimed_executions(
-            engine.store, engine.namespace, job.name, job.workflow, created_before_ms=now + 1
-        )
-        oldest = min((row.created_at for row in waiting), default=previous.created_at)
-        count = f"{len(waiting)}{'+' if len(waiting) >= UNCLAIMED_SCAN else ''}"
-        self._log.bind(cron_job=job.name, workflow_name=job.workflow).warning(
-            "cron job %s starts workflow %r, which this worker does not register, and no "
-            "worker has claimed the executions of its earlier slots (%s pending, the oldest "
-            "for %s): is a worker running that registers %r? Each slot adds one more "
-            "(counted in hydra_cron_unregistered_workflow_total; warned once until one is "
-            "claimed)",
-            job.name,
-            job.workflow,
-            count,
-            _minutes(now - oldest),
-            job.workflow,
-        )
-
-    def _fire(self, job: CronJob, schedule: CronSchedule, slot: int, now: int) -> int:
-        engine = self.engine
-        namespace = engine.namespace
-        metrics = engine.metrics
-        scheduled_at = schedule.local(slot)
-        log = self._log.bind(cron_job=job.name)
-        execution_id = None
-        if job.workflow is not None:
-            # Start first, then record: the idempotency key makes a second start (another
-            # worker, or this slot again after a crash before the record) return the same
-            # execution, and a crash in between cannot lose the slot.
-            try:
-                payload = job.payload(scheduled_at) if callable(job.payload) else job.payload
-                execution_id, _ = engine._start_execution(
-                    job.workflow,
-                    payload,
-                    idempotency_key=job.idempotency_key(slot),
-                    trigger_type="cron",
-                    trigger_source=job.name,
-                )
-            except Exception as exc:
-                log.error(
-                    "cron job %s could not start workflow %s for %s: %s: %s",
-                    job.name,
-                    job.workflow,
-                    scheduled_at.isoformat(),
-                    type(exc).__name__,
-                    exc,
-                    exc_info=exc,
-                )
-                if metrics is not None:
-                    metrics.cron_failed(namespace, job.name)
-                return 0
-        if not engine.store.claim_cron_fire(
-            namespace,
-            job.name,
-            slot,
-            now_ms=now,
-            worker_id=self.worker_id,
-            execution_id=execution_id,
-        ):
-            return 0  # another worker fired this slot
-        if metrics is not None:
-            metrics.cron_fired(namespace, job.name)
-        if self._on_fire is not None:
-            self._on_fire(self.worker_id, job.name, slot, execution_id)
-        if execution_id is not None:
-            log.info(
-                "cron job %s fired for %s: started %s",
-                job.name,
-                scheduled_at.isoformat(),
-                execution_id,
-            )
-            return 1
-        log.info("cron job %s fired for %s", job.name, scheduled_at.isoformat())
-        ctx = CronContext(
-            name=job.name,
-            namespace=namespace,
-            scheduled_at=scheduled_at,
-            fired_at=schedule.local(now),
-            worker_id=self.worker_id,
-            engine=engine,
-            logger=HydraLogger(
-                engine.logger.logger.getChild(CRON_LOGGER_SUFFIX),
-                {"worker_id": self.worker_id, "cron_job": job.name},
-            ),
-        )
-        call = partial(_call_handler, job, ctx)
-        if self._submit is None:
-            call()
-        else:
-            self._submit(job.name, call)
-        return 1
-
-
-def _call_handler(job: CronJob, ctx: CronContext) -> None:
-    """Run a handler; an exception is logged and counted, never raised."""
-    assert job.handler is not None
-    try:
-        result = job.handler(ctx)
-        if inspect.iscoroutine(result):
-            asyncio.run(_awaited(result))
-    except Exception as exc:
-        # hydra's own line, on the engine's logger (ctx.logger is the handler's).
-        ctx.engine.logger.bind(worker_id=ctx.worker_id, cron_job=job.name).error(
-            "cron job %s failed for %s: %s: %s",
-            job.name,
-            ctx.scheduled_at.isoformat(),
-            type(exc).__name__,
-            exc,
-            exc_info=exc,
-        )
-        metrics = ctx.engine.metrics
-        if metrics is not None:
-            metrics.cron_failed(ctx.namespace, job.name)
-
-
-async def _awaited(coro: Coroutine[Any, Any, Any]) -> Any:
-    return await coro
+            return self._version, dict(self._jobs)
 
 
 __all__ = [
     "CATCH_UP_POLICIES",
     "MACROS",
     "CatchUp",
-    "CronContext",
     "CronJob",
+    "CronRegistry",
     "CronSchedule",
-    "CronScheduler",
+    "Handler",
+    "instant_ms",
     "unclaimed_executions",
     "with_next_run",
 ]

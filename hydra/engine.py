@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hydra.clock import Clock, default_clock, duration_ms, from_ms, to_ms
-from hydra.cron import CronJob, CronSchedule, Handler, validate_catch_up, with_next_run
-from hydra.errors import ExecutionNotFoundError, InvalidNameError, PayloadError
+from hydra.cron import CronJob, CronRegistry, Handler, with_next_run
+from hydra.errors import ExecutionNotFoundError
+from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
-from hydra.runner import Observer, Run
+from hydra.runtime import PayloadLimit, RunRegistry, Runtime
 from hydra.status import Status, StepStatus, read_step_status
 from hydra.store.base import (
-    Claim,
     CronJobRow,
     ExecutionRow,
     NewExecution,
@@ -47,7 +46,9 @@ class Engine:
 
     An engine does not run workflows; ``hydra.Worker`` does (in this process or others).
     Workers built on this engine are woken directly when it starts a workflow, and
-    ``wait`` returns as soon as a local worker finishes the execution.
+    ``wait`` returns as soon as a local worker finishes the execution. ``observers``
+    (``hydra.Observer``; more with ``add_observer``) are told what those workers do with
+    each execution: see docs/observers.md.
 
     ``max_payload_bytes`` (default 8 MiB, at most 1 GiB) bounds every value stored: a
     workflow's input, a step's result, a workflow's output, a cron job's payload, each
@@ -70,6 +71,7 @@ class Engine:
         id_factory: Callable[[], str] | None = None,
         *,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        observers: Iterable[Observer] = (),
     ) -> None:
         if isinstance(max_payload_bytes, bool) or not isinstance(max_payload_bytes, int):
             raise TypeError(f"max_payload_bytes must be an int, got {max_payload_bytes!r}")
@@ -80,17 +82,9 @@ class Engine:
             )
         self.store = store
         self.max_payload_bytes = max_payload_bytes
-        # A store written before max_value_bytes existed simply has no limit of its own.
-        store_limit: int | None = getattr(store, "max_value_bytes", None)
+        payloads = _payload_limit(store, max_payload_bytes)
         #: the limit that applies: the smaller of max_payload_bytes and the store's own
-        self.payload_limit = max_payload_bytes
-        self._payload_limit_source = "Engine(max_payload_bytes=...)"
-        if store_limit is not None and store_limit < max_payload_bytes:
-            self.payload_limit = store_limit
-            self._payload_limit_source = (
-                f"the store's max_value_bytes ({store!r}; on MySQL/MariaDB it follows the "
-                "server's max_allowed_packet)"
-            )
+        self.payload_limit = payloads.limit
         self.namespace = validate_name(namespace, "namespace")
         self.clock: Clock = clock if clock is not None else default_clock(store)
         self.marshaller: Marshaller = marshaller if marshaller is not None else JSONMarshaller()
@@ -99,25 +93,33 @@ class Engine:
         # Execution ids: random UUIDs; hydra.testing passes a seeded factory for
         # reproducible histories.
         self._new_id: Callable[[], str] = id_factory or (lambda: str(uuid.uuid4()))
-        self.observer: Observer = _EngineObserver(self)
-        self._wake_callbacks: list[Callable[[], None]] = []
-        self._finished = threading.Condition()
+        #: every observer of the runs of this engine's workers (``add_observer``)
+        self.observers = Observers((), self.logger.logger)
+        #: what a run uses (``hydra.runner.execute``): built once, shared by every worker
+        self.runtime = Runtime(
+            store=store,
+            clock=self.clock,
+            marshaller=self.marshaller,
+            observers=self.observers,
+            logger=self.logger,
+            namespace=self.namespace,
+            registry=RunRegistry(),
+            payloads=payloads,
+        )
+        #: the cron jobs registered here; every worker of this engine schedules them
+        self.cron = CronRegistry(self.runtime)
         # wait() on a store with notifications: one LISTEN for finished executions shared
         # by every wait, and how often a listening wait re-reads anyway (a notification
         # lost to a reconnect).
         self._watch = FinishedWatch(
             lambda: self.store.open_listener(self.namespace, channel="finished"),
-            self._notify_finished,
+            self.runtime.registry.notify_finished,
         )
         self._finished_poll_s = 1.0
-        self._local_runs: dict[str, Run] = {}
-        self._lock = threading.Lock()
-        # Cron jobs registered here; every worker of this engine schedules them. The
-        # version changes with every registration so schedulers notice.
-        self._cron: dict[str, CronJob] = {}
-        self._cron_version = 0
         if metrics is not None:
-            self._use_metrics(metrics)
+            self.use_metrics(metrics)
+        for observer in observers:
+            self.add_observer(observer)
 
     def __repr__(self) -> str:
         return f"Engine({self.store!r}, namespace={self.namespace!r})"
@@ -125,13 +127,7 @@ class Engine:
     def check_payload_size(self, data: bytes, what: str) -> bytes:
         """``data`` if it is within ``payload_limit``, else ``PayloadError`` naming the
         size and the limit that applied (``what`` names the value)."""
-        if len(data) > self.payload_limit:
-            raise PayloadError(
-                f"{what} is {len(data)} bytes encoded, over the limit of "
-                f"{self.payload_limit} bytes set by {self._payload_limit_source}; "
-                "it was not stored"
-            )
-        return data
+        return self.runtime.payloads.check(data, what)
 
     # -- starting -------------------------------------------------------------------------
     def start_workflow(
@@ -155,7 +151,7 @@ class Engine:
         ``run_at`` delays the first start. The payload is encoded before anything is
         stored: an unencodable payload raises ``PayloadError`` and writes nothing.
         """
-        execution_id, _ = self._start_execution(
+        execution_id, _ = self.start_execution(
             name,
             payload,
             max_attempts=max_attempts,
@@ -166,7 +162,7 @@ class Engine:
         )
         return execution_id
 
-    def _start_execution(
+    def start_execution(
         self,
         name: str | Workflow[Any],
         payload: Any = None,
@@ -179,7 +175,10 @@ class Engine:
         trigger_type: str = "api",
         trigger_source: str | None = None,
     ) -> tuple[str, bool]:
-        """``start_workflow``, also naming what started it; returns ``(id, created)``."""
+        """``start_workflow``, also naming what started it (``trigger_type`` such as
+        ``"cron"``, ``trigger_source`` such as the cron job's name: ``hydra executions``
+        shows them); returns ``(id, created)``: ``created`` is False when the
+        ``idempotency_key`` named an existing execution."""
         workflow_name = name.name if isinstance(name, Workflow) else name
         validate_name(workflow_name, "workflow name")
         validate_max_attempts(max_attempts)
@@ -216,7 +215,7 @@ class Engine:
             )
             if self.metrics is not None:
                 self.metrics.workflow_started(self.namespace, workflow_name)
-            self._wake_local_workers()
+            self.runtime.registry.wake_workers()
         return execution_id, created
 
     # -- cron -----------------------------------------------------------------------------
@@ -247,41 +246,15 @@ class Engine:
         updates the stored definition. Raises ``ValueError`` for an invalid spec, an
         unknown timezone, an empty name or an unknown ``catch_up``.
         """
-        validate_name(name, "cron job name")
-        schedule = CronSchedule(spec, timezone)
-        policy = validate_catch_up(catch_up)
-        workflow_name = workflow.name if isinstance(workflow, Workflow) else workflow
-        if (handler is None) == (workflow_name is None):
-            raise TypeError(
-                f"register_cron({name!r}) takes a handler or workflow=..., exactly one of them"
-            )
-        if handler is not None and not callable(handler):
-            raise TypeError(f"the handler of cron job {name!r} must be callable, got {handler!r}")
-        if handler is not None and payload is not None:
-            raise TypeError(f"cron job {name!r}: payload= goes with workflow=, not a handler")
-        if workflow_name is not None:
-            validate_name(workflow_name, "workflow name")
-            # Each slot starts its workflow with the key "cron:<name>:<slot ms>" (13 digits
-            # until the year 2286), itself a name of at most 255 characters.
-            room = 255 - len("cron::") - 13
-            if len(name) > room:
-                raise InvalidNameError(
-                    f"cron job name must be at most {room} characters for a job that starts "
-                    f"a workflow (its idempotency key is 'cron:<name>:<slot ms>'), got {len(name)}"
-                )
-        # A static payload is encoded now: an unencodable one fails registration, not a slot.
-        data = None
-        if workflow_name is not None and not callable(payload):
-            data = self.check_payload_size(
-                self.marshaller.marshal(payload), f"the payload of cron job {name!r}"
-            )
-        job = CronJob(name, schedule, policy, handler, workflow_name, payload, data)
-        self._store_cron_job(job)
-        with self._lock:
-            self._cron[name] = job
-            self._cron_version += 1
-        self.logger.info("registered cron job %r", job)
-        return job
+        return self.cron.register(
+            spec,
+            name,
+            handler,
+            workflow=workflow,
+            payload=payload,
+            timezone=timezone,
+            catch_up=catch_up,
+        )
 
     def list_cron_jobs(self) -> list[CronJobRow]:
         """The cron jobs stored for this namespace (by any process), by name, each with
@@ -291,30 +264,24 @@ class Engine:
         now = self.clock.now_ms()
         return [with_next_run(row, now) for row in self.store.list_cron_jobs(self.namespace)]
 
-    def _store_cron_job(self, job: CronJob) -> CronJobRow:
-        return self.store.upsert_cron_job(
-            self.namespace,
-            job.name,
-            spec=job.schedule.spec,
-            timezone=job.schedule.timezone,
-            workflow_name=job.workflow,
-            payload=job.payload_data,
-            now_ms=self.clock.now_ms(),
-        )
+    # -- observers and metrics ------------------------------------------------------------
+    def add_observer(self, observer: Observer) -> None:
+        """Hand the events of every later run of this engine's workers to ``observer``
+        too (a ``hydra.Observer``; see docs/observers.md). An observer that raises is
+        logged and ignored: it never breaks a run."""
+        if not isinstance(observer, Observer):
+            raise TypeError(f"add_observer() takes a hydra.Observer, got {observer!r}")
+        self.observers.add(observer)
 
-    def _cron_snapshot(self) -> tuple[int, dict[str, CronJob]]:
-        with self._lock:
-            return self._cron_version, dict(self._cron)
-
-    # -- metrics --------------------------------------------------------------------------
-    def _use_metrics(self, metrics: Metrics) -> None:
-        """Count into ``metrics`` from now on (the engine's observer is wrapped)."""
+    def use_metrics(self, metrics: Metrics) -> None:
+        """Count into ``metrics`` from now on (its observer joins the engine's); what
+        ``Engine(metrics=...)`` does. ``ValueError`` if it already counts elsewhere."""
         if self.metrics is metrics:
             return
         if self.metrics is not None:
             raise ValueError(f"{self!r} already counts into {self.metrics!r}")
         self.metrics = metrics
-        self.observer = metrics.observer(self.namespace, self.clock, self.observer)
+        self.observers.add(metrics.observer(self.namespace, self.clock))
 
     # -- reading --------------------------------------------------------------------------
     def get_execution(self, execution_id: str) -> Execution:
@@ -382,7 +349,7 @@ class Engine:
         # finish still wakes us at once).
         pause = self._finished_poll_s if listening else 0.01
         while True:
-            with self._finished:
+            with self.runtime.registry.finished:
                 row = self._row(execution_id)
                 if row.status.terminal:
                     # The steps are read once, at the end (a terminal execution's are final).
@@ -392,7 +359,9 @@ class Engine:
                     raise TimeoutError(
                         f"execution {execution_id} is still {row.status.value} after {limit:g} s"
                     )
-                self._finished.wait(pause if remaining is None else min(pause, remaining))
+                self.runtime.registry.finished.wait(
+                    pause if remaining is None else min(pause, remaining)
+                )
             if not listening:
                 pause = min(pause * 1.5, 0.5)
 
@@ -406,11 +375,8 @@ class Engine:
         if not cancelled:
             self.get_execution(execution_id)  # raises ExecutionNotFoundError if unknown
             return False
-        with self._lock:
-            run = self._local_runs.get(execution_id)
-        if run is not None:
-            run.mark_lost()
-        self._notify_finished()
+        self.runtime.registry.stop(execution_id)
+        self.runtime.registry.notify_finished()
         return True
 
     def retry(self, execution_id: str) -> None:
@@ -421,42 +387,13 @@ class Engine:
         Raises ``ValueError`` if the execution is not failed or cancelled.
         """
         if self.store.retry_execution(self.namespace, execution_id, now_ms=self.clock.now_ms()):
-            self._wake_local_workers()
+            self.runtime.registry.wake_workers()
             return
         status = self.get_execution(execution_id).status  # ExecutionNotFoundError if unknown
         raise ValueError(
             f"execution {execution_id} is {status.value}: only failed or cancelled "
             "executions can be retried"
         )
-
-    # -- plumbing for workers in this process ---------------------------------------------
-    def _add_wake_callback(self, callback: Callable[[], None]) -> None:
-        with self._lock:
-            self._wake_callbacks.append(callback)
-
-    def _remove_wake_callback(self, callback: Callable[[], None]) -> None:
-        with self._lock:
-            if callback in self._wake_callbacks:
-                self._wake_callbacks.remove(callback)
-
-    def _wake_local_workers(self) -> None:
-        with self._lock:
-            callbacks = list(self._wake_callbacks)
-        for callback in callbacks:
-            callback()
-
-    def _track_run(self, run: Run) -> None:
-        with self._lock:
-            self._local_runs[run.execution_id] = run
-
-    def _untrack_run(self, run: Run) -> None:
-        with self._lock:
-            if self._local_runs.get(run.execution_id) is run:
-                del self._local_runs[run.execution_id]
-
-    def _notify_finished(self) -> None:
-        with self._finished:
-            self._finished.notify_all()
 
     # -- conversion -----------------------------------------------------------------------
     def _decode(self, data: bytes | None) -> Any:
@@ -571,11 +508,14 @@ def _attempts_by_step(rows: list[StepAttemptRow]) -> dict[str, list[StepAttempt]
     return history
 
 
-class _EngineObserver(Observer):
-    """Wakes ``wait`` callers in this process when a local run ends."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def run_finished(self, claim: Claim, status: Status) -> None:
-        self._engine._notify_finished()
+def _payload_limit(store: Store, max_payload_bytes: int) -> PayloadLimit:
+    """The smaller of ``max_payload_bytes`` and the store's own limit, and its source."""
+    # A store written before max_value_bytes existed simply has no limit of its own.
+    store_limit: int | None = getattr(store, "max_value_bytes", None)
+    if store_limit is not None and store_limit < max_payload_bytes:
+        return PayloadLimit(
+            store_limit,
+            f"the store's max_value_bytes ({store!r}; on MySQL/MariaDB it follows the "
+            "server's max_allowed_packet)",
+        )
+    return PayloadLimit(max_payload_bytes, "Engine(max_payload_bytes=...)")

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from hydra.runner import Observer
+from hydra.events import Observer
 from hydra.status import Status
 
 if TYPE_CHECKING:
     from hydra.clock import Clock
-    from hydra.runner import Run
+    from hydra.events import RunInfo
     from hydra.store.base import Claim
 
 WF = ("namespace", "workflow")
@@ -238,9 +238,9 @@ class Metrics:
             for suffix in _SUFFIXES.get(family.type, ("",))
         }
 
-    def observer(self, namespace: str, clock: Clock, inner: Observer) -> Observer:
-        """An observer for an engine of ``namespace`` that counts, then calls ``inner``."""
-        return MetricsObserver(self, namespace, clock, inner)
+    def observer(self, namespace: str, clock: Clock) -> Observer:
+        """An observer that counts the runs of an engine of ``namespace``."""
+        return MetricsObserver(self, namespace, clock)
 
     # -- reported by the engine, workers and cron schedulers -------------------------------
     def workflow_started(self, namespace: str, workflow: str) -> None:
@@ -283,20 +283,15 @@ class Metrics:
 
 
 class MetricsObserver(Observer):
-    """Counts the run loop's events into a ``Metrics``, then passes them on to ``inner``.
+    """Counts the run loop's events into a ``Metrics`` (one of the engine's observers)."""
 
-    Events it does not count are forwarded as they are (bound onto this instance), so
-    events added to ``Observer`` later keep reaching ``inner``.
-    """
-
-    def __init__(self, metrics: Metrics, namespace: str, clock: Clock, inner: Observer) -> None:
+    def __init__(self, metrics: Metrics, namespace: str, clock: Clock) -> None:
         self.metrics = metrics
         self.namespace = namespace
         self.clock = clock
-        self.inner = inner
-        for name in dir(Observer):
-            if not name.startswith("_") and name not in MetricsObserver.__dict__:
-                setattr(self, name, getattr(inner, name))
+
+    def __repr__(self) -> str:
+        return f"<MetricsObserver {self.namespace!r} into {self.metrics!r}>"
 
     def claimed(self, claim: Claim) -> None:
         m, ex = self.metrics, claim.execution
@@ -307,7 +302,6 @@ class MetricsObserver(Observer):
         elif claim.previous_status == Status.PENDING and ex.updated_at >= ex.run_at:
             # A claim writes updated_at = now: the wait since the execution became due.
             m.workflow_queue_time.labels(*labels).observe((ex.updated_at - ex.run_at) / 1000)
-        self.inner.claimed(claim)
 
     def run_finished(self, claim: Claim, status: Status) -> None:
         ex = claim.execution
@@ -316,38 +310,30 @@ class MetricsObserver(Observer):
         started = ex.started_at if ex.started_at is not None else ex.updated_at
         end = self.clock.now_ms()
         self.metrics.workflow_duration.labels(*labels).observe(max(end - started, 0) / 1000)
-        self.inner.run_finished(claim, status)
 
     def run_retry_scheduled(self, claim: Claim) -> None:
         self.metrics.workflows_retried.labels(self.namespace, claim.execution.workflow_name).inc()
-        self.inner.run_retry_scheduled(claim)
 
-    def step_cached(self, run: Run, name: str) -> None:
+    def step_cached(self, run: RunInfo, name: str) -> None:
         self.metrics.steps_cached.labels(self.namespace, run.workflow_name, "completed").inc()
-        self.inner.step_cached(run, name)
 
-    def step_finished(self, run: Run, name: str, status: str, duration_ms: int) -> None:
+    def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
         labels = (self.namespace, run.workflow_name, status)
         self.metrics.steps_executed.labels(*labels).inc()
         self.metrics.step_duration.labels(*labels).observe(max(duration_ms, 0) / 1000)
-        self.inner.step_finished(run, name, status, duration_ms)
 
-    def step_retry_scheduled(self, run: Run, name: str) -> None:
+    def step_retry_scheduled(self, run: RunInfo, name: str) -> None:
         self.metrics.steps_retried.labels(self.namespace, run.workflow_name).inc()
-        self.inner.step_retry_scheduled(run, name)
 
-    def slept(self, run: Run, name: str, wake_ms: int) -> None:
+    def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
         self.metrics.workflows_sleeping.labels(self.namespace, run.workflow_name).inc()
-        self.inner.slept(run, name, wake_ms)
 
     def lease_lost(self, claim: Claim) -> None:
         self.metrics.leases_lost.labels(self.namespace, claim.execution.workflow_name).inc()
-        self.inner.lease_lost(claim)
 
     def run_interrupted(self, claim: Claim) -> None:
         ex = claim.execution
         self.metrics.runs_interrupted.labels(self.namespace, ex.workflow_name).inc()
-        self.inner.run_interrupted(claim)
 
 
 __all__ = ["Metrics", "MetricsObserver"]

@@ -1,31 +1,27 @@
 """The execution loop: one run of one claimed execution, from replay to its next state.
 
-``execute`` is a plain function of (engine, workflow, claim). The threaded ``Worker``
-calls it from its pool threads and ``hydra.testing.TestEnvironment`` calls it in the test's
-own thread, so tests exercise exactly the production code path.
+``execute`` is a plain function of (runtime, workflow, claim): the ``Runtime`` is what a
+run needs from its engine (``engine.runtime``). The threaded ``Worker`` calls it from its
+pool threads and ``hydra.testing.TestEnvironment`` calls it in the test's own thread, so
+tests exercise exactly the production code path.
 
-A run replays the workflow from the top: completed steps return their checkpoints without
-calling their function, elapsed sleeps return at once. The run ends in one of:
-completed, failed, retry scheduled (a later workflow attempt), suspended (a durable sleep
-or a step's retry backoff: the execution sleeps in the database and the thread is freed),
-lost (the lease was taken over or the execution cancelled: nothing more is written), or
-interrupted (the database failed under the run: nothing more is written and the
-execution is given back without using an attempt). A lost or interrupted run is unwound
-by ``RunStopped``, which workflow code's ``except Exception`` cannot swallow.
+A run replays the workflow from the top (``hydra.run.Run``): completed steps return their
+checkpoints without calling their function, elapsed sleeps return at once. The run ends
+in one of: completed, failed, retry scheduled (a later workflow attempt), suspended (a
+durable sleep or a step's retry backoff: the execution sleeps in the database and the
+thread is freed), lost (the lease was taken over or the execution cancelled: nothing more
+is written), or interrupted (the database failed under the run: nothing more is written
+and the execution is given back without using an attempt). A lost or interrupted run is
+unwound by ``RunStopped``, which workflow code's ``except Exception`` cannot swallow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import json
 import logging
-import threading
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any
 
 from hydra.errors import (
     DuplicateStepError,
@@ -33,54 +29,24 @@ from hydra.errors import (
     NonRetryableError,
     PayloadError,
     StepFailedError,
-    StepTimeoutError,
     WorkflowTimeoutError,
 )
-from hydra.logs import WORKFLOW_LOGGER_SUFFIX, HydraLogger
-from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy, workflow_backoff_ms
-from hydra.status import Status, StepStatus
-from hydra.store.base import Claim, StepRow
+from hydra.events import Observer, Outcome, RunHooks
+from hydra.logs import HydraLogger
+from hydra.retry import workflow_backoff_ms
+from hydra.run import (
+    LEASE_GUARD_FRACTION,
+    Run,
+    RunStopped,
+    Suspended,
+    describe,
+    monotonic_ms,
+)
+from hydra.runtime import Runtime
+from hydra.status import Status
+from hydra.store.base import Claim
 from hydra.textsafe import storable_error
 from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext
-
-if TYPE_CHECKING:
-    from hydra.engine import Engine
-
-T = TypeVar("T")
-
-
-class Suspended(BaseException):
-    """Unwinds a run after it was durably suspended (sleep or step backoff).
-
-    A BaseException so that a workflow's ``except Exception`` cannot swallow it.
-    """
-
-
-class RunStopped(BaseException):
-    """Unwinds a run that must not go on: its lease is gone (taken over, cancelled, or
-    possibly expired while the process was frozen), or the database failed under it.
-
-    A BaseException so that a workflow's ``except Exception`` (a common compensation
-    style) cannot swallow it and go on to its next step: the run's state stays stopped,
-    so every later step, sleep or send raises it again, whatever the workflow catches.
-    """
-
-
-# A run re-validates its lease (one fenced extension) before entering a step body once
-# this fraction of ``claim_timeout`` has passed, by its own monotonic clock, since the
-# lease was last extended. The heartbeat thread normally extends it long before; this
-# catches a process that was frozen (SIGSTOP, a long GC pause, a suspended VM) and wakes
-# up before its heartbeat thread notices that its lease may be gone.
-LEASE_GUARD_FRACTION = 0.75
-# An async step whose timeout cannot fire (its code blocks the event loop) is reported
-# when it overran its timeout by this factor (and by at least OVERRUN_MIN_MS).
-OVERRUN_FACTOR = 2
-OVERRUN_MIN_MS = 1_000
-
-
-def monotonic_ms() -> int:
-    """The process's monotonic clock in ms: what lease guards measure elapsed time with."""
-    return time.monotonic_ns() // 1_000_000
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -101,497 +67,6 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     )
 
 
-class Outcome(StrEnum):
-    COMPLETED = "completed"
-    FAILED = "failed"
-    RETRY_SCHEDULED = "retry_scheduled"
-    SUSPENDED = "suspended"
-    LOST = "lost"
-    RELEASED = "released"
-    #: the database failed under the run: it stopped, wrote nothing more, and its
-    #: execution was given back (or will be, once the database answers) with no attempt used
-    INTERRUPTED = "interrupted"
-
-
-class RunHooks(Protocol):
-    """Points in a step where ``hydra.testing`` injects crashes and counts step bodies."""
-
-    def step_reached(self, run: Run, step_name: str) -> None:
-        """Before the step body is entered (after the replay check)."""
-
-    def step_entered(self, run: Run, step_name: str, attempt: int) -> None:
-        """The step body is being entered (right before the function is called)."""
-
-    def step_ran(self, run: Run, step_name: str) -> None:
-        """The step function returned or raised; nothing about it is recorded yet."""
-
-    def step_returned(self, run: Run, step_name: str) -> None:
-        """The step function returned a value; its checkpoint is not written yet."""
-
-
-@dataclass(slots=True)
-class _Attempt:
-    name: str
-    order: int
-    number: int
-    policy: RetryPolicy
-    result_type: Any
-    started_at: int = 0
-
-
-class Run:
-    """The state of one run of one execution: what ``hydra.step``/``hydra.sleep`` act on."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        claim: Claim,
-        workflow: Workflow[Any],
-        *,
-        lease_ms: int,
-        hooks: RunHooks | None,
-        logger: HydraLogger,
-        monotonic: Callable[[], int] = monotonic_ms,
-        claimed_at: int | None = None,
-    ) -> None:
-        ex = claim.execution
-        self.engine = engine
-        self.store = engine.store
-        self.clock = engine.clock
-        self.marshaller = engine.marshaller
-        self.execution_id = ex.id
-        self.workflow_name = ex.workflow_name
-        self.namespace = ex.namespace
-        self.attempt = ex.attempt
-        self.max_attempts = ex.max_attempts
-        self.timeout_at = ex.timeout_at
-        self.lease = claim.lease
-        self.lease_ms = lease_ms
-        self.hooks = hooks
-        self.workflow = workflow
-        self.steps: dict[str, StepRow] = {s.name: s for s in claim.steps}
-        self._seen: set[str] = set()
-        self._order = 0
-        self._sleeps = 0
-        self.current_step: str | None = None
-        self.suspended = False
-        self.timed_out = False
-        # Set from other threads (heartbeat found the lease gone, or a local cancel).
-        self._lost = threading.Event()
-        #: the store failed under this run (the database unreachable past the store's
-        #: retry window, or it rejected a write): the run stops, writes nothing more
-        self.interrupted: BaseException | None = None
-        #: the run is writing its final transition (finish, suspend, retry): a heartbeat
-        #: that finds the lease gone now is seeing that write, not a loss
-        self.ending = False
-        #: why the lease is known lost (the store's refusal), for the run's last log line
-        self.lost_reason: str | None = None
-        self.monotonic = monotonic
-        #: when the lease was last extended, by ``monotonic`` (ms), measured from before
-        #: the extending call was sent, so it never overstates how long the lease has left
-        self.lease_renewed_at = claimed_at if claimed_at is not None else monotonic()
-        #: hydra's own lines about this run (never muted)
-        self.logger = HydraLogger(logger.logger, dict(logger.extra or {}), self._log_fields)
-        # Replay: the checkpoints stored before this run began that it has not reached yet.
-        self._unreached: set[str] = set(self.steps)
-        self._did_new_work = False
-        #: ``ctx.logger``: the ``workflow`` child of the engine's logger, muted while replaying
-        self.workflow_logger = HydraLogger(
-            logger.logger.getChild(WORKFLOW_LOGGER_SUFFIX),
-            dict(logger.extra or {}),
-            self._log_fields,
-            muted=lambda: self.replaying,
-        )
-
-    # -- state shared with other threads ------------------------------------------------
-    @property
-    def lost(self) -> bool:
-        return self._lost.is_set()
-
-    def mark_lost(self) -> None:
-        """The lease is gone: the run stops at its next step boundary."""
-        self._lost.set()
-
-    def lease_renewed(self, sent_at: int) -> None:
-        """A lease extension sent at ``sent_at`` (by ``monotonic``) succeeded."""
-        if sent_at > self.lease_renewed_at:
-            self.lease_renewed_at = sent_at
-
-    def _stopped(self, why: str) -> RunStopped:
-        if self.lost:
-            return RunStopped(
-                f"execution {self.execution_id} was taken over or cancelled; stopping {why}"
-            )
-        return RunStopped(
-            f"the database failed under execution {self.execution_id} "
-            f"({type(self.interrupted).__name__}: {self.interrupted}); stopping {why}"
-        )
-
-    def _store_call(self, call: Callable[[], T]) -> T:
-        """A store write made on the workflow's behalf. Its failures never reach workflow
-        code as ordinary exceptions: a lost lease marks the run lost, any other failure
-        marks it interrupted, and either unwinds it with ``RunStopped``."""
-        try:
-            return call()
-        except LeaseLostError as exc:
-            self.lost_reason = str(exc)
-            self.mark_lost()
-            raise self._stopped("after a refused write") from exc
-        except Exception as exc:
-            if self.interrupted is None:
-                self.interrupted = exc
-            raise self._stopped("after a failed write") from exc
-
-    def _guard_lease(self, step_name: str) -> None:
-        """Re-validate the lease before a step body if it may be about to expire."""
-        sent = self.monotonic()
-        if sent - self.lease_renewed_at <= self.lease_ms * LEASE_GUARD_FRACTION:
-            return
-        lost = self._store_call(
-            lambda: self.store.heartbeat(
-                [self.lease], now_ms=self.clock.now_ms(), lease_ms=self.lease_ms
-            )
-        )
-        if lost:
-            self.mark_lost()
-            raise self._stopped(f"before step {step_name!r} (its lease had run out)")
-        self.lease_renewed(sent)
-
-    @property
-    def replaying(self) -> bool:
-        """True while the run re-executes code that an earlier run already executed.
-
-        That is: some checkpoint stored before this run began (a completed or failed
-        step, a retrying step, a sleep) has not been reached yet, and the run has done
-        nothing new (entered a step body, or reached a sleep that has no checkpoint).
-        A run with no stored checkpoints never replays. Code after the last stored
-        checkpoint is not replay: it may not have run before (a crash can come right
-        after a checkpoint), so it counts as live and may run (and log) again.
-        """
-        return bool(self._unreached) and not self._did_new_work
-
-    def _log_fields(self) -> dict[str, Any]:
-        return {"step_name": self.current_step, "attempt": self.attempt}
-
-    # -- boundaries ---------------------------------------------------------------------
-    def _boundary(self, name: str, kind: str) -> int:
-        """Checks made before every step and sleep; returns the step's order."""
-        if self.current_step is not None:
-            raise RuntimeError(
-                f"{kind} {name!r} was called inside step {self.current_step!r}: "
-                "steps cannot be nested"
-            )
-        if self.lost or self.interrupted is not None:
-            raise self._stopped(f"before {kind} {name!r}")
-        if self.suspended:
-            raise Suspended()
-        if self.timeout_at is not None and self.clock.now_ms() >= self.timeout_at:
-            self.timed_out = True
-            raise WorkflowTimeoutError(
-                f"execution {self.execution_id} passed its timeout before {kind} {name!r}"
-            )
-        if name in self._seen:
-            raise DuplicateStepError(
-                f"{kind} name {name!r} is used twice in one run of workflow "
-                f"{self.workflow_name!r}; every step and sleep needs its own name"
-            )
-        self._seen.add(name)
-        self._unreached.discard(name)
-        existing = self.steps.get(name)
-        order = existing.order if existing is not None else self._order
-        self._order += 1
-        return order
-
-    # -- steps ----------------------------------------------------------------------------
-    def _prepare(self, name: str, retry: RetryPolicy | None, result_type: Any) -> tuple[bool, Any]:
-        """(True, cached value) on replay of a completed step, else (False, _Attempt)."""
-        order = self._boundary(name, "step")
-        existing = self.steps.get(name)
-        previous_attempts = 0
-        if existing is not None:
-            if existing.status == StepStatus.COMPLETED:
-                self.engine.observer.step_cached(self, name)
-                return True, self._decode(existing.output, result_type, name)
-            if existing.status == StepStatus.FAILED:
-                raise StepFailedError(
-                    name,
-                    existing.attempts,
-                    existing.error_type or "Error",
-                    existing.error_message or "",
-                )
-            if existing.status == StepStatus.SLEEPING:
-                raise DuplicateStepError(f"step name {name!r} is already used by a sleep")
-            previous_attempts = existing.attempts
-        policy = retry if retry is not None else DEFAULT_STEP_POLICY
-        attempt = _Attempt(name, order, previous_attempts + 1, policy, result_type)
-        if self.hooks is not None:
-            self.hooks.step_reached(self, name)
-        return False, attempt
-
-    def _enter(self, attempt: _Attempt) -> None:
-        # The last check before a side effect: a run whose lease is gone (a cancel seen
-        # by another thread meanwhile) or may have run out does not enter the body.
-        if self.lost or self.interrupted is not None:
-            raise self._stopped(f"before step {attempt.name!r}")
-        self._guard_lease(attempt.name)
-        self._did_new_work = True
-        attempt.started_at = self.clock.now_ms()
-        if self.hooks is not None:
-            self.hooks.step_entered(self, attempt.name, attempt.number)
-        self.current_step = attempt.name
-
-    def _ran(self, attempt: _Attempt) -> None:
-        self.current_step = None
-        if self.hooks is not None:
-            self.hooks.step_ran(self, attempt.name)
-
-    def _succeeded(self, attempt: _Attempt, value: Any) -> Any:
-        self.current_step = None
-        if self.hooks is not None:
-            self.hooks.step_returned(self, attempt.name)
-        try:
-            data = self.engine.check_payload_size(
-                self.marshaller.marshal(value), f"the result of step {attempt.name!r}"
-            )
-        except PayloadError as exc:
-            # The same function would return the same unstorable value: no retry helps.
-            return self._failed(attempt, exc, permanent=True)
-        now = self.clock.now_ms()
-        row = StepRow(
-            self.execution_id,
-            attempt.name,
-            attempt.order,
-            StepStatus.COMPLETED,
-            attempt.number,
-            data,
-            None,
-            None,
-            attempt.started_at,
-            now,
-        )
-        sent = self.monotonic()
-        self._store_call(
-            lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
-        )
-        self.lease_renewed(sent)
-        self.steps[attempt.name] = row
-        elapsed = now - attempt.started_at
-        self.engine.observer.step_finished(self, attempt.name, "completed", elapsed)
-        return self._decode(data, attempt.result_type, attempt.name)
-
-    def _failed(self, attempt: _Attempt, exc: BaseException, permanent: bool = False) -> Any:
-        """Record a failed attempt; raise StepFailedError, or suspend until the retry."""
-        self.current_step = None
-        policy = attempt.policy
-        permanent = (
-            permanent
-            or isinstance(exc, NonRetryableError)
-            or (bool(policy.non_retryable) and isinstance(exc, policy.non_retryable))
-        )
-        error_type, error_message = describe(exc)
-        now = self.clock.now_ms()
-        exhausted = permanent or attempt.number >= policy.max_attempts
-        row = StepRow(
-            self.execution_id,
-            attempt.name,
-            attempt.order,
-            StepStatus.FAILED if exhausted else StepStatus.RETRYING,
-            attempt.number,
-            None,
-            error_type,
-            error_message,
-            attempt.started_at,
-            now,
-        )
-        self.engine.observer.step_finished(self, attempt.name, "failed", now - attempt.started_at)
-        if exhausted:
-            sent = self.monotonic()
-            self._store_call(
-                lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
-            )
-            self.lease_renewed(sent)
-            self.steps[attempt.name] = row
-            self.logger.warning(
-                "step %s failed after %d attempt(s): %s: %s",
-                attempt.name,
-                attempt.number,
-                error_type,
-                error_message,
-            )
-            raise StepFailedError(attempt.name, attempt.number, error_type, error_message) from exc
-        wake = now + policy.backoff_ms(attempt.number)
-        self.logger.info(
-            "step %s attempt %d failed (%s: %s); retrying in %d ms",
-            attempt.name,
-            attempt.number,
-            error_type,
-            error_message,
-            wake - now,
-        )
-        self.ending = True
-        self._store_call(
-            lambda: self.store.suspend(self.lease, wake_at_ms=wake, now_ms=now, step=row)
-        )
-        self.steps[attempt.name] = row
-        self.suspended = True
-        self.engine.observer.step_retry_scheduled(self, attempt.name)
-        raise Suspended() from exc
-
-    def _decode(self, data: bytes | None, result_type: Any, name: str) -> Any:
-        return self.marshaller.unmarshal(data if data is not None else b"null", result_type)
-
-    def step_sync(
-        self,
-        name: str,
-        fn: Callable[[], Any],
-        retry: RetryPolicy | None,
-        timeout_ms: int | None,
-        result_type: Any,
-    ) -> Any:
-        cached, attempt = self._prepare(name, retry, result_type)
-        if cached:
-            return attempt
-        self._enter(attempt)
-        value: Any = None
-        error: Exception | None = None
-        try:
-            value = _call_sync(fn, timeout_ms, name)
-            if inspect.isawaitable(value):
-                # An async step function in a sync workflow: run it to completion here.
-                value = asyncio.run(_await(value, timeout_ms, name))
-        except Exception as exc:
-            error = exc
-        finally:
-            self.current_step = None
-        self._ran(attempt)
-        if error is not None:
-            return self._failed(attempt, error)
-        return self._succeeded(attempt, value)
-
-    async def step_async(
-        self,
-        name: str,
-        fn: Callable[[], Any],
-        retry: RetryPolicy | None,
-        timeout_ms: int | None,
-        result_type: Any,
-    ) -> Any:
-        cached, attempt = self._prepare(name, retry, result_type)
-        if cached:
-            return attempt
-        self._enter(attempt)
-        value: Any = None
-        error: Exception | None = None
-        began = monotonic_ms()  # real time, even under a fake clock: the loop really blocked
-        try:
-            if inspect.iscoroutinefunction(fn):
-                value = await _await(fn(), timeout_ms, name)
-            else:
-                value = _call_sync(fn, timeout_ms, name)
-                if inspect.isawaitable(value):
-                    value = await _await(value, timeout_ms, name)
-        except Exception as exc:
-            error = exc
-        finally:
-            self.current_step = None
-        self._warn_overrun(name, timeout_ms, monotonic_ms() - began)
-        self._ran(attempt)
-        if error is not None:
-            return self._failed(attempt, error)
-        return self._succeeded(attempt, value)
-
-    def _warn_overrun(self, name: str, timeout_ms: int | None, took_ms: int) -> None:
-        """An async step's timeout is enforced by the event loop: code that blocks the
-        loop (a sync call inside ``async def``) cannot be interrupted, so say so."""
-        if timeout_ms is None or took_ms < max(
-            timeout_ms * OVERRUN_FACTOR, timeout_ms + OVERRUN_MIN_MS
-        ):
-            return
-        self.logger.warning(
-            "step %s took %d ms, far past its timeout of %d ms: its code blocked the event "
-            "loop, so the timeout could not interrupt it (use an async call, or run the "
-            "blocking code with asyncio.to_thread)",
-            name,
-            took_ms,
-            timeout_ms,
-        )
-
-    # -- sleeps ---------------------------------------------------------------------------
-    def sleep_until_ms(self, wake_ms: int, name: str | None, now_ms: int | None = None) -> None:
-        """Durable sleep: checkpoint the wake time, release the lease, unwind the run.
-
-        ``now_ms`` is the instant a relative sleep computed ``wake_ms`` from; the sleep's
-        record starts there, so its recorded span is exactly the duration asked for.
-        """
-        self._sleeps += 1
-        name = name if name is not None else f"sleep-{self._sleeps}"
-        order = self._boundary(name, "sleep")
-        existing = self.steps.get(name)
-        if existing is not None:
-            if existing.status != StepStatus.SLEEPING:
-                raise DuplicateStepError(f"sleep name {name!r} is already used by a step")
-            wake_ms = int(json.loads(existing.output or b"0"))
-        else:
-            self._did_new_work = True
-        now = self.clock.now_ms() if now_ms is None or existing is not None else now_ms
-        if now >= wake_ms:
-            return
-        row = None
-        if existing is None:
-            row = StepRow(
-                self.execution_id,
-                name,
-                order,
-                StepStatus.SLEEPING,
-                1,
-                str(wake_ms).encode(),
-                None,
-                None,
-                now,
-                wake_ms,
-            )
-            self.steps[name] = row
-        self.ending = True
-        self._store_call(
-            lambda: self.store.suspend(self.lease, wake_at_ms=wake_ms, now_ms=now, step=row)
-        )
-        self.suspended = True
-        self.engine.observer.slept(self, name, wake_ms)
-        raise Suspended()
-
-
-def _call_sync(fn: Callable[[], Any], timeout_ms: int | None, name: str) -> Any:
-    if timeout_ms is None:
-        return fn()
-    # Python cannot interrupt a running thread: the step runs in a helper thread and is
-    # abandoned (it keeps running, its result is discarded) if it overruns.
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name=f"hydra-step-{name}", daemon=True)
-    thread.start()
-    thread.join(timeout_ms / 1000)
-    if thread.is_alive():
-        raise StepTimeoutError(f"step {name!r} did not finish within {timeout_ms} ms")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-async def _await(value: Awaitable[Any], timeout_ms: int | None, name: str) -> Any:
-    if timeout_ms is None:
-        return await value
-    try:
-        return await asyncio.wait_for(value, timeout_ms / 1000)
-    except TimeoutError:
-        raise StepTimeoutError(f"step {name!r} did not finish within {timeout_ms} ms") from None
-
-
 def _input_type(workflow: Workflow[Any]) -> Any:
     """``workflow.input_type()``, resolved once per workflow object: type-hint resolution
     re-evaluates annotations and would otherwise cost more than a short run."""
@@ -600,11 +75,6 @@ def _input_type(workflow: Workflow[Any]) -> Any:
     except KeyError:
         resolved = workflow.__dict__["_hydra_input_type"] = workflow.input_type()
         return resolved
-
-
-def describe(exc: BaseException) -> tuple[str, str]:
-    """An exception as (type name, message) for storage (made storable: ``textsafe``)."""
-    return storable_error(type(exc).__name__, str(exc) or repr(exc))
 
 
 def _invoke(workflow: Workflow[Any], ctx: WorkflowContext, req: Any) -> Any:
@@ -617,8 +87,15 @@ async def _run_async(workflow: Workflow[Any], ctx: WorkflowContext, req: Any) ->
     return await workflow.run(ctx, req)
 
 
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """The preflight passed: the execution's input, decoded for the workflow."""
+
+    value: Any
+
+
 def execute(
-    engine: Engine,
+    runtime: Runtime,
     workflow: Workflow[Any] | None,
     claim: Claim,
     *,
@@ -630,11 +107,13 @@ def execute(
 ) -> Outcome:
     """Run one claimed execution until it completes, fails, suspends or loses its lease.
 
-    ``on_run`` receives the ``Run`` before the workflow starts (the worker keeps it to
-    mark it lost when a heartbeat fails). Exceptions from ``hooks`` (simulated crashes)
-    propagate untouched: to the store the worker simply stopped. ``monotonic`` is the
-    clock the run's lease guard measures with (ms; the test environment passes its fake
-    clock), ``claimed_at`` its reading taken before the claim was sent.
+    The run is tracked in ``runtime.registry`` while it is in flight (so that a cancel
+    through the engine stops it at once). ``on_run`` receives the ``Run`` before the
+    workflow starts (the worker keeps it to mark it lost when a heartbeat fails).
+    Exceptions from ``hooks`` (simulated crashes) propagate untouched: to the store the
+    worker simply stopped. ``monotonic`` is the clock the run's lease guard measures with
+    (ms; the test environment passes its fake clock), ``claimed_at`` its reading taken
+    before the claim was sent.
 
     When the database fails under the run (``is_infrastructure_error``) the run stops,
     writes nothing more and gives the execution back without using an attempt
@@ -643,123 +122,152 @@ def execute(
     (``Worker``'s owned-lease sweep).
     """
     ex = claim.execution
-    lease = claim.lease
-    store = engine.store
-    log = engine.logger.bind(
+    log = runtime.logger.bind(
         execution_id=ex.id,
         workflow_name=ex.workflow_name,
         attempt=ex.attempt,
-        worker_id=lease.worker_id,
+        worker_id=claim.lease.worker_id,
     )
-    engine.observer.claimed(claim)
+    runtime.observers.claimed(claim)
     run: Run | None = None
     try:
-        now = engine.clock.now_ms()
-        if claim.takeover:
-            log.warning(
-                "took over execution %s after its lease expired (attempt %d of %d)",
-                ex.id,
-                ex.attempt,
-                ex.max_attempts,
-            )
-        if ex.timeout_at is not None and now >= ex.timeout_at:
-            return _finish_failed(
-                engine,
-                claim,
-                log,
-                "WorkflowTimeoutError",
-                f"execution exceeded its timeout of {ex.timeout_ms} ms",
-            )
-        if claim.takeover and ex.attempt > ex.max_attempts:
-            return _finish_failed(
-                engine,
-                claim,
-                log,
-                "LeaseExpiredError",
-                f"the worker running attempt {ex.attempt - 1} stopped heartbeating and no "
-                f"attempts are left (max_attempts={ex.max_attempts})",
-            )
-        if workflow is None:
-            # Claims only name registered workflows; this is a registration race.
-            store.release(lease, now_ms=now)
-            return Outcome.RELEASED
-        try:
-            req = engine.marshaller.unmarshal(ex.input, _input_type(workflow))
-        except PayloadError as exc:
-            return _finish_failed(engine, claim, log, "PayloadError", f"cannot decode input: {exc}")
-
+        start = _preflight(runtime, workflow, claim, log)
+        if not isinstance(start, _Input):
+            return start
+        assert workflow is not None  # the preflight released a claim without one
         run = Run(
-            engine,
+            runtime,
             claim,
-            workflow,
             lease_ms=lease_ms,
             hooks=hooks,
             logger=log,
             monotonic=monotonic,
             claimed_at=claimed_at,
         )
+        runtime.registry.track(run)
         if on_run is not None:
             on_run(run)
-        engine.observer.run_started(run, claim)
-        ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
-        output: Any = None
-        try:
-            output = _invoke(workflow, ctx, req)
-        except Suspended:
-            return Outcome.SUSPENDED
-        except RunStopped:
-            pass  # the run's state says why: lost or interrupted, handled below
-        except Exception as exc:
-            if not (run.lost or run.interrupted is not None):
-                if run.suspended:
-                    return Outcome.SUSPENDED
-                return _fail_or_retry(engine, claim, run, log, exc)
-        if run.lost:
-            raise LeaseLostError(run.lost_reason or f"execution {ex.id} lost its lease")
-        if run.interrupted is not None:
-            failure = run.interrupted
-            if is_infrastructure_error(failure) or not isinstance(failure, Exception):
-                return _interrupted(engine, claim, log, failure)
-            # The database rejected a write (not a connection problem): a workflow
-            # failure like any other, so an execution that keeps hitting it ends failed.
-            return _fail_or_retry(engine, claim, run, log, failure)
-        if run.suspended:
-            # The workflow swallowed the suspension (a bare ``except BaseException``).
-            return Outcome.SUSPENDED
-        if run.timed_out:
-            # The workflow caught the WorkflowTimeoutError: the timeout still holds.
-            return _finish_failed(
-                engine,
-                claim,
-                log,
-                "WorkflowTimeoutError",
-                f"execution exceeded its timeout of {ex.timeout_ms} ms",
-            )
-        try:
-            data = engine.check_payload_size(engine.marshaller.marshal(output), "the output")
-        except PayloadError as exc:
-            return _finish_failed(
-                engine, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}"
-            )
-        run.ending = True
-        store.finish(lease, status=Status.COMPLETED, now_ms=engine.clock.now_ms(), output=data)
-        log.info("execution %s completed", ex.id)
-        engine.observer.run_finished(claim, Status.COMPLETED)
-        return Outcome.COMPLETED
+        runtime.observers.run_started(run, claim)
+        return _run_workflow(runtime, workflow, claim, run, log, start.value)
     except LeaseLostError as exc:
         if run is not None:
             run.mark_lost()
         log.warning("abandoning execution %s: %s", ex.id, exc)
-        engine.observer.lease_lost(claim)
+        runtime.observers.lease_lost(claim)
         return Outcome.LOST
     except Exception as exc:
         # One of the loop's own writes (the final transition, a release) failed.
         if not is_infrastructure_error(exc):
             raise  # a bug or a rejected value: the worker reports it, the lease expires
-        return _interrupted(engine, claim, log, exc)
+        return _interrupted(runtime, claim, log, exc)
+    finally:
+        if run is not None:
+            runtime.registry.untrack(run)
 
 
-def _interrupted(engine: Engine, claim: Claim, log: HydraLogger, exc: BaseException) -> Outcome:
+def _preflight(
+    runtime: Runtime, workflow: Workflow[Any] | None, claim: Claim, log: HydraLogger
+) -> Outcome | _Input:
+    """What is checked before the workflow's code is called: the execution's timeout, a
+    takeover with no attempt left, a workflow not registered here, an input that does
+    not decode. Returns how the run ended, or the decoded input."""
+    ex = claim.execution
+    now = runtime.clock.now_ms()
+    if claim.takeover:
+        log.warning(
+            "took over execution %s after its lease expired (attempt %d of %d)",
+            ex.id,
+            ex.attempt,
+            ex.max_attempts,
+        )
+    if ex.timeout_at is not None and now >= ex.timeout_at:
+        return _finish_failed(
+            runtime,
+            claim,
+            log,
+            "WorkflowTimeoutError",
+            f"execution exceeded its timeout of {ex.timeout_ms} ms",
+        )
+    if claim.takeover and ex.attempt > ex.max_attempts:
+        return _finish_failed(
+            runtime,
+            claim,
+            log,
+            "LeaseExpiredError",
+            f"the worker running attempt {ex.attempt - 1} stopped heartbeating and no "
+            f"attempts are left (max_attempts={ex.max_attempts})",
+        )
+    if workflow is None:
+        # Claims only name registered workflows; this is a registration race.
+        runtime.store.release(claim.lease, now_ms=now)
+        return Outcome.RELEASED
+    try:
+        return _Input(runtime.marshaller.unmarshal(ex.input, _input_type(workflow)))
+    except PayloadError as exc:
+        return _finish_failed(runtime, claim, log, "PayloadError", f"cannot decode input: {exc}")
+
+
+def _run_workflow(
+    runtime: Runtime, workflow: Workflow[Any], claim: Claim, run: Run, log: HydraLogger, req: Any
+) -> Outcome:
+    """Call the workflow's code with ``req`` and end the run as it came out of it."""
+    ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
+    output: Any = None
+    try:
+        output = _invoke(workflow, ctx, req)
+    except Suspended:
+        return Outcome.SUSPENDED
+    except RunStopped:
+        pass  # the run's state says why: lost or interrupted, concluded below
+    except Exception as exc:
+        if not (run.lost or run.interrupted is not None):
+            if run.suspended:
+                return Outcome.SUSPENDED
+            return _fail_or_retry(runtime, claim, run, log, exc)
+    return _conclude(runtime, claim, run, log, output)
+
+
+def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output: Any) -> Outcome:
+    """The workflow's code returned ``output`` (or was unwound by ``RunStopped``): end the
+    run as its state says. Raises ``LeaseLostError`` for a run whose lease is gone."""
+    ex = claim.execution
+    if run.lost:
+        raise LeaseLostError(run.lost_reason or f"execution {ex.id} lost its lease")
+    if run.interrupted is not None:
+        failure = run.interrupted
+        if is_infrastructure_error(failure) or not isinstance(failure, Exception):
+            return _interrupted(runtime, claim, log, failure)
+        # The database rejected a write (not a connection problem): a workflow
+        # failure like any other, so an execution that keeps hitting it ends failed.
+        return _fail_or_retry(runtime, claim, run, log, failure)
+    if run.suspended:
+        # The workflow swallowed the suspension (a bare ``except BaseException``).
+        return Outcome.SUSPENDED
+    if run.timed_out:
+        # The workflow caught the WorkflowTimeoutError: the timeout still holds.
+        return _finish_failed(
+            runtime,
+            claim,
+            log,
+            "WorkflowTimeoutError",
+            f"execution exceeded its timeout of {ex.timeout_ms} ms",
+        )
+    try:
+        data = runtime.payloads.check(runtime.marshaller.marshal(output), "the output")
+    except PayloadError as exc:
+        return _finish_failed(
+            runtime, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}"
+        )
+    run.ending = True
+    runtime.store.finish(
+        claim.lease, status=Status.COMPLETED, now_ms=runtime.clock.now_ms(), output=data
+    )
+    log.info("execution %s completed", ex.id)
+    runtime.finished(claim, Status.COMPLETED)
+    return Outcome.COMPLETED
+
+
+def _interrupted(runtime: Runtime, claim: Claim, log: HydraLogger, exc: BaseException) -> Outcome:
     """The database failed under the run: give the execution back with no attempt used."""
     ex = claim.execution
     log.warning(
@@ -770,7 +278,7 @@ def _interrupted(engine: Engine, claim: Claim, log: HydraLogger, exc: BaseExcept
         exc,
     )
     try:
-        engine.store.release(claim.lease, now_ms=engine.clock.now_ms())
+        runtime.store.release(claim.lease, now_ms=runtime.clock.now_ms())
     except Exception as again:
         log.warning(
             "could not give execution %s back yet (%s); its worker releases it when the "
@@ -778,16 +286,16 @@ def _interrupted(engine: Engine, claim: Claim, log: HydraLogger, exc: BaseExcept
             ex.id,
             type(again).__name__,
         )
-    engine.observer.run_interrupted(claim)
+    runtime.observers.run_interrupted(claim)
     return Outcome.INTERRUPTED
 
 
 def _fail_or_retry(
-    engine: Engine, claim: Claim, run: Run, log: HydraLogger, exc: Exception
+    runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, exc: Exception
 ) -> Outcome:
     ex = claim.execution
     error_type, message = describe(exc)
-    now = engine.clock.now_ms()
+    now = runtime.clock.now_ms()
     timed_out = run.timed_out or (ex.timeout_at is not None and now >= ex.timeout_at)
     # A step's own retries are spent once StepFailedError escapes, and compensation code
     # may already have run: retrying the workflow would replay the same failure.
@@ -805,10 +313,10 @@ def _fail_or_retry(
             exc_info=exc,
         )
         run.ending = True
-        return _finish_failed(engine, claim, None, error_type, message)
+        return _finish_failed(runtime, claim, None, error_type, message)
     run_at = now + workflow_backoff_ms(ex.retry_backoff_ms, ex.attempt)
     run.ending = True
-    engine.store.schedule_retry(
+    runtime.store.schedule_retry(
         claim.lease, run_at_ms=run_at, error_type=error_type, error_message=message, now_ms=now
     )
     log.info(
@@ -820,56 +328,42 @@ def _fail_or_retry(
         ex.attempt + 1,
         run_at - now,
     )
-    engine.observer.run_retry_scheduled(claim)
+    runtime.observers.run_retry_scheduled(claim)
     return Outcome.RETRY_SCHEDULED
 
 
 def _finish_failed(
-    engine: Engine, claim: Claim, log: HydraLogger | None, error_type: str, message: str
+    runtime: Runtime, claim: Claim, log: HydraLogger | None, error_type: str, message: str
 ) -> Outcome:
     # Messages built here may embed user text ("cannot decode input: ..."): storable too.
     error_type, message = storable_error(error_type, message)
-    engine.store.finish(
+    runtime.store.finish(
         claim.lease,
         status=Status.FAILED,
-        now_ms=engine.clock.now_ms(),
+        now_ms=runtime.clock.now_ms(),
         error_type=error_type,
         error_message=message,
     )
     if log is not None:
         log.warning("execution %s failed: %s: %s", claim.execution.id, error_type, message)
-    engine.observer.run_finished(claim, Status.FAILED)
+    runtime.finished(claim, Status.FAILED)
     return Outcome.FAILED
 
 
-class Observer:
-    """Receives the loop's events; the engine's default notifies local waiters.
-
-    Metrics and the test environment's history subclass it. Methods must be cheap and
-    must not raise.
-    """
-
-    def claimed(self, claim: Claim) -> None:
-        """A worker claimed the execution (a takeover if ``claim.takeover``)."""
-
-    def run_started(self, run: Run, claim: Claim) -> None: ...
-
-    def run_finished(self, claim: Claim, status: Status) -> None: ...
-
-    def run_retry_scheduled(self, claim: Claim) -> None: ...
-
-    def step_cached(self, run: Run, name: str) -> None: ...
-
-    def step_finished(self, run: Run, name: str, status: str, duration_ms: int) -> None: ...
-
-    def step_retry_scheduled(self, run: Run, name: str) -> None: ...
-
-    def slept(self, run: Run, name: str, wake_ms: int) -> None: ...
-
-    def lease_lost(self, claim: Claim) -> None: ...
-
-    def run_interrupted(self, claim: Claim) -> None:
-        """The database failed under the run; the execution resumes with no attempt used."""
-
-
 logging.getLogger("hydra").addHandler(logging.NullHandler())
+
+# ``Observer``, ``Outcome`` and ``RunHooks`` live in ``hydra.events``, ``Run`` and its
+# helpers in ``hydra.run``; they stay importable from here, where they were first defined.
+__all__ = [
+    "LEASE_GUARD_FRACTION",
+    "Observer",
+    "Outcome",
+    "Run",
+    "RunHooks",
+    "RunStopped",
+    "Suspended",
+    "describe",
+    "execute",
+    "is_infrastructure_error",
+    "monotonic_ms",
+]

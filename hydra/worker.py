@@ -5,7 +5,7 @@ interval with jitter; a run that ends wakes it only while work is waiting, and a
 poller gathers a few free slots, up to 2 ms, into one claim), one heartbeat (extends
 the leases of runs in flight), a watchdog (fails executions past their timeout while
 their code runs and hands back the slots of runs stuck in workflow code), a listener on
-PostgreSQL (LISTEN/NOTIFY), ``concurrency`` daemon run threads (``_RunThreads``), and a
+PostgreSQL (LISTEN/NOTIFY), ``concurrency`` daemon run threads (``RunThreads``), and a
 cron scheduler (fires the engine's due cron slots; each job's handlers run on a thread of
 that job's own, so a long handler delays neither the scheduler nor other jobs). Runs are
 known by their lease (execution id and token). The poller also gives back leases held
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import os
-import queue
 import random
 import signal
 import socket
@@ -26,19 +25,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
 from hydra.clock import duration_ms
-from hydra.cron import CronScheduler
 from hydra.engine import Engine
 from hydra.errors import LeaseLostError
-from hydra.logs import HydraLogger
 from hydra.runner import Outcome, Run, execute, monotonic_ms
+from hydra.scheduler import CronScheduler
+from hydra.slots import RunKey, RunThreads, Slot, run_key
 from hydra.status import Status
-from hydra.store.base import Claim, Lease, WakeListener
+from hydra.store.base import WakeListener
 from hydra.workflow import Workflow, validate_name
 
 # Most claims a poll takes at once; more free slots are filled by polling again at once.
@@ -51,97 +49,6 @@ CLAIM_GATHER_S = 0.002
 # How often the watchdog looks for runs past their execution's timeout (and lost runs
 # that never came back); a timeout fires at most this late while its code runs.
 WATCHDOG_INTERVAL_S = 0.25
-
-#: a run in flight is known by its lease: the same execution can be claimed again (after
-#: a cancel and a retry) while an old run of it is still inside a step
-RunKey = tuple[str, int]
-
-
-def _key(lease: Lease) -> RunKey:
-    return (lease.execution_id, lease.token)
-
-
-@dataclass(eq=False)
-class _Slot:
-    """One claimed execution holding one of the worker's ``concurrency`` slots."""
-
-    claim: Claim
-    claimed_at: int
-    run: Run | None = None
-    thread: threading.Thread | None = None
-    #: when the watchdog first saw the run lost (monotonic ms), if it has
-    lost_seen: int | None = None
-
-
-class _RunThreads:
-    """The run threads: daemon threads taking runs from a queue.
-
-    Not a ``ThreadPoolExecutor``: its threads are joined at interpreter exit, so one run
-    stuck in workflow code (a loop without a step) would keep the process alive forever
-    and hold its slot. A stuck thread is *abandoned* instead: a new thread takes its
-    place, and the stuck one exits if its run ever returns.
-    """
-
-    def __init__(self, size: int, prefix: str) -> None:
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._prefix = prefix
-        self._lock = threading.Lock()
-        self._live: set[threading.Thread] = set()
-        self._abandoned: set[threading.Thread] = set()
-        self._made = 0
-        for _ in range(size):
-            self._spawn()
-
-    def _spawn(self) -> None:
-        with self._lock:
-            self._made += 1
-            thread = threading.Thread(
-                target=self._loop, name=f"{self._prefix}_{self._made}", daemon=True
-            )
-            self._live.add(thread)
-        thread.start()
-
-    def _loop(self) -> None:
-        me = threading.current_thread()
-        while True:
-            task = self._queue.get()
-            if task is None:
-                return
-            task()
-            with self._lock:
-                if me in self._abandoned:
-                    self._abandoned.discard(me)
-                    return  # its replacement took its place
-
-    def submit(self, task: Callable[[], None]) -> None:
-        self._queue.put(task)
-
-    def abandon(self, thread: threading.Thread) -> None:
-        """Give up on ``thread`` (stuck in workflow code): start a replacement."""
-        with self._lock:
-            if thread not in self._live:
-                return
-            self._live.discard(thread)
-            self._abandoned.add(thread)
-        self._spawn()
-
-    @property
-    def abandoned(self) -> int:
-        """Abandoned threads still stuck in their run."""
-        with self._lock:
-            return len(self._abandoned)
-
-    def shutdown(self) -> None:
-        """Let every live thread exit once it is idle (queued runs are dropped)."""
-        with self._lock:
-            live = len(self._live)
-        while True:
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
-        for _ in range(live):
-            self._queue.put(None)
 
 
 class Worker:
@@ -183,7 +90,7 @@ class Worker:
         self.log = engine.logger.bind(worker_id=self.worker_id)
         self._workflows: dict[str, Workflow[Any]] = {}
         # Runs holding a slot, by lease. A run abandoned by the watchdog leaves it.
-        self._runs: dict[RunKey, _Slot] = {}
+        self._runs: dict[RunKey, Slot] = {}
         # Leases whose run crashed in hydra itself: left to expire (a takeover uses an
         # attempt, so a run that keeps crashing ends failed), never swept.
         self._crashed: set[RunKey] = set()
@@ -201,7 +108,7 @@ class Worker:
         self._stopped = threading.Event()
         self._idle = threading.Condition(self._lock)
         self._threads: list[threading.Thread] = []
-        self._pool: _RunThreads | None = None
+        self._pool: RunThreads | None = None
         self._listener: WakeListener | None = None
         self._started = False
         self._cron = CronScheduler(
@@ -271,8 +178,8 @@ class Worker:
             self.engine.metrics.worker_started(
                 self.engine.namespace, self.worker_id, self.concurrency
             )
-        self._pool = _RunThreads(self.concurrency, f"hydra-run-{self.worker_id}")
-        self.engine._add_wake_callback(self._wake.set)
+        self._pool = RunThreads(self.concurrency, f"hydra-run-{self.worker_id}")
+        self.engine.runtime.registry.add_wake_callback(self._wake.set)
         if self.engine.store.supports_notify:
             self._listener = self.engine.store.open_listener(self.engine.namespace)
         self._spawn(self._poll_loop, "poll")
@@ -298,7 +205,7 @@ class Worker:
             return
         self._stop_claiming.set()
         self._wake.set()
-        self.engine._remove_wake_callback(self._wake.set)
+        self.engine.runtime.registry.remove_wake_callback(self._wake.set)
         limit = None if timeout is None else duration_ms(timeout, "timeout") / 1000
         deadline = None if limit is None else time.monotonic() + limit
         with self._idle:
@@ -431,12 +338,12 @@ class Worker:
         owned = store.owned_leases(self.engine.namespace, self.worker_id)
         with self._lock:
             # A crashed run's lease is kept out of the sweep only while it is still held.
-            self._crashed &= {_key(lease) for lease in owned}
+            self._crashed &= {run_key(lease) for lease in owned}
             mine = set(self._runs) | self._crashed
         if not owned:
             return
         for lease in owned:
-            if _key(lease) in mine:
+            if run_key(lease) in mine:
                 continue
             if store.release(lease, now_ms=self.engine.clock.now_ms()):
                 self.log.bind(execution_id=lease.execution_id).info(
@@ -480,37 +387,32 @@ class Worker:
         )
         assert self._pool is not None
         for claim in claims:
-            slot = _Slot(claim, sent)
+            slot = Slot(claim, sent)
             with self._lock:
-                self._runs[_key(claim.lease)] = slot
+                self._runs[run_key(claim.lease)] = slot
             if metrics is not None:
                 metrics.run_began(self.engine.namespace, self.worker_id)
             self._pool.submit(functools.partial(self._run_one, slot))
         return len(claims), min(free, MAX_CLAIM_BATCH)
 
-    def _run_one(self, slot: _Slot) -> None:
+    def _run_one(self, slot: Slot) -> None:
         claim = slot.claim
         eid = claim.execution.id
-        key = _key(claim.lease)
+        key = run_key(claim.lease)
         with self._lock:
             if self._runs.get(key) is not slot:
                 return  # released at shutdown before it started
             slot.thread = threading.current_thread()
             workflow = self._workflows.get(claim.execution.workflow_name)
 
-        def on_run(run: Run) -> None:
-            with self._lock:
-                slot.run = run
-            self.engine._track_run(run)
-
         outcome: Outcome | None = None
         try:
             outcome = execute(
-                self.engine,
+                self.engine.runtime,
                 workflow,
                 claim,
                 lease_ms=self.lease_ms,
-                on_run=on_run,
+                on_run=slot.attach,
                 claimed_at=slot.claimed_at,
             )
             if outcome == Outcome.LOST:
@@ -522,8 +424,6 @@ class Worker:
                 "run of %s crashed: %s: %s", eid, type(exc).__name__, exc, exc_info=exc
             )
         finally:
-            if slot.run is not None:
-                self.engine._untrack_run(slot.run)
             with self._idle:
                 held = self._runs.get(key) is slot
                 if held:
@@ -533,7 +433,6 @@ class Worker:
                 self._sweep_due = True  # its release may not have reached the database
             if held and self.engine.metrics is not None:
                 self.engine.metrics.run_ended(self.engine.namespace, self.worker_id)
-            self.engine._notify_finished()
             if self._busy:
                 self._wake.set()  # a slot for the work that is waiting
 
@@ -544,7 +443,7 @@ class Worker:
             # One lease per execution: an older run of an execution claimed again (after a
             # cancel and a retry) has lost its lease by definition, and a heartbeat names
             # lost executions by id only.
-            newest: dict[str, _Slot] = {}
+            newest: dict[str, Slot] = {}
             for slot in slots:
                 eid = slot.claim.execution.id
                 other = newest.get(eid)
@@ -578,7 +477,7 @@ class Worker:
                     run.lease_renewed(sent)
                     continue
                 with self._lock:
-                    in_flight = self._runs.get(_key(slot.claim.lease)) is slot
+                    in_flight = self._runs.get(run_key(slot.claim.lease)) is slot
                 if run.ending or not in_flight or run.lost:
                     # The run's own final write (finish, suspend, retry) moved the
                     # execution out of ``running``: that is not a lost lease.
@@ -620,7 +519,7 @@ class Worker:
                 elif mono - slot.lost_seen >= self.lease_ms:
                     self._abandon(slot, "its lease was lost and its code did not reach a step")
 
-    def _fail_timed_out(self, slot: _Slot, run: Run, now: int) -> None:
+    def _fail_timed_out(self, slot: Slot, run: Run, now: int) -> None:
         """The execution passed its timeout while its code was running (a step that is
         still going, or a loop without any step): fail it now, fenced by its lease."""
         ex = slot.claim.execution
@@ -644,12 +543,12 @@ class Worker:
             ex.id,
             ex.timeout_ms,
         )
-        self.engine.observer.run_finished(slot.claim, Status.FAILED)
+        self.engine.runtime.finished(slot.claim, Status.FAILED)
         self._abandon(slot, "its execution passed its timeout")
 
-    def _abandon(self, slot: _Slot, why: str) -> None:
+    def _abandon(self, slot: Slot, why: str) -> None:
         """Hand the slot back; the run's thread, still in workflow code, is given up on."""
-        key = _key(slot.claim.lease)
+        key = run_key(slot.claim.lease)
         with self._lock:
             if self._runs.get(key) is not slot:
                 return
@@ -733,7 +632,7 @@ class Worker:
         from hydra.metrics import Metrics
 
         if self.engine.metrics is None:
-            self.engine._use_metrics(Metrics())
+            self.engine.use_metrics(Metrics())
         assert self.engine.metrics is not None
         try:
             server, _thread = start_http_server(port, registry=self.engine.metrics.registry)
@@ -760,4 +659,4 @@ def register_workflow(worker: Worker, workflow: Workflow[Any]) -> Workflow[Any]:
     return worker.register(workflow)
 
 
-__all__ = ["HydraLogger", "Worker", "register_workflow"]
+__all__ = ["Worker", "register_workflow"]

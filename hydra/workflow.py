@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from hydra.errors import InvalidNameError
 
 if TYPE_CHECKING:
-    from hydra.runner import Run
+    from hydra.run import Run
 
 TReq = TypeVar("TReq")
 

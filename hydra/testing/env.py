@@ -31,11 +31,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from hydra.clock import duration_ms, from_ms
-from hydra.cron import CronScheduler
 from hydra.engine import Engine
+from hydra.events import Observer, Outcome, RunInfo
 from hydra.marshal import Marshaller
 from hydra.records import Execution
-from hydra.runner import Observer, Outcome, Run, execute
+from hydra.runner import execute
+from hydra.scheduler import CronScheduler
 from hydra.status import Status
 from hydra.store.base import Claim, Store
 from hydra.testing.clock import FakeClock
@@ -177,7 +178,7 @@ class TestEnvironment:
             metrics=metrics,
             id_factory=lambda: str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
         )
-        self.engine.observer = _HistoryObserver(self, self.engine.observer)
+        self.engine.add_observer(_HistoryObserver(self))
         self.lease_ms = duration_ms(claim_timeout, "claim_timeout")
         self.history: list[Event] = []
         self._workflows: dict[str, Workflow[Any]] = {}
@@ -351,7 +352,7 @@ class TestEnvironment:
         Every live simulated worker's scheduler takes a turn (starting with a different
         worker each time), as real workers race for a slot: the first claims it, the
         others find it claimed. Handlers run here, in the test's thread."""
-        if not self.engine._cron_snapshot()[1]:
+        if not self.engine.cron.snapshot()[1]:
             return 0
         live = self._live_workers()
         first = self._cron_turn % len(live)
@@ -375,7 +376,7 @@ class TestEnvironment:
 
     def _next_cron_due(self) -> int | None:
         """The earliest time a live worker's cron scheduler has something to do."""
-        if not self.engine._cron_snapshot()[1]:
+        if not self.engine.cron.snapshot()[1]:
             return None
         dues = [self._scheduler(w.id).next_due_ms() for w in self._live_workers()]
         return min((d for d in dues if d is not None), default=None)
@@ -471,29 +472,19 @@ class TestEnvironment:
             self._paused.append(paused)
 
     def _execute(self, claim: Claim) -> Outcome:
-        runs: list[Run] = []
-
-        def track(run: Run) -> None:
-            # Lets engine.cancel() stop the run at its next step, as with a real Worker.
-            runs.append(run)
-            self.engine._track_run(run)
-
-        try:
-            return execute(
-                self.engine,
-                self._workflows.get(claim.execution.workflow_name),
-                claim,
-                lease_ms=self.lease_ms,
-                hooks=self._hooks,
-                on_run=track,
-                # The lease guard measures on the fake clock: a paused worker resumed
-                # after the clock jumped past its lease re-validates before a step body.
-                monotonic=self.clock.now_ms,
-                claimed_at=self.clock.now_ms(),
-            )
-        finally:
-            for run in runs:
-                self.engine._untrack_run(run)
+        # The run is tracked by the engine's run registry while it runs, so that
+        # engine.cancel() stops it at its next step, as with a real Worker.
+        return execute(
+            self.engine.runtime,
+            self._workflows.get(claim.execution.workflow_name),
+            claim,
+            lease_ms=self.lease_ms,
+            hooks=self._hooks,
+            # The lease guard measures on the fake clock: a paused worker resumed
+            # after the clock jumped past its lease re-validates before a step body.
+            monotonic=self.clock.now_ms,
+            claimed_at=self.clock.now_ms(),
+        )
 
     @contextmanager
     def _frozen(self) -> Iterator[None]:
@@ -548,25 +539,25 @@ class _Hooks:
         self.current: _Paused | None = None
         self.handoff: threading.Event | None = None
 
-    def step_reached(self, run: Run, step_name: str) -> None:
+    def step_reached(self, run: RunInfo, step_name: str) -> None:
         self.env._reached.setdefault(run.execution_id, {})[step_name] = None
         self._maybe_fire(run, step_name, "before")
 
-    def step_entered(self, run: Run, step_name: str, attempt: int) -> None:
+    def step_entered(self, run: RunInfo, step_name: str, attempt: int) -> None:
         self.env._step_runs[(run.execution_id, step_name)] += 1
         self.env._record(
             run.lease.worker_id, "step", run.execution_id, f"{step_name} (step attempt {attempt})"
         )
 
-    def step_ran(self, run: Run, step_name: str) -> None:
+    def step_ran(self, run: RunInfo, step_name: str) -> None:
         # "during": the body ran (its side effects happened, as if the process died at
         # its last line) and neither its result nor its error was recorded.
         self._maybe_fire(run, step_name, "during")
 
-    def step_returned(self, run: Run, step_name: str) -> None:
+    def step_returned(self, run: RunInfo, step_name: str) -> None:
         self._maybe_fire(run, step_name, "after")
 
-    def _maybe_fire(self, run: Run, step_name: str, phase: Phase) -> None:
+    def _maybe_fire(self, run: RunInfo, step_name: str, phase: Phase) -> None:
         for plan in self.env._plans:
             if (
                 plan.step == step_name
@@ -582,7 +573,7 @@ class _Hooks:
                     return
                 raise SimulatedCrash(run.lease.worker_id, run.execution_id, step_name, phase)
 
-    def _pause(self, run: Run, step_name: str, phase: Phase) -> None:
+    def _pause(self, run: RunInfo, step_name: str, phase: Phase) -> None:
         paused, handoff = self.current, self.handoff
         if paused is None or handoff is None:
             raise RuntimeError("pause plans run only through TestEnvironment")
@@ -597,9 +588,8 @@ class _Hooks:
 class _HistoryObserver(Observer):
     """Writes the runner's events into the environment's history."""
 
-    def __init__(self, env: TestEnvironment, inner: Observer) -> None:
+    def __init__(self, env: TestEnvironment) -> None:
         self.env = env
-        self.inner = inner
 
     def claimed(self, claim: Claim) -> None:
         ex = claim.execution
@@ -607,14 +597,9 @@ class _HistoryObserver(Observer):
         self.env._record(
             claim.lease.worker_id, kind, ex.id, f"{ex.workflow_name} attempt {ex.attempt}"
         )
-        self.inner.claimed(claim)
-
-    def run_started(self, run: Run, claim: Claim) -> None:
-        self.inner.run_started(run, claim)
 
     def run_finished(self, claim: Claim, status: Status) -> None:
         self.env._record(claim.lease.worker_id, status.value, claim.execution.id)
-        self.inner.run_finished(claim, status)
 
     def run_retry_scheduled(self, claim: Claim) -> None:
         self.env._record(
@@ -623,32 +608,22 @@ class _HistoryObserver(Observer):
             claim.execution.id,
             f"attempt {claim.execution.attempt} failed",
         )
-        self.inner.run_retry_scheduled(claim)
 
-    def step_cached(self, run: Run, name: str) -> None:
-        self.inner.step_cached(run, name)
-
-    def step_finished(self, run: Run, name: str, status: str, duration_ms: int) -> None:
+    def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
         if status == "completed":
             self.env._record(run.lease.worker_id, "checkpoint", run.execution_id, name)
         else:
             self.env._record(run.lease.worker_id, "step-fail", run.execution_id, name)
-        self.inner.step_finished(run, name, status, duration_ms)
 
-    def step_retry_scheduled(self, run: Run, name: str) -> None:
-        self.inner.step_retry_scheduled(run, name)
-
-    def slept(self, run: Run, name: str, wake_ms: int) -> None:
+    def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
         self.env._record(
             run.lease.worker_id, "sleep", run.execution_id, f"{name} until {from_ms(wake_ms)}"
         )
-        self.inner.slept(run, name, wake_ms)
 
     def lease_lost(self, claim: Claim) -> None:
         self.env._record(
             claim.lease.worker_id, "lost", claim.execution.id, "lease lost: writes fenced out"
         )
-        self.inner.lease_lost(claim)
 
     def run_interrupted(self, claim: Claim) -> None:
         self.env._record(
@@ -657,4 +632,3 @@ class _HistoryObserver(Observer):
             claim.execution.id,
             "the database failed: run stopped, execution given back (no attempt used)",
         )
-        self.inner.run_interrupted(claim)

@@ -13,6 +13,8 @@ import pytest
 from rich.console import Console
 
 import hydra
+from hydra.clock import SystemClock
+from hydra.testing import FakeClock, TestEnvironment
 from hydra_cli import dev, errors, output
 from hydra_cli.db import parse
 
@@ -393,13 +395,16 @@ def test_uninitialised_server_database_is_not_migrated_by_dev_run() -> None:
 # -- pieces -----------------------------------------------------------------------------
 
 
-def test_jump_clock_only_moves_forward() -> None:
-    clock = dev.JumpClock()
+def test_the_fast_forward_clock_flows_and_only_jumps_forward() -> None:
+    """--fast-forward's clock: the default clock's time plus the jumps, never backwards."""
+    base = SystemClock()
+    clock = FakeClock(base.now(), rate=1.0, base=base)
     start = clock.now_ms()
-    clock.jump_to(start + 48 * 3600 * 1000)
+    assert abs(start - base.now_ms()) < 1000
+    clock.set_ms(start + 48 * 3600 * 1000)
     assert clock.now_ms() >= start + 48 * 3600 * 1000
-    assert clock.skipped_ms >= 48 * 3600 * 1000 - 1000
-    clock.jump_to(start)  # backwards: ignored
+    assert 48 * 3600 * 1000 - 1000 <= clock.skipped_ms <= 48 * 3600 * 1000
+    clock.set_ms(start)  # backwards: ignored
     assert clock.now_ms() >= start + 48 * 3600 * 1000
     assert clock.now().tzinfo is not None
 
@@ -427,17 +432,31 @@ def test_trace_command_is_runnable_from_this_shell(
     )
 
 
-def test_live_observer_forwards_every_event(tmp_path: Path) -> None:
+def test_live_observer_sits_beside_the_engine_s_other_observers() -> None:
+    """The live view is one observer of the engine among others (metrics, the user's):
+    it keeps each run, and every other observer still gets every event."""
     seen: list[str] = []
 
-    class Inner(hydra.runner.Observer):
+    class Other(hydra.Observer):
         def step_finished(self, run: object, name: str, status: str, duration_ms: int) -> None:
             seen.append(f"{name} {status}")
 
-        def custom_event(self) -> None:  # an event Observer does not have (yet)
-            seen.append("custom")
+    @hydra.workflow("live-observed")
+    def observed(ctx: hydra.WorkflowContext, req: None) -> int:
+        return hydra.step(ctx, "one", lambda: 1)
 
-    observer = dev.LiveObserver(Inner())
-    observer.step_finished(None, "s", "completed", 1)  # type: ignore[arg-type]
-    observer.custom_event()  # type: ignore[attr-defined]
-    assert seen == ["s completed", "custom"]
+    env = TestEnvironment(metrics=hydra.Metrics())
+    live = dev.LiveObserver()
+    env.engine.add_observer(live)
+    env.engine.add_observer(Other())
+    env.register(observed)
+    eid = env.start("live-observed")
+    assert env.run_until_complete(eid).status == "completed"
+    assert seen == ["one completed"]
+    assert live.worker(eid) == "worker-1"
+    assert env.engine.metrics is not None
+    steps = env.engine.metrics.registry.get_sample_value(
+        "hydra_steps_executed_total",
+        {"namespace": "test", "workflow": "live-observed", "status": "completed"},
+    )
+    assert steps == 1

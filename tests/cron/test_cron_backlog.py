@@ -14,7 +14,8 @@ import pytest
 
 import hydra
 from hydra.clock import to_ms
-from hydra.cron import CronScheduler, unclaimed_executions, with_next_run
+from hydra.cron import unclaimed_executions, with_next_run
+from hydra.scheduler import CronScheduler
 from hydra.store.base import Store
 from hydra.testing import FakeClock, TestEnvironment
 

@@ -17,7 +17,7 @@ import pytest
 
 import hydra
 from hydra.clock import DatabaseClock, from_ms, to_ms
-from hydra.cron import CronScheduler
+from hydra.scheduler import CronScheduler
 from hydra.testing.memory import MemoryStore
 
 #: the database's time when the test starts: 30 s before a minute's slot

@@ -446,6 +446,6 @@ def test_a_store_error_on_a_job_s_first_look_is_retried_a_second_later(
 
     monkeypatch.setattr(env.store, "last_cron_fire", down)
     env.run_until_idle()
-    scheduler = hydra.cron.CronScheduler  # the one simulated worker's
+    scheduler = hydra.scheduler.CronScheduler  # the one simulated worker's
     assert isinstance(env._schedulers["worker-1"], scheduler)
     assert env._schedulers["worker-1"].next_due_ms() == to_ms(env.clock.now()) + 1_000

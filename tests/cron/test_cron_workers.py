@@ -145,7 +145,7 @@ def test_a_failing_handler_does_not_stop_the_worker_s_cron(
     metrics = hydra.Metrics()
 
     def setup(engine: hydra.Engine) -> None:
-        engine._use_metrics(metrics)
+        engine.use_metrics(metrics)
         engine.register_cron("* * * * *", "boom", boom)
 
     (worker,) = cluster(1, clock, setup)

@@ -219,7 +219,7 @@ def test_a_run_that_never_reaches_a_step_fails_at_its_timeout_and_frees_its_slot
             return hydra.step(ctx, "q", lambda: "q")
 
     metrics = hydra.Metrics()
-    engine._use_metrics(metrics)
+    engine.use_metrics(metrics)
     worker = make_worker(Spinning(), Quick(), concurrency=1)
     try:
         spinning = engine.start_workflow("spinning", timeout=timedelta(seconds=1))

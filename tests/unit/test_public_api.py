@@ -20,6 +20,7 @@ PUBLIC = [
     "Marshaller",
     "Metrics",
     "NonRetryableError",
+    "Observer",
     "PayloadError",
     "RetryPolicy",
     "SQLStore",

@@ -1,0 +1,287 @@
+"""What the execution loop tells the outside: ``hydra.Observer`` and its fan-out.
+
+An engine holds a list of observers (``Engine(..., observers=[...])``,
+``engine.add_observer``): hydra's metrics, the live view of ``hydra dev run``, the test
+environment's history, and any of yours (say, one that reports failed executions to an
+error tracker). Every event is handed to each of them in turn, on the thread that runs
+the execution (see docs/observers.md).
+
+An observer cannot break a run: an exception it raises is logged (once per observer and
+event, on the ``hydra`` logger) and the run goes on, as do the other observers.
+
+``RunHooks`` are the points in a step where ``hydra.testing`` injects crashes: unlike an
+observer's, a hook's exception does propagate (a simulated crash must stop the run).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from enum import StrEnum
+from typing import Any, Protocol
+
+from hydra.status import Status
+from hydra.store.base import Claim, Lease, StepRow
+
+
+class Outcome(StrEnum):
+    """How one run of an execution ended (what ``hydra.runner.execute`` returns)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    SUSPENDED = "suspended"
+    LOST = "lost"
+    RELEASED = "released"
+    #: the database failed under the run: it stopped, wrote nothing more, and its
+    #: execution was given back (or will be, once the database answers) with no attempt used
+    INTERRUPTED = "interrupted"
+
+
+class RunInfo(Protocol):
+    """What observers and hooks see of a run in flight (a ``hydra.runner.Run``)."""
+
+    @property
+    def execution_id(self) -> str: ...
+
+    @property
+    def workflow_name(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def attempt(self) -> int:
+        """The workflow attempt (1-based)."""
+
+    @property
+    def lease(self) -> Lease:
+        """The run's lease; ``lease.worker_id`` names the worker running it."""
+
+    @property
+    def current_step(self) -> str | None:
+        """The step whose body is running now, if any."""
+
+    @property
+    def steps(self) -> Mapping[str, StepRow]:
+        """The execution's checkpoints as this run knows them, by step name."""
+
+    @property
+    def lost(self) -> bool:
+        """The run's lease is gone (taken over or cancelled): it stops at its next step."""
+
+
+class RunHooks(Protocol):
+    """Points in a step where ``hydra.testing`` injects crashes and counts step bodies."""
+
+    def step_reached(self, run: RunInfo, step_name: str) -> None:
+        """Before the step body is entered (after the replay check)."""
+
+    def step_entered(self, run: RunInfo, step_name: str, attempt: int) -> None:
+        """The step body is being entered (right before the function is called)."""
+
+    def step_ran(self, run: RunInfo, step_name: str) -> None:
+        """The step function returned or raised; nothing about it is recorded yet."""
+
+    def step_returned(self, run: RunInfo, step_name: str) -> None:
+        """The step function returned a value; its checkpoint is not written yet."""
+
+
+class Observer:
+    """Receives the execution loop's events: subclass it and override what you need.
+
+    Each method is called after the event was written to the store, on the thread
+    running the execution (a worker's run thread; ``run_finished`` also on a worker's
+    watchdog thread, for an execution that passed its timeout while its code ran; the
+    test's thread in ``hydra.testing``). Runs go on in parallel, so an observer must be
+    thread-safe, and cheap: a run waits for it. An exception it raises is logged and
+    ignored. ``claim.execution`` is the execution as claimed (its ``attempt``, ``input``
+    and timestamps at the start of the run).
+    """
+
+    def claimed(self, claim: Claim) -> None:
+        """A worker claimed the execution (a takeover if ``claim.takeover``)."""
+
+    def run_started(self, run: RunInfo, claim: Claim) -> None:
+        """The workflow's code is about to be called (the input decoded)."""
+
+    def run_finished(self, claim: Claim, status: Status) -> None:
+        """The execution ended ``completed`` or ``failed`` (after its last attempt, a
+        non-retryable error, a timeout, or an undecodable input)."""
+
+    def run_retry_scheduled(self, claim: Claim) -> None:
+        """The attempt failed and a later workflow attempt is scheduled."""
+
+    def step_cached(self, run: RunInfo, name: str) -> None:
+        """A completed step returned its checkpoint on replay (its body did not run)."""
+
+    def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
+        """A step body ran: ``status`` is ``"completed"`` or ``"failed"``."""
+
+    def step_retry_scheduled(self, run: RunInfo, name: str) -> None:
+        """A failed step attempt will run again after its backoff (the run suspends)."""
+
+    def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
+        """The execution suspended durably until ``wake_ms`` (Unix ms)."""
+
+    def lease_lost(self, claim: Claim) -> None:
+        """The run stopped: its lease was taken over or the execution cancelled."""
+
+    def run_interrupted(self, claim: Claim) -> None:
+        """The database failed under the run; the execution resumes with no attempt used."""
+
+
+#: the events an ``Observer`` receives, in the order its methods are declared
+EVENTS: tuple[str, ...] = tuple(
+    name
+    for name, member in Observer.__dict__.items()
+    if not name.startswith("_") and callable(member)
+)
+
+
+def _handler(observer: Any, event: str) -> Any:
+    """``observer``'s method for ``event``, or None when it has none or did not override
+    ``Observer``'s (which does nothing): such an observer is never called for it."""
+    method = getattr(observer, event, None)
+    if method is None or getattr(method, "__func__", None) is Observer.__dict__[event]:
+        return None
+    return method
+
+
+class Observers:
+    """The fan-out: hands every event to each observer, in the order they were added.
+
+    Each event keeps the tuple of methods that do something (an observer that does not
+    override an event costs nothing for it), rebuilt when an observer is added, so
+    delivering an event takes no lock. An exception raised by an observer is logged on
+    ``logger`` with its traceback, once per observer and event, and never reaches the
+    run; the next observers still get the event.
+    """
+
+    def __init__(self, observers: Iterable[Observer] = (), logger: logging.Logger | None = None):
+        self._logger = logger if logger is not None else logging.getLogger("hydra")
+        self._lock = threading.Lock()
+        self._all: tuple[Observer, ...] = ()
+        self._reported: set[tuple[int, str]] = set()
+        self._claimed: tuple[Any, ...] = ()
+        self._run_started: tuple[Any, ...] = ()
+        self._run_finished: tuple[Any, ...] = ()
+        self._run_retry_scheduled: tuple[Any, ...] = ()
+        self._step_cached: tuple[Any, ...] = ()
+        self._step_finished: tuple[Any, ...] = ()
+        self._step_retry_scheduled: tuple[Any, ...] = ()
+        self._slept: tuple[Any, ...] = ()
+        self._lease_lost: tuple[Any, ...] = ()
+        self._run_interrupted: tuple[Any, ...] = ()
+        for observer in observers:
+            self.add(observer)
+
+    def add(self, observer: Observer) -> None:
+        """Hand every later event to ``observer`` too."""
+        with self._lock:
+            self._all = (*self._all, observer)
+            for event in EVENTS:
+                method = _handler(observer, event)
+                if method is not None:
+                    setattr(self, f"_{event}", (*getattr(self, f"_{event}"), method))
+
+    def __iter__(self) -> Iterator[Observer]:
+        return iter(self._all)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __repr__(self) -> str:
+        return f"Observers({list(self._all)!r})"
+
+    def _failed(self, method: Any, event: str, exc: Exception) -> None:
+        observer = getattr(method, "__self__", method)
+        key = (id(observer), event)
+        with self._lock:
+            if key in self._reported:
+                return
+            self._reported.add(key)
+        self._logger.error(
+            "observer %r raised in %s (%s: %s); the run went on without it (reported once "
+            "per observer and event)",
+            observer,
+            event,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
+
+    # One method per event, each a plain loop: this is on every step's path.
+    def claimed(self, claim: Claim) -> None:
+        for method in self._claimed:
+            try:
+                method(claim)
+            except Exception as exc:
+                self._failed(method, "claimed", exc)
+
+    def run_started(self, run: RunInfo, claim: Claim) -> None:
+        for method in self._run_started:
+            try:
+                method(run, claim)
+            except Exception as exc:
+                self._failed(method, "run_started", exc)
+
+    def run_finished(self, claim: Claim, status: Status) -> None:
+        for method in self._run_finished:
+            try:
+                method(claim, status)
+            except Exception as exc:
+                self._failed(method, "run_finished", exc)
+
+    def run_retry_scheduled(self, claim: Claim) -> None:
+        for method in self._run_retry_scheduled:
+            try:
+                method(claim)
+            except Exception as exc:
+                self._failed(method, "run_retry_scheduled", exc)
+
+    def step_cached(self, run: RunInfo, name: str) -> None:
+        for method in self._step_cached:
+            try:
+                method(run, name)
+            except Exception as exc:
+                self._failed(method, "step_cached", exc)
+
+    def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
+        for method in self._step_finished:
+            try:
+                method(run, name, status, duration_ms)
+            except Exception as exc:
+                self._failed(method, "step_finished", exc)
+
+    def step_retry_scheduled(self, run: RunInfo, name: str) -> None:
+        for method in self._step_retry_scheduled:
+            try:
+                method(run, name)
+            except Exception as exc:
+                self._failed(method, "step_retry_scheduled", exc)
+
+    def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
+        for method in self._slept:
+            try:
+                method(run, name, wake_ms)
+            except Exception as exc:
+                self._failed(method, "slept", exc)
+
+    def lease_lost(self, claim: Claim) -> None:
+        for method in self._lease_lost:
+            try:
+                method(claim)
+            except Exception as exc:
+                self._failed(method, "lease_lost", exc)
+
+    def run_interrupted(self, claim: Claim) -> None:
+        for method in self._run_interrupted:
+            try:
+                method(claim)
+            except Exception as exc:
+                self._failed(method, "run_interrupted", exc)
+
+
+__all__ = ["EVENTS", "Observer", "Observers", "Outcome", "RunHooks", "RunInfo"]
