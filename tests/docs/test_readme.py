@@ -96,6 +96,7 @@ RUN_BY = {
     "cli.md": ("tests/cli/test_readme_cli.py", 2),
     "cron.md": ("tests/docs/test_cron_metrics_pages.py", 3),
     "logging.md": ("tests/docs/test_logging_page.py", 1),
+    "observers.md": ("tests/docs/test_observers_page.py", 1),
     "metrics.md": ("tests/docs/test_cron_metrics_pages.py", 1),
     "databases.md": ("tests/docs/test_databases_page.py", 2),
     "operating.md": ("tests/docs/test_operating.py", 1),
