@@ -38,7 +38,7 @@ def _engine_private_uses(source: str, label: str) -> list[str]:
 
 
 def test_no_module_but_the_engine_touches_a_private_member_of_the_engine() -> None:
-    paths = _sources(HYDRA, HYDRA / "testing", REPO / "cli")
+    paths = _sources(HYDRA, HYDRA / "testing", REPO / "hydra_cli")
     uses = [
         use
         for path in paths
