@@ -137,12 +137,19 @@ def test_the_checks_catch_a_worker_on_its_own_clock(
     if sql_store_factory.backend != "postgres":
         pytest.skip("the time base differs from the machine's clock on a server only")
     assert sql_store_factory.url is not None
-    cfg = short_config(sql_store_factory.url, "postgres", tmp_path, local_clock=True)
-    try:
-        report = chaos.run_chaos(cfg)
-    finally:
-        chaos.drop_ledger(cfg.url, cfg.ledger)
-    summary = "\n".join(report.lines())
-    assert any("live leases taken over before claim_timeout" in v for v in report.violations), (
-        summary
-    )
+    # Only the skewed worker sees live leases as expired, and it claims pending work first:
+    # it takes live leases over once the queue is empty, in a window of a few polls that a
+    # run sometimes misses (no premature takeover happened, so there was nothing to catch).
+    # The control needs the fault to happen: up to 3 runs, and the first with it is judged.
+    for attempt in range(3):
+        cfg = short_config(
+            sql_store_factory.url, "postgres", tmp_path / f"run-{attempt}", local_clock=True
+        )
+        try:
+            report = chaos.run_chaos(cfg)
+        finally:
+            chaos.drop_ledger(cfg.url, cfg.ledger)
+        caught = [v for v in report.violations if "live leases taken over before" in v]
+        if caught:
+            break  # (its other violations follow from those takeovers: re-runs)
+    assert caught, "\n".join(report.lines())
