@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 import hydra
 from hydra.store.base import Claim, Lease, Store
-from tests.waiting import wait_until as _wait_until
+from tests.waiting import wait_until
 
 WAIT = 30  # seconds: a bound against hangs, not an expectation
 
@@ -114,10 +114,6 @@ class Ledger:
         with self._lock:
             self.counts[name] += 1
         return name
-
-
-def wait_until(predicate: Callable[[], bool], what: str, limit: float = WAIT) -> None:
-    _wait_until(predicate, what, limit, interval=0.01)
 
 
 def test_a_lost_lease_stops_the_run_whatever_the_workflow_catches(

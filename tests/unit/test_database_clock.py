@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -21,10 +20,9 @@ from hydra.store.sql import SQLStore
 from hydra.testing import FakeClock
 from hydra.testing.memory import MemoryStore
 from tests.conftest import BackendStoreFactory
-from tests.waiting import wait_until as _wait_until
+from tests.waiting import wait_until
 
 HOUR_MS = 3_600_000
-WAIT_S = 10.0  # a bound against hangs, not an expectation
 
 
 def real_ms() -> int:
@@ -64,10 +62,6 @@ class FakeServer:
 
     def __repr__(self) -> str:
         return "FakeServer()"
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    _wait_until(condition, what, WAIT_S)
 
 
 def close_to(actual: int, expected: int, within_ms: int = 5) -> bool:
