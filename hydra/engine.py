@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from hydra.clock import Clock, default_clock, duration_ms, from_ms, to_ms
 from hydra.cron import CronJob, CronRegistry, Handler, with_next_run
-from hydra.errors import ExecutionNotFoundError
+from hydra.errors import ExecutionNotFoundError, PayloadError
 from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
-from hydra.marshal import JSONMarshaller, Marshaller
+from hydra.marshal import JSONMarshaller, Marshaller, type_name
 from hydra.records import Execution, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
 from hydra.runtime import PayloadLimit, RunRegistry, Runtime
@@ -29,7 +29,7 @@ from hydra.store.base import (
     StepRow,
     Store,
 )
-from hydra.workflow import Workflow, validate_name
+from hydra.workflow import Workflow, resolved_input_type, validate_name
 
 if TYPE_CHECKING:
     from hydra.metrics import Metrics
@@ -149,7 +149,11 @@ class Engine:
         Durations are at most 100 years. With an ``idempotency_key`` already used in
         this namespace, the existing execution's id is returned and nothing is written.
         ``run_at`` delays the first start. The payload is encoded before anything is
-        stored: an unencodable payload raises ``PayloadError`` and writes nothing.
+        stored: an unencodable payload raises ``PayloadError`` and writes nothing. Given
+        the workflow itself (not its name), the payload must also decode into the
+        workflow's input type, as a worker will decode it (else ``PayloadError``, nothing
+        written); by name it is stored unchecked, since the code may live elsewhere.
+        Observers get ``execution_started`` for each new execution.
         """
         execution_id, _ = self.start_execution(
             name,
@@ -193,6 +197,8 @@ class Engine:
         data = self.check_payload_size(
             self.marshaller.marshal(payload), f"the payload of {workflow_name!r}"
         )
+        if isinstance(name, Workflow):
+            self._check_input(name, payload, data)
         now = self.clock.now_ms()
         new = NewExecution(
             id=self._new_id(),
@@ -213,10 +219,25 @@ class Engine:
             self.logger.bind(execution_id=execution_id, workflow_name=workflow_name).debug(
                 "started execution %s of %s", execution_id, workflow_name
             )
-            if self.metrics is not None:
-                self.metrics.workflow_started(self.namespace, workflow_name)
+            self.observers.execution_started(execution_id, workflow_name)
             self.runtime.registry.wake_workers()
         return execution_id, created
+
+    def _check_input(self, workflow: Workflow[Any], payload: Any, data: bytes) -> None:
+        """Given the workflow itself, a start decodes the encoded payload into its input
+        type as a worker will before ``run``, and refuses one the code cannot take
+        (``PayloadError``) before anything is stored. A start by name stores the payload
+        unchecked: the code that runs it may live in another process, at another version."""
+        try:
+            self.marshaller.unmarshal(data, resolved_input_type(workflow))
+        except PayloadError as exc:
+            given = repr(payload)
+            if len(given) > 200:
+                given = given[:199] + "\u2026"
+            raise PayloadError(
+                f"workflow {workflow.name!r} takes {type_name(resolved_input_type(workflow))}, "
+                f"not {given}: {exc}; nothing was stored"
+            ) from None
 
     # -- cron -----------------------------------------------------------------------------
     def register_cron(

@@ -100,6 +100,11 @@ class Observer:
     and timestamps at the start of the run).
     """
 
+    def execution_started(self, execution_id: str, workflow_name: str) -> None:
+        """``start_workflow`` (or a cron slot) stored a new execution; not called when an
+        ``idempotency_key`` named an existing one. Called on the thread that started it,
+        after the row was committed, before any worker can have run it here."""
+
     def claimed(self, claim: Claim) -> None:
         """A worker claimed the execution (a takeover if ``claim.takeover``)."""
 
@@ -164,6 +169,7 @@ class Observers:
         self._lock = threading.Lock()
         self._all: tuple[Observer, ...] = ()
         self._reported: set[tuple[int, str]] = set()
+        self._execution_started: tuple[Any, ...] = ()
         self._claimed: tuple[Any, ...] = ()
         self._run_started: tuple[Any, ...] = ()
         self._run_finished: tuple[Any, ...] = ()
@@ -213,6 +219,13 @@ class Observers:
         )
 
     # One method per event, each a plain loop: this is on every step's path.
+    def execution_started(self, execution_id: str, workflow_name: str) -> None:
+        for method in self._execution_started:
+            try:
+                method(execution_id, workflow_name)
+            except Exception as exc:
+                self._failed(method, "execution_started", exc)
+
     def claimed(self, claim: Claim) -> None:
         for method in self._claimed:
             try:

@@ -208,7 +208,8 @@ def _encode_key(key: Any, path: str) -> str:
 # ----------------------------------------------------------------------------- decoding
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
+    """A type as a user writes it: ``str``, ``Order``, ``list[int]``, ``str | None``."""
     if tp is Any:
         return "Any"
     if tp is None or tp is _NoneType:
@@ -217,11 +218,11 @@ def _type_name(tp: Any) -> str:
         return "..."
     origin, args = get_origin(tp), get_args(tp)
     if origin is Union or origin is types.UnionType:
-        return " | ".join(_type_name(a) for a in args)
+        return " | ".join(type_name(a) for a in args)
     if origin is Literal:
         return f"Literal[{', '.join(repr(a) for a in args)}]"
     if origin is not None:
-        return f"{_type_name(origin)}[{', '.join(_type_name(a) for a in args)}]"
+        return f"{type_name(origin)}[{', '.join(type_name(a) for a in args)}]"
     return tp.__name__ if isinstance(tp, type) else repr(tp)
 
 
@@ -246,7 +247,7 @@ def _got(value: Any) -> str:
 
 def _mismatch(value: Any, tp: Any, path: str, detail: str = "") -> PayloadError:
     suffix = f" ({detail})" if detail else ""
-    return PayloadError(f"expected {_type_name(tp)} at {path}, got {_got(value)}{suffix}")
+    return PayloadError(f"expected {type_name(tp)} at {path}, got {_got(value)}{suffix}")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -321,7 +322,7 @@ def _decode_scalar(value: Any, tp: type, path: str) -> Any:
         parse = tp if issubclass(tp, uuid.UUID) else tp.fromisoformat
         return _convert(parse, value, tp, path)
     raise PayloadError(
-        f"cannot decode into {_type_name(tp)} at {path}: type not supported by JSONMarshaller"
+        f"cannot decode into {type_name(tp)} at {path}: type not supported by JSONMarshaller"
     )
 
 
@@ -354,7 +355,7 @@ def _decode_generic(value: Any, tp: Any, origin: Any, args: tuple[Any, ...], pat
             for k, v in value.items()
         }
     if origin is not tuple and origin not in _LIST_ORIGINS and origin not in _SET_ORIGINS:
-        raise PayloadError(f"cannot decode into {_type_name(tp)} at {path}: type not supported")
+        raise PayloadError(f"cannot decode into {type_name(tp)} at {path}: type not supported")
     if not isinstance(value, list):
         raise _mismatch(value, tp, path)
     if origin is tuple and args and args[-1] is not Ellipsis:
@@ -405,8 +406,8 @@ def _decode_key(key: str, tp: Any, path: str) -> Any:
         except (ValueError, KeyError):
             pass
     else:
-        raise PayloadError(f"cannot decode dict keys into {_type_name(tp)} at {path}: unsupported")
-    raise PayloadError(f"expected a dict key of type {_type_name(tp)} at {where}, got {key!r}")
+        raise PayloadError(f"cannot decode dict keys into {type_name(tp)} at {path}: unsupported")
+    raise PayloadError(f"expected a dict key of type {type_name(tp)} at {where}, got {key!r}")
 
 
 def _parse_int_key(key: str) -> int:
@@ -447,14 +448,14 @@ def _decode_pydantic(value: Any, tp: Any, path: str) -> Any:
     except ValueError as exc:  # pydantic_core.ValidationError subclasses ValueError
         errors = getattr(exc, "errors", None)
         if not callable(errors):
-            raise PayloadError(f"invalid {_type_name(tp)} at {path}: {exc}") from exc
+            raise PayloadError(f"invalid {type_name(tp)} at {path}: {exc}") from exc
         details = []
         for error in errors()[:5]:
             where = path
             for part in error["loc"]:
                 where = f"{where}[{part}]" if isinstance(part, int) else _child(where, str(part))
             details.append(f"{where}: {error['msg']}")
-        raise PayloadError(f"invalid {_type_name(tp)} at {path}: {'; '.join(details)}") from exc
+        raise PayloadError(f"invalid {type_name(tp)} at {path}: {'; '.join(details)}") from exc
 
 
 def _decode_dataclass(value: Any, tp: type, path: str) -> Any:

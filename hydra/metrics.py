@@ -293,6 +293,9 @@ class MetricsObserver(Observer):
     def __repr__(self) -> str:
         return f"<MetricsObserver {self.namespace!r} into {self.metrics!r}>"
 
+    def execution_started(self, execution_id: str, workflow_name: str) -> None:
+        self.metrics.workflow_started(self.namespace, workflow_name)
+
     def claimed(self, claim: Claim) -> None:
         m, ex = self.metrics, claim.execution
         labels = (self.namespace, ex.workflow_name)

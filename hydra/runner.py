@@ -46,7 +46,7 @@ from hydra.runtime import Runtime
 from hydra.status import Status
 from hydra.store.base import Claim
 from hydra.textsafe import storable_error
-from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext
+from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext, resolved_input_type
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -65,16 +65,6 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     return bool(names & {"OperationalError", "InterfaceError"}) or isinstance(
         exc, (ConnectionError, TimeoutError)
     )
-
-
-def _input_type(workflow: Workflow[Any]) -> Any:
-    """``workflow.input_type()``, resolved once per workflow object: type-hint resolution
-    re-evaluates annotations and would otherwise cost more than a short run."""
-    try:
-        return workflow.__dict__["_hydra_input_type"]
-    except KeyError:
-        resolved = workflow.__dict__["_hydra_input_type"] = workflow.input_type()
-        return resolved
 
 
 def _invoke(workflow: Workflow[Any], ctx: WorkflowContext, req: Any) -> Any:
@@ -202,7 +192,7 @@ def _preflight(
         runtime.store.release(claim.lease, now_ms=now)
         return Outcome.RELEASED
     try:
-        return _Input(runtime.marshaller.unmarshal(ex.input, _input_type(workflow)))
+        return _Input(runtime.marshaller.unmarshal(ex.input, resolved_input_type(workflow)))
     except PayloadError as exc:
         return _finish_failed(runtime, claim, log, "PayloadError", f"cannot decode input: {exc}")
 

@@ -122,6 +122,16 @@ class Workflow(Generic[TReq]):
         return f"<workflow {self.name!r}>"
 
 
+def resolved_input_type(workflow: Workflow[Any]) -> Any:
+    """``workflow.input_type()``, resolved once per workflow object: type-hint resolution
+    re-evaluates annotations and would otherwise cost more than a short run."""
+    try:
+        return workflow.__dict__["_hydra_input_type"]
+    except KeyError:
+        resolved = workflow.__dict__["_hydra_input_type"] = workflow.input_type()
+        return resolved
+
+
 class FunctionWorkflow(Workflow[Any]):
     """A workflow made from a plain function by ``@hydra.workflow``."""
 

@@ -11,10 +11,12 @@ executions back from the database (so it shows exactly what ``hydra trace`` will
 the step each local run is inside right now, which only this process can know: an
 observer of the engine (``LiveObserver``) keeps each run as it starts.
 
-An input for a workflow of FILE is checked before anything is stored: ``--input`` (a
-one-line error) and the hook's ``engine.start_workflow`` calls (``PayloadError``) are
-decoded into the workflow's input type as a worker would decode them. Workflows FILE does
-not define (run by workers elsewhere) are started unchecked, as ``Engine`` starts them.
+An input is checked before anything is stored where the code is at hand: ``--start NAME
+--input JSON`` (a one-line error) and the hook's ``engine.start_workflow(workflow, ...)``
+given the workflow itself (``PayloadError``, as ``Engine`` always does) are decoded into
+the workflow's input type as a worker would decode them. A start by name is stored
+unchecked, as ``Engine`` stores it (the execution then fails with ``PayloadError``).
+The ids the hook starts are recorded by the ``LiveObserver`` (``execution_started``).
 
 Log lines (``devlogs``): the workflows' own, from ``--log-level`` up, and hydra's warnings
 are printed among the progress lines, or above the live view, by the watch loop.
@@ -117,36 +119,20 @@ RUN_HELP = (
 )
 
 
-class _RecordingEngine(Engine):
-    """Remembers the executions started through it (by the dev hook), and refuses an
-    input that a workflow of this process could not decode, before storing it."""
-
-    def __init__(self, *args: Any, local: Sequence[Workflow[Any]] = (), **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.started: list[str] = []
-        self.local = {wf.name: wf for wf in local}
-
-    def start_workflow(self, name: str | Workflow[Any], payload: Any = None, **kwargs: Any) -> str:
-        workflow = self.local.get(name.name if isinstance(name, Workflow) else name)
-        why = None if workflow is None else input_mismatch(workflow, payload, self.marshaller)
-        if workflow is not None and why is not None:
-            raise PayloadError(
-                f"workflow {workflow.name!r} takes {type_label(workflow.input_type())}, "
-                f"not {render.one_line(repr(payload), 200)}: {why}; nothing was stored"
-            )
-        execution_id = super().start_workflow(name, payload, **kwargs)
-        if execution_id not in self.started:
-            self.started.append(execution_id)
-        return execution_id
-
-
 class LiveObserver(Observer):
     """One of the engine's observers: keeps the latest run of each execution, to show
     the step it is inside right now."""
 
     def __init__(self) -> None:
+        #: the executions started through the engine while ``recording`` (the dev hook's)
+        self.started: list[str] = []
+        self.recording = True
         self._runs: dict[str, RunInfo] = {}
         self._first_seen: dict[tuple[str, str, int], int] = {}
+
+    def execution_started(self, execution_id: str, workflow_name: str) -> None:
+        if self.recording and execution_id not in self.started:
+            self.started.append(execution_id)
 
     def run_started(self, run: RunInfo, claim: Claim) -> None:
         self._runs[run.execution_id] = run
@@ -273,7 +259,9 @@ def check_what_to_start(found: WorkflowFile, opts: DevOptions) -> None:
         )
 
 
-def start_executions(engine: _RecordingEngine, found: WorkflowFile, opts: DevOptions) -> list[str]:
+def start_executions(
+    engine: Engine, observer: LiveObserver, found: WorkflowFile, opts: DevOptions
+) -> list[str]:
     check_what_to_start(found, opts)
     if opts.start is not None:
         return [engine.start_workflow(opts.start, opts.payload)]
@@ -294,7 +282,7 @@ def start_executions(engine: _RecordingEngine, found: WorkflowFile, opts: DevOpt
             f"{DEV_HOOK}(engine) in {opts.file} returned {type(returned).__name__}: it should "
             "return the ids of the executions it started (or nothing)"
         )
-    for execution_id in engine.started:
+    for execution_id in observer.started:
         if execution_id not in ids:
             ids.append(execution_id)
     if not ids:
@@ -392,11 +380,8 @@ class DevRun:
         base = default_clock(store)
         jump_clock = FakeClock(base.now(), rate=1.0, base=base) if opts.fast_forward else None
         clock: Clock = jump_clock if jump_clock is not None else base
-        engine = _RecordingEngine(
-            store, namespace=opts.namespace, clock=clock, local=found.workflows
-        )
         observer = LiveObserver()
-        engine.add_observer(observer)
+        engine = Engine(store, namespace=opts.namespace, clock=clock, observers=[observer])
         pid = os.getpid()
         workers = [
             Worker(
@@ -412,7 +397,8 @@ class DevRun:
         for worker in workers:
             for wf in found.workflows:
                 worker.register(wf)
-        ids = start_executions(engine, found, opts)
+        ids = start_executions(engine, observer, found, opts)
+        observer.recording = False  # later starts (cron slots) are not the hook's
         names = [wf.name for wf in found.workflows]
         self._intro(names, ids)
         fast = (

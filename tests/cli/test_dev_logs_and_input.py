@@ -11,10 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-import hydra
-from hydra.errors import PayloadError
-from hydra.testing import MemoryStore
-from hydra_cli import dev, devlogs, output
+from hydra_cli import devlogs, output
 
 from .helpers import (
     assert_one_error_line,
@@ -217,17 +214,19 @@ def test_an_input_that_decodes_runs(greet_file: Path, tmp_path: Path) -> None:
         assert [e.output for e in engine.list_executions()] == ["HI HI"]
 
 
-def test_the_dev_hook_cannot_store_an_input_a_local_workflow_cannot_decode(
+def test_the_dev_hook_cannot_store_an_input_its_workflow_cannot_decode(
     tmp_path: Path,
 ) -> None:
+    """Given the workflow itself, the hook's start is refused before anything is stored
+    (the engine's own check: dev run keeps no engine of its own)."""
     file = write(
         tmp_path / "hooked.py",
         GREET
         + """
 
 def dev(engine):
-    engine.start_workflow("greet", "fine")
-    engine.start_workflow("greet", 42)
+    engine.start_workflow(greet, "fine")
+    engine.start_workflow(greet, 42)
 """,
     )
     db = tmp_path / "h.db"
@@ -242,21 +241,31 @@ def dev(engine):
         assert [e.input for e in engine.list_executions()] == ["fine"]
 
 
-def test_a_workflow_of_another_process_is_started_as_before() -> None:
-    """The dev engine checks only the workflows of this process: one a remote worker runs
-    is stored as ``engine.start_workflow`` always stores it (pending until a worker that
-    registers it claims it)."""
+def test_a_start_by_name_is_stored_and_fails_when_the_worker_decodes_it(
+    tmp_path: Path,
+) -> None:
+    """By name the engine stores the input unchecked (the code may live elsewhere); the
+    dev run watches that execution too (recorded by its observer) and it fails."""
+    file = write(
+        tmp_path / "by_name.py",
+        GREET
+        + """
 
-    @hydra.workflow("local")
-    def local(ctx: hydra.WorkflowContext, name: str) -> str:
-        return name
-
-    engine = dev._RecordingEngine(MemoryStore(), local=[local])
-    remote = engine.get_execution(engine.start_workflow("elsewhere", 42))
-    assert (remote.status, remote.input) == ("pending", 42)
-    with pytest.raises(PayloadError, match="workflow 'local' takes str, not 42: "):
-        engine.start_workflow(local, 42)
-    assert [e.workflow_name for e in engine.list_executions()] == ["elsewhere"]
+def dev(engine):
+    engine.start_workflow("greet", "fine")
+    engine.start_workflow("greet", 42)
+""",
+    )
+    db = tmp_path / "n.db"
+    code, out = dev_run(file, db)
+    assert code == 3, out
+    with engine_on(sqlite_url(db)) as engine:
+        found = {e.input: e for e in engine.list_executions()}
+    assert (found["fine"].status, found["fine"].output) == ("completed", "hello fine")
+    assert (found[42].status, found[42].error_type) == ("failed", "PayloadError")
+    assert "cannot decode input: expected str at $, got integer 42" in (
+        found[42].error_message or ""
+    )
 
 
 @pytest.mark.slow

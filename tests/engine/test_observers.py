@@ -36,6 +36,9 @@ class Recorder(hydra.Observer):
             self.events.append(event)
             self.threads.add(threading.current_thread().name)
 
+    def execution_started(self, execution_id: str, workflow_name: str) -> None:
+        self._add(f"started {workflow_name}")
+
     def claimed(self, claim: Claim) -> None:
         self._add("claimed")
 
@@ -58,6 +61,9 @@ class Raising(hydra.Observer):
     def _boom(self) -> None:
         self.calls += 1
         raise RuntimeError("the tracker is down")
+
+    def execution_started(self, execution_id: str, workflow_name: str) -> None:
+        self._boom()
 
     def claimed(self, claim: Claim) -> None:
         self._boom()
@@ -117,6 +123,7 @@ def test_observers_given_to_the_engine_get_the_events_of_a_worker_s_runs(
     finally:
         worker.shutdown(timeout=WAIT)
     expected = [
+        "started observed",
         "claimed",
         "run_started",
         "step one completed",
@@ -124,8 +131,11 @@ def test_observers_given_to_the_engine_get_the_events_of_a_worker_s_runs(
         "finished completed",
     ]
     assert first.events == second.events == expected
-    # Called on the worker's run thread, not the caller's.
-    assert all(name.startswith(f"hydra-run-{worker.worker_id}") for name in first.threads)
+    # The start on the caller's thread, the run's events on the worker's run thread.
+    run_threads = first.threads - {threading.current_thread().name}
+    assert run_threads and all(
+        name.startswith(f"hydra-run-{worker.worker_id}") for name in run_threads
+    )
 
 
 def test_an_observer_that_raises_never_breaks_a_run_and_is_logged_once_per_event(
@@ -146,12 +156,19 @@ def test_an_observer_that_raises_never_breaks_a_run_and_is_logged_once_per_event
     bad = env.start("observed-failing")
     assert env.run_until_complete(bad).status == "failed"
 
-    assert raising.calls == 3 * 3 + 2 * 2  # claimed, run_started, run_finished; the steps
+    # started, claimed, run_started, run_finished; the steps
+    assert raising.calls == 3 * 4 + 2 * 2
     assert after.events.count("finished completed") == 2  # later observers still called
     assert "finished failed" in after.events
     reports = [r for r in caplog.records if "raised in" in r.getMessage()]
     events = sorted(r.getMessage().split(" raised in ")[1].split(" ")[0] for r in reports)
-    assert events == ["claimed", "run_finished", "run_started", "step_finished"]
+    assert events == [
+        "claimed",
+        "execution_started",
+        "run_finished",
+        "run_started",
+        "step_finished",
+    ]
     assert all(r.exc_info is not None for r in reports)
     # The engine's own observers were not disturbed: metrics counted, waiters woken.
     assert env.engine.metrics is not None
@@ -160,11 +177,16 @@ def test_an_observer_that_raises_never_breaks_a_run_and_is_logged_once_per_event
         {"namespace": "test", "workflow": "observed", "status": "completed"},
     )
     assert finished == 2
+    started = env.engine.metrics.registry.get_sample_value(
+        "hydra_workflows_started_total", {"namespace": "test", "workflow": "observed"}
+    )
+    assert started == 2
     assert env.engine.wait(first, timeout=1).status == "completed"
 
 
 def test_the_fan_out_has_a_method_for_every_event_and_skips_what_an_observer_ignores() -> None:
     assert set(EVENTS) == {
+        "execution_started",
         "claimed",
         "run_started",
         "run_finished",
@@ -194,3 +216,18 @@ def test_add_observer_takes_only_an_observer() -> None:
 def test_the_old_import_paths_still_work() -> None:
     assert hydra.runner.Observer is hydra.Observer is Observer
     assert hydra.runner.Outcome.LOST.value == "lost"
+
+
+def test_execution_started_comes_once_per_new_execution_on_the_starting_thread(
+    store_factory: Callable[[], Store],
+) -> None:
+    recorder = Recorder()
+    engine = hydra.Engine(
+        store_factory(), namespace=f"t-{uuid.uuid4().hex[:12]}", observers=[recorder]
+    )
+    first = engine.start_workflow("observed", 1, idempotency_key="k")
+    again = engine.start_workflow("observed", 1, idempotency_key="k")  # nothing new stored
+    other = engine.start_workflow(observed, 2)
+    assert first == again != other
+    assert recorder.events == ["started observed", "started observed"]
+    assert recorder.threads == {threading.current_thread().name}

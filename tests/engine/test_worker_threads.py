@@ -402,6 +402,30 @@ def test_undecodable_payload_fails_that_execution_and_the_worker_goes_on(
     assert engine.wait(good, timeout=WAIT).output == 3
 
 
+def test_given_the_workflow_itself_a_start_refuses_an_input_its_code_cannot_decode(
+    engine: hydra.Engine,
+) -> None:
+    """The same decode a worker makes before ``run``, before anything is stored; by name
+    the input is stored unchecked (the previous test), since the code may live elsewhere."""
+
+    @hydra.workflow("typed")
+    def typed(ctx: hydra.WorkflowContext, req: Order) -> int:
+        return req.amount
+
+    with pytest.raises(hydra.PayloadError) as caught:
+        engine.start_workflow(typed, {"order_id": "o", "amount": "lots"})
+    assert str(caught.value).startswith(
+        "workflow 'typed' takes Order, not {'order_id': 'o', 'amount': 'lots'}: "
+    )
+    assert "amount" in str(caught.value)
+    assert str(caught.value).endswith("; nothing was stored")
+    with pytest.raises(hydra.PayloadError, match=r"takes Order, not 'x{198}\u2026: "):
+        engine.start_workflow(typed, "x" * 500)  # a long input is shortened in the message
+    assert engine.list_executions() == []
+    good = engine.start_workflow(typed, Order("o", 3))
+    assert [e.id for e in engine.list_executions()] == [good]
+
+
 def test_unencodable_payload_raises_and_stores_nothing(engine: hydra.Engine) -> None:
     with pytest.raises(hydra.PayloadError):
         engine.start_workflow("typed", {"when": object()})

@@ -598,7 +598,8 @@ def test_undecodable_payload_fails_that_execution_and_another_completes(
         return req.amount
 
     env.register(typed)
-    bad = env.start(typed, {"order_id": "o", "amount": "lots"})
+    # By name: stored unchecked (given the workflow itself, the engine would refuse it).
+    bad = env.start("typed", {"order_id": "o", "amount": "lots"})
     good = env.start(typed, Order("o", 3))
     env.run_until_all_complete()
     ex = env.execution(bad)
