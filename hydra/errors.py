@@ -57,6 +57,21 @@ class ExecutionNotFoundError(HydraError):
     """No execution with that id exists in this namespace."""
 
 
+class ExecutionFinishedError(HydraError):
+    """A message was sent to an execution that has already ended (``completed``,
+    ``failed`` or ``cancelled``): nobody would ever receive it, so nothing was stored."""
+
+
+class WaitTimeoutError(HydraError):
+    """A wait ended at its deadline with nothing to show for it.
+
+    Raised inside a workflow by ``hydra.receive`` when no message of its topic arrived
+    before its timeout (the timeout is a stored deadline: a restart does not extend it,
+    and every replay raises it again), and by ``Engine.get_event`` when the key was not
+    set within its ``timeout``. A workflow may catch it (escalate, remind, give up).
+    """
+
+
 class LeaseLostError(HydraError):
     """This worker no longer owns the execution: nothing it writes for it may land.
 

@@ -32,6 +32,11 @@ class StepStatus(StrEnum):
     ``retrying``: an attempt failed and another is due (the execution sleeps until then).
     ``failed``: every attempt failed; replay raises ``StepFailedError`` again.
     ``sleeping``: a durable sleep checkpoint (``hydra.sleep``); its output is the wake time.
+    ``waiting``: a ``hydra.receive`` that found no message and suspended the execution
+    (its topic and deadline in the step's detail); replaced by ``completed`` (the
+    message, as its output) or ``timed_out`` when the execution comes back to it.
+    ``timed_out``: a ``hydra.receive`` whose deadline passed first; replay raises
+    ``WaitTimeoutError`` again.
 
     Read (what ``Engine.get_execution`` reports, derived by ``read_step_status`` from the
     stored status and the execution; never stored):
@@ -51,6 +56,8 @@ class StepStatus(StrEnum):
     RETRYING = "retrying"
     FAILED = "failed"
     SLEEPING = "sleeping"
+    WAITING = "waiting"
+    TIMED_OUT = "timed_out"
     SLEPT = "slept"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
@@ -58,7 +65,14 @@ class StepStatus(StrEnum):
 
 #: The step statuses the store holds; the others are derived when read.
 STORED_STEP_STATUSES = frozenset(
-    {StepStatus.COMPLETED, StepStatus.RETRYING, StepStatus.FAILED, StepStatus.SLEEPING}
+    {
+        StepStatus.COMPLETED,
+        StepStatus.RETRYING,
+        StepStatus.FAILED,
+        StepStatus.SLEEPING,
+        StepStatus.WAITING,
+        StepStatus.TIMED_OUT,
+    }
 )
 
 
@@ -79,6 +93,8 @@ def read_step_status(
     """
     if stored == StepStatus.SLEEPING:
         return _sleep_status(execution, moved_past, wake_ms, ended_ms, now_ms)
+    if stored == StepStatus.WAITING and execution.terminal:
+        return _cut_short(execution)  # the message it waited for can no longer come
     if stored == StepStatus.RETRYING and execution in (Status.FAILED, Status.CANCELLED):
         return _cut_short(execution)  # no attempt is coming any more
     return stored

@@ -81,11 +81,27 @@ class ExecutionRow:
     lease_expires_at: int | None
     trigger_type: str | None
     trigger_source: str | None
+    #: the topic of the ``hydra.receive`` a ``sleeping`` execution waits in (a message
+    #: of it makes the execution due at once); None for any other sleep
+    wait_topic: str | None = None
+
+
+#: What a checkpoint is (``StepRow.kind``): a step's result, a durable sleep, a
+#: ``hydra.receive``, a ``hydra.send``, a ``hydra.set_event``.
+STEP_KINDS = ("step", "sleep", "receive", "send", "event")
 
 
 @dataclass(slots=True)
 class StepRow:
-    """One row of ``workflow_steps``: a step's (or a sleep's) checkpoint."""
+    """One row of ``workflow_steps``: a checkpoint of a step, a sleep, a receive, a send or
+    an event (``kind``).
+
+    ``detail`` is a small JSON object saying what a checkpoint that is not a step waited
+    for or did, for replay and display: a receive's ``{"topic", "deadline"}`` (deadline
+    in Unix ms or null) and, once it received, the ``"message"`` id; a send's ``{"to",
+    "topic", "message"}``; an event's ``{"key"}``. ``output`` is a step's result, a
+    sleep's wake time, a received message's payload, an event's value.
+    """
 
     execution_id: str
     name: str
@@ -97,6 +113,8 @@ class StepRow:
     error_message: str | None = None
     started_at: int | None = None
     completed_at: int | None = None
+    kind: str = "step"
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +229,54 @@ class CronFire:
     fired_at: int
     worker_id: str | None
     execution_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store: ``id`` is the caller's (a random UUID from ``Engine.send``,
+    derived from the sender and its checkpoint name for ``hydra.send``), so a write
+    repeated after a lost reply finds it instead of storing it twice."""
+
+    id: str
+    namespace: str
+    execution_id: str
+    topic: str
+    payload: bytes
+    sent_at_ms: int
+    idempotency_key: str | None = None
+    sender_id: str | None = None
+
+
+@dataclass(slots=True)
+class MessageRow:
+    """One row of ``workflow_messages``: a message to one execution, on one topic.
+
+    ``seq`` orders the messages (the store's insertion order): a receive takes the
+    unconsumed message of its topic with the smallest. ``consumed_by`` is the name of the
+    receive checkpoint that took it (in the same fenced transaction), None while unread.
+    """
+
+    id: str
+    namespace: str
+    execution_id: str
+    topic: str
+    payload: bytes
+    seq: int
+    sent_at: int
+    idempotency_key: str | None
+    sender_id: str | None
+    consumed_at: int | None
+    consumed_by: str | None
+
+
+@dataclass(slots=True)
+class EventRow:
+    """One row of ``workflow_events``: the latest value published under a key."""
+
+    execution_id: str
+    key: str
+    value: bytes
+    updated_at: int
 
 
 def take_lease(row: ExecutionRow, worker_id: str, *, now_ms: int, lease_ms: int) -> Claim:
@@ -415,6 +481,86 @@ class LeaseStore(Protocol):
         ...
 
 
+class MessageStore(Protocol):
+    """Messages to executions and the events they publish.
+
+    Lock order (every store that has row locks): a transaction that sends a message locks
+    the receiving execution's row before it reads or writes any message of it, and a
+    receive locks it too (its fenced lease extension) before it looks for a message. So
+    a send and a suspending receive are serialized on that row: either the send commits
+    first and the receive finds the message, or the suspension commits first and the
+    send, finding the execution ``sleeping`` on its topic, makes it due at once. No
+    wake-up can be lost between the two. A ``hydra.send`` also holds its sender's lease:
+    it locks both rows in ascending id order, so two executions sending to each other
+    cannot deadlock.
+    """
+
+    def send_message(self, message: NewMessage, *, now_ms: int) -> tuple[str, bool]:
+        """Store ``message`` for its execution and return ``(id, created)``.
+
+        ``ExecutionNotFoundError`` if the execution does not exist in the namespace,
+        ``ExecutionFinishedError`` if it has ended; nothing is stored then. With an
+        ``idempotency_key`` already used for a message to the same execution, or an id
+        already stored (the same send repeated), nothing is stored and the existing
+        message's id is returned with ``created`` False. An execution ``sleeping`` in a
+        receive of this topic becomes due at ``now_ms``; stores that notify wake idle
+        workers (the ``"work"`` channel)."""
+        ...
+
+    def send_from_run(
+        self, lease: Lease, message: NewMessage, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> None:
+        """``hydra.send``: store ``message`` (as ``send_message`` does) and the sender's
+        checkpoint ``step`` in one transaction fenced by the sender's ``lease`` (extended).
+        ``LeaseLostError``, ``ExecutionNotFoundError`` or ``ExecutionFinishedError`` write
+        nothing. Repeated after a lost reply, it stores the message once."""
+        ...
+
+    def receive(
+        self,
+        lease: Lease,
+        *,
+        topic: str,
+        waiting: StepRow,
+        suspend: bool,
+        deadline_ms: int | None,
+        now_ms: int,
+        lease_ms: int,
+    ) -> MessageRow | None:
+        """``hydra.receive``, in one transaction fenced by ``lease`` (extended).
+
+        If a message was already consumed by the checkpoint ``waiting.name`` (the same
+        call repeated after a lost reply), return it. Else take the oldest unconsumed
+        message of ``topic`` for this execution: mark it consumed by ``waiting.name``,
+        write the checkpoint as ``waiting`` with status ``completed``, the message's
+        payload as output and ``completed_at = now_ms``, and return it. With no message:
+        if ``suspend``, write ``waiting`` (status ``waiting``) and make the execution
+        ``sleeping`` on ``topic``, lease released, due at ``deadline_ms`` (None: only a
+        message or the execution's timeout wakes it); return None. Without ``suspend``
+        (the deadline has passed) write nothing but the lease extension and return None.
+        Repeated after a lost reply that had suspended, return None without error."""
+        ...
+
+    def list_messages(self, execution_id: str) -> list[MessageRow]:
+        """Every message sent to the execution, consumed or not, in ``seq`` order."""
+        ...
+
+    def list_sent_messages(self, execution_id: str) -> list[MessageRow]:
+        """The messages the execution sent (``hydra.send``), in ``seq`` order."""
+        ...
+
+    def set_event(
+        self, lease: Lease, event: EventRow, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> None:
+        """``hydra.set_event``: replace the value under ``event.key`` and write the
+        checkpoint ``step``, in one transaction fenced by ``lease`` (extended)."""
+        ...
+
+    def get_events(self, execution_id: str) -> list[EventRow]:
+        """The execution's events, by key."""
+        ...
+
+
 class CronStore(Protocol):
     """Cron jobs' stored definitions and the record of every fired slot."""
 
@@ -466,11 +612,12 @@ class CronStore(Protocol):
 
 
 @runtime_checkable
-class Store(ExecutionStore, StepStore, LeaseStore, CronStore, Protocol):
+class Store(ExecutionStore, StepStore, LeaseStore, MessageStore, CronStore, Protocol):
     """Where executions and their step checkpoints live. See the module docstring.
 
     The operations are grouped by aggregate in the protocols it combines
-    (``ExecutionStore``, ``StepStore``, ``LeaseStore``, ``CronStore``); the store as a
+    (``ExecutionStore``, ``StepStore``, ``LeaseStore``, ``MessageStore``, ``CronStore``);
+    the store as a
     whole adds its capabilities, its lifecycle, its clock and its notifications. A piece
     of code that needs one group only can ask for that protocol.
     """

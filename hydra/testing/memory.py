@@ -15,15 +15,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from hydra.errors import LeaseLostError
+from hydra.errors import ExecutionFinishedError, ExecutionNotFoundError, LeaseLostError
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
     Claim,
     CronFire,
     CronJobRow,
+    EventRow,
     ExecutionRow,
     Lease,
+    MessageRow,
     NewExecution,
+    NewMessage,
     StepAttemptRow,
     StepRow,
     Store,
@@ -72,6 +75,11 @@ class MemoryStore:
         # (namespace, job name) -> job; (namespace, job name) -> slot -> fire
         self._cron_jobs: dict[tuple[str, str], CronJobRow] = {}
         self._cron_fires: dict[tuple[str, str], dict[int, CronFire]] = {}
+        # message id -> message, in send order (dicts keep insertion order); seq counter
+        self._messages: dict[str, MessageRow] = {}
+        self._seq = 0
+        # execution id -> key -> event
+        self._events: dict[str, dict[str, EventRow]] = {}
 
     def __repr__(self) -> str:
         return f"MemoryStore({len(self._executions)} executions)"
@@ -334,6 +342,7 @@ class MemoryStore:
             row.status = Status.SLEEPING
             row.sleep_until = wake_at_ms
             row.wake_at = cap_wake(wake_at_ms, row.timeout_at)
+            row.wait_topic = None
             self._index(row)
             row.updated_at = now_ms
             row.lease_owner = None
@@ -387,6 +396,93 @@ class MemoryStore:
             row.wake_at = row.sleep_until = row.next_retry_at = None
             row.lease_owner = None
             row.lease_expires_at = None
+
+    # -- messages and events ----------------------------------------------------------
+    # One lock serializes every call, so a send and a suspending receive cannot
+    # interleave: the lock order the SQL stores follow (the receiver's row first) is moot.
+    def send_message(self, message: NewMessage, *, now_ms: int) -> tuple[str, bool]:
+        with self._lock:
+            return self._send(message, now_ms)
+
+    def send_from_run(
+        self, lease: Lease, message: NewMessage, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> None:
+        with self._lock:
+            if self._owned(lease) is None:
+                raise LeaseLostError(_lost(lease))
+            self._send(message, now_ms)  # raises (writing nothing) for a missing/ended target
+            self._extend(lease, now_ms, lease_ms)
+            self._put_step(step, lease)
+
+    def receive(
+        self,
+        lease: Lease,
+        *,
+        topic: str,
+        waiting: StepRow,
+        suspend: bool,
+        deadline_ms: int | None,
+        now_ms: int,
+        lease_ms: int,
+    ) -> MessageRow | None:
+        with self._lock:
+            row = self._owned_or_raise(lease)
+            mine = [m for m in self._messages.values() if m.execution_id == row.id]
+            taken = next((m for m in mine if m.consumed_by == waiting.name), None)
+            if taken is not None:
+                self._extend(lease, now_ms, lease_ms)
+                return replace(taken)
+            found = next((m for m in mine if m.topic == topic and m.consumed_by is None), None)
+            if found is not None:
+                self._extend(lease, now_ms, lease_ms)
+                found.consumed_by = waiting.name
+                found.consumed_at = now_ms
+                received = replace(
+                    waiting,
+                    status=StepStatus.COMPLETED,
+                    output=found.payload,
+                    completed_at=now_ms,
+                )
+                self._put_step(received, lease)
+                return replace(found)
+            if not suspend:
+                self._extend(lease, now_ms, lease_ms)
+                return None
+            row.status = Status.SLEEPING
+            row.sleep_until = deadline_ms
+            row.wait_topic = topic
+            row.wake_at = (
+                row.timeout_at if deadline_ms is None else cap_wake(deadline_ms, row.timeout_at)
+            )
+            self._index(row)
+            row.updated_at = now_ms
+            row.lease_owner = None
+            row.lease_expires_at = None
+            self._put_step(waiting, lease)
+            return None
+
+    def list_messages(self, execution_id: str) -> list[MessageRow]:
+        with self._lock:
+            return [replace(m) for m in self._messages.values() if m.execution_id == execution_id]
+
+    def list_sent_messages(self, execution_id: str) -> list[MessageRow]:
+        with self._lock:
+            return [replace(m) for m in self._messages.values() if m.sender_id == execution_id]
+
+    def set_event(
+        self, lease: Lease, event: EventRow, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> None:
+        with self._lock:
+            if not self._extend(lease, now_ms, lease_ms):
+                raise LeaseLostError(_lost(lease))
+            stored = replace(event, value=bytes(event.value))
+            self._events.setdefault(event.execution_id, {})[event.key] = stored
+            self._put_step(step, lease)
+
+    def get_events(self, execution_id: str) -> list[EventRow]:
+        with self._lock:
+            found = self._events.get(execution_id, {})
+            return [replace(found[key]) for key in sorted(found)]
 
     # -- cron -------------------------------------------------------------------------
     def upsert_cron_job(
@@ -503,6 +599,43 @@ class MemoryStore:
         if attempt is not None:
             key = (attempt.step_name, attempt.lease_token, attempt.attempt)
             self._attempts.setdefault(step.execution_id, {})[key] = attempt
+
+    def _send(self, message: NewMessage, now_ms: int) -> tuple[str, bool]:
+        """Store a message (see ``MessageStore.send_message``); the caller holds the lock."""
+        target = self._executions.get(message.execution_id)
+        if target is None or target.namespace != message.namespace:
+            raise ExecutionNotFoundError(
+                f"no execution {message.execution_id!r} in namespace {message.namespace!r}"
+            )
+        if target.status.terminal:
+            raise ExecutionFinishedError(
+                f"execution {target.id} is {target.status.value}: a message to it would "
+                "never be received, so it was not stored"
+            )
+        if message.id in self._messages:
+            return message.id, False
+        if message.idempotency_key is not None:
+            for m in self._messages.values():
+                if m.execution_id == target.id and m.idempotency_key == message.idempotency_key:
+                    return m.id, False
+        self._seq += 1
+        self._messages[message.id] = MessageRow(
+            id=message.id,
+            namespace=message.namespace,
+            execution_id=message.execution_id,
+            topic=message.topic,
+            payload=bytes(message.payload),
+            seq=self._seq,
+            sent_at=message.sent_at_ms,
+            idempotency_key=message.idempotency_key,
+            sender_id=message.sender_id,
+            consumed_at=None,
+            consumed_by=None,
+        )
+        if target.status == Status.SLEEPING and target.wait_topic == message.topic:
+            target.wake_at = now_ms  # the receive it waits in has a message now
+            self._index(target)
+        return message.id, True
 
     def _ordered_steps(self, execution_id: str) -> list[StepRow]:
         found = self._steps.get(execution_id, {}).values()

@@ -13,7 +13,8 @@ third-party store can run the suite from any test runner::
 
 The checks are grouped like the protocols ``Store`` combines, one module each:
 ``executions`` (``ExecutionStore``), ``steps`` (``StepStore``), ``leases``
-(``LeaseStore``), ``cron`` (``CronStore``) and ``capabilities`` (the store as a whole);
+(``LeaseStore``), ``messages`` (``MessageStore``), ``cron`` (``CronStore``) and
+``capabilities`` (the store as a whole);
 ``CHECKS_BY_PROTOCOL`` maps each protocol's name to its checks, ``ALL_CHECKS`` lists them
 all, and every check is importable from here.
 
@@ -30,7 +31,7 @@ are listed in ``REQUIRES``; ``run_all`` skips the ones a store does not support,
 from __future__ import annotations
 
 from hydra.store.base import Store
-from hydra.testing.contract import capabilities, cron, executions, leases, steps
+from hydra.testing.contract import capabilities, cron, executions, leases, messages, steps
 from hydra.testing.contract._support import Check, StoreFactory, opened
 from hydra.testing.contract.capabilities import (
     check_database_time,
@@ -86,6 +87,21 @@ from hydra.testing.contract.leases import (
     check_takeover_exclusive,
     check_timeout_caps_wake_at,
 )
+from hydra.testing.contract.messages import (
+    check_events,
+    check_receive_fenced,
+    check_receive_repeated_returns_the_same_message,
+    check_receive_suspends_and_a_send_wakes_it,
+    check_receive_without_deadline,
+    check_send_and_receive_in_order,
+    check_send_from_run,
+    check_send_from_run_wakes_the_receiver,
+    check_send_idempotency,
+    check_send_races_a_suspending_receive,
+    check_send_to_unknown_or_finished,
+    check_sleep_is_not_woken_by_a_message,
+    check_step_kind_and_detail,
+)
 from hydra.testing.contract.steps import (
     check_list_steps_order,
     check_save_step_extends_lease,
@@ -101,6 +117,7 @@ CHECKS_BY_PROTOCOL: dict[str, list[Check]] = {
     "ExecutionStore": executions.CHECKS,
     "StepStore": steps.CHECKS,
     "LeaseStore": leases.CHECKS,
+    "MessageStore": messages.CHECKS,
     "CronStore": cron.CHECKS,
     "Store": capabilities.CHECKS,
 }
@@ -158,6 +175,7 @@ __all__ = [
     "check_cron_job_upsert",
     "check_cron_jobs_by_namespace_and_name",
     "check_database_time",
+    "check_events",
     "check_fenced_write_races_takeover",
     "check_fencing_after_takeover",
     "check_find_execution_ids",
@@ -181,17 +199,29 @@ __all__ = [
     "check_no_listener_without_notify",
     "check_notify_wakes_listener",
     "check_owned_leases",
+    "check_receive_fenced",
+    "check_receive_repeated_returns_the_same_message",
+    "check_receive_suspends_and_a_send_wakes_it",
+    "check_receive_without_deadline",
     "check_records_are_copies",
     "check_release",
     "check_retry",
     "check_retry_execution",
     "check_save_step_extends_lease",
     "check_save_step_upsert",
+    "check_send_and_receive_in_order",
+    "check_send_from_run",
+    "check_send_from_run_wakes_the_receiver",
+    "check_send_idempotency",
+    "check_send_races_a_suspending_receive",
+    "check_send_to_unknown_or_finished",
     "check_shared_between_instances",
     "check_sleep",
+    "check_sleep_is_not_woken_by_a_message",
     "check_step_attempt_rewrite_is_one_record",
     "check_step_attempts_fenced",
     "check_step_attempts_recorded",
+    "check_step_kind_and_detail",
     "check_takeover_exclusive",
     "check_timeout_caps_wake_at",
     "run_all",
