@@ -9,6 +9,7 @@ from hydra.engine import Engine
 from hydra.errors import (
     DatabaseUnavailableError,
     DuplicateStepError,
+    ExecutionFinishedError,
     ExecutionNotFoundError,
     HydraError,
     InvalidNameError,
@@ -18,17 +19,18 @@ from hydra.errors import (
     SchemaNotReadyError,
     StepFailedError,
     StepTimeoutError,
+    WaitTimeoutError,
     WorkflowNotFoundError,
     WorkflowTimeoutError,
 )
 from hydra.events import Observer
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
-from hydra.records import Execution, StepAttempt, StepRecord
+from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import RetryPolicy
 from hydra.scheduler import CronContext
 from hydra.status import Status, StepStatus
-from hydra.steps import sleep, sleep_until, step, step_void
+from hydra.steps import receive, send, set_event, sleep, sleep_until, step, step_void
 from hydra.store.sql import SQLStore
 from hydra.worker import Worker, register_workflow
 from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext, workflow
@@ -43,12 +45,14 @@ __all__ = [
     "DuplicateStepError",
     "Engine",
     "Execution",
+    "ExecutionFinishedError",
     "ExecutionNotFoundError",
     "HydraError",
     "InvalidNameError",
     "JSONMarshaller",
     "LeaseLostError",
     "Marshaller",
+    "Message",
     "Metrics",
     "NonRetryableError",
     "Observer",
@@ -62,12 +66,16 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "StepTimeoutError",
+    "WaitTimeoutError",
     "Worker",
     "Workflow",
     "WorkflowContext",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
+    "receive",
     "register_workflow",
+    "send",
+    "set_event",
     "sleep",
     "sleep_until",
     "step",

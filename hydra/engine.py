@@ -7,17 +7,17 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 from hydra.clock import Clock, default_clock, duration_ms, from_ms, to_ms
 from hydra.cron import CronJob, CronRegistry, Handler, with_next_run
-from hydra.errors import ExecutionNotFoundError, PayloadError
+from hydra.errors import ExecutionNotFoundError, PayloadError, WaitTimeoutError
 from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller, type_name
-from hydra.records import Execution, StepAttempt, StepRecord
+from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
 from hydra.runtime import PayloadLimit, RunRegistry, Runtime
 from hydra.status import Status, StepStatus, read_step_status
@@ -25,6 +25,7 @@ from hydra.store.base import (
     CronJobRow,
     ExecutionRow,
     NewExecution,
+    NewMessage,
     StepAttemptRow,
     StepRow,
     Store,
@@ -416,6 +417,112 @@ class Engine:
             "executions can be retried"
         )
 
+    # -- messages and events -------------------------------------------------------------
+    def send(
+        self,
+        execution_id: str,
+        topic: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Send ``payload`` on ``topic`` to an execution: its ``hydra.receive(ctx, topic)``
+        gets it (the oldest unread first). An execution waiting in that receive is woken
+        at once. ``ExecutionNotFoundError`` if the id is unknown in this namespace,
+        ``ExecutionFinishedError`` if the execution has ended; nothing is stored then.
+        With an ``idempotency_key`` already used for a message to this execution,
+        nothing is stored (a webhook delivered twice is received once). The payload is
+        encoded (and checked against ``payload_limit``) before anything is stored.
+        """
+        validate_name(topic, "topic")
+        if idempotency_key is not None:
+            validate_name(idempotency_key, "idempotency_key")
+        data = self.check_payload_size(
+            self.marshaller.marshal(payload), f"the message on topic {topic!r}"
+        )
+        now = self.clock.now_ms()
+        message = NewMessage(
+            id=self._new_id(),
+            namespace=self.namespace,
+            execution_id=execution_id,
+            topic=topic,
+            payload=data,
+            sent_at_ms=now,
+            idempotency_key=idempotency_key,
+        )
+        _, created = self.store.send_message(message, now_ms=now)
+        if created:
+            self.observers.message_sent(execution_id, topic, None)
+            self.runtime.registry.wake_workers()
+
+    def get_events(self, execution_id: str) -> dict[str, Any]:
+        """The events the execution has published (``hydra.set_event``), by key, each
+        its latest value; ``ExecutionNotFoundError`` if unknown here."""
+        self._row(execution_id)
+        return {e.key: self._decode(e.value) for e in self.store.get_events(execution_id)}
+
+    def get_event(self, execution_id: str, key: str, *, timeout: timedelta | float = 0.0) -> Any:
+        """The latest value the execution published under ``key``, waiting up to
+        ``timeout`` (a timedelta or seconds) for it to be set. ``WaitTimeoutError`` if it
+        is not set by then, or at once if the execution has ended without setting it.
+
+        Needs no worker here: on PostgreSQL it listens for the event, elsewhere it reads
+        again every few tens of milliseconds (at once when a run of this process sets
+        it)."""
+        validate_name(key, "event key")
+        timeout_s = duration_ms(timeout, "get_event timeout") / 1000
+        deadline = time.monotonic() + timeout_s
+        listener = None
+        if timeout_s > 0 and self.store.supports_notify:
+            # Listening before the first read: an event set in between is not missed.
+            listener = self.store.open_listener(self.namespace, channel="events")
+        try:
+            pause = 0.01
+            while True:
+                # The status first: an execution that had ended before the events were
+                # read will never set the key.
+                ended = self._row(execution_id).status.terminal
+                for event in self.store.get_events(execution_id):
+                    if event.key == key:
+                        return self._decode(event.value)
+                left = deadline - time.monotonic()
+                if ended or left <= 0:
+                    why = "ended without setting it" if ended else f"not set within {timeout_s:g} s"
+                    raise WaitTimeoutError(f"execution {execution_id}: event {key!r} {why}")
+                if listener is not None:
+                    listener.wait(min(left, 1.0))
+                    continue
+                with self.runtime.registry.finished:
+                    self.runtime.registry.finished.wait(min(left, pause))
+                pause = min(pause * 2, 0.25)
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def list_messages(self, execution_id: str, *, sent: bool = False) -> list[Message]:
+        """The messages sent to the execution, read or not, oldest first; with ``sent``,
+        those it sent (``hydra.send``). ``ExecutionNotFoundError`` if unknown here."""
+        self._row(execution_id)
+        rows = (
+            self.store.list_sent_messages(execution_id)
+            if sent
+            else self.store.list_messages(execution_id)
+        )
+        return [
+            Message(
+                id=m.id,
+                execution_id=m.execution_id,
+                topic=m.topic,
+                payload=self._decode(m.payload),
+                sent_at=from_ms(m.sent_at) or datetime.fromtimestamp(0, UTC),
+                sender_id=m.sender_id,
+                idempotency_key=m.idempotency_key,
+                received_by=m.consumed_by,
+                received_at=from_ms(m.consumed_at),
+            )
+            for m in rows
+        ]
+
     # -- conversion -----------------------------------------------------------------------
     def _decode(self, data: bytes | None) -> Any:
         if data is None:
@@ -459,6 +566,7 @@ class Engine:
             run_at=from_ms(row.run_at),
             trigger_type=row.trigger_type,
             trigger_source=row.trigger_source,
+            wait_topic=row.wait_topic if row.status == Status.SLEEPING else None,
         )
 
     def _to_steps(
@@ -507,9 +615,39 @@ class Engine:
             order=row.order,
             error_type=row.error_type,
             error_message=row.error_message,
-            kind="sleep" if sleep else "step",
+            kind=_kind_of(row),
             attempt_history=history,
+            detail=_detail_of(row),
         )
+
+
+_KINDS: dict[str, Literal["step", "sleep", "receive", "send", "event"]] = {
+    "step": "step",
+    "sleep": "sleep",
+    "receive": "receive",
+    "send": "send",
+    "event": "event",
+}
+
+
+def _kind_of(row: StepRow) -> Literal["step", "sleep", "receive", "send", "event"]:
+    # A sleep stored before schema revision 0004 has no kind of its own: its status says.
+    if row.status == StepStatus.SLEEPING:
+        return "sleep"
+    return _KINDS.get(row.kind, "step")
+
+
+def _detail_of(row: StepRow) -> dict[str, Any]:
+    """The checkpoint's detail as the user reads it: a receive's deadline as a datetime."""
+    try:
+        found = json.loads(row.detail) if row.detail else {}
+    except ValueError:
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    if isinstance(found.get("deadline"), int):
+        found["deadline"] = from_ms(found["deadline"])
+    return found
 
 
 def _attempts_by_step(rows: list[StepAttemptRow]) -> dict[str, list[StepAttempt]]:

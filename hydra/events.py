@@ -87,6 +87,10 @@ class RunHooks(Protocol):
     def step_returned(self, run: RunInfo, step_name: str) -> None:
         """The step function returned a value; its checkpoint is not written yet."""
 
+    def checkpoint_written(self, run: RunInfo, name: str) -> None:
+        """A receive, send or event checkpoint was written (with the message it took or
+        stored, or the event), or a receive suspended; the workflow has not gone on yet."""
+
 
 class Observer:
     """Receives the execution loop's events: subclass it and override what you need.
@@ -129,6 +133,21 @@ class Observer:
 
     def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
         """The execution suspended durably until ``wake_ms`` (Unix ms)."""
+
+    def waiting(self, run: RunInfo, name: str, topic: str, deadline_ms: int | None) -> None:
+        """The execution suspended in ``hydra.receive`` (checkpoint ``name``) until a
+        message of ``topic`` arrives or ``deadline_ms`` (Unix ms; None: no deadline)."""
+
+    def received(self, run: RunInfo, name: str, topic: str, waited_ms: int) -> None:
+        """A ``hydra.receive`` took a message of ``topic``, ``waited_ms`` after the
+        execution first reached it (0 when a message was already there)."""
+
+    def wait_timed_out(self, run: RunInfo, name: str, topic: str) -> None:
+        """A ``hydra.receive``'s deadline passed with no message (``WaitTimeoutError``)."""
+
+    def message_sent(self, execution_id: str, topic: str, sender_id: str | None) -> None:
+        """A message was stored for ``execution_id``: by ``engine.send`` (``sender_id``
+        None, on the caller's thread) or by a run's ``hydra.send`` (its execution)."""
 
     def lease_lost(self, claim: Claim) -> None:
         """The run stopped: its lease was taken over or the execution cancelled."""
@@ -178,6 +197,10 @@ class Observers:
         self._step_finished: tuple[Any, ...] = ()
         self._step_retry_scheduled: tuple[Any, ...] = ()
         self._slept: tuple[Any, ...] = ()
+        self._waiting: tuple[Any, ...] = ()
+        self._received: tuple[Any, ...] = ()
+        self._wait_timed_out: tuple[Any, ...] = ()
+        self._message_sent: tuple[Any, ...] = ()
         self._lease_lost: tuple[Any, ...] = ()
         self._run_interrupted: tuple[Any, ...] = ()
         for observer in observers:
@@ -281,6 +304,34 @@ class Observers:
                 method(run, name, wake_ms)
             except Exception as exc:
                 self._failed(method, "slept", exc)
+
+    def waiting(self, run: RunInfo, name: str, topic: str, deadline_ms: int | None) -> None:
+        for method in self._waiting:
+            try:
+                method(run, name, topic, deadline_ms)
+            except Exception as exc:
+                self._failed(method, "waiting", exc)
+
+    def received(self, run: RunInfo, name: str, topic: str, waited_ms: int) -> None:
+        for method in self._received:
+            try:
+                method(run, name, topic, waited_ms)
+            except Exception as exc:
+                self._failed(method, "received", exc)
+
+    def wait_timed_out(self, run: RunInfo, name: str, topic: str) -> None:
+        for method in self._wait_timed_out:
+            try:
+                method(run, name, topic)
+            except Exception as exc:
+                self._failed(method, "wait_timed_out", exc)
+
+    def message_sent(self, execution_id: str, topic: str, sender_id: str | None) -> None:
+        for method in self._message_sent:
+            try:
+                method(execution_id, topic, sender_id)
+            except Exception as exc:
+                self._failed(method, "message_sent", exc)
 
     def lease_lost(self, claim: Claim) -> None:
         for method in self._lease_lost:

@@ -40,6 +40,10 @@ DURATION_BUCKETS = (
 QUEUE_BUCKETS = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
 )  # fmt: skip
+# A receive may wait milliseconds (a message already there) or days (a person's decision).
+WAIT_BUCKETS = (
+    0.001, 0.01, 0.1, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400,
+)  # fmt: skip
 STEP_BUCKETS = (
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
 )  # fmt: skip
@@ -105,6 +109,34 @@ class Metrics:
         self.workflows_sleeping = Counter(
             "hydra_workflow_sleeps",
             "Durable sleeps started (the execution went to sleeping)",
+            WF,
+            registry=r,
+        )
+        # -- messages -------------------------------------------------------------------
+        self.messages_sent = Counter(
+            "hydra_messages_sent",
+            "Messages stored for an execution (engine.send, and hydra.send by the runs of "
+            "this process's workers), by the sender's namespace",
+            ("namespace",),
+            registry=r,
+        )
+        self.messages_received = Counter(
+            "hydra_messages_received",
+            "Messages taken by a hydra.receive, by the receiving workflow",
+            WF,
+            registry=r,
+        )
+        self.message_wait = Histogram(
+            "hydra_message_wait_seconds",
+            "Time from an execution first reaching a hydra.receive until it got its "
+            "message (0 when one was already there)",
+            WF,
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.receive_timeouts = Counter(
+            "hydra_receive_timeouts",
+            "hydra.receive calls whose deadline passed with no message (WaitTimeoutError)",
             WF,
             registry=r,
         )
@@ -295,6 +327,17 @@ class MetricsObserver(Observer):
 
     def execution_started(self, execution_id: str, workflow_name: str) -> None:
         self.metrics.workflow_started(self.namespace, workflow_name)
+
+    def message_sent(self, execution_id: str, topic: str, sender_id: str | None) -> None:
+        self.metrics.messages_sent.labels(self.namespace).inc()
+
+    def received(self, run: RunInfo, name: str, topic: str, waited_ms: int) -> None:
+        labels = (self.namespace, run.workflow_name)
+        self.metrics.messages_received.labels(*labels).inc()
+        self.metrics.message_wait.labels(*labels).observe(max(waited_ms, 0) / 1000)
+
+    def wait_timed_out(self, run: RunInfo, name: str, topic: str) -> None:
+        self.metrics.receive_timeouts.labels(self.namespace, run.workflow_name).inc()
 
     def claimed(self, claim: Claim) -> None:
         m, ex = self.metrics, claim.execution

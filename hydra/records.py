@@ -47,7 +47,11 @@ class StepRecord:
     Unix milliseconds). ``attempts`` counts the attempts that reached a result or an error;
     an attempt in flight when its worker died leaves no trace. ``error``, ``started_at``
     and ``completed_at`` are the latest attempt's. ``kind`` is ``"sleep"`` for a durable
-    sleep, ``"step"`` otherwise.
+    sleep, ``"receive"``, ``"send"`` or ``"event"`` for those checkpoints, ``"step"``
+    otherwise; ``detail`` says what such a checkpoint waited for or did: a receive's
+    ``topic`` and ``deadline`` (a datetime, or None) and, once received, the
+    ``message`` id; a send's ``to`` (the execution) , ``topic`` and ``message``; an
+    event's ``key``. A receive's ``output`` is the message it took, an event's the value.
 
     ``status`` is read in the light of the execution (see ``StepStatus``): a sleep reads
     ``sleeping`` while the execution waits on it, ``slept`` once it has moved past it,
@@ -72,8 +76,9 @@ class StepRecord:
     order: int = 0
     error_type: str | None = None
     error_message: str | None = None
-    kind: Literal["step", "sleep"] = "step"
+    kind: Literal["step", "sleep", "receive", "send", "event"] = "step"
     attempt_history: list[StepAttempt] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,9 @@ class Execution:
     ``steps`` is filled by ``Engine.get_execution``; ``list_executions`` leaves it empty.
     ``run_at`` is when it was (or is) first due (``start_workflow(run_at=...)``, else its
     creation); ``trigger_type`` says what started it (``"api"``, ``"cron"``) and
-    ``trigger_source`` which one (the cron job's name).
+    ``trigger_source`` which one (the cron job's name). ``wait_topic``: the topic of the
+    message a ``sleeping`` execution waits for (``hydra.receive``), ``sleep_until`` then
+    its deadline (None: none).
     """
 
     id: str
@@ -112,6 +119,8 @@ class Execution:
     run_at: datetime | None = None
     trigger_type: str | None = None
     trigger_source: str | None = None
+    #: the topic of the ``hydra.receive`` a ``sleeping`` execution waits in, else None
+    wait_topic: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -121,3 +130,27 @@ class Execution:
     def step(self, name: str) -> StepRecord | None:
         """The step record with that name, if any."""
         return next((s for s in self.steps if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message sent to an execution (``Engine.send``, ``hydra.send``), as stored.
+
+    ``payload`` is decoded as plain JSON. ``sender_id`` is the sending execution (None
+    from outside, ``Engine.send``). ``received_by`` names the ``hydra.receive``
+    checkpoint that took it and ``received_at`` when; both None while it waits unread.
+    """
+
+    id: str
+    execution_id: str
+    topic: str
+    payload: Any
+    sent_at: datetime
+    sender_id: str | None = None
+    idempotency_key: str | None = None
+    received_by: str | None = None
+    received_at: datetime | None = None
+
+    @property
+    def received(self) -> bool:
+        return self.received_by is not None

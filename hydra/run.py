@@ -124,6 +124,8 @@ class Run:
         self._seen: set[str] = set()
         self._order = 0
         self._sleeps = 0
+        #: how many receives, sends and events this run has reached (generated names)
+        self.counters: dict[str, int] = {}
         self.current_step: str | None = None
         self.suspended = False
         self.timed_out = False
@@ -178,12 +180,16 @@ class Run:
             f"({type(self.interrupted).__name__}: {self.interrupted}); stopping {why}"
         )
 
-    def _store_call(self, call: Callable[[], T]) -> T:
+    def store_call(self, call: Callable[[], T], passes: tuple[type[Exception], ...] = ()) -> T:
         """A store write made on the workflow's behalf. Its failures never reach workflow
         code as ordinary exceptions: a lost lease marks the run lost, any other failure
-        marks it interrupted, and either unwinds it with ``RunStopped``."""
+        marks it interrupted, and either unwinds it with ``RunStopped``. ``passes``: the
+        store's answers about the workflow's own request (a send to an execution that
+        has ended), raised as they are into the workflow."""
         try:
             return call()
+        except passes:
+            raise
         except LeaseLostError as exc:
             self.lost_reason = str(exc)
             self.mark_lost()
@@ -198,7 +204,7 @@ class Run:
         sent = self.monotonic()
         if sent - self.lease_renewed_at <= self.lease_ms * LEASE_GUARD_FRACTION:
             return
-        lost = self._store_call(
+        lost = self.store_call(
             lambda: self.store.heartbeat(
                 [self.lease], now_ms=self.clock.now_ms(), lease_ms=self.lease_ms
             )
@@ -225,12 +231,18 @@ class Run:
         return {"step_name": self.current_step, "attempt": self.attempt}
 
     # -- boundaries ---------------------------------------------------------------------
-    def _boundary(self, name: str, kind: str) -> int:
+    def boundary(self, name: str, kind: str) -> int:
         """Checks made before every step and sleep; returns the step's order."""
         if self.current_step is not None:
+            if kind in ("step", "sleep"):
+                raise RuntimeError(
+                    f"{kind} {name!r} was called inside step {self.current_step!r}: "
+                    "steps cannot be nested"
+                )
             raise RuntimeError(
-                f"{kind} {name!r} was called inside step {self.current_step!r}: "
-                "steps cannot be nested"
+                f"hydra.{kind} ({name!r}) was called inside the function of step "
+                f"{self.current_step!r}: receive, send and set_event are checkpoints of "
+                "the workflow itself; call them from the workflow's code, between steps"
             )
         if self.lost or self.interrupted is not None:
             raise self._stopped(f"before {kind} {name!r}")
@@ -258,7 +270,7 @@ class Run:
         self, name: str, retry: RetryPolicy | None, result_type: Any
     ) -> _Replayed | _Attempt:
         """The stored result of a completed step (on replay), else its next attempt."""
-        order = self._boundary(name, "step")
+        order = self.boundary(name, "step")
         existing = self.steps.get(name)
         previous_attempts = 0
         if existing is not None:
@@ -272,8 +284,9 @@ class Run:
                     existing.error_type or "Error",
                     existing.error_message or "",
                 )
-            if existing.status == StepStatus.SLEEPING:
-                raise DuplicateStepError(f"step name {name!r} is already used by a sleep")
+            if existing.status == StepStatus.SLEEPING or existing.kind != "step":
+                used = "sleep" if existing.status == StepStatus.SLEEPING else existing.kind
+                raise DuplicateStepError(f"step name {name!r} is already used by a {used}")
             previous_attempts = existing.attempts
         policy = retry if retry is not None else DEFAULT_STEP_POLICY
         attempt = _Attempt(name, order, previous_attempts + 1, policy, result_type)
@@ -329,7 +342,7 @@ class Run:
             completed_at=now,
         )
         sent = self.monotonic()
-        self._store_call(
+        self.store_call(
             lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
         )
         self.lease_renewed(sent)
@@ -364,7 +377,7 @@ class Run:
         self.observers.step_finished(self, attempt.name, "failed", now - attempt.started_at)
         if exhausted:
             sent = self.monotonic()
-            self._store_call(
+            self.store_call(
                 lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
             )
             self.lease_renewed(sent)
@@ -387,7 +400,7 @@ class Run:
             wake - now,
         )
         self.ending = True
-        self._store_call(
+        self.store_call(
             lambda: self.store.suspend(self.lease, wake_at_ms=wake, now_ms=now, step=row)
         )
         self.steps[attempt.name] = row
@@ -397,6 +410,24 @@ class Run:
 
     def _decode(self, data: bytes | None, result_type: Any, name: str) -> Any:
         return self.marshaller.unmarshal(data if data is not None else b"null", result_type)
+
+    # -- for the other checkpoints (hydra.mailbox: receive, send, set_event) --------------
+    def decode(self, data: bytes | None, result_type: Any, name: str) -> Any:
+        """A stored value as the workflow gets it back (``result_type``, else JSON)."""
+        return self._decode(data, result_type, name)
+
+    def mark_new_work(self) -> None:
+        """The run reached a checkpoint with no record: it is no longer replaying."""
+        self._did_new_work = True
+
+    def save_checkpoint(self, row: StepRow, now: int) -> None:
+        """Write ``row`` (fenced, extending the lease) and remember it."""
+        sent = self.monotonic()
+        self.store_call(
+            lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
+        )
+        self.lease_renewed(sent)
+        self.steps[row.name] = row
 
     def step_sync(
         self,
@@ -477,7 +508,7 @@ class Run:
         """
         self._sleeps += 1
         name = name if name is not None else f"sleep-{self._sleeps}"
-        order = self._boundary(name, "sleep")
+        order = self.boundary(name, "sleep")
         existing = self.steps.get(name)
         if existing is not None:
             if existing.status != StepStatus.SLEEPING:
@@ -499,10 +530,11 @@ class Run:
                 output=str(wake_ms).encode(),
                 started_at=now,
                 completed_at=wake_ms,
+                kind="sleep",
             )
             self.steps[name] = row
         self.ending = True
-        self._store_call(
+        self.store_call(
             lambda: self.store.suspend(self.lease, wake_at_ms=wake_ms, now_ms=now, step=row)
         )
         self.suspended = True

@@ -29,6 +29,7 @@ from hydra.errors import (
     NonRetryableError,
     PayloadError,
     StepFailedError,
+    WaitTimeoutError,
     WorkflowTimeoutError,
 )
 from hydra.events import Observer, Outcome, RunHooks
@@ -289,7 +290,9 @@ def _fail_or_retry(
     timed_out = run.timed_out or (ex.timeout_at is not None and now >= ex.timeout_at)
     # A step's own retries are spent once StepFailedError escapes, and compensation code
     # may already have run: retrying the workflow would replay the same failure.
-    final = isinstance(exc, (NonRetryableError, StepFailedError, DuplicateStepError))
+    final = isinstance(
+        exc, (NonRetryableError, StepFailedError, DuplicateStepError, WaitTimeoutError)
+    )
     if timed_out or final or ex.attempt >= ex.max_attempts:
         if timed_out and not isinstance(exc, WorkflowTimeoutError):
             error_type, message = "WorkflowTimeoutError", f"{error_type}: {message}"

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
+from hydra import mailbox
 from hydra.clock import duration_ms, to_ms
 from hydra.retry import RetryPolicy
 from hydra.workflow import AsyncWorkflowContext, WorkflowContext, validate_name
@@ -189,6 +190,140 @@ def sleep_until(ctx: WorkflowContext, when: datetime, *, name: str | None = None
 
 async def _async_sleep(run: Any, wake_ms: int, name: str | None, now_ms: int | None = None) -> None:
     run.sleep_until_ms(wake_ms, name, now_ms)
+
+
+# -- messages and events (hydra.mailbox does the work) -----------------------------------
+@overload
+def receive(
+    ctx: AsyncWorkflowContext,
+    topic: str,
+    *,
+    timeout: timedelta | float | None = None,
+    result_type: Any = None,
+    name: str | None = None,
+) -> Awaitable[Any]: ...
+
+
+@overload
+def receive(
+    ctx: WorkflowContext,
+    topic: str,
+    *,
+    timeout: timedelta | float | None = None,
+    result_type: Any = None,
+    name: str | None = None,
+) -> Any: ...
+
+
+def receive(
+    ctx: WorkflowContext,
+    topic: str,
+    *,
+    timeout: timedelta | float | None = None,
+    result_type: Any = None,
+    name: str | None = None,
+) -> Any:
+    """The oldest unread message of ``topic`` sent to this execution, decoded (into
+    ``result_type`` if given, else plain JSON).
+
+    With none, the execution suspends durably, like a sleep (status ``sleeping``, lease
+    and thread released), until a message of that topic arrives (it wakes the execution
+    at once) or ``timeout`` (a timedelta or seconds) passes: then ``WaitTimeoutError`` is
+    raised here. The deadline is stored when the execution first gets here: a restart
+    does not extend it. Each message is received once, by one receive, even across
+    crashes; messages sent before the workflow got here wait for it, oldest first.
+    Receives are named ``receive-1``, ``receive-2``... in call order unless ``name`` is
+    given. In an ``async def run`` workflow, await it.
+    """
+    validate_name(topic, "topic")
+    if name is not None:
+        validate_name(name, "receive name")
+    timeout_ms = None if timeout is None else duration_ms(timeout, "receive timeout")
+    if result_type is None:
+        result_type = Any
+    run = ctx._run
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async(mailbox.receive, run, topic, timeout_ms, result_type, name)
+    return mailbox.receive(run, topic, timeout_ms, result_type, name)
+
+
+@overload
+def send(  # type: ignore[overload-overlap]
+    ctx: AsyncWorkflowContext,
+    execution_id: str,
+    topic: str,
+    payload: Any = None,
+    *,
+    name: str | None = None,
+) -> Awaitable[None]: ...
+
+
+@overload
+def send(
+    ctx: WorkflowContext,
+    execution_id: str,
+    topic: str,
+    payload: Any = None,
+    *,
+    name: str | None = None,
+) -> None: ...
+
+
+def send(
+    ctx: WorkflowContext,
+    execution_id: str,
+    topic: str,
+    payload: Any = None,
+    *,
+    name: str | None = None,
+) -> Any:
+    """Send ``payload`` on ``topic`` to another execution (of this namespace), as a
+    checkpoint: the message is stored with it, so a replay never sends it again.
+
+    ``ExecutionNotFoundError`` if there is no such execution, ``ExecutionFinishedError``
+    if it has ended (nothing is stored either way). Sends are named ``send-1``,
+    ``send-2``... in call order unless ``name`` is given.
+    """
+    if not isinstance(execution_id, str):
+        raise TypeError(f"send() takes the receiver's execution id (a str), got {execution_id!r}")
+    validate_name(topic, "topic")
+    if name is not None:
+        validate_name(name, "send name")
+    run = ctx._run
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async(mailbox.send, run, execution_id, topic, payload, name)
+    mailbox.send(run, execution_id, topic, payload, name)
+    return None
+
+
+@overload
+def set_event(
+    ctx: AsyncWorkflowContext, key: str, value: Any, *, name: str | None = None
+) -> Awaitable[None]: ...
+
+
+@overload
+def set_event(ctx: WorkflowContext, key: str, value: Any, *, name: str | None = None) -> None: ...
+
+
+def set_event(ctx: WorkflowContext, key: str, value: Any, *, name: str | None = None) -> Any:
+    """Publish ``value`` under ``key`` for this execution (the last write wins), read
+    from outside with ``engine.get_event``/``get_events``; checkpointed like a step, so a
+    replay does not publish again. Events are named ``event-1``, ``event-2``... in call
+    order unless ``name`` is given."""
+    validate_name(key, "event key")
+    if name is not None:
+        validate_name(name, "event name")
+    run = ctx._run
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async(mailbox.set_event, run, key, value, name)
+    mailbox.set_event(run, key, value, name)
+    return None
+
+
+async def _async(call: Callable[..., Any], *args: Any) -> Any:
+    # The store call is synchronous, like an async workflow's sleep: it runs when awaited.
+    return call(*args)
 
 
 def _return_annotation(fn: Callable[..., Any]) -> Any:

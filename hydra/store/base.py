@@ -151,13 +151,16 @@ class StepAttemptRow:
 
 
 def attempt_of(step: StepRow, lease: Lease) -> StepAttemptRow | None:
-    """The attempt record that writing ``step`` under ``lease`` adds, or None for a sleep.
+    """The attempt record that writing ``step`` under ``lease`` adds, or None for a
+    checkpoint that is not a step (a sleep, a receive, a send, an event).
 
     The one definition shared by every store: a ``completed`` row records a completed
     attempt; a ``failed`` row (attempts used up) and a ``retrying`` row (another attempt
     follows) each record a failed one, with the row's error. The attempt's number, times
     and error are the step row's (which describes its latest attempt).
     """
+    if step.kind != "step":
+        return None  # a sleep, receive, send or event: no attempt of a body to record
     if step.status == StepStatus.COMPLETED:
         outcome = StepStatus.COMPLETED
     elif step.status in (StepStatus.FAILED, StepStatus.RETRYING):

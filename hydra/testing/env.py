@@ -214,6 +214,19 @@ class TestEnvironment:
         self._record(None, "start", eid, wf)
         return eid
 
+    def send(
+        self,
+        execution_id: str,
+        topic: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """``engine.send`` (same errors), recorded in the history; nothing runs until you
+        run the env (the receiving execution is then due at once)."""
+        self.engine.send(execution_id, topic, payload, idempotency_key=idempotency_key)
+        self._record(None, "send", execution_id, f"message on {topic!r}")
+
     # -- crash injection ------------------------------------------------------------------
     def crash(
         self,
@@ -393,26 +406,52 @@ class TestEnvironment:
             execution = self.execution(execution_id)
             if execution.terminal:
                 return execution
-            self._jump_or_fail(deadline, f"execution {execution_id} is {execution.status.value}")
+            self._jump_or_fail(
+                deadline, f"execution {execution_id} is {execution.status.value}", execution_id
+            )
 
     def run_until_all_complete(self, max_time: timedelta = timedelta(days=365)) -> int:
-        """Like ``run_until_complete`` for every execution of a registered workflow."""
+        """Like ``run_until_complete`` for every execution of a registered workflow.
+
+        ``StuckExecutionError`` if one waits in ``hydra.receive`` (without a deadline)
+        for a message nobody will send: send it with ``env.send`` first."""
         deadline = self.clock.now_ms() + duration_ms(max_time, "max_time")
         runs = 0
         while True:
             runs += self.run_until_idle()
             if self.store.next_wake_at(self.engine.namespace, sorted(self._workflows)) is None:
+                waiting = self._waiting_for_messages()
+                if waiting:
+                    raise StuckExecutionError(
+                        f"executions wait for messages nobody will send: {'; '.join(waiting)}"
+                        f"\nhistory:\n{self.format_history()}"
+                    )
                 return runs
             self._jump_or_fail(deadline, "executions are still unfinished")
 
-    def _jump_or_fail(self, deadline: int, what: str) -> None:
+    def _waiting_for_messages(self, execution_id: str | None = None) -> list[str]:
+        """``<id> waits for a message on 'topic'`` for each sleeping execution (or the
+        one given) that only a message can wake (a receive without deadline)."""
+        rows = self.store.list_executions(
+            self.engine.namespace, status=Status.SLEEPING, limit=1_000_000
+        )
+        return [
+            f"{row.id} waits for a message on {row.wait_topic!r} "
+            f"(env.send({row.id[:8]}..., {row.wait_topic!r}, payload))"
+            for row in rows
+            if row.wait_topic is not None and row.wake_at is None and execution_id in (None, row.id)
+        ]
+
+    def _jump_or_fail(self, deadline: int, what: str, execution_id: str | None = None) -> None:
         due = self.store.next_wake_at(self.engine.namespace, sorted(self._workflows))
         if due is None or due > deadline:
-            reason = (
-                "nothing is scheduled to run (is its workflow registered?)"
-                if due is None
-                else f"the next due time {from_ms(due)} is past max_time"
-            )
+            waiting = self._waiting_for_messages(execution_id) if due is None else []
+            if waiting:
+                reason = "it waits for a message nobody will send: " + "; ".join(waiting)
+            elif due is None:
+                reason = "nothing is scheduled to run (is its workflow registered?)"
+            else:
+                reason = f"the next due time {from_ms(due)} is past max_time"
             raise StuckExecutionError(f"{what}: {reason}\nhistory:\n{self.format_history()}")
         cron = self._next_cron_due()
         if cron is not None and cron < due:
@@ -557,6 +596,12 @@ class _Hooks:
     def step_returned(self, run: RunInfo, step_name: str) -> None:
         self._maybe_fire(run, step_name, "after")
 
+    def checkpoint_written(self, run: RunInfo, name: str) -> None:
+        # A receive, send or event has no body: "during" and "after" both mean the write
+        # committed and the process died before the workflow went on.
+        self._maybe_fire(run, name, "during")
+        self._maybe_fire(run, name, "after")
+
     def _maybe_fire(self, run: RunInfo, step_name: str, phase: Phase) -> None:
         for plan in self.env._plans:
             if (
@@ -618,6 +663,22 @@ class _HistoryObserver(Observer):
     def slept(self, run: RunInfo, name: str, wake_ms: int) -> None:
         self.env._record(
             run.lease.worker_id, "sleep", run.execution_id, f"{name} until {from_ms(wake_ms)}"
+        )
+
+    def waiting(self, run: RunInfo, name: str, topic: str, deadline_ms: int | None) -> None:
+        until = "no deadline" if deadline_ms is None else f"until {from_ms(deadline_ms)}"
+        self.env._record(
+            run.lease.worker_id, "wait", run.execution_id, f"{name} for {topic!r} ({until})"
+        )
+
+    def received(self, run: RunInfo, name: str, topic: str, waited_ms: int) -> None:
+        self.env._record(
+            run.lease.worker_id, "receive", run.execution_id, f"{name} got a {topic!r} message"
+        )
+
+    def wait_timed_out(self, run: RunInfo, name: str, topic: str) -> None:
+        self.env._record(
+            run.lease.worker_id, "timeout", run.execution_id, f"{name}: no {topic!r} message"
         )
 
     def lease_lost(self, claim: Claim) -> None:

@@ -195,6 +195,10 @@ def test_the_fan_out_has_a_method_for_every_event_and_skips_what_an_observer_ign
         "step_finished",
         "step_retry_scheduled",
         "slept",
+        "waiting",
+        "received",
+        "wait_timed_out",
+        "message_sent",
         "lease_lost",
         "run_interrupted",
     }

@@ -297,7 +297,7 @@ def test_undecodable_input_error_with_nul_is_stored(make_env: MakeEnv) -> None:
         return req
 
     env.register(wf)
-    eid = env.start(wf, "not\x00an int")
+    eid = env.start("typed-input", "not\x00an int")  # by name: stored unchecked
     ex = env.run_until_complete(eid)
     assert (ex.status, ex.error_type) == ("failed", "PayloadError")
     assert ex.error_message == "cannot decode input: not an int: not\\x00an int"

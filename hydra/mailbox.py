@@ -1,0 +1,234 @@
+"""What ``hydra.receive``, ``hydra.send`` and ``hydra.set_event`` do inside one run.
+
+Each is a checkpoint of the workflow, like a step: named (``receive-1``, ``send-1``,
+``event-1``... in call order unless ``name`` is given), replayed from its record, and
+written in one fenced transaction with what it does (``hydra.store.base.MessageStore``):
+
+- a receive takes the oldest unread message of its topic and checkpoints it in the same
+  transaction (so a crash before the commit leaves the message unread, and a run whose
+  lease is gone consumes nothing); with none, it suspends the execution like a sleep,
+  its deadline stored, until a message arrives (the sender makes it due) or the deadline
+  passes (the receive then checkpoints the timeout and raises ``WaitTimeoutError``, on
+  this run and every replay);
+- a send stores the message and its checkpoint together, so a replay never sends again;
+- an event replaces the value under its key and checkpoints it together.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from hydra.errors import (
+    DuplicateStepError,
+    ExecutionFinishedError,
+    ExecutionNotFoundError,
+    WaitTimeoutError,
+)
+from hydra.run import Run, Suspended
+from hydra.status import StepStatus
+from hydra.store.base import EventRow, NewMessage, StepRow
+
+# Message ids of hydra.send: derived from the sender and its checkpoint name, so the same
+# send repeated (a transaction retried after a lost reply) is recognised by the store.
+_SEND_IDS = uuid.UUID("8d9a4c52-5c0e-4a4f-9d8e-6f1f4a0b7e21")
+
+
+def _name(run: Run, kind: str, name: str | None) -> str:
+    run.counters[kind] = count = run.counters.get(kind, 0) + 1
+    return name if name is not None else f"{kind}-{count}"
+
+
+def _existing(run: Run, name: str, kind: str) -> StepRow | None:
+    existing = run.steps.get(name)
+    if existing is not None and existing.kind != kind:
+        used = "sleep" if existing.status == StepStatus.SLEEPING else existing.kind
+        raise DuplicateStepError(f"{kind} name {name!r} is already used by a {used}")
+    return existing
+
+
+def receive(
+    run: Run, topic: str, timeout_ms: int | None, result_type: Any, name: str | None
+) -> Any:
+    """``hydra.receive``: the next message of ``topic``, decoded; suspends if none."""
+    name = _name(run, "receive", name)
+    order = run.boundary(name, "receive")
+    existing = _existing(run, name, "receive")
+    now = run.clock.now_ms()
+    if existing is None:
+        deadline = None if timeout_ms is None else now + timeout_ms
+        started = now
+        run.mark_new_work()
+    elif existing.status == StepStatus.COMPLETED:
+        return run.decode(existing.output, result_type, name)
+    elif existing.status == StepStatus.TIMED_OUT:
+        raise WaitTimeoutError(existing.error_message or f"receive {name!r} timed out")
+    else:  # waiting: the deadline stored when the execution first got here
+        deadline = _detail(existing).get("deadline")
+        started = existing.started_at if existing.started_at is not None else now
+    waiting = StepRow(
+        execution_id=run.execution_id,
+        name=name,
+        order=order,
+        status=StepStatus.WAITING,
+        attempts=1,
+        started_at=started,
+        kind="receive",
+        detail=json.dumps({"topic": topic, "deadline": deadline}),
+    )
+    past = deadline is not None and now >= deadline
+    if run.hooks is not None:
+        run.hooks.step_reached(run, name)
+    # A suspension is the run's last write: a heartbeat that finds the lease released
+    # meanwhile is seeing it, not a loss.
+    run.ending = not past
+    message = run.store_call(
+        lambda: run.store.receive(
+            run.lease,
+            topic=topic,
+            waiting=waiting,
+            suspend=not past,
+            deadline_ms=deadline,
+            now_ms=now,
+            lease_ms=run.lease_ms,
+        )
+    )
+    if message is not None:
+        run.ending = False
+        run.lease_renewed(run.monotonic())
+        run.steps[name] = replace(
+            waiting,
+            status=StepStatus.COMPLETED,
+            output=message.payload,
+            completed_at=now,
+            detail=json.dumps({"topic": topic, "deadline": deadline, "message": message.id}),
+        )
+        run.observers.received(run, name, topic, max(now - started, 0))
+        _written(run, name)
+        return run.decode(message.payload, result_type, name)
+    if not past:
+        run.steps[name] = waiting
+        run.suspended = True
+        run.observers.waiting(run, name, topic, deadline)
+        _written(run, name)
+        raise Suspended()
+    # The deadline passed with nothing to receive: checkpoint the timeout, so that every
+    # replay raises it again even if a message arrives later (that one stays unread).
+    error = WaitTimeoutError(
+        f"no message on topic {topic!r} arrived within {span((deadline or now) - started)} "
+        f"(receive {name!r} of execution {run.execution_id})"
+    )
+    timed_out = replace(
+        waiting,
+        status=StepStatus.TIMED_OUT,
+        error_type="WaitTimeoutError",
+        error_message=str(error),
+        completed_at=now,
+    )
+    run.save_checkpoint(timed_out, now)
+    run.observers.wait_timed_out(run, name, topic)
+    _written(run, name)
+    raise error
+
+
+def send(run: Run, execution_id: str, topic: str, payload: Any, name: str | None) -> None:
+    """``hydra.send``: store a message for another execution, once."""
+    name = _name(run, "send", name)
+    order = run.boundary(name, "send")
+    if _existing(run, name, "send") is not None:
+        return  # sent on an earlier run: never again
+    run.mark_new_work()
+    data = run.runtime.payloads.check(
+        run.marshaller.marshal(payload), f"the message of send {name!r} (topic {topic!r})"
+    )
+    now = run.clock.now_ms()
+    message = NewMessage(
+        id=str(uuid.uuid5(_SEND_IDS, f"{run.execution_id}/{name}")),
+        namespace=run.namespace,
+        execution_id=execution_id,
+        topic=topic,
+        payload=data,
+        sent_at_ms=now,
+        sender_id=run.execution_id,
+    )
+    row = StepRow(
+        execution_id=run.execution_id,
+        name=name,
+        order=order,
+        status=StepStatus.COMPLETED,
+        attempts=1,
+        started_at=now,
+        completed_at=now,
+        kind="send",
+        detail=json.dumps({"to": execution_id, "topic": topic, "message": message.id}),
+    )
+    if run.hooks is not None:
+        run.hooks.step_reached(run, name)
+    sent = run.monotonic()
+    run.store_call(
+        lambda: run.store.send_from_run(run.lease, message, row, now_ms=now, lease_ms=run.lease_ms),
+        passes=(ExecutionNotFoundError, ExecutionFinishedError),
+    )
+    run.lease_renewed(sent)
+    run.steps[name] = row
+    run.observers.message_sent(execution_id, topic, run.execution_id)
+    run.runtime.registry.wake_workers()  # a local worker may claim the receiver at once
+    _written(run, name)
+
+
+def set_event(run: Run, key: str, value: Any, name: str | None) -> None:
+    """``hydra.set_event``: publish ``value`` under ``key`` (last write wins), once."""
+    name = _name(run, "event", name)
+    order = run.boundary(name, "event")
+    if _existing(run, name, "event") is not None:
+        return  # published on an earlier run
+    run.mark_new_work()
+    data = run.runtime.payloads.check(run.marshaller.marshal(value), f"the event {key!r}")
+    now = run.clock.now_ms()
+    row = StepRow(
+        execution_id=run.execution_id,
+        name=name,
+        order=order,
+        status=StepStatus.COMPLETED,
+        attempts=1,
+        output=data,
+        started_at=now,
+        completed_at=now,
+        kind="event",
+        detail=json.dumps({"key": key}),
+    )
+    sent = run.monotonic()
+    event = EventRow(run.execution_id, key, data, now)
+    if run.hooks is not None:
+        run.hooks.step_reached(run, name)
+    run.store_call(
+        lambda: run.store.set_event(run.lease, event, row, now_ms=now, lease_ms=run.lease_ms)
+    )
+    run.lease_renewed(sent)
+    run.steps[name] = row
+    run.runtime.registry.notify_finished()  # wakes this process's engine.get_event callers
+    _written(run, name)
+
+
+def _written(run: Run, name: str) -> None:
+    if run.hooks is not None:
+        run.hooks.checkpoint_written(run, name)
+
+
+def span(ms: int) -> str:
+    """A duration as people say it: ``3 days``, ``90 minutes``, ``1.5 s``."""
+    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000)):
+        if ms >= size and ms % size == 0:
+            count = ms // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{ms / 1000:g} s"
+
+
+def _detail(row: StepRow) -> dict[str, Any]:
+    try:
+        found = json.loads(row.detail or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
