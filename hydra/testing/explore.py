@@ -74,6 +74,7 @@ def explore_crashes(
     make_env: EnvFactory | None = None,
     start_options: dict[str, Any] | None = None,
     raise_on_violation: bool = True,
+    messages: Sequence[tuple[str, Any]] = (),
 ) -> CrashReport:
     """Run ``workflow(payload)`` once per crash point and check each outcome.
 
@@ -84,8 +85,15 @@ def explore_crashes(
 
     - hydra's guarantee: every step whose checkpoint was written ran its body exactly
       once, except the crashed step, whose body ran at most twice;
+    - every message was received at most once, by a receive whose checkpoint holds it,
+      and every ``hydra.send`` checkpoint stored exactly one message;
     - ``check(env, execution_id)``, yours: assert on your side effects (a ledger, a fake
       payment API) and on the final status.
+
+    ``messages``: ``(topic, payload)`` pairs sent to the execution right after it starts
+    (``env.send``), for a workflow that receives them; receives, sends and events are
+    crash points too (``before``: nothing written; ``during``/``after``: written, and the
+    worker died before the workflow went on).
 
     Returns a ``CrashReport``; with ``raise_on_violation`` (default) raises
     ``CrashSafetyError`` naming every failing case and the history of the first.
@@ -102,6 +110,8 @@ def explore_crashes(
         for extra in also_register:
             env.register(extra)
         eid = env.start(workflow.name, payload, **options)
+        for topic, message in messages:
+            env.send(eid, topic, message)
         if step is not None and phase is not None:
             env.crash(step=step, phase=phase, execution_id=eid)
         violations: list[str] = []
@@ -122,6 +132,7 @@ def explore_crashes(
                 violations.append(
                     f"step {record.name!r} ran {runs} times (at most {allowed} allowed)"
                 )
+        violations.extend(_message_violations(env, eid, execution))
         if check is not None:
             try:
                 check(env, eid)
@@ -139,3 +150,29 @@ def explore_crashes(
     if raise_on_violation and not report.ok:
         raise CrashSafetyError(report)
     return report
+
+
+def _message_violations(env: TestEnvironment, execution_id: str, execution: Any) -> list[str]:
+    """Exactly-once delivery, seen from the records: each received message names a
+    completed receive that holds it, no receive holds two, and each send checkpoint
+    stored one message."""
+    found: list[str] = []
+    receives = {s.name: s for s in execution.steps if s.kind == "receive"}
+    holders: dict[str, str] = {}
+    for message in env.engine.list_messages(execution_id):
+        if message.received_by is None:
+            continue
+        step = receives.get(message.received_by)
+        if step is None or step.status != StepStatus.COMPLETED:
+            found.append(
+                f"message {message.id} was consumed by {message.received_by!r}, "
+                "which holds no received message"
+            )
+        elif message.received_by in holders:
+            found.append(f"receive {message.received_by!r} consumed two messages")
+        holders[message.received_by] = message.id
+    sends = [s for s in execution.steps if s.kind == "send"]
+    sent = env.engine.list_messages(execution_id, sent=True)
+    if len(sent) != len(sends):
+        found.append(f"{len(sends)} send checkpoints stored {len(sent)} messages")
+    return found
