@@ -200,7 +200,7 @@ def staged(ctx: hydra.WorkflowContext, _: None) -> str:
 def test_get_event_waits_for_a_worker_to_set_it(engine: hydra.Engine, worker: hydra.Worker) -> None:
     eid = engine.start_workflow(staged, None)
     assert engine.get_event(eid, "stage", timeout=WAIT) == "waiting"
-    with pytest.raises(hydra.WaitTimeoutError, match="not set within 0.2 s"):
+    with pytest.raises(hydra.WaitTimeoutError, match=r"not set within 0\.2 s"):
         engine.get_event(eid, "missing", timeout=0.2)
     result: list[Any] = []
     waiter = threading.Thread(
