@@ -29,7 +29,7 @@ from hydra.errors import (
 )
 from hydra.run import Run, Suspended
 from hydra.status import StepStatus
-from hydra.store.base import EventRow, NewMessage, StepRow
+from hydra.store.base import EventRow, NewMessage, StepRow, received_detail
 
 # Message ids of hydra.send: derived from the sender and its checkpoint name, so the same
 # send repeated (a transaction retried after a lost reply) is recognised by the store.
@@ -103,7 +103,7 @@ def receive(
             status=StepStatus.COMPLETED,
             output=message.payload,
             completed_at=now,
-            detail=json.dumps({"topic": topic, "deadline": deadline, "message": message.id}),
+            detail=received_detail(waiting.detail, message.id),
         )
         run.observers.received(run, name, topic, max(now - started, 0))
         _written(run, name)

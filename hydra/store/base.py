@@ -18,6 +18,7 @@ while ``status = 'running'`` and the token is unchanged; otherwise it raises
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -282,6 +283,18 @@ class EventRow:
     updated_at: int
 
 
+def received_detail(detail: str | None, message_id: str) -> str:
+    """A receive checkpoint's detail once it took ``message_id``: the waiting one's
+    (topic, deadline) with ``"message"`` added."""
+    try:
+        found = json.loads(detail) if detail else {}
+    except ValueError:
+        found = {}
+    if not isinstance(found, dict):
+        found = {}
+    return json.dumps({**found, "message": message_id})
+
+
 def take_lease(row: ExecutionRow, worker_id: str, *, now_ms: int, lease_ms: int) -> Claim:
     """Apply a claim to ``row`` in place and return it as a ``Claim`` (steps not loaded).
 
@@ -501,11 +514,12 @@ class MessageStore(Protocol):
     def send_message(self, message: NewMessage, *, now_ms: int) -> tuple[str, bool]:
         """Store ``message`` for its execution and return ``(id, created)``.
 
-        ``ExecutionNotFoundError`` if the execution does not exist in the namespace,
-        ``ExecutionFinishedError`` if it has ended; nothing is stored then. With an
-        ``idempotency_key`` already used for a message to the same execution, or an id
-        already stored (the same send repeated), nothing is stored and the existing
-        message's id is returned with ``created`` False. An execution ``sleeping`` in a
+        With an ``idempotency_key`` already used for a message to the same execution,
+        or an id already stored (the same send repeated), nothing is stored and the
+        existing message's id is returned with ``created`` False, also once the
+        execution has ended (the first send got through; a redelivery is not an error).
+        Otherwise ``ExecutionNotFoundError`` if the execution does not exist in the
+        namespace, ``ExecutionFinishedError`` if it has ended; nothing is stored then. An execution ``sleeping`` in a
         receive of this topic becomes due at ``now_ms``; stores that notify wake idle
         workers (the ``"work"`` channel)."""
         ...
@@ -536,7 +550,8 @@ class MessageStore(Protocol):
         call repeated after a lost reply), return it. Else take the oldest unconsumed
         message of ``topic`` for this execution: mark it consumed by ``waiting.name``,
         write the checkpoint as ``waiting`` with status ``completed``, the message's
-        payload as output and ``completed_at = now_ms``, and return it. With no message:
+        payload as output, ``completed_at = now_ms`` and the message's id added to its
+        detail (``received_detail``), and return it. With no message:
         if ``suspend``, write ``waiting`` (status ``waiting``) and make the execution
         ``sleeping`` on ``topic``, lease released, due at ``deadline_ms`` (None: only a
         message or the execution's timeout wakes it); return None. Without ``suspend``

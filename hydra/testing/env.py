@@ -423,7 +423,7 @@ class TestEnvironment:
                 waiting = self._waiting_for_messages()
                 if waiting:
                     raise StuckExecutionError(
-                        f"executions wait for messages nobody will send: {'; '.join(waiting)}"
+                        f"executions wait for messages: {'; '.join(waiting)}"
                         f"\nhistory:\n{self.format_history()}"
                     )
                 return runs
@@ -436,8 +436,9 @@ class TestEnvironment:
             self.engine.namespace, status=Status.SLEEPING, limit=1_000_000
         )
         return [
-            f"{row.id} waits for a message on {row.wait_topic!r} "
-            f"(env.send({row.id[:8]}..., {row.wait_topic!r}, payload))"
+            (f"{row.id} " if execution_id is None else "")
+            + f"waits for a message on {row.wait_topic!r} that nobody has sent "
+            f"(env.send(execution_id, {row.wait_topic!r}, payload) sends one)"
             for row in rows
             if row.wait_topic is not None and row.wake_at is None and execution_id in (None, row.id)
         ]
@@ -447,7 +448,7 @@ class TestEnvironment:
         if due is None or due > deadline:
             waiting = self._waiting_for_messages(execution_id) if due is None else []
             if waiting:
-                reason = "it waits for a message nobody will send: " + "; ".join(waiting)
+                reason = "it " + "; ".join(waiting)
             elif due is None:
                 reason = "nothing is scheduled to run (is its workflow registered?)"
             else:

@@ -33,6 +33,7 @@ from hydra.store.base import (
     WakeListener,
     attempt_of,
     cap_wake,
+    received_detail,
     take_lease,
 )
 
@@ -442,6 +443,7 @@ class MemoryStore:
                     status=StepStatus.COMPLETED,
                     output=found.payload,
                     completed_at=now_ms,
+                    detail=received_detail(waiting.detail, found.id),
                 )
                 self._put_step(received, lease)
                 return replace(found)
@@ -607,17 +609,18 @@ class MemoryStore:
             raise ExecutionNotFoundError(
                 f"no execution {message.execution_id!r} in namespace {message.namespace!r}"
             )
-        if target.status.terminal:
-            raise ExecutionFinishedError(
-                f"execution {target.id} is {target.status.value}: a message to it would "
-                "never be received, so it was not stored"
-            )
+        # A repeated send is recognised first, even once the execution has ended.
         if message.id in self._messages:
             return message.id, False
         if message.idempotency_key is not None:
             for m in self._messages.values():
                 if m.execution_id == target.id and m.idempotency_key == message.idempotency_key:
                     return m.id, False
+        if target.status.terminal:
+            raise ExecutionFinishedError(
+                f"execution {target.id} is {target.status.value}: a message to it would "
+                "never be received, so it was not stored"
+            )
         self._seq += 1
         self._messages[message.id] = MessageRow(
             id=message.id,

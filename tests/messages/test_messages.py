@@ -56,6 +56,8 @@ def test_messages_sent_before_the_receive_wait_for_it_in_order(make_env: MakeEnv
     receives = [s for s in execution.steps if s.kind == "receive"]
     assert [s.name for s in receives] == ["receive-1", "receive-2", "receive-3", "receive-4"]
     assert [s.detail["topic"] for s in receives] == ["item", "item", "item", "note"]
+    by_id = {m.id: m.payload for m in env.engine.list_messages(eid)}
+    assert [by_id[s.detail["message"]] for s in receives] == [0, 1, 2, "last"]
     assert all(s.status == StepStatus.COMPLETED for s in receives)
     messages = env.engine.list_messages(eid)
     assert sorted((m.received_by or "", m.payload) for m in messages) == [
@@ -187,7 +189,10 @@ def test_run_until_complete_names_the_topic_nobody_sends(make_env: MakeEnv) -> N
     eid = env.start(collect, 1)
     with pytest.raises(StuckExecutionError, match=r"waits for a message on 'item'"):
         env.run_until_complete(eid)
-    with pytest.raises(StuckExecutionError, match=r"messages nobody will send: .* 'item'"):
+    with pytest.raises(
+        StuckExecutionError,
+        match=r"wait for messages: .* waits for a message on 'item' that nobody has sent",
+    ):
         env.run_until_all_complete()
 
 

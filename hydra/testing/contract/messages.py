@@ -111,6 +111,10 @@ def check_send_and_receive_in_order(make_store: StoreFactory) -> None:
         first = receive(store, claim.lease, "r1", 0, now=T0 + 11)
         assert first is not None and first.payload == b"1", f"first receive got {first!r}"
         assert_fields(first, "the received message", consumed_by="r1", consumed_at=T0 + 11)
+        detail = json.loads(store.list_steps(eid)[0].detail or "{}")
+        assert detail == {"topic": "t", "deadline": None, "message": first.id}, (
+            f"a received checkpoint's detail names the message: {detail!r}"
+        )
         second = receive(store, claim.lease, "r2", 1, now=T0 + 12)
         assert second is not None and second.payload == b"2", f"second receive got {second!r}"
         none = receive(store, claim.lease, "r3", 2, now=T0 + 13)
@@ -180,8 +184,17 @@ def check_send_to_unknown_or_finished(make_store: StoreFactory) -> None:
                 raise AssertionError(f"send_message to {where} did not raise ExecutionNotFound")
             assert store.list_messages(eid) == [], f"a message to {where} was stored"
         done = create_one(store, ns)
+        delivered = message(ns, done, key="webhook-7")
+        store.send_message(delivered, now_ms=T0)
         claim = claim_exactly(store, ns, "w1", T0, done)
         store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 1, output=b"x")
+        # A redelivery (same key, or the same message again) after the end is recognised:
+        # its first send got through.
+        again = message(ns, done, payload=b"again", key="webhook-7")
+        assert store.send_message(again, now_ms=T0 + 2) == (delivered.id, False), (
+            "a redelivered message to a finished execution was not recognised"
+        )
+        assert store.send_message(delivered, now_ms=T0 + 2) == (delivered.id, False)
         cancelled = create_one(store, ns)
         store.cancel(ns, cancelled, now_ms=T0 + 1)
         for what, eid in (("completed", done), ("cancelled", cancelled)):
@@ -191,7 +204,9 @@ def check_send_to_unknown_or_finished(make_store: StoreFactory) -> None:
                 pass
             else:
                 raise AssertionError(f"send_message to a {what} execution did not raise")
-            assert store.list_messages(eid) == [], f"a message to a {what} execution was stored"
+            stored = [m.id for m in store.list_messages(eid)]
+            expected = [delivered.id] if eid == done else []
+            assert stored == expected, f"a message to a {what} execution was stored"
 
 
 def check_receive_suspends_and_a_send_wakes_it(make_store: StoreFactory) -> None:
