@@ -519,8 +519,8 @@ class MessageStore(Protocol):
         existing message's id is returned with ``created`` False, also once the
         execution has ended (the first send got through; a redelivery is not an error).
         Otherwise ``ExecutionNotFoundError`` if the execution does not exist in the
-        namespace, ``ExecutionFinishedError`` if it has ended; nothing is stored then. An execution ``sleeping`` in a
-        receive of this topic becomes due at ``now_ms``; stores that notify wake idle
+        namespace, ``ExecutionFinishedError`` if it has ended; nothing is stored then.
+        An execution ``sleeping`` in a receive of this topic becomes due at ``now_ms``; stores that notify wake idle
         workers (the ``"work"`` channel)."""
         ...
 
