@@ -520,8 +520,8 @@ class MessageStore(Protocol):
         execution has ended (the first send got through; a redelivery is not an error).
         Otherwise ``ExecutionNotFoundError`` if the execution does not exist in the
         namespace, ``ExecutionFinishedError`` if it has ended; nothing is stored then.
-        An execution ``sleeping`` in a receive of this topic becomes due at ``now_ms``; stores that notify wake idle
-        workers (the ``"work"`` channel)."""
+        An execution ``sleeping`` in a receive of this topic becomes due at ``now_ms``;
+        stores that notify wake idle workers (the ``"work"`` channel)."""
         ...
 
     def send_from_run(
