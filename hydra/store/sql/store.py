@@ -604,8 +604,12 @@ class SQLStore(SQLDatabase):
             if row is not None:
                 consume = {"c_seq": row.seq, "c_name": waiting.name, "c_now": now_ms}
                 conn.execute(statements.CONSUME, consume)
-                received = replace(waiting, status=StepStatus.COMPLETED, output=bytes(row.payload))
-                received.completed_at = now_ms
+                received = replace(
+                    waiting,
+                    status=StepStatus.COMPLETED,
+                    output=bytes(row.payload),
+                    completed_at=now_ms,
+                )
                 self._save_checkpoint(tx, lease, received, now_ms)
                 return replace(message_row(row), consumed_by=waiting.name, consumed_at=now_ms)
             if not suspend:
