@@ -678,9 +678,11 @@ class Store(ExecutionStore, StepStore, LeaseStore, MessageStore, CronStore, Prot
     def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
         """A listener for the namespace's notifications, or None if the store has none.
 
-        ``channel``: ``"work"`` (new work may be claimable: creations, retries) or
-        ``"finished"`` (an execution of the namespace was completed or failed by
-        ``finish``; an engine's ``wait`` closes it when done). A store without finished
-        notifications returns None for that channel.
+        ``channel``: ``"work"`` (new work may be claimable: creations, retries, a
+        message that wakes a receive), ``"finished"`` (an execution of the namespace was
+        completed or failed by ``finish``; an engine's ``wait`` closes it when done) or
+        ``"events"`` (an execution of the namespace published an event with
+        ``set_event``). A store without finished or events notifications returns None for
+        that channel.
         """
         ...

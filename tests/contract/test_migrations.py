@@ -257,3 +257,80 @@ def test_step_attempts_migration_keeps_older_steps_readable(tmp_path: Path) -> N
             store.close()
     finally:
         engine.dispose()
+
+
+def test_messages_migration_backfills_step_kinds_and_downgrades(tmp_path: Path) -> None:
+    """0003 -> head adds the message and event tables, wait_topic and the checkpoints'
+    kind and detail: a sleeping checkpoint written before becomes a "sleep", any other a
+    "step", both without detail; down to 0003 drops all of it, and up again restores
+    exactly the declared schema."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from hydra.store.migrations.runner import config, upgrade
+    from hydra.store.sql.schema import executions, steps
+
+    url = f"sqlite:///{tmp_path / 'before-messages.db'}"
+    engine = create_engine(url)
+    eid = str(uuid.uuid4())
+    try:
+        with engine.begin() as conn:
+            upgrade(conn, "0003")
+            conn.execute(
+                executions.insert().values(
+                    id=eid,
+                    namespace="default",
+                    workflow_name="wf",
+                    status="sleeping",
+                    input_data=b"null",
+                    attempt=1,
+                    max_attempts=1,
+                    retry_backoff_ms=0,
+                    created_at=T0,
+                    updated_at=T0 + 9,
+                    run_at=T0,
+                    wake_at=T0 + 100,
+                    sleep_until=T0 + 100,
+                    lease_token=1,
+                )
+            )
+            for order, (name, status) in enumerate((("fetch", "completed"), ("nap", "sleeping"))):
+                conn.execute(
+                    steps.insert().values(
+                        execution_id=eid,
+                        step_name=name,
+                        step_order=order,
+                        status=status,
+                        attempts=1,
+                        output_data=b"1",
+                        updated_at=T0 + order,
+                    )
+                )
+        store = SQLStore(url, auto_migrate=True)  # brings it to head, as a deploy would
+        try:
+            assert _schema_diffs(store.engine) == []
+            kinds = [(s.name, s.kind, s.detail) for s in store.list_steps(eid)]
+            assert kinds == [("fetch", "step", None), ("nap", "sleep", None)], kinds
+            row = store.get_execution("default", eid)
+            assert row is not None and row.wait_topic is None
+            assert store.list_messages(eid) == [] and store.get_events(eid) == []
+        finally:
+            store.close()
+        with engine.begin() as conn:
+            command.downgrade(config(conn), "0003")
+        assert current_revision(engine) == "0003"
+        tables = set(inspect(engine).get_table_names())
+        assert not tables & {"workflow_messages", "workflow_events"}, tables
+        step_columns = {c["name"] for c in inspect(engine).get_columns("workflow_steps")}
+        assert not step_columns & {"kind", "detail"}, step_columns
+        execution_columns = {c["name"] for c in inspect(engine).get_columns("workflow_executions")}
+        assert "wait_topic" not in execution_columns
+        store = SQLStore(url, auto_migrate=True)
+        try:
+            assert current_revision(store.engine) == head_revision()
+            assert _schema_diffs(store.engine) == []
+            assert [s.kind for s in store.list_steps(eid)] == ["step", "sleep"]
+        finally:
+            store.close()
+    finally:
+        engine.dispose()

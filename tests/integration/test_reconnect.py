@@ -24,7 +24,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.pool import NullPool
 
 from hydra.status import Status, StepStatus
-from hydra.store.base import NewExecution, StepRow
+from hydra.store.base import EventRow, NewExecution, NewMessage, StepRow
 from hydra.store.sql import SQLStore
 from hydra.store.sql.driver import CoreTx, Tx
 from hydra.store.sql.statements import INSERT_EXECUTION
@@ -470,3 +470,95 @@ def test_step_attempts_written_again_after_a_lost_reply_stay_one_each(
     assert len(_retries(caplog)) == 2, _retries(caplog)
     got = [(a.attempt, a.status, a.error_message) for a in store.list_step_attempts(new.id)]
     assert got == [(1, StepStatus.FAILED, "boom"), (2, StepStatus.COMPLETED, None)]
+
+
+def test_message_writes_retried_after_a_lost_reply_happen_once(
+    sql_store_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receive that consumed a message commits, its reply is lost, and it runs again:
+    it returns the same message and consumes no other. A suspending receive, a send, a
+    hydra.send and a set_event repeated so recognise their own earlier commit (no
+    LeaseLostError, nothing stored twice)."""
+    store: SQLStore = sql_store_factory()
+    caplog.set_level(logging.WARNING, logger="hydra.store")
+    ns = f"lost-reply-{uuid.uuid4().hex[:8]}"
+    lose = _lose_replies(store, monkeypatch)
+    new, other = _new_execution(ns), _new_execution(ns)
+    now = new.run_at_ms
+    store.create_execution(new)
+    store.create_execution(other)
+
+    def message(to: str, payload: bytes, sender: str | None = None) -> NewMessage:
+        return NewMessage(str(uuid.uuid4()), ns, to, "t", payload, now, sender_id=sender)
+
+    first = message(new.id, b"1")
+    lose()
+    assert store.send_message(first, now_ms=now)[0] == first.id
+    store.send_message(message(new.id, b"2"), now_ms=now)
+    assert [m.payload for m in store.list_messages(new.id)] == [b"1", b"2"]
+    claims = store.claim(
+        ns, ["wf"], "w1", now_ms=max(now, other.run_at_ms), lease_ms=60_000, limit=5
+    )
+    leases = {c.execution.id: c.lease for c in claims}
+    lease = leases[new.id]
+
+    def waiting(name: str, order: int) -> StepRow:
+        return StepRow(new.id, name, order, StepStatus.WAITING, 1, started_at=now, kind="receive")
+
+    lose()
+    got = store.receive(
+        lease,
+        topic="t",
+        waiting=waiting("r1", 0),
+        suspend=True,
+        deadline_ms=None,
+        now_ms=now + 1,
+        lease_ms=60_000,
+    )
+    assert got is not None and got.id == first.id, got
+    consumed = [(m.payload, m.consumed_by) for m in store.list_messages(new.id)]
+    assert consumed == [(b"1", "r1"), (b"2", None)], "the retried receive consumed another"
+    store.receive(
+        lease,
+        topic="t",
+        waiting=waiting("r2", 1),
+        suspend=True,
+        deadline_ms=None,
+        now_ms=now + 2,
+        lease_ms=60_000,
+    )
+    lose()
+    assert (
+        store.receive(
+            lease,
+            topic="t",
+            waiting=waiting("r3", 2),
+            suspend=True,
+            deadline_ms=now + 50,
+            now_ms=now + 3,
+            lease_ms=60_000,
+        )
+        is None
+    )
+    row = store.get_execution(ns, new.id)
+    assert row is not None and (row.status, row.wait_topic) == (Status.SLEEPING, "t")
+    assert [s.status for s in store.list_steps(new.id)] == [StepStatus.COMPLETED] * 2 + [
+        StepStatus.WAITING
+    ]
+
+    sending = leases[other.id]
+    hello = message(new.id, b"hello", sender=other.id)
+    step = StepRow(other.id, "send-1", 0, StepStatus.COMPLETED, 1, kind="send")
+    lose()
+    store.send_from_run(sending, hello, step, now_ms=now + 4, lease_ms=60_000)
+    assert [m.id for m in store.list_sent_messages(other.id)] == [hello.id]
+    row = store.get_execution(ns, new.id)
+    assert row is not None and row.wake_at == now + 4, "the hydra.send did not wake it"
+    event = StepRow(other.id, "event-1", 1, StepStatus.COMPLETED, 1, b"1", kind="event")
+    lose()
+    store.set_event(
+        sending, EventRow(other.id, "k", b"1", now + 5), event, now_ms=now + 5, lease_ms=60_000
+    )
+    assert [(e.key, e.value) for e in store.get_events(other.id)] == [("k", b"1")]
+    # Every armed write above met the lost reply and was retried.
+    assert len(_retries(caplog)) == 5, _retries(caplog)

@@ -141,10 +141,16 @@ class Dialect(ABC):
         row per execution updated), or None where the database has no notifications."""
         return None
 
+    def notify_event(self, conn: Connection, execution_id: str) -> None:
+        """Tell the "events" listeners of the execution's namespace, on commit, that it
+        published an event (``set_event``)."""
+        return None
+
     def open_listener(
         self, engine: Engine, namespace: str, channel: str = "work"
     ) -> WakeListener | None:
-        """A listener on the namespace's ``work`` or ``finished`` channel; None if none."""
+        """A listener on the namespace's ``work``, ``finished`` or ``events`` channel;
+        None if none."""
         return None
 
     # -- errors -----------------------------------------------------------------------------

@@ -60,6 +60,21 @@ def finished_channel_name(namespace: str) -> str:
 FINISHED_PREFIX = "hydra_done_"
 
 
+def events_channel_name(namespace: str) -> str:
+    """The namespace's channel for published events (payload: the execution id); named
+    as the finished channel is (``set_event`` computes it in SQL from the row)."""
+    return EVENTS_PREFIX + hashlib.md5(namespace.encode()).hexdigest()[:16]
+
+
+EVENTS_PREFIX = "hydra_events_"
+# set_event's NOTIFY: the execution's namespace read from its row (the caller has only its
+# id), the channel named as events_channel_name names it. Delivered on commit.
+_NOTIFY_EVENT = text(
+    "SELECT pg_notify(CAST(:prefix AS text) || left(md5(namespace), 16), id)"
+    " FROM workflow_executions WHERE id = :id"
+)
+
+
 def _upsert_from(
     source: Any, table: Any, columns: Sequence[str], keys: list[str], prefix: str
 ) -> Insert:
@@ -243,6 +258,9 @@ class PostgreSQLDialect(Dialect):
             {"c": finished_channel_name(namespace), "id": execution_id},
         )
 
+    def notify_event(self, conn: Connection, execution_id: str) -> None:
+        conn.execute(_NOTIFY_EVENT, {"prefix": EVENTS_PREFIX, "id": execution_id})
+
     def notifying_finish(self, finish: Update) -> Any:
         """The completion UPDATE that also NOTIFYs the namespace's "finished" channel.
 
@@ -262,6 +280,8 @@ class PostgreSQLDialect(Dialect):
             # One per engine (hydra.finished.FinishedWatch), closed when its waits stop: its
             # connection is closed then, not returned to a pool that may be disposed by now.
             return PostgresListener(engine, finished_channel_name(namespace))
+        if channel == "events":
+            return PostgresListener(engine, events_channel_name(namespace))
         return PostgresListener(engine, channel_name(namespace))
 
     def is_driver_disconnect(self, exc: BaseException | None) -> bool:

@@ -15,8 +15,11 @@ from hydra.status import Status, StepStatus
 from hydra.store.base import (
     CronFire,
     CronJobRow,
+    EventRow,
     ExecutionRow,
+    MessageRow,
     NewExecution,
+    NewMessage,
     StepAttemptRow,
     StepRow,
 )
@@ -54,6 +57,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         lease_expires_at,
         trigger_type,
         trigger_source,
+        wait_topic,
     ) = r
     return ExecutionRow(
         id=id_,
@@ -83,6 +87,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         lease_expires_at=lease_expires_at,
         trigger_type=trigger_type,
         trigger_source=trigger_source,
+        wait_topic=wait_topic,
     )
 
 
@@ -100,6 +105,8 @@ def step_row(r: Sequence[Any]) -> StepRow:
         started_at,
         completed_at,
         _updated_at,
+        kind,
+        detail,
     ) = r
     return StepRow(
         execution_id=execution_id,
@@ -112,6 +119,8 @@ def step_row(r: Sequence[Any]) -> StepRow:
         error_message=error_message,
         started_at=started_at,
         completed_at=completed_at,
+        kind=kind,
+        detail=detail,
     )
 
 
@@ -138,6 +147,33 @@ def step_attempt_row(r: Sequence[Any]) -> StepAttemptRow:
         error_message=error_message,
         started_at=started_at,
         completed_at=completed_at,
+    )
+
+
+def message_row(r: Row[Any]) -> MessageRow:
+    """A ``workflow_messages`` row (Core only: messages are not on the driver path)."""
+    return MessageRow(
+        id=r.id,
+        namespace=r.namespace,
+        execution_id=r.execution_id,
+        topic=r.topic,
+        payload=bytes(r.payload),
+        seq=int(r.seq),
+        sent_at=r.sent_at,
+        idempotency_key=r.idempotency_key,
+        sender_id=r.sender_id,
+        consumed_at=r.consumed_at,
+        consumed_by=r.consumed_by,
+    )
+
+
+def event_row(r: Row[Any]) -> EventRow:
+    """A ``workflow_events`` row."""
+    return EventRow(
+        execution_id=r.execution_id,
+        key=r.event_key,
+        value=bytes(r.value),
+        updated_at=r.updated_at,
     )
 
 
@@ -194,6 +230,30 @@ def new_execution_params(new: NewExecution) -> dict[str, Any]:
     return {f"n_{k}": v for k, v in values.items()}
 
 
+def message_values(message: NewMessage) -> dict[str, Any]:
+    """A new ``workflow_messages`` row, unread (``seq`` is the database's)."""
+    return {
+        "id": message.id,
+        "namespace": message.namespace,
+        "execution_id": message.execution_id,
+        "topic": message.topic,
+        "payload": message.payload,
+        "idempotency_key": message.idempotency_key,
+        "sender_id": message.sender_id,
+        "sent_at": message.sent_at_ms,
+    }
+
+
+def event_params(event: EventRow) -> dict[str, Any]:
+    """The event upsert's parameters (``e_<column>``)."""
+    return {
+        "e_execution_id": event.execution_id,
+        "e_event_key": event.key,
+        "e_value": event.value,
+        "e_updated_at": event.updated_at,
+    }
+
+
 def step_params(step: StepRow, now_ms: int) -> dict[str, Any]:
     """The step upsert's parameters (``s_<column>``)."""
     values = (
@@ -208,6 +268,8 @@ def step_params(step: StepRow, now_ms: int) -> dict[str, Any]:
         step.started_at,
         step.completed_at,
         now_ms,
+        step.kind,
+        step.detail,
     )
     return {f"s_{c}": v for c, v in zip(STEP_COLUMNS, values, strict=True)}
 

@@ -68,6 +68,10 @@ executions = Table(
     Column("lease_expires_at", BigInteger, nullable=True),
     Column("trigger_type", String(50), nullable=True),
     Column("trigger_source", String(255), nullable=True),
+    # The topic of the receive a sleeping execution waits in (a message of it makes the
+    # execution due at once); NULL for any other sleep. Last: rows are unpacked by
+    # position (records.execution_row) and revision 0004 appended it.
+    Column("wait_topic", Name, nullable=True),
     # NULL keys never collide (SQL NULL semantics on every backend), so only executions
     # started with a key are deduplicated.
     UniqueConstraint("namespace", "idempotency_key", name="uq_workflow_executions_idempotency"),
@@ -104,6 +108,11 @@ steps = Table(
     Column("started_at", BigInteger, nullable=True),
     Column("completed_at", BigInteger, nullable=True),
     Column("updated_at", BigInteger, nullable=False),
+    # What the checkpoint is (hydra.store.base.STEP_KINDS) and, for a receive, send or
+    # event, a small JSON object saying what it waited for or did. Appended by revision
+    # 0004 (existing rows: 'step', or 'sleep' for a sleeping one).
+    Column("kind", String(16), nullable=False, server_default="step"),
+    Column("detail", LongText, nullable=True),
     # One checkpoint per step name per execution: replay finds it, a second write replaces it.
     PrimaryKeyConstraint("execution_id", "step_name", name="pk_workflow_steps"),
 )
@@ -127,6 +136,53 @@ step_attempts = Table(
     PrimaryKeyConstraint(
         "execution_id", "step_name", "lease_token", "attempt", name="pk_workflow_step_attempts"
     ),
+)
+
+# Messages to executions (Engine.send, hydra.send), consumed by hydra.receive. ``seq`` is
+# the store's insertion order: a receive takes the unconsumed message of its topic with
+# the smallest. On SQLite it is INTEGER PRIMARY KEY, an alias of the rowid (a BIGINT key
+# would be a separate column without autoincrement there).
+messages = Table(
+    "workflow_messages",
+    metadata,
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("id", Id, nullable=False),
+    Column("namespace", Name, nullable=False),
+    Column("execution_id", Id, nullable=False),
+    Column("topic", Name, nullable=False),
+    Column("payload", Blob, nullable=False),
+    Column("idempotency_key", Name, nullable=True),
+    Column("sender_id", Id, nullable=True),
+    Column("sent_at", BigInteger, nullable=False),
+    Column("consumed_at", BigInteger, nullable=True),
+    Column("consumed_by", Name, nullable=True),
+    # The caller's id: a send repeated after a lost reply finds its own message.
+    UniqueConstraint("id", name="uq_workflow_messages_id"),
+    # A key is used once per receiving execution (NULL keys never collide).
+    UniqueConstraint("execution_id", "idempotency_key", name="uq_workflow_messages_idempotency"),
+    # A receive checkpoint consumes at most one message; its retry finds that one by this
+    # key (unconsumed rows have NULL here and never collide).
+    UniqueConstraint("execution_id", "consumed_by", name="uq_workflow_messages_consumed_by"),
+    # The receive: the oldest message of a topic for an execution, an ordered range scan.
+    Index("ix_workflow_messages_receive", "execution_id", "topic", "seq"),
+    # list_sent_messages: a sender's messages in seq order.
+    Index("ix_workflow_messages_sender", "sender_id", "seq"),
+)
+
+# The latest value an execution published under each key (hydra.set_event).
+events = Table(
+    "workflow_events",
+    metadata,
+    Column("execution_id", Id, nullable=False),
+    Column("event_key", Name, nullable=False),
+    Column("value", Blob, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("execution_id", "event_key", name="pk_workflow_events"),
 )
 
 cron_jobs = Table(

@@ -36,7 +36,15 @@ from sqlalchemy import (
 
 from hydra.status import Status, StepStatus
 from hydra.store.base import Lease
-from hydra.store.sql.schema import cron_fires, cron_jobs, executions, step_attempts, steps
+from hydra.store.sql.schema import (
+    cron_fires,
+    cron_jobs,
+    events,
+    executions,
+    messages,
+    step_attempts,
+    steps,
+)
 
 NON_TERMINAL = (Status.PENDING.value, Status.RUNNING.value, Status.SLEEPING.value)
 
@@ -273,6 +281,8 @@ STEP_COLUMNS = (
     "started_at",
     "completed_at",
     "updated_at",
+    "kind",
+    "detail",
 )
 STEP_KEY = ["execution_id", "step_name"]
 # A step attempt's record (bind parameters a_<column>), keyed like the table.
@@ -363,6 +373,20 @@ def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
             status=Status.SLEEPING.value,
             sleep_until=bindparam("f_wake_at"),
             wake_at=cap_sql(bindparam("f_wake_at")),
+            # A plain sleep (or a step's retry backoff) is not cut short by a message.
+            wait_topic=None,
+            **released,
+        ),
+        # A receive with no message: sleeping on its topic until its deadline. Without
+        # one (f_wake_at NULL: cap_sql gives NULL) only a message or the execution's
+        # timeout wakes it, so wake_at is timeout_at (NULL if none).
+        "receive": update(executions)
+        .where(*where)
+        .values(
+            status=Status.SLEEPING.value,
+            sleep_until=bindparam("f_wake_at"),
+            wake_at=func.coalesce(cap_sql(bindparam("f_wake_at")), executions.c.timeout_at),
+            wait_topic=bindparam("f_topic"),
             **released,
         ),
         "retry": update(executions)
@@ -423,6 +447,90 @@ def owned_leases(namespace: str, worker_id: str) -> Select[Any]:
         executions.c.status == Status.RUNNING.value,
         executions.c.lease_owner == worker_id,
     )
+
+
+# -- messages and events ---------------------------------------------------------------------
+# The lock order of hydra.store.base.MessageStore: a send locks the receiving execution's
+# row with this read before it reads or writes any message of it (FOR UPDATE on
+# PostgreSQL and InnoDB; SQLite renders none: BEGIN IMMEDIATE already holds the database's
+# write lock). A receive locks the row with its fenced lease extension (EXTEND) instead.
+LOCK_EXECUTION: Select[Any] = (
+    select(executions.c.namespace, executions.c.status, executions.c.wait_topic)
+    .where(executions.c.id == bindparam("l_id"))
+    .with_for_update()
+)
+# A message already stored: by its id (the same send repeated after a lost reply) ...
+MESSAGE_BY_ID = select(messages.c.id).where(messages.c.id == bindparam("m_id"))
+# ... or by its idempotency key, per receiving execution (uq_workflow_messages_idempotency).
+MESSAGE_BY_KEY = select(messages.c.id).where(
+    messages.c.execution_id == bindparam("m_execution_id"),
+    messages.c.idempotency_key == bindparam("m_key"),
+)
+# A new message; seq is the database's (autoincrement).
+INSERT_MESSAGE = messages.insert().values(
+    {
+        c: bindparam(f"m_{c}", type_=messages.c[c].type)
+        for c in (
+            "id",
+            "namespace",
+            "execution_id",
+            "topic",
+            "payload",
+            "idempotency_key",
+            "sender_id",
+            "sent_at",
+        )
+    }
+)
+# The message makes a receive waiting in its topic due at once. Run under the row lock
+# taken by LOCK_EXECUTION, so the status and topic it matches cannot change meanwhile.
+WAKE_RECEIVER = (
+    update(executions)
+    .where(
+        executions.c.id == bindparam("w_id"),
+        executions.c.status == Status.SLEEPING.value,
+        executions.c.wait_topic == bindparam("w_topic"),
+    )
+    .values(wake_at=bindparam("w_now"))
+)
+# The message a receive checkpoint already consumed (its call repeated after a lost
+# reply): at most one, by uq_workflow_messages_consumed_by.
+CONSUMED_BY = select(messages).where(
+    messages.c.execution_id == bindparam("r_id"),
+    messages.c.consumed_by == bindparam("r_name"),
+)
+# The oldest unconsumed message of a topic: an ordered range scan of
+# ix_workflow_messages_receive (execution_id, topic, seq). Locked: the execution's row lock
+# already serializes receives, and on MySQL/MariaDB a locking read also reads the newest
+# committed version of the row (a plain read would use the transaction's snapshot under
+# REPEATABLE READ, should the engine run at it).
+NEXT_MESSAGE = (
+    select(messages)
+    .where(
+        messages.c.execution_id == bindparam("r_id"),
+        messages.c.topic == bindparam("r_topic"),
+        messages.c.consumed_by.is_(None),
+    )
+    .order_by(messages.c.seq)
+    .limit(1)
+    .with_for_update()
+)
+CONSUME = (
+    update(messages)
+    .where(messages.c.seq == bindparam("c_seq"))
+    .values(consumed_by=bindparam("c_name"), consumed_at=bindparam("c_now"))
+)
+LIST_MESSAGES = (
+    select(messages).where(messages.c.execution_id == bindparam("q_id")).order_by(messages.c.seq)
+)
+LIST_SENT_MESSAGES = (
+    select(messages).where(messages.c.sender_id == bindparam("q_id")).order_by(messages.c.seq)
+)
+EVENT_COLUMNS = ("execution_id", "event_key", "value", "updated_at")
+EVENT_KEY = ["execution_id", "event_key"]
+GET_EVENTS = (
+    select(events).where(events.c.execution_id == bindparam("q_id")).order_by(events.c.event_key)
+)
 
 
 # -- claims -----------------------------------------------------------------------------------

@@ -13,21 +13,25 @@ on Core connections.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, inspect
+from sqlalchemy import Connection, Engine, Row, bindparam, inspect
 from sqlalchemy.exc import IntegrityError
 
-from hydra.errors import LeaseLostError
-from hydra.status import Status
+from hydra.errors import ExecutionFinishedError, ExecutionNotFoundError, LeaseLostError
+from hydra.status import Status, StepStatus
 from hydra.store.base import (
     Claim,
     CronFire,
     CronJobRow,
+    EventRow,
     ExecutionRow,
     Lease,
+    MessageRow,
     NewExecution,
+    NewMessage,
     StepAttemptRow,
     StepRow,
     WakeListener,
@@ -36,18 +40,22 @@ from hydra.store.base import (
 )
 from hydra.store.sql import statements
 from hydra.store.sql.database import RECONNECT_WINDOW, SQLDatabase
-from hydra.store.sql.driver import Tx
+from hydra.store.sql.driver import CoreTx, Tx
 from hydra.store.sql.records import (
     attempt_params,
     cron_fire_row,
     cron_job_row,
+    event_params,
+    event_row,
     execution_row,
+    message_row,
+    message_values,
     new_execution_params,
     step_attempt_row,
     step_params,
     step_row,
 )
-from hydra.store.sql.schema import executions, metadata, step_attempts, steps
+from hydra.store.sql.schema import events, executions, metadata, step_attempts, steps
 
 
 class SQLStore(SQLDatabase):
@@ -110,6 +118,12 @@ class SQLStore(SQLDatabase):
             statements.STEP_COLUMNS,
             statements.STEP_KEY,
             also=(step_attempts, statements.ATTEMPT_COLUMNS, statements.ATTEMPT_KEY),
+        )
+        # set_event's upsert of the latest value under a key.
+        self._event_upsert = self._dialect.upsert(
+            events,
+            {c: bindparam(f"e_{c}") for c in statements.EVENT_COLUMNS},
+            statements.EVENT_KEY,
         )
         self._open(auto_migrate)
 
@@ -473,6 +487,182 @@ class SQLStore(SQLDatabase):
 
         self._run_hot(apply, single=step is None)
 
+    # -- messages and events ---------------------------------------------------------
+    # On Core connections: these are not the hot path's per-step calls, and each runs a
+    # few statements that differ by outcome. Lock order (MessageStore): the receiving
+    # execution's row first, then its messages.
+    def send_message(self, message: NewMessage, *, now_ms: int) -> tuple[str, bool]:
+        def send(conn: Connection) -> tuple[str, bool]:
+            target = _lock_execution(conn, message.execution_id)
+            return self._store_message(conn, target, message, now_ms)
+
+        try:
+            return self._run(send)
+        except IntegrityError:
+            # A message with the same id or key committed between our lookup and insert
+            # (only a send that locks another row, or none, can interleave so): now the
+            # lookup finds it.
+            return self._run(send)
+
+    def send_from_run(
+        self, lease: Lease, message: NewMessage, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> None:
+        sender, receiver = lease.execution_id, message.execution_id
+        attempt = attempt_of(step, lease)
+
+        def send(conn: Connection) -> None:
+            # Both rows locked in ascending id order before anything else: two executions
+            # sending to each other at once then wait for one another instead of each
+            # holding its own row while it waits for the other's (a deadlock).
+            locked = {eid: _lock_execution(conn, eid) for eid in sorted({sender, receiver})}
+            tx = CoreTx(conn)
+            if not _extend(tx, lease, now_ms, lease_ms):
+                raise LeaseLostError(_lost(lease))
+            # Raises for a missing or ended target: the transaction rolls back, nothing
+            # is written. Repeated after a lost reply, it finds its own message by id.
+            self._store_message(conn, locked[receiver], message, now_ms)
+            tx.rowcount(self._step_upsert, step_params(step, now_ms))
+            self._save_attempt(tx, attempt)
+
+        self._run(send)
+
+    def _store_message(
+        self, conn: Connection, target: Row[Any] | None, message: NewMessage, now_ms: int
+    ) -> tuple[str, bool]:
+        """Store ``message`` under the lock of its execution's row (``target``, as read
+        by ``_lock_execution``): see ``MessageStore.send_message``."""
+        if target is None or target.namespace != message.namespace:
+            raise ExecutionNotFoundError(
+                f"no execution {message.execution_id!r} in namespace {message.namespace!r}"
+            )
+        if Status(target.status).terminal:
+            raise ExecutionFinishedError(
+                f"execution {message.execution_id} is {target.status}: a message to it "
+                "would never be received, so it was not stored"
+            )
+        found = conn.execute(statements.MESSAGE_BY_ID, {"m_id": message.id}).scalar()
+        if found is None and message.idempotency_key is not None:
+            by_key = {"m_execution_id": message.execution_id, "m_key": message.idempotency_key}
+            found = conn.execute(statements.MESSAGE_BY_KEY, by_key).scalar()
+        if found is not None:
+            return str(found), False
+        values = message_values(message)
+        conn.execute(statements.INSERT_MESSAGE, {f"m_{k}": v for k, v in values.items()})
+        if target.status == Status.SLEEPING.value and target.wait_topic == message.topic:
+            # A receive of this topic waits: due now. Under the row lock, so a suspension
+            # cannot commit between the read above and this write (no lost wake-up).
+            wake = {"w_id": message.execution_id, "w_topic": message.topic, "w_now": now_ms}
+            conn.execute(statements.WAKE_RECEIVER, wake)
+            # PostgreSQL: idle workers wake at once (delivered on commit).
+            self._dialect.notify(conn, message.namespace)
+        return message.id, True
+
+    def receive(
+        self,
+        lease: Lease,
+        *,
+        topic: str,
+        waiting: StepRow,
+        suspend: bool,
+        deadline_ms: int | None,
+        now_ms: int,
+        lease_ms: int,
+    ) -> MessageRow | None:
+        eid = lease.execution_id
+        lookup = {"r_id": eid, "r_name": waiting.name, "r_topic": topic}
+        asleep = {
+            "f_id": eid,
+            "f_token": lease.token,
+            "f_wake_at": deadline_ms,
+            "f_topic": topic,
+            "f_now": now_ms,
+        }
+        tries = 0
+
+        def apply(conn: Connection) -> MessageRow | None:
+            nonlocal tries
+            tries += 1
+            tx = CoreTx(conn)
+            # The fenced extension first: it row-locks the execution (PostgreSQL,
+            # InnoDB; SQLite's BEGIN IMMEDIATE holds the write lock), so a send to it
+            # waits for this receive's commit, or this receive for the send's.
+            if not _extend(tx, lease, now_ms, lease_ms):
+                # After a dropped connection the first try may have suspended and
+                # committed: sleeping under the same token (only claims and cancels
+                # change it). A send meanwhile leaves it sleeping (and due).
+                if suspend and tries > 1:
+                    found = tx.rows(statements.STATUS_AND_TOKEN, {"f_id": eid})
+                    if found and tuple(found[0]) == (Status.SLEEPING.value, lease.token):
+                        return None
+                raise LeaseLostError(_lost(lease))
+            # This checkpoint already consumed a message (the call repeated after a lost
+            # reply): that one again, not the next.
+            taken = conn.execute(statements.CONSUMED_BY, lookup).first()
+            if taken is not None:
+                return message_row(taken)
+            row = conn.execute(statements.NEXT_MESSAGE, lookup).first()
+            if row is not None:
+                consume = {"c_seq": row.seq, "c_name": waiting.name, "c_now": now_ms}
+                conn.execute(statements.CONSUME, consume)
+                received = replace(
+                    waiting,
+                    status=StepStatus.COMPLETED,
+                    output=bytes(row.payload),
+                    completed_at=now_ms,
+                )
+                self._save_checkpoint(tx, lease, received, now_ms)
+                return replace(message_row(row), consumed_by=waiting.name, consumed_at=now_ms)
+            if not suspend:
+                return None
+            if conn.execute(statements.FENCED["receive"], asleep).rowcount != 1:
+                raise LeaseLostError(_lost(lease))  # not reached: the row is locked and ours
+            self._save_checkpoint(tx, lease, waiting, now_ms)
+            return None
+
+        return self._run(apply)
+
+    def _save_checkpoint(self, tx: Tx, lease: Lease, step: StepRow, now_ms: int) -> None:
+        """Upsert a checkpoint and the attempt record it ends (``attempt_of``), inside a
+        transaction whose fence already matched."""
+        tx.rowcount(self._step_upsert, step_params(step, now_ms))
+        self._save_attempt(tx, attempt_of(step, lease))
+
+    def list_messages(self, execution_id: str) -> list[MessageRow]:
+        return self._read_messages(statements.LIST_MESSAGES, execution_id)
+
+    def list_sent_messages(self, execution_id: str) -> list[MessageRow]:
+        return self._read_messages(statements.LIST_SENT_MESSAGES, execution_id)
+
+    def _read_messages(self, query: Any, execution_id: str) -> list[MessageRow]:
+        params = {"q_id": execution_id}
+        return self._run(
+            lambda conn: [message_row(r) for r in conn.execute(query, params)], write=False
+        )
+
+    def set_event(
+        self, lease: Lease, event: EventRow, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> None:
+        upsert = self._event_upsert
+        params = event_params(event)
+
+        def publish(conn: Connection) -> None:
+            tx = CoreTx(conn)
+            if not _extend(tx, lease, now_ms, lease_ms):
+                raise LeaseLostError(_lost(lease))
+            tx.rowcount(upsert, params)
+            self._save_checkpoint(tx, lease, step, now_ms)
+            # PostgreSQL: the namespace's "events" listeners, on commit.
+            self._dialect.notify_event(conn, lease.execution_id)
+
+        self._run(publish)
+
+    def get_events(self, execution_id: str) -> list[EventRow]:
+        params = {"q_id": execution_id}
+        return self._run(
+            lambda conn: [event_row(r) for r in conn.execute(statements.GET_EVENTS, params)],
+            write=False,
+        )
+
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
         return self._dialect.open_listener(self.engine, namespace, channel)
@@ -577,6 +767,12 @@ def _existing(conn: Connection, new: NewExecution) -> tuple[str, bool] | None:
         return None
     other = conn.execute(statements.id_for_key(new.namespace, new.idempotency_key)).scalar()
     return (str(other), False) if other is not None else None
+
+
+def _lock_execution(conn: Connection, execution_id: str) -> Row[Any] | None:
+    """Lock an execution's row (see ``statements.LOCK_EXECUTION``) and read what a send
+    checks: its namespace, status and the topic it waits in; None if there is none."""
+    return conn.execute(statements.LOCK_EXECUTION, {"l_id": execution_id}).first()
 
 
 def _extend(tx: Tx, lease: Lease, now_ms: int, lease_ms: int) -> bool:
