@@ -636,7 +636,9 @@ class MemoryStore:
             consumed_by=None,
         )
         if target.status == Status.SLEEPING and target.wait_topic == message.topic:
-            target.wake_at = now_ms  # the receive it waits in has a message now
+            # the receive it waits in has a message now (capped: past its timeout, it is
+            # claimable as of the timeout already)
+            target.wake_at = cap_wake(now_ms, target.timeout_at)
             self._index(target)
         return message.id, True
 

@@ -491,7 +491,7 @@ WAKE_RECEIVER = (
         executions.c.status == Status.SLEEPING.value,
         executions.c.wait_topic == bindparam("w_topic"),
     )
-    .values(wake_at=bindparam("w_now"))
+    .values(wake_at=cap_sql(bindparam("w_now")))
 )
 # The message a receive checkpoint already consumed (its call repeated after a lost
 # reply): at most one, by uq_workflow_messages_consumed_by.

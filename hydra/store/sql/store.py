@@ -36,6 +36,7 @@ from hydra.store.base import (
     StepRow,
     WakeListener,
     attempt_of,
+    received_detail,
     take_lease,
 )
 from hydra.store.sql import statements
@@ -535,17 +536,19 @@ class SQLStore(SQLDatabase):
             raise ExecutionNotFoundError(
                 f"no execution {message.execution_id!r} in namespace {message.namespace!r}"
             )
-        if Status(target.status).terminal:
-            raise ExecutionFinishedError(
-                f"execution {message.execution_id} is {target.status}: a message to it "
-                "would never be received, so it was not stored"
-            )
+        # A repeated send (a redelivery with its key, a retry after a lost reply) is
+        # recognised first, even once the execution has ended: its first send got through.
         found = conn.execute(statements.MESSAGE_BY_ID, {"m_id": message.id}).scalar()
         if found is None and message.idempotency_key is not None:
             by_key = {"m_execution_id": message.execution_id, "m_key": message.idempotency_key}
             found = conn.execute(statements.MESSAGE_BY_KEY, by_key).scalar()
         if found is not None:
             return str(found), False
+        if Status(target.status).terminal:
+            raise ExecutionFinishedError(
+                f"execution {message.execution_id} is {target.status}: a message to it "
+                "would never be received, so it was not stored"
+            )
         values = message_values(message)
         conn.execute(statements.INSERT_MESSAGE, {f"m_{k}": v for k, v in values.items()})
         if target.status == Status.SLEEPING.value and target.wait_topic == message.topic:
@@ -609,6 +612,7 @@ class SQLStore(SQLDatabase):
                     status=StepStatus.COMPLETED,
                     output=bytes(row.payload),
                     completed_at=now_ms,
+                    detail=received_detail(waiting.detail, str(row.id)),
                 )
                 self._save_checkpoint(tx, lease, received, now_ms)
                 return replace(message_row(row), consumed_by=waiting.name, consumed_at=now_ms)
