@@ -405,7 +405,8 @@ class Engine:
         """Re-run a ``failed`` or ``cancelled`` execution from its checkpoints.
 
         Completed steps keep their results; steps that used up their attempts get a fresh
-        budget; the execution gets one more workflow attempt and its timeout restarts.
+        budget, and receives that timed out wait again (a new deadline); the execution
+        gets one more workflow attempt and its timeout restarts.
         Raises ``ValueError`` if the execution is not failed or cancelled.
         """
         if self.store.retry_execution(self.namespace, execution_id, now_ms=self.clock.now_ms()):

@@ -391,7 +391,8 @@ class ExecutionStore(Protocol):
         checkpoints: ``pending`` and claimable at once, ``attempt + 1`` (and
         ``max_attempts`` raised to it if needed), its timeout counted again from now, the
         error cleared, and the records of steps that used up their attempts (``failed``)
-        deleted so they run again with a fresh budget. Completed steps stay checkpointed,
+        deleted so they run again with a fresh budget, and so are the records of receives
+        that timed out (``timed_out``): they wait again, with a new deadline. Completed steps stay checkpointed,
         and every step attempt record is kept (a step run again starts at attempt 1
         under its new lease, after the earlier ones).
         False if it is not failed or cancelled (or does not exist)."""

@@ -237,7 +237,9 @@ class MemoryStore:
             row.updated_at = now_ms
             self._index(row)
             steps = self._steps.get(execution_id, {})
-            for name in [n for n, s in steps.items() if s.status == StepStatus.FAILED]:
+            # Spent steps and timed-out receives run (wait) again, with a fresh budget.
+            reset = (StepStatus.FAILED, StepStatus.TIMED_OUT)
+            for name in [n for n, s in steps.items() if s.status in reset]:
                 del steps[name]
             return True
 

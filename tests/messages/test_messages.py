@@ -256,3 +256,25 @@ def test_a_send_is_stored_once_whatever_crashes(make_env: MakeEnv) -> None:
     report = explore_crashes(relay, None, check, make_env=make, also_register=[collect])
     assert report.steps == ["find-target", "send-1", "event-1", "after"]
     assert len(report.cases) == 1 + 4 * 3
+
+
+def test_a_retried_execution_waits_again_in_a_receive_that_timed_out(make_env: MakeEnv) -> None:
+    """engine.retry gives a receive whose deadline passed (and failed the workflow) a new
+    wait, as it gives a spent step a fresh budget."""
+
+    @hydra.workflow("strict")
+    def strict(ctx: hydra.WorkflowContext, _: None) -> Any:
+        return hydra.receive(ctx, "answer", timeout=timedelta(hours=1))
+
+    env = make_env()
+    env.register(strict)
+    eid = env.start(strict, None)
+    failed = env.run_until_complete(eid)
+    assert (failed.status, failed.error_type, failed.attempt) == ("failed", "WaitTimeoutError", 1)
+    env.engine.retry(eid)
+    env.run_until_idle()
+    again = env.execution(eid)
+    assert again.status == "sleeping"
+    assert again.sleep_until == env.clock.now() + timedelta(hours=1)
+    env.send(eid, "answer", 42)
+    assert env.run_until_complete(eid).output == 42

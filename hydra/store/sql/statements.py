@@ -191,10 +191,11 @@ def retry_execution(
 
 
 def delete_failed_steps(execution_id: str) -> Delete:
-    """The checkpoints of steps that used up their attempts (run again after a retry)."""
+    """The checkpoints of steps that used up their attempts and of receives that timed
+    out: after a retry they run (wait) again, with a fresh budget (deadline)."""
     return steps.delete().where(
         steps.c.execution_id == execution_id,
-        steps.c.status == StepStatus.FAILED.value,
+        steps.c.status.in_((StepStatus.FAILED.value, StepStatus.TIMED_OUT.value)),
     )
 
 

@@ -438,6 +438,16 @@ def check_retry_execution(make_store: StoreFactory) -> None:
             now_ms=T0,
             lease_ms=LONG_LEASE,
         )
+        timed_out = step_record(
+            eid,
+            "receive-1",
+            2,
+            status=StepStatus.TIMED_OUT,
+            output=None,
+            error_type="WaitTimeoutError",
+            error_message="no message",
+        )
+        store.save_step(claim.lease, timed_out, now_ms=T0, lease_ms=LONG_LEASE)
         store.finish(
             claim.lease,
             status=Status.FAILED,
@@ -462,7 +472,9 @@ def check_retry_execution(make_store: StoreFactory) -> None:
             error_message=None,
             completed_at=None,
         )
-        assert [s.name for s in store.list_steps(eid)] == ["done"], "failed steps must be reset"
+        assert [s.name for s in store.list_steps(eid)] == ["done"], (
+            "failed steps and timed-out receives must be reset"
+        )
         again = claim_exactly(store, ns, "w2", T0 + 10, eid)
         assert_fields(again.execution, "the claim after a retry", attempt=2)
         assert [s.name for s in again.steps] == ["done"], "completed checkpoints must replay"
