@@ -392,9 +392,9 @@ class ExecutionStore(Protocol):
         ``max_attempts`` raised to it if needed), its timeout counted again from now, the
         error cleared, and the records of steps that used up their attempts (``failed``)
         deleted so they run again with a fresh budget, and so are the records of receives
-        that timed out (``timed_out``): they wait again, with a new deadline. Completed steps stay checkpointed,
-        and every step attempt record is kept (a step run again starts at attempt 1
-        under its new lease, after the earlier ones).
+        that timed out (``timed_out``): they wait again, with a new deadline. Completed
+        steps stay checkpointed, and every step attempt record is kept (a step run again
+        starts at attempt 1 under its new lease, after the earlier ones).
         False if it is not failed or cancelled (or does not exist)."""
         ...
 
