@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 import hydra
-from hydra_cli import errors
+from hydra_cli import errors, render
+from hydra_cli.render import View
 
 from .helpers import assert_one_error_line, engine_on, error_lines, hydra_cli, sqlite_url
 
@@ -298,3 +299,19 @@ def test_real_servers(sql_store_factory: Any) -> None:
     assert "  messages sent to it (2)\n" in out and "from outside  unread  → [1]" in out
     refused = hydra_cli("executions", "send", done, "decision", *ns)
     assert_one_error_line(refused, contains="is cancelled: nothing was sent")
+
+
+def test_the_progress_lines_of_a_receive(url: str, waiting: str) -> None:
+    """``hydra dev run`` without a terminal: one line when the receive waits, one when it
+    has received."""
+    printer = render.ProgressPrinter()
+    with engine_on(url) as engine:
+        first = printer.changes(View(engine.get_execution(waiting)), engine.clock.now_ms())
+        engine.send(waiting, "decision", "yes")
+    run_until(url, waiting, "completed")
+    with engine_on(url) as engine:
+        then = printer.changes(View(engine.get_execution(waiting)), engine.clock.now_ms())
+    (line,) = [t.plain for t in first if "receive-1" in t.plain]
+    assert line.startswith(f"{waiting[:8]}  mailroom  receive receive-1 waiting: waiting for ")
+    (line,) = [t.plain for t in then if "receive-1" in t.plain]
+    assert line.endswith("  mailroom  receive receive-1 completed: received 'decision' → \"yes\"")
