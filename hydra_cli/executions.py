@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -9,10 +10,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from hydra import Status
+from hydra import ExecutionFinishedError, Status
 from hydra.clock import to_ms
+from hydra.records import Message
 
-from . import output, render
+from . import mailview, output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .errors import CliError
 from .render import View
@@ -21,7 +23,7 @@ from .visible import visible
 
 app = typer.Typer(
     name="executions",
-    help="List, inspect, cancel and retry executions.",
+    help="List, inspect, cancel and retry executions, and send them messages.",
     no_args_is_help=True,
 )
 
@@ -118,6 +120,7 @@ def show(
     with connect(ctx, db, ns) as (engine, _):
         now = engine.clock.now_ms()  # the stored times' time base
         view = load_view(engine, resolve_execution_id(engine, execution_id))
+        mailview.load(engine, view)
     data = render.execution_data(view, now)
     if as_json:
         output.raw(render.dumps(data) + "\n")
@@ -125,7 +128,8 @@ def show(
     console = output.stdout()
     ex = view.execution
     console.print(render.header(view, now))
-    for key in ("idempotency_key", "run_at", "sleep_until", "next_retry_at", "timeout_at"):
+    keys = ("idempotency_key", "run_at", "sleep_until", "wait_topic", "next_retry_at", "timeout_at")
+    for key in keys:
         if data[key] is not None:
             console.print(Text(f"  {key:<16}", "dim") + Text(visible(str(data[key]))))
     console.print(Text("  input", "dim"))
@@ -145,6 +149,9 @@ def show(
         line.append_text(render.status_text(step["status"]))
         if step["kind"] == "sleep":
             line.append(f"  until {step['wake_at']}")
+        elif step["kind"] in render.MAIL_KINDS:
+            line.append("  ")
+            line.append_text(_checkpoint_line(step))
         else:
             line.append(f"  attempts {step['attempts']}")
             if step["duration_ms"] is not None:
@@ -153,10 +160,56 @@ def show(
         if step["error"] is not None and not listed:
             error = f"{step['error']['type']}: {step['error']['message']}"
             console.print(Text(_block(error, 8), "red"))
-        elif step["kind"] == "step" and step["status"] == "completed":
+        elif step["kind"] in ("step", "receive", "event") and step["status"] == "completed":
             console.print(Text(_block(render.dumps(step["output"]), 8)))
         if listed:
             _print_attempts(console, step["attempt_history"])
+
+    _print_messages(console, data["messages"])
+    if data["events"]:
+        console.print(Text(f"  events ({len(data['events'])})", "dim"))
+        for key, value in data["events"].items():
+            console.print(Text(f"    {visible(key)}", "bold"))
+            console.print(Text(_block(render.dumps(value), 8)))
+
+
+def _checkpoint_line(step: dict[str, Any]) -> Text:
+    """What a receive, send or event checkpoint waited for or did (its output, the
+    message received or the event's value, is printed in full under it)."""
+    detail = step["detail"]
+    if step["kind"] == "send":
+        to = visible(str(detail.get("to")))
+        return Text(f"sent {render.quoted(str(detail.get('topic')))} to {to}")
+    if step["kind"] == "event":
+        return Text(f"event {visible(str(detail.get('key')))}")
+    topic = render.quoted(str(detail.get("topic")))
+    if step["status"] == "completed":
+        return Text(f"received {topic} at {step['completed_at']}")
+    deadline = detail.get("deadline")
+    until = f"until {deadline}" if deadline is not None else "no deadline"
+    return Text(f"waiting for {topic}, {until}, since {step['started_at']}")
+
+
+def _print_messages(console: Console, messages: list[dict[str, Any]]) -> None:
+    """The messages sent to the execution: topic, when, from whom, read by which receive
+    (or unread), idempotency key, and the payload in full."""
+    if not messages:
+        return
+    console.print(Text(f"  messages sent to it ({len(messages)})", "dim"))
+    for m in messages:
+        line = Text("    ")
+        line.append(render.quoted(m["topic"]), "bold")
+        line.append(f"  sent {m['sent_at']} ")
+        line.append("from outside" if m["sender"] is None else f"by {visible(m['sender'])}")
+        line.append("  ")
+        if m["received_by"] is None:
+            line.append("unread", "yellow")
+        else:
+            line.append(f"received by {visible(m['received_by'])} at {m['received_at']}")
+        if m["idempotency_key"] is not None:
+            line.append(f"  key {render.quoted(m['idempotency_key'])}", "dim")
+        console.print(line)
+        console.print(Text(_block(render.dumps(m["payload"]), 8)))
 
 
 def _print_attempts(console: Console, attempts: list[dict[str, Any]]) -> None:
@@ -229,3 +282,71 @@ def retry(
             execution_id,
             f" ({view.execution.workflow_name}): pending, attempt {view.execution.attempt + 1}",
         )
+
+
+@app.command(
+    help=(
+        "Send a message to an execution: its hydra.receive(ctx, TOPIC) gets it (the oldest "
+        "unread first), and an execution waiting in that receive is woken at once. "
+        "--data is the payload as JSON (default null). With --key, a message with that "
+        "idempotency key already sent to the execution is not sent again (a webhook "
+        "delivered twice is received once). Refused, with nothing stored, when the "
+        "execution has ended."
+    )
+)
+def send(
+    ctx: typer.Context,
+    execution_id: IdArgument,
+    topic: Annotated[
+        str,
+        typer.Argument(metavar="TOPIC", help="The topic its receive waits on.", show_default=False),
+    ],
+    data: Annotated[
+        str | None,
+        typer.Option("--data", metavar="JSON", help="The payload, as JSON (default: null)."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option("--key", metavar="IDEMPOTENCY_KEY", help="Send at most once with this key."),
+    ] = None,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    payload = _parse_data(data)  # before touching the database: a typo stores nothing
+    with connect(ctx, db, ns) as (engine, _):
+        execution_id = resolve_execution_id(engine, execution_id)
+        # engine.send says nothing of a repeated key: a message holding it already, read
+        # first, is the one the store recognises (nothing else deletes messages).
+        earlier = _with_key(engine.list_messages(execution_id), key)
+        try:
+            engine.send(execution_id, topic, payload, idempotency_key=key)
+        except ExecutionFinishedError as exc:
+            status = engine.get_execution(execution_id).status.value
+            raise CliError(
+                f"execution {execution_id} is {status}: nothing was sent (no receive of it "
+                "would ever read the message)"
+            ) from exc
+    if earlier is not None:
+        output.line(
+            f"already sent: {execution_id} has a message with idempotency key "
+            f"{render.quoted(key or '')} (topic {render.quoted(earlier.topic)}, sent "
+            f"{render.fmt_time(earlier.sent_at)}): nothing sent"
+        )
+        return
+    with_key = f" (idempotency key {render.quoted(key)})" if key is not None else ""
+    output.line(f"sent {render.quoted(topic)} to {execution_id}{with_key}")
+
+
+def _parse_data(data: str | None) -> Any:
+    if data is None:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise CliError(f"malformed --data JSON: {exc} (in {data!r})") from exc
+
+
+def _with_key(messages: list[Message], key: str | None) -> Message | None:
+    if key is None:
+        return None
+    return next((m for m in messages if m.idempotency_key == key), None)

@@ -22,7 +22,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from hydra.clock import to_ms
-from hydra.records import Execution, StepAttempt, StepRecord
+from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.status import Status, StepStatus
 
 from .visible import one_line as visible_line
@@ -38,6 +38,8 @@ STATUS_STYLES = {
     "retrying": "yellow",
     "slept": "blue",
     "interrupted": "magenta",
+    "waiting": "blue",
+    "timed_out": "red",
 }
 # Step markers: Unicode where the console can print it, ASCII otherwise.
 MARKS = {
@@ -49,6 +51,8 @@ MARKS = {
     "cancelled": ("⊘", "/"),
     "interrupted": ("⊘", "/"),
     "running": ("▶", ">"),
+    "waiting": ("◷", "w"),
+    "timed_out": ("✘", "t"),
 }
 BAR = {"step": ("█", "#"), "wait": ("░", "."), "axis": ("─", "-")}
 OUTPUT_PREVIEW = 72
@@ -71,6 +75,9 @@ class View:
     execution: Execution
     running: RunningStep | None = None
     worker: str | None = None  # the worker that last ran it, if the viewer saw it
+    #: the messages sent to it and its events, when the viewer read them (trace, show)
+    messages: list[Message] | None = None
+    events: dict[str, Any] | None = None
 
 
 @dataclass
@@ -163,6 +170,68 @@ def short_id(execution_id: str) -> str:
     return visible(execution_id[:8])
 
 
+def quoted(name: str) -> str:
+    """A topic or an event key as the CLI names it: ``'decision'``, made visible."""
+    return f"'{visible(name)}'"
+
+
+# -- messages and events: what a receive waits for, what a checkpoint did ---------------
+
+#: the checkpoints of hydra.receive, hydra.send and hydra.set_event (not run as steps)
+MAIL_KINDS = frozenset({"receive", "send", "event"})
+
+
+def detail_text(step: StepRecord, key: str) -> str:
+    """A string field of a checkpoint's detail ("" when missing: an older record)."""
+    value = step.detail.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def receive_deadline_ms(step: StepRecord) -> int | None:
+    deadline = step.detail.get("deadline")
+    return ms_of(deadline) if isinstance(deadline, datetime) else None
+
+
+def wait_note(ex: Execution, now_ms: int, *, long: bool = False) -> Text:
+    """What a sleeping execution waits for in a ``hydra.receive``: ``waiting for
+    'decision' until ... (in 2h 00m)``; ``long`` says "a message on" (the headers)."""
+    what = f"waiting for {'a message on ' if long else ''}{quoted(ex.wait_topic or '')}"
+    until = ms_of(ex.sleep_until)
+    if until is None:
+        return Text(f"{what} with no deadline" if long else f"{what} (no deadline)", "blue")
+    note = f"{what} until {fmt_time(until)} ({due(until, now_ms, ex.workflow_name)})"
+    return Text(note, "blue" if until >= now_ms else "yellow")
+
+
+def checkpoint_summary(ex: Execution, step: StepRecord, now_ms: int, width: int) -> Text:
+    """One line on what a receive, send or event checkpoint waits for or did."""
+    state = step.status
+    if step.kind == "send":
+        to = detail_text(step, "to")
+        return Text(f"sent {quoted(detail_text(step, 'topic'))} to {short_id(to)}", "dim")
+    if step.kind == "event":
+        key = visible(detail_text(step, "key"))
+        return Text(f"event {key} = " + preview(step.output, max(width - len(key) - 9, 10)), "dim")
+    topic = quoted(detail_text(step, "topic"))
+    if state == StepStatus.COMPLETED:
+        return Text(f"received {topic} → " + preview(step.output, max(width - 14, 10)), "dim")
+    if state == StepStatus.TIMED_OUT:
+        return Text(one_line(f"{step.error_type}: {step.error_message or ''}", width), "red")
+    if state in CUT_SHORT:
+        return Text(f"waiting for {topic}: {cut_short_note(ex, 'a message came')}", "magenta")
+    deadline = receive_deadline_ms(step)
+    if deadline is None:
+        text = f"waiting for {topic}, no deadline"
+    else:
+        text = f"waiting for {topic} until {fmt_time(deadline)} "
+        text += f"({due(deadline, now_ms, ex.workflow_name)})"
+    start = ms_of(step.started_at)
+    if start is not None:
+        text += f"; waiting since {fmt_time(start)} ({fmt_duration(now_ms - start)})"
+    overdue = deadline is not None and deadline < now_ms
+    return Text(text, "yellow" if overdue else "blue")
+
+
 # -- step state -------------------------------------------------------------------------
 
 #: A wait (a sleep, or a step's next attempt) that the execution's end cut short.
@@ -189,6 +258,13 @@ def step_span(step: StepRecord, ended: datetime | None = None) -> tuple[int | No
     """(start, end) in Unix ms; for a sleep, from falling asleep to the wake time, or to
     the execution's end (``ended``) when that cut it short."""
     start = ms_of(step.started_at)
+    if step.kind == "receive" and step.completed_at is None:
+        # Still waiting: to its deadline (like a sleep to its wake time), or to the
+        # execution's end when that cut it short; with no deadline the viewer's now.
+        cut = ms_of(ended)
+        if step.status in CUT_SHORT and cut is not None:
+            return start, cut if start is None else max(cut, start)
+        return start, receive_deadline_ms(step)
     if not is_sleep(step):
         return start, ms_of(step.completed_at)
     end = sleep_wake_ms(step)
@@ -239,6 +315,7 @@ def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[
         "sleep_until": _iso(ex.sleep_until),
         "next_retry_at": _iso(ex.next_retry_at),
         "timeout_at": _iso(ex.timeout_at),
+        "wait_topic": ex.wait_topic,
         "worker": ex.worker_id,
         "idempotency_key": ex.idempotency_key,
         "trigger": (
@@ -258,6 +335,10 @@ def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[
                 "attempt": view.running.attempt,
                 "started_at": _iso(view.running.since_ms),
             }
+    if view.messages is not None:
+        data["messages"] = [message_data(m) for m in view.messages]
+    if view.events is not None:
+        data["events"] = view.events
     return data
 
 
@@ -278,6 +359,21 @@ def _step_data(ex: Execution, step: StepRecord, created: int, now_ms: int) -> di
         "output": None if sleeping else step.output,
         "error": _error(step.error_type, step.error_message),
         "attempt_history": [_attempt_data(a, created) for a in step.attempt_history],
+        "detail": {k: _iso(v) if isinstance(v, datetime) else v for k, v in step.detail.items()},
+    }
+
+
+def message_data(message: Message) -> dict[str, Any]:
+    """A message sent to the execution, for ``--json``."""
+    return {
+        "id": message.id,
+        "topic": message.topic,
+        "payload": message.payload,
+        "sent_at": _iso(message.sent_at),
+        "sender": message.sender_id,
+        "idempotency_key": message.idempotency_key,
+        "received_by": message.received_by,
+        "received_at": _iso(message.received_at),
     }
 
 
@@ -312,8 +408,9 @@ def status_text(status: str) -> Text:
     return Text(visible(status), style=STATUS_STYLES.get(status.strip(), ""))
 
 
-def execution_note(view: View, now_ms: int) -> Text:
-    """What an execution is doing or did, in a few words (lists and compact headers)."""
+def execution_note(view: View, now_ms: int, *, long: bool = False) -> Text:
+    """What an execution is doing or did, in a few words (lists and compact headers;
+    ``long``: the trace's header)."""
     ex = view.execution
     created = to_ms(ex.created_at)
     if ex.status == Status.PENDING:
@@ -334,6 +431,8 @@ def execution_note(view: View, now_ms: int) -> Text:
         who = view.worker or ex.worker_id
         on = f" on {visible(who)}" if who else ""
         return Text(f"running {fmt_duration(now_ms - started)}{on}")
+    if ex.status == Status.SLEEPING and ex.wait_topic is not None:
+        return wait_note(ex, now_ms, long=long)
     if ex.status == Status.SLEEPING:
         until = ms_of(ex.sleep_until)
         if until is None:
@@ -373,7 +472,7 @@ def header(view: View, now_ms: int) -> Text:
         done = to_ms(ex.completed_at)
         field(ex.status.value, fmt_time(done), f"  (took {fmt_duration(done - created)})")
     elif not ex.terminal:
-        field("now", execution_note(view, now_ms))
+        field("now", execution_note(view, now_ms, long=True))
     if ex.timeout_at is not None and not ex.terminal:
         field("timeout", fmt_time(ex.timeout_at), f"  ({relative(to_ms(ex.timeout_at), now_ms)})")
     worker = ex.worker_id or view.worker
@@ -454,7 +553,14 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
         start, end = step_span(step, ex.completed_at)
         name = visible(step.name)
         row = _Row(style.mark(state), state, name, str(step.attempts), start, end, "step")
-        if is_sleep(step):
+        if step.kind in MAIL_KINDS:
+            row.attempts = ""
+            if step.kind == "receive":
+                row.bar = "wait"
+                if row.end is None and not ex.terminal:
+                    row.end = max(now_ms, start or now_ms)  # no deadline: waiting so far
+            row.details.append(checkpoint_summary(ex, step, now_ms, detail_width))
+        elif is_sleep(step):
             row.bar = "wait"
             row.attempts = ""
             wake = sleep_wake_ms(step)
@@ -665,6 +771,10 @@ class ProgressPrinter:
                     line("sleep ", name, " ", status_text(state), when)
                 elif state != "slept" or seen is None:
                     line("sleep ", name, " ", status_text(state))
+                continue
+            if step.kind in MAIL_KINDS:
+                summary = checkpoint_summary(ex, step, now_ms, OUTPUT_PREVIEW)
+                line(step.kind, " ", name, " ", status_text(state), ": ", summary)
                 continue
             took = "" if start is None or end is None else f", {fmt_duration(end - start)}"
             parts: list[Text | str] = ["step ", name, " ", status_text(state)]

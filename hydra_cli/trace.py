@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
-from . import output, render
+from . import mailview, output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .session import IdArgument, connect, load_view, resolve_execution_id, style_for
 
@@ -20,7 +20,10 @@ TRACE_HELP = (
     "its steps in order with their status, attempts, start and duration, as bars on a common "
     "time axis; sleeps with their wake time, errors with the exception type and message, "
     "and a preview of each step's output (cut to one line). A step that took several "
-    "attempts lists each one under it: its start, duration and error.\n\n"
+    "attempts lists each one under it: its start, duration and error. A hydra.receive "
+    "shows the topic it waits for and its deadline (or the message it received, or its "
+    "timeout), a hydra.send whom it sent to, a hydra.set_event the value; then the messages "
+    "sent to the execution (by whom, read by which receive or unread) and its events.\n\n"
     "--json prints the same as JSON, untruncated. --follow redraws until the execution is "
     "completed, failed or cancelled (one line per change when not on a terminal; with "
     "--json, waits and prints the final JSON)."
@@ -41,7 +44,7 @@ def trace(
         # Ages and countdowns on the time base the stored times were written on.
         clock = engine.clock
         execution_id = resolve_execution_id(engine, execution_id)
-        view = load_view(engine, execution_id)
+        view = mailview.load(engine, load_view(engine, execution_id))
         console = output.stdout()
         style = style_for(console)
         try:
@@ -49,17 +52,17 @@ def trace(
                 if as_json:
                     while not view.execution.terminal:
                         time.sleep(FOLLOW_POLL_S)
-                        view = load_view(engine, execution_id)
+                        view = mailview.load(engine, load_view(engine, execution_id))
                 elif console.is_terminal:
                     with Live(
-                        render.trace(view, clock.now_ms(), style),
+                        mailview.trace(view, clock.now_ms(), style),
                         console=console,
                         auto_refresh=False,
                     ) as live:
                         while not view.execution.terminal:
                             time.sleep(FOLLOW_POLL_S)
-                            view = load_view(engine, execution_id)
-                            live.update(render.trace(view, clock.now_ms(), style), refresh=True)
+                            view = mailview.load(engine, load_view(engine, execution_id))
+                            live.update(mailview.trace(view, clock.now_ms(), style), refresh=True)
                     return
                 else:
                     printer = render.ProgressPrinter()
@@ -69,11 +72,11 @@ def trace(
                         if view.execution.terminal:
                             break
                         time.sleep(FOLLOW_POLL_S)
-                        view = load_view(engine, execution_id)
+                        view = mailview.load(engine, load_view(engine, execution_id))
                     console.print()
         except KeyboardInterrupt:
             raise typer.Exit(EXIT_INTERRUPTED) from None
         if as_json:
             output.raw(render.dumps(render.execution_data(view, clock.now_ms())) + "\n")
         else:
-            console.print(render.trace(view, clock.now_ms(), style))
+            console.print(mailview.trace(view, clock.now_ms(), style))
