@@ -36,7 +36,7 @@ from hydra.runner import Outcome, Run, execute, monotonic_ms
 from hydra.scheduler import CronScheduler
 from hydra.slots import RunKey, RunThreads, Slot, run_key
 from hydra.status import Status
-from hydra.store.base import WakeListener
+from hydra.store.base import Claim, WakeListener
 from hydra.workflow import Workflow, validate_name
 
 # Most claims a poll takes at once; more free slots are filled by polling again at once.
@@ -203,7 +203,11 @@ class Worker:
         """
         if not self._started or self._stopped.is_set():
             return
-        self._stop_claiming.set()
+        with self._lock:
+            # Under the lock that registers a claimed run: a claim whose reply lands after
+            # this is given back by the poller (``_claim_once``), never run, and one that
+            # landed before is in ``_runs``, which is waited for below.
+            self._stop_claiming.set()
         self._wake.set()
         self.engine.runtime.registry.remove_wake_callback(self._wake.set)
         limit = None if timeout is None else duration_ms(timeout, "timeout") / 1000
@@ -386,14 +390,39 @@ class Worker:
             limit=min(free, MAX_CLAIM_BATCH),
         )
         assert self._pool is not None
+        late: list[Claim] = []
         for claim in claims:
             slot = Slot(claim, sent)
             with self._lock:
+                if self._stop_claiming.is_set():
+                    late.append(claim)  # shutdown began while the claim was in flight
+                    continue
                 self._runs[run_key(claim.lease)] = slot
             if metrics is not None:
                 metrics.run_began(self.engine.namespace, self.worker_id)
             self._pool.submit(functools.partial(self._run_one, slot))
-        return len(claims), min(free, MAX_CLAIM_BATCH)
+        self._give_back(late)
+        return len(claims) - len(late), min(free, MAX_CLAIM_BATCH)
+
+    def _give_back(self, claims: list[Claim]) -> None:
+        """Release executions claimed as shutdown began: pending again, no attempt used
+        (a failure leaves them to a takeover once the lease expires)."""
+        for claim in claims:
+            try:
+                self.engine.store.release(claim.lease, now_ms=self.engine.clock.now_ms())
+            except Exception as exc:
+                self.log.warning(
+                    "could not give back execution %s claimed during shutdown (%s: %s): "
+                    "another worker takes it over when its lease expires",
+                    claim.execution.id,
+                    type(exc).__name__,
+                    exc,
+                )
+                continue
+            self.log.bind(execution_id=claim.execution.id).info(
+                "gave back execution %s: claimed as the worker was shutting down",
+                claim.execution.id,
+            )
 
     def _run_one(self, slot: Slot) -> None:
         claim = slot.claim
