@@ -100,6 +100,7 @@ RUN_BY = {
     "metrics.md": ("tests/docs/test_cron_metrics_pages.py", 1),
     "databases.md": ("tests/docs/test_databases_page.py", 2),
     "operating.md": ("tests/docs/test_operating.py", 1),
+    "messages.md": ("tests/docs/test_messages_page.py", 4),
 }
 
 
