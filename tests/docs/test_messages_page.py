@@ -38,7 +38,7 @@ def test_the_blocks_run_and_print_what_their_comments_say(
     printed = capsys.readouterr().out.splitlines()
     # The testing block prints the StuckExecutionError line, compared with the page below.
     shown = SHOWN_OUTPUT.findall("\n".join(blocks))
-    stuck = [line for line in printed if "nobody will send" in line]
+    stuck = [line for line in printed if "that nobody has sent" in line]
     assert [line for line in printed if line not in stuck] == shown
     assert len(stuck) == 1
 
@@ -74,7 +74,11 @@ def test_the_examples_state_what_the_library_does(monkeypatch: pytest.MonkeyPatc
         ("event-2", "event"),
     ]
     assert message.received_by == "receive-1"
-    assert steps[2].detail == {"topic": "decision", "deadline": steps[2].detail["deadline"]}
+    assert steps[2].detail == {
+        "topic": "decision",
+        "deadline": steps[2].detail["deadline"],
+        "message": message.id,
+    }
     assert steps[2].output == {"approved": True, "by": "grace", "note": None}
     # The page's crash exploration passed every case (it raises otherwise).
     assert module.report.ok and len(module.report.cases) == 1 + 5 * 3
