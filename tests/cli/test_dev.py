@@ -110,11 +110,9 @@ def test_fast_forward_runs_the_48_hour_approval_in_seconds(
     assert result.exit_code == 0, result.output
     assert time.monotonic() - began < 15
     frame = final_frame(console)
-    assert "☾ approval-window" in frame
-    assert "slept" in frame
-    assert "48h 00m" in frame  # the sleep's length and the executions' duration
-    for step in ("ask-manager", "read-decision", "pay-out", "escalate"):
-        assert step in frame
+    assert "48h 00m" in frame  # the unanswered one waited its 48 hours, on virtual time
+    for shown in ("ask-manager", "receive-1", "pay-out", "escalate", "timed_out"):
+        assert shown in frame
     assert "fast-forward skipped 47h" in console.export_text(clear=False)  # virtual time
 
 

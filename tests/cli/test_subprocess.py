@@ -92,9 +92,9 @@ def test_sigterm_stops_a_dev_run_and_prints_what_to_trace(tmp_path: Path) -> Non
     try:
         db = tmp_path / ".hydra" / "hydra.db"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until both executions are asleep
+        while time.monotonic() < deadline:  # until the unanswered one waits for its decision
             listed = run([str(hydra_script()), "executions", "list", "-s", "sleeping"], tmp_path)
-            if db.exists() and listed.stdout.count("expense-approval") == 2:
+            if db.exists() and listed.stdout.count("expense-approval") == 1:
                 break
             time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
@@ -104,9 +104,10 @@ def test_sigterm_stops_a_dev_run_and_prints_what_to_trace(tmp_path: Path) -> Non
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, stderr
-    assert "sleep approval-window sleeping until" in stdout
+    assert "receive receive-1 waiting: waiting for 'decision' until" in stdout
     assert "interrupted: the executions stay in the database" in stdout
-    assert stdout.count("  sleeping   expense-approval  ") == 2
+    assert stdout.count("  sleeping   expense-approval  ") == 1  # the unanswered one
+    assert stdout.count("  completed  expense-approval  ") == 1  # approved at once
     assert len(trace_commands(stdout)) == 2
 
 
