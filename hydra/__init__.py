@@ -4,9 +4,11 @@ Write workflows as plain functions made of named steps; hydra stores every execu
 every step result, so work survives crashes, restarts and deploys. See the README.
 """
 
+from hydra.children import ChildHandle
 from hydra.cron import CronJob
 from hydra.engine import Engine
 from hydra.errors import (
+    ChildFailedError,
     DatabaseUnavailableError,
     DuplicateStepError,
     ExecutionFinishedError,
@@ -30,7 +32,18 @@ from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import RetryPolicy
 from hydra.scheduler import CronContext
 from hydra.status import Status, StepStatus
-from hydra.steps import receive, send, set_event, sleep, sleep_until, step, step_void
+from hydra.steps import (
+    call_child,
+    receive,
+    send,
+    set_event,
+    sleep,
+    sleep_until,
+    start_child,
+    step,
+    step_void,
+    wait_child,
+)
 from hydra.store.sql import SQLStore
 from hydra.worker import Worker, register_workflow
 from hydra.workflow import AsyncWorkflowContext, Workflow, WorkflowContext, workflow
@@ -39,6 +52,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncWorkflowContext",
+    "ChildFailedError",
+    "ChildHandle",
     "CronContext",
     "CronJob",
     "DatabaseUnavailableError",
@@ -72,13 +87,16 @@ __all__ = [
     "WorkflowContext",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
+    "call_child",
     "receive",
     "register_workflow",
     "send",
     "set_event",
     "sleep",
     "sleep_until",
+    "start_child",
     "step",
     "step_void",
+    "wait_child",
     "workflow",
 ]

@@ -29,8 +29,9 @@ from hydra.store.base import (
     StepAttemptRow,
     StepRow,
     Store,
+    parse_child_end,
 )
-from hydra.workflow import Workflow, resolved_input_type, validate_name
+from hydra.workflow import Workflow, resolved_input_type, user_topic, validate_name
 
 if TYPE_CHECKING:
     from hydra.metrics import Metrics
@@ -331,8 +332,11 @@ class Engine:
         status: Status | str | None = None,
         workflow_name: str | None = None,
         limit: int = 100,
+        *,
+        parent_id: str | None = None,
     ) -> list[Execution]:
-        """Newest first, without their steps."""
+        """Newest first, without their steps; with ``parent_id``, the children that
+        execution started (``hydra.start_child``)."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         rows = self.store.list_executions(
@@ -340,6 +344,7 @@ class Engine:
             status=Status(status) if status is not None else None,
             workflow_name=workflow_name,
             limit=limit,
+            parent_id=parent_id,
         )
         return [self._to_execution(r, []) for r in rows]
 
@@ -389,17 +394,35 @@ class Engine:
 
     # -- control --------------------------------------------------------------------------
     def cancel(self, execution_id: str) -> bool:
-        """Cancel a non-terminal execution; a running worker stops at its next step.
+        """Cancel a non-terminal execution and its unfinished descendants (the children
+        it started, theirs, and so on); a running worker stops at its next step.
 
-        Returns True if it was cancelled now, False if it had already ended.
+        Returns True if the execution was cancelled now, False if it had already ended
+        (its descendants are then left as they are).
         """
         cancelled = self.store.cancel(self.namespace, execution_id, now_ms=self.clock.now_ms())
         if not cancelled:
             self.get_execution(execution_id)  # raises ExecutionNotFoundError if unknown
             return False
         self.runtime.registry.stop(execution_id)
+        self._cancel_descendants(execution_id)
         self.runtime.registry.notify_finished()
         return True
+
+    def _cancel_descendants(self, execution_id: str) -> None:
+        """Cancel every unfinished descendant, breadth first. Children started after
+        this read are none: their parent is cancelled (its writes are fenced out)."""
+        pending = [execution_id]
+        while pending:
+            parent = pending.pop()
+            for child in self.store.list_executions(
+                self.namespace, parent_id=parent, limit=1_000_000
+            ):
+                if child.status.terminal:
+                    continue
+                if self.store.cancel(self.namespace, child.id, now_ms=self.clock.now_ms()):
+                    self.runtime.registry.stop(child.id)
+                pending.append(child.id)
 
     def retry(self, execution_id: str) -> None:
         """Re-run a ``failed`` or ``cancelled`` execution from its checkpoints.
@@ -435,7 +458,7 @@ class Engine:
         nothing is stored (a webhook delivered twice is received once). The payload is
         encoded (and checked against ``payload_limit``) before anything is stored.
         """
-        validate_name(topic, "topic")
+        user_topic(topic)
         if idempotency_key is not None:
             validate_name(idempotency_key, "idempotency_key")
         data = self.check_payload_size(
@@ -568,6 +591,7 @@ class Engine:
             trigger_type=row.trigger_type,
             trigger_source=row.trigger_source,
             wait_topic=row.wait_topic if row.status == Status.SLEEPING else None,
+            parent_id=row.parent_id,
         )
 
     def _to_steps(
@@ -596,7 +620,12 @@ class Engine:
         history: list[StepAttempt],
     ) -> StepRecord:
         sleep = row.status == StepStatus.SLEEPING
-        output = json.loads(row.output) if sleep and row.output else self._decode(row.output)
+        if sleep and row.output:
+            output = json.loads(row.output)
+        elif row.kind == "child_wait" and row.output:
+            output = self._decode(parse_child_end(row.output)[1])  # the child's output
+        else:
+            output = self._decode(row.output)
         status = read_step_status(
             row.status,
             execution.status,
@@ -622,16 +651,19 @@ class Engine:
         )
 
 
-_KINDS: dict[str, Literal["step", "sleep", "receive", "send", "event"]] = {
+Kind = Literal["step", "sleep", "receive", "send", "event", "child", "child_wait"]
+_KINDS: dict[str, Kind] = {
     "step": "step",
     "sleep": "sleep",
     "receive": "receive",
     "send": "send",
     "event": "event",
+    "child": "child",
+    "child_wait": "child_wait",
 }
 
 
-def _kind_of(row: StepRow) -> Literal["step", "sleep", "receive", "send", "event"]:
+def _kind_of(row: StepRow) -> Kind:
     # A sleep stored before schema revision 0004 has no kind of its own: its status says.
     if row.status == StepStatus.SLEEPING:
         return "sleep"

@@ -57,6 +57,29 @@ class ExecutionNotFoundError(HydraError):
     """No execution with that id exists in this namespace."""
 
 
+class ChildFailedError(HydraError):
+    """Raised by ``hydra.wait_child`` (and ``call_child``) when the child execution
+    failed or was cancelled. The parent may catch it to compensate; if it escapes
+    ``run``, the parent fails without further attempts (every replay would raise it
+    again). ``execution_id`` is the child's, ``status`` its final status (``failed`` or
+    ``cancelled``), ``error`` its ``"Type: message"`` (None for a cancellation)."""
+
+    def __init__(
+        self,
+        execution_id: str,
+        status: str,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.status = str(status)
+        self.error_type = error_type
+        self.error_message = error_message
+        self.error = f"{error_type}: {error_message}" if error_type else None
+        why = f": {self.error}" if self.error else ""
+        super().__init__(f"child execution {execution_id} {self.status}{why}")
+
+
 class ExecutionFinishedError(HydraError):
     """A message was sent to an execution that has already ended (``completed``,
     ``failed`` or ``cancelled``): nobody would ever receive it, so nothing was stored."""

@@ -54,17 +54,35 @@ def receive(
 ) -> Any:
     """``hydra.receive``: the next message of ``topic``, decoded; suspends if none."""
     name = _name(run, "receive", name)
-    order = run.boundary(name, "receive")
-    existing = _existing(run, name, "receive")
+    payload = wait_for_message(run, name, "receive", topic, timeout_ms, {})
+    return run.decode(payload, result_type, name)
+
+
+def wait_for_message(
+    run: Run,
+    name: str,
+    kind: str,
+    topic: str,
+    timeout_ms: int | None,
+    extra: dict[str, Any],
+) -> bytes | None:
+    """The payload of the message checkpoint ``name`` (of ``kind``: a receive, or a
+    ``wait_child`` on its child's topic) takes: from its checkpoint on replay, else the
+    oldest unread one of ``topic``; with none, the execution suspends (``Suspended``)
+    until one arrives or the deadline (``timeout_ms`` from the first time here) passes,
+    which raises ``WaitTimeoutError`` (checkpointed). ``extra`` joins the checkpoint's
+    detail (``topic``, ``deadline``)."""
+    order = run.boundary(name, kind)
+    existing = _existing(run, name, kind)
     now = run.clock.now_ms()
     if existing is None:
         deadline = None if timeout_ms is None else now + timeout_ms
         started = now
         run.mark_new_work()
     elif existing.status == StepStatus.COMPLETED:
-        return run.decode(existing.output, result_type, name)
+        return existing.output
     elif existing.status == StepStatus.TIMED_OUT:
-        raise WaitTimeoutError(existing.error_message or f"receive {name!r} timed out")
+        raise WaitTimeoutError(existing.error_message or f"{kind} {name!r} timed out")
     else:  # waiting: the deadline stored when the execution first got here
         deadline = _detail(existing).get("deadline")
         started = existing.started_at if existing.started_at is not None else now
@@ -75,8 +93,8 @@ def receive(
         status=StepStatus.WAITING,
         attempts=1,
         started_at=started,
-        kind="receive",
-        detail=json.dumps({"topic": topic, "deadline": deadline}),
+        kind=kind,
+        detail=json.dumps({"topic": topic, "deadline": deadline, **extra}),
     )
     past = deadline is not None and now >= deadline
     if run.hooks is not None:
@@ -107,7 +125,7 @@ def receive(
         )
         run.observers.received(run, name, topic, max(now - started, 0))
         _written(run, name)
-        return run.decode(message.payload, result_type, name)
+        return message.payload
     if not past:
         run.steps[name] = waiting
         run.suspended = True
@@ -116,10 +134,12 @@ def receive(
         raise Suspended()
     # The deadline passed with nothing to receive: checkpoint the timeout, so that every
     # replay raises it again even if a message arrives later (that one stays unread).
-    error = WaitTimeoutError(
-        f"no message on topic {topic!r} arrived within {span((deadline or now) - started)} "
-        f"(receive {name!r} of execution {run.execution_id})"
-    )
+    waited = span((deadline or now) - started)
+    if kind == "receive":
+        what = f"no message on topic {topic!r} arrived within {waited}"
+    else:
+        what = f"child execution {extra.get('child')} did not end within {waited}"
+    error = WaitTimeoutError(f"{what} ({kind} {name!r} of execution {run.execution_id})")
     timed_out = replace(
         waiting,
         status=StepStatus.TIMED_OUT,

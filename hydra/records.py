@@ -51,7 +51,10 @@ class StepRecord:
     otherwise; ``detail`` says what such a checkpoint waited for or did: a receive's
     ``topic`` and ``deadline`` (a datetime, or None) and, once received, the
     ``message`` id; a send's ``to`` (the execution) , ``topic`` and ``message``; an
-    event's ``key``. A receive's ``output`` is the message it took, an event's the value.
+    event's ``key``; a ``hydra.start_child`` (``"child"``)'s ``child`` (its execution id)
+    and ``workflow``; a ``hydra.wait_child`` (``"child_wait"``, named ``wait-<start
+    name>``)'s ``child``, ``topic`` and ``deadline``. A receive's ``output`` is the message
+    it took, an event's the value, a child wait's the child's end.
 
     ``status`` is read in the light of the execution (see ``StepStatus``): a sleep reads
     ``sleeping`` while the execution waits on it, ``slept`` once it has moved past it,
@@ -76,7 +79,7 @@ class StepRecord:
     order: int = 0
     error_type: str | None = None
     error_message: str | None = None
-    kind: Literal["step", "sleep", "receive", "send", "event"] = "step"
+    kind: Literal["step", "sleep", "receive", "send", "event", "child", "child_wait"] = "step"
     attempt_history: list[StepAttempt] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -121,6 +124,8 @@ class Execution:
     trigger_source: str | None = None
     #: the topic of the ``hydra.receive`` a ``sleeping`` execution waits in, else None
     wait_topic: str | None = None
+    #: the execution that started this one (``hydra.start_child``), else None
+    parent_id: str | None = None
 
     @property
     def terminal(self) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.errors import (
+    ChildFailedError,
     DuplicateStepError,
     LeaseLostError,
     NonRetryableError,
@@ -251,7 +252,11 @@ def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output
         )
     run.ending = True
     runtime.store.finish(
-        claim.lease, status=Status.COMPLETED, now_ms=runtime.clock.now_ms(), output=data
+        claim.lease,
+        status=Status.COMPLETED,
+        now_ms=runtime.clock.now_ms(),
+        output=data,
+        parent_id=ex.parent_id,
     )
     log.info("execution %s completed", ex.id)
     runtime.finished(claim, Status.COMPLETED)
@@ -291,7 +296,14 @@ def _fail_or_retry(
     # A step's own retries are spent once StepFailedError escapes, and compensation code
     # may already have run: retrying the workflow would replay the same failure.
     final = isinstance(
-        exc, (NonRetryableError, StepFailedError, DuplicateStepError, WaitTimeoutError)
+        exc,
+        (
+            NonRetryableError,
+            StepFailedError,
+            DuplicateStepError,
+            WaitTimeoutError,
+            ChildFailedError,
+        ),
     )
     if timed_out or final or ex.attempt >= ex.max_attempts:
         if timed_out and not isinstance(exc, WorkflowTimeoutError):
@@ -336,6 +348,7 @@ def _finish_failed(
         now_ms=runtime.clock.now_ms(),
         error_type=error_type,
         error_message=message,
+        parent_id=claim.execution.parent_id,
     )
     if log is not None:
         log.warning("execution %s failed: %s: %s", claim.execution.id, error_type, message)

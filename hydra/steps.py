@@ -10,10 +10,17 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
-from hydra import mailbox
+from hydra import children, mailbox
+from hydra.children import ChildHandle
 from hydra.clock import duration_ms, to_ms
 from hydra.retry import RetryPolicy
-from hydra.workflow import AsyncWorkflowContext, WorkflowContext, validate_name
+from hydra.workflow import (
+    AsyncWorkflowContext,
+    Workflow,
+    WorkflowContext,
+    user_topic,
+    validate_name,
+)
 
 T = TypeVar("T")
 
@@ -235,7 +242,7 @@ def receive(
     Receives are named ``receive-1``, ``receive-2``... in call order unless ``name`` is
     given. In an ``async def run`` workflow, await it.
     """
-    validate_name(topic, "topic")
+    user_topic(topic)
     if name is not None:
         validate_name(name, "receive name")
     timeout_ms = None if timeout is None else duration_ms(timeout, "receive timeout")
@@ -286,7 +293,7 @@ def send(
     """
     if not isinstance(execution_id, str):
         raise TypeError(f"send() takes the receiver's execution id (a str), got {execution_id!r}")
-    validate_name(topic, "topic")
+    user_topic(topic)
     if name is not None:
         validate_name(name, "send name")
     run = ctx._run
@@ -319,6 +326,149 @@ def set_event(ctx: WorkflowContext, key: str, value: Any, *, name: str | None = 
         return _async(mailbox.set_event, run, key, value, name)
     mailbox.set_event(run, key, value, name)
     return None
+
+
+# -- child workflows (hydra.children does the work) --------------------------------------
+@overload
+def start_child(
+    ctx: AsyncWorkflowContext,
+    name: str,
+    workflow: str | Workflow[Any],
+    payload: Any = None,
+    **start_options: Any,
+) -> Awaitable[ChildHandle]: ...
+
+
+@overload
+def start_child(
+    ctx: WorkflowContext,
+    name: str,
+    workflow: str | Workflow[Any],
+    payload: Any = None,
+    **start_options: Any,
+) -> ChildHandle: ...
+
+
+def start_child(
+    ctx: WorkflowContext,
+    name: str,
+    workflow: str | Workflow[Any],
+    payload: Any = None,
+    **start_options: Any,
+) -> Any:
+    """Start a child execution of ``workflow`` (a name, or the workflow itself) with
+    ``payload``, as a checkpoint named ``name``; returns its ``ChildHandle``.
+
+    The child is created exactly once, whatever crashes around the start: its id comes
+    from this execution and ``name``, and it is stored with this checkpoint in one
+    transaction. ``start_options`` are ``engine.start_workflow``'s (``max_attempts``,
+    ``retry_backoff``, ``timeout``, ``run_at``) but ``idempotency_key``. Wait for it with
+    ``hydra.wait_child``; a parent that ends without waiting leaves its children running.
+    In an ``async def run`` workflow, await it.
+    """
+    validate_name(name, "child name")
+    run = ctx._run
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async(children.start_child, run, name, workflow, payload, start_options)
+    return children.start_child(run, name, workflow, payload, start_options)
+
+
+@overload
+def wait_child(
+    ctx: AsyncWorkflowContext,
+    handle: ChildHandle,
+    *,
+    result_type: Any = None,
+    timeout: timedelta | float | None = None,
+) -> Awaitable[Any]: ...
+
+
+@overload
+def wait_child(
+    ctx: WorkflowContext,
+    handle: ChildHandle,
+    *,
+    result_type: Any = None,
+    timeout: timedelta | float | None = None,
+) -> Any: ...
+
+
+def wait_child(
+    ctx: WorkflowContext,
+    handle: ChildHandle,
+    *,
+    result_type: Any = None,
+    timeout: timedelta | float | None = None,
+) -> Any:
+    """The child's output (decoded into ``result_type`` if given), once it ends.
+
+    Until then this execution suspends durably (status ``sleeping``, no lease, no
+    thread); the child's end wakes it. A child that failed or was cancelled raises
+    ``ChildFailedError`` here (catch it to compensate); ``timeout`` (from the first time
+    the execution gets here, stored) raises ``WaitTimeoutError``. Checkpointed as
+    ``wait-<start name>``: every replay returns (or raises) the same.
+    """
+    timeout_ms = None if timeout is None else duration_ms(timeout, "wait_child timeout")
+    run = ctx._run
+    rtype = Any if result_type is None else result_type
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async(children.wait_child, run, handle, rtype, timeout_ms)
+    return children.wait_child(run, handle, rtype, timeout_ms)
+
+
+@overload
+def call_child(
+    ctx: AsyncWorkflowContext,
+    name: str,
+    workflow: str | Workflow[Any],
+    payload: Any = None,
+    *,
+    result_type: Any = None,
+    **start_options: Any,
+) -> Awaitable[Any]: ...
+
+
+@overload
+def call_child(
+    ctx: WorkflowContext,
+    name: str,
+    workflow: str | Workflow[Any],
+    payload: Any = None,
+    *,
+    result_type: Any = None,
+    **start_options: Any,
+) -> Any: ...
+
+
+def call_child(
+    ctx: WorkflowContext,
+    name: str,
+    workflow: str | Workflow[Any],
+    payload: Any = None,
+    *,
+    result_type: Any = None,
+    **start_options: Any,
+) -> Any:
+    """``start_child`` then ``wait_child``: the child's output (``ChildFailedError`` if it
+    failed or was cancelled)."""
+    validate_name(name, "child name")
+    run = ctx._run
+    rtype = Any if result_type is None else result_type
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async(_call_child, run, name, workflow, payload, rtype, start_options)
+    return _call_child(run, name, workflow, payload, rtype, start_options)
+
+
+def _call_child(
+    run: Any,
+    name: str,
+    workflow: str | Workflow[Any],
+    payload: Any,
+    result_type: Any,
+    options: dict[str, Any],
+) -> Any:
+    handle = children.start_child(run, name, workflow, payload, options)
+    return children.wait_child(run, handle, result_type, None)
 
 
 async def _async(call: Callable[..., Any], *args: Any) -> Any:

@@ -563,6 +563,7 @@ class Worker:
                 if run.current_step
                 else f"execution exceeded its timeout of {ex.timeout_ms} ms while its code "
                 "was running (outside any step)",
+                parent_id=ex.parent_id,
             )
         except LeaseLostError:
             return  # the run (or a cancel, or a takeover) ended it first

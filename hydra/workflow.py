@@ -221,3 +221,19 @@ def _param_type(fn: Callable[..., Any], skip: int) -> Any:
     if hint is inspect.Parameter.empty or isinstance(hint, str):
         return None
     return hint
+
+
+#: The start of hydra's own topics (``hydra.store.base.child_topic``).
+RESERVED_TOPIC_PREFIX = "hydra."
+
+
+def user_topic(topic: str) -> str:
+    """``topic`` if a workflow or a caller may use it: a valid name (``validate_name``)
+    not starting with ``hydra.`` (hydra's own topics), else ``InvalidNameError``."""
+    validate_name(topic, "topic")
+    if topic.startswith(RESERVED_TOPIC_PREFIX):
+        raise InvalidNameError(
+            f"topic {topic!r}: topics starting with {RESERVED_TOPIC_PREFIX!r} are hydra's "
+            "own (a child's end is sent to its parent on one)"
+        )
+    return topic

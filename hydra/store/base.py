@@ -19,6 +19,7 @@ while ``status = 'running'`` and the token is unchanged; otherwise it raises
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -42,6 +43,8 @@ class NewExecution:
     created_at_ms: int
     trigger_type: str = "api"
     trigger_source: str | None = None
+    #: the execution that started this one (``hydra.start_child``), if any
+    parent_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -85,11 +88,14 @@ class ExecutionRow:
     #: the topic of the ``hydra.receive`` a ``sleeping`` execution waits in (a message
     #: of it makes the execution due at once); None for any other sleep
     wait_topic: str | None = None
+    #: the execution that started this one as its child (``hydra.start_child``), if any
+    parent_id: str | None = None
 
 
 #: What a checkpoint is (``StepRow.kind``): a step's result, a durable sleep, a
-#: ``hydra.receive``, a ``hydra.send``, a ``hydra.set_event``.
-STEP_KINDS = ("step", "sleep", "receive", "send", "event")
+#: ``hydra.receive``, a ``hydra.send``, a ``hydra.set_event``, a ``hydra.start_child``,
+#: a ``hydra.wait_child``.
+STEP_KINDS = ("step", "sleep", "receive", "send", "event", "child", "child_wait")
 
 
 @dataclass(slots=True)
@@ -283,6 +289,68 @@ class EventRow:
     updated_at: int
 
 
+#: Topics that start with this are hydra's own (a child's end, sent to its parent):
+#: ``hydra.workflow.user_topic`` refuses them in workflows and callers.
+RESERVED_TOPIC_PREFIX = "hydra."
+_CHILD_MESSAGES = uuid.UUID("3b0f5e5e-8a41-4f7b-9d3c-2f6f7f1c9a10")
+
+
+#: A parent woken by a child's end is due this long after it (1 ms), not at once: the
+#: claim takes due executions oldest wake time first, so its other children already due
+#: run first, and a parent waiting for each of 1,000 children in turn finds most of them
+#: ended when it is claimed, instead of being woken once per child.
+CHILD_END_WAKE_DELAY_MS = 1
+
+
+def child_topic(child_id: str) -> str:
+    """The topic on which a child's end is sent to its parent (``hydra.wait_child``)."""
+    return f"{RESERVED_TOPIC_PREFIX}child:{child_id}"
+
+
+def child_ended(
+    parent: ExecutionRow | str,
+    child_id: str,
+    namespace: str,
+    *,
+    status: Status,
+    output: bytes | None,
+    error_type: str | None,
+    error_message: str | None,
+    now_ms: int,
+    ending: str,
+) -> NewMessage:
+    """The message that tells a parent its child ended: on ``child_topic``, its payload a
+    JSON line (status, error) then the child's encoded output (``parse_child_end``).
+    ``ending`` names the write that ended the child (a lease token, ``"cancel"``): the
+    message's id is derived from it, so that write repeated stores it once."""
+    parent_id = parent if isinstance(parent, str) else parent.id
+    header = json.dumps(
+        {"status": status.value, "error_type": error_type, "error_message": error_message}
+    )
+    return NewMessage(
+        id=str(uuid.uuid5(_CHILD_MESSAGES, f"{child_id}/{ending}")),
+        namespace=namespace,
+        execution_id=parent_id,
+        topic=child_topic(child_id),
+        payload=header.encode() + b"\n" + (output or b""),
+        sent_at_ms=now_ms,
+        sender_id=child_id,
+    )
+
+
+def parse_child_end(payload: bytes) -> tuple[Status, bytes | None, str | None, str | None]:
+    """``(status, output, error_type, error_message)`` of a ``child_ended`` payload."""
+    header, _, output = payload.partition(b"\n")
+    found = json.loads(header)
+    status = Status(found["status"])
+    return (
+        status,
+        (output if status == Status.COMPLETED else None),
+        found.get("error_type"),
+        found.get("error_message"),
+    )
+
+
 def received_detail(detail: str | None, message_id: str) -> str:
     """A receive checkpoint's detail once it took ``message_id``: the waiting one's
     (topic, deadline) with ``"message"`` added."""
@@ -357,8 +425,9 @@ class ExecutionStore(Protocol):
         status: Status | None = None,
         workflow_name: str | None = None,
         limit: int = 100,
+        parent_id: str | None = None,
     ) -> list[ExecutionRow]:
-        """Newest first."""
+        """Newest first; with ``parent_id``, only that execution's children."""
         ...
 
     # -- looking executions up (``hydra trace bd183f86``, "did you mean" hints) -----------
@@ -382,7 +451,8 @@ class ExecutionStore(Protocol):
         ...
 
     def cancel(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
-        """Mark a non-terminal execution ``cancelled`` and fence out its owner.
+        """Mark a non-terminal execution ``cancelled`` and fence out its owner; a child's
+        end is sent to its parent as ``finish`` sends it, in the same transaction.
         Returns False if it was already terminal (or does not exist)."""
         ...
 
@@ -493,8 +563,14 @@ class LeaseStore(Protocol):
         output: bytes | None = None,
         error_type: str | None = None,
         error_message: str | None = None,
+        parent_id: str | None = None,
     ) -> None:
-        """Terminal ``completed`` or ``failed``, the lease released."""
+        """Terminal ``completed`` or ``failed``, the lease released.
+
+        ``parent_id``: the execution's parent (``ExecutionRow.parent_id`` as claimed).
+        In the same transaction, the child's end is sent to it as a message (see
+        ``child_ended``), making a parent that waits for it due ``CHILD_END_WAKE_DELAY_MS``
+        later; nothing is sent to a parent that has ended."""
         ...
 
 
@@ -580,6 +656,22 @@ class MessageStore(Protocol):
         ...
 
 
+class ChildStore(Protocol):
+    """Child executions: started by a run of their parent as one of its checkpoints."""
+
+    def start_child(
+        self, lease: Lease, child: NewExecution, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> tuple[str, bool]:
+        """``hydra.start_child``: insert ``child`` (its ``parent_id`` the lease's
+        execution) and write the parent's checkpoint ``step``, in one transaction fenced
+        by the parent's ``lease`` (extended). ``LeaseLostError`` writes nothing. The
+        child's id comes from the parent and the checkpoint name, so a start repeated
+        (after a lost reply, or by a replay that lost the checkpoint) finds it: ``(id,
+        False)``, nothing written but the checkpoint. ``ValueError`` if that id belongs
+        to an execution that is not this parent's child."""
+        ...
+
+
 class CronStore(Protocol):
     """Cron jobs' stored definitions and the record of every fired slot."""
 
@@ -631,12 +723,12 @@ class CronStore(Protocol):
 
 
 @runtime_checkable
-class Store(ExecutionStore, StepStore, LeaseStore, MessageStore, CronStore, Protocol):
+class Store(ExecutionStore, StepStore, LeaseStore, MessageStore, ChildStore, CronStore, Protocol):
     """Where executions and their step checkpoints live. See the module docstring.
 
     The operations are grouped by aggregate in the protocols it combines
-    (``ExecutionStore``, ``StepStore``, ``LeaseStore``, ``MessageStore``, ``CronStore``);
-    the store as a
+    (``ExecutionStore``, ``StepStore``, ``LeaseStore``, ``MessageStore``, ``ChildStore``,
+    ``CronStore``); the store as a
     whole adds its capabilities, its lifecycle, its clock and its notifications. A piece
     of code that needs one group only can ask for that protocol.
     """

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from hydra.errors import ExecutionFinishedError, ExecutionNotFoundError, LeaseLostError
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
+    CHILD_END_WAKE_DELAY_MS,
     Claim,
     CronFire,
     CronJobRow,
@@ -33,6 +34,7 @@ from hydra.store.base import (
     WakeListener,
     attempt_of,
     cap_wake,
+    child_ended,
     received_detail,
     take_lease,
 )
@@ -141,6 +143,7 @@ class MemoryStore:
                 lease_expires_at=None,
                 trigger_type=new.trigger_type,
                 trigger_source=new.trigger_source,
+                parent_id=new.parent_id,
             )
             if new.idempotency_key is not None:
                 self._idempotency[(new.namespace, new.idempotency_key)] = new.id
@@ -161,6 +164,7 @@ class MemoryStore:
         status: Status | None = None,
         workflow_name: str | None = None,
         limit: int = 100,
+        parent_id: str | None = None,
     ) -> list[ExecutionRow]:
         wanted = Status(status) if status is not None else None
         with self._lock:
@@ -170,6 +174,7 @@ class MemoryStore:
                 if r.namespace == namespace
                 and (wanted is None or r.status == wanted)
                 and (workflow_name is None or r.workflow_name == workflow_name)
+                and (parent_id is None or r.parent_id == parent_id)
             ]
             rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
             return [replace(r) for r in rows[: max(limit, 0)]]
@@ -211,6 +216,7 @@ class MemoryStore:
             row.lease_expires_at = None
             # Fences out a worker that is running it right now.
             row.lease_token += 1
+            self._tell_parent(row, now_ms, "cancel")
             return True
 
     def retry_execution(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
@@ -385,6 +391,7 @@ class MemoryStore:
         output: bytes | None = None,
         error_type: str | None = None,
         error_message: str | None = None,
+        parent_id: str | None = None,
     ) -> None:
         if status not in (Status.COMPLETED, Status.FAILED):
             raise ValueError(f"finish() takes completed or failed, not {status!r}")
@@ -399,6 +406,28 @@ class MemoryStore:
             row.wake_at = row.sleep_until = row.next_retry_at = None
             row.lease_owner = None
             row.lease_expires_at = None
+            if parent_id is not None:
+                self._tell_parent(row, now_ms, str(lease.token))
+
+    # -- children ---------------------------------------------------------------------
+    def start_child(
+        self, lease: Lease, child: NewExecution, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> tuple[str, bool]:
+        with self._lock:
+            if self._owned(lease) is None:
+                raise LeaseLostError(_lost(lease))
+            existing = self._executions.get(child.id)
+            if existing is not None and existing.parent_id != lease.execution_id:
+                raise ValueError(
+                    f"execution id {child.id!r} is taken by an execution that is not a "
+                    f"child of {lease.execution_id}"
+                )
+            created = existing is None
+            if created:
+                self.create_execution(child)
+            self._extend(lease, now_ms, lease_ms)
+            self._put_step(step, lease)
+            return child.id, created
 
     # -- messages and events ----------------------------------------------------------
     # One lock serializes every call, so a send and a suspending receive cannot
@@ -604,7 +633,9 @@ class MemoryStore:
             key = (attempt.step_name, attempt.lease_token, attempt.attempt)
             self._attempts.setdefault(step.execution_id, {})[key] = attempt
 
-    def _send(self, message: NewMessage, now_ms: int) -> tuple[str, bool]:
+    def _send(
+        self, message: NewMessage, now_ms: int, wake_ms: int | None = None
+    ) -> tuple[str, bool]:
         """Store a message (see ``MessageStore.send_message``); the caller holds the lock."""
         target = self._executions.get(message.execution_id)
         if target is None or target.namespace != message.namespace:
@@ -640,9 +671,27 @@ class MemoryStore:
         if target.status == Status.SLEEPING and target.wait_topic == message.topic:
             # the receive it waits in has a message now (capped: past its timeout, it is
             # claimable as of the timeout already)
-            target.wake_at = cap_wake(now_ms, target.timeout_at)
+            target.wake_at = cap_wake(now_ms if wake_ms is None else wake_ms, target.timeout_at)
             self._index(target)
         return message.id, True
+
+    def _tell_parent(self, child: ExecutionRow, now_ms: int, ending: str) -> None:
+        """Send a child's end to its parent (unless the parent has ended)."""
+        parent = self._executions.get(child.parent_id or "")
+        if parent is None or parent.status.terminal:
+            return
+        message = child_ended(
+            parent,
+            child.id,
+            child.namespace,
+            status=child.status,
+            output=child.output,
+            error_type=child.error_type,
+            error_message=child.error_message,
+            now_ms=now_ms,
+            ending=ending,
+        )
+        self._send(message, now_ms, now_ms + CHILD_END_WAKE_DELAY_MS)
 
     def _ordered_steps(self, execution_id: str) -> list[StepRow]:
         found = self._steps.get(execution_id, {}).values()

@@ -13,7 +13,8 @@ third-party store can run the suite from any test runner::
 
 The checks are grouped like the protocols ``Store`` combines, one module each:
 ``executions`` (``ExecutionStore``), ``steps`` (``StepStore``), ``leases``
-(``LeaseStore``), ``messages`` (``MessageStore``), ``cron`` (``CronStore``) and
+(``LeaseStore``), ``messages`` (``MessageStore``), ``children`` (``ChildStore``),
+``cron`` (``CronStore``) and
 ``capabilities`` (the store as a whole);
 ``CHECKS_BY_PROTOCOL`` maps each protocol's name to its checks, ``ALL_CHECKS`` lists them
 all, and every check is importable from here.
@@ -31,7 +32,15 @@ are listed in ``REQUIRES``; ``run_all`` skips the ones a store does not support,
 from __future__ import annotations
 
 from hydra.store.base import Store
-from hydra.testing.contract import capabilities, cron, executions, leases, messages, steps
+from hydra.testing.contract import (
+    capabilities,
+    children,
+    cron,
+    executions,
+    leases,
+    messages,
+    steps,
+)
 from hydra.testing.contract._support import Check, StoreFactory, opened
 from hydra.testing.contract.capabilities import (
     check_database_time,
@@ -40,6 +49,13 @@ from hydra.testing.contract.capabilities import (
     check_no_listener_without_notify,
     check_notify_wakes_listener,
     check_shared_between_instances,
+)
+from hydra.testing.contract.children import (
+    check_cancel_sends_a_child_s_end,
+    check_child_end_before_the_wait_is_kept,
+    check_child_end_wakes_a_waiting_parent,
+    check_start_child_fenced,
+    check_start_child_once,
 )
 from hydra.testing.contract.cron import (
     check_cron_fire_claimed_once,
@@ -118,6 +134,7 @@ CHECKS_BY_PROTOCOL: dict[str, list[Check]] = {
     "StepStore": steps.CHECKS,
     "LeaseStore": leases.CHECKS,
     "MessageStore": messages.CHECKS,
+    "ChildStore": children.CHECKS,
     "CronStore": cron.CHECKS,
     "Store": capabilities.CHECKS,
 }
@@ -161,6 +178,9 @@ __all__ = [
     "StoreFactory",
     "check_cancel",
     "check_cancel_fences_owner",
+    "check_cancel_sends_a_child_s_end",
+    "check_child_end_before_the_wait_is_kept",
+    "check_child_end_wakes_a_waiting_parent",
     "check_claim_exclusive",
     "check_claim_exclusive_across_workflows",
     "check_claim_is_take_lease",
@@ -218,6 +238,8 @@ __all__ = [
     "check_shared_between_instances",
     "check_sleep",
     "check_sleep_is_not_woken_by_a_message",
+    "check_start_child_fenced",
+    "check_start_child_once",
     "check_step_attempt_rewrite_is_one_record",
     "check_step_attempts_fenced",
     "check_step_attempts_recorded",
