@@ -157,7 +157,7 @@ def _message_violations(env: TestEnvironment, execution_id: str, execution: Any)
     completed receive that holds it, no receive holds two, and each send checkpoint
     stored one message."""
     found: list[str] = []
-    receives = {s.name: s for s in execution.steps if s.kind == "receive"}
+    receives = {s.name: s for s in execution.steps if s.kind in ("receive", "child_wait")}
     holders: dict[str, str] = {}
     for message in env.engine.list_messages(execution_id):
         if message.received_by is None:
