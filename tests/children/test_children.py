@@ -125,7 +125,8 @@ def test_a_failed_child_raises_child_failed_error_and_the_parent_compensates(
         try:
             return {"label": hydra.call_child(ctx, "first", "no-stock", "north")}
         except hydra.ChildFailedError as exc:
-            refund = hydra.step(ctx, "refund", lambda: f"refunded after {exc.status}")
+            status = exc.status
+            refund = hydra.step(ctx, "refund", lambda: f"refunded after {status}")
             return {"refund": refund, "error": exc.error or "", "child": exc.execution_id}
 
     env = registered(make_env(), try_warehouses, no_stock)
