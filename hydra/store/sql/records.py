@@ -58,6 +58,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         trigger_type,
         trigger_source,
         wait_topic,
+        parent_id,
     ) = r
     return ExecutionRow(
         id=id_,
@@ -88,6 +89,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         trigger_type=trigger_type,
         trigger_source=trigger_source,
         wait_topic=wait_topic,
+        parent_id=parent_id,
     )
 
 
@@ -226,6 +228,7 @@ def new_execution_params(new: NewExecution) -> dict[str, Any]:
         "lease_token": 0,
         "trigger_type": new.trigger_type,
         "trigger_source": new.trigger_source,
+        "parent_id": new.parent_id,
     }
     return {f"n_{k}": v for k, v in values.items()}
 

@@ -72,6 +72,8 @@ executions = Table(
     # execution due at once); NULL for any other sleep. Last: rows are unpacked by
     # position (records.execution_row) and revision 0004 appended it.
     Column("wait_topic", Name, nullable=True),
+    # The execution that started this one (hydra.start_child); revision 0005 appended it.
+    Column("parent_id", Id, nullable=True),
     # NULL keys never collide (SQL NULL semantics on every backend), so only executions
     # started with a key are deduplicated.
     UniqueConstraint("namespace", "idempotency_key", name="uq_workflow_executions_idempotency"),
@@ -92,6 +94,8 @@ executions = Table(
     ),
     Index("ix_workflow_executions_list", "namespace", "created_at"),
     Index("ix_workflow_executions_status", "namespace", "status"),
+    # A parent's children: engine.cancel's cascade and `executions list --parent`.
+    Index("ix_workflow_executions_parent", "parent_id"),
 )
 
 steps = Table(

@@ -69,6 +69,7 @@ INSERTED_COLUMNS = (
     "lease_token",
     "trigger_type",
     "trigger_source",
+    "parent_id",
 )
 INSERT_EXECUTION = executions.insert().values({c: bindparam(f"n_{c}") for c in INSERTED_COLUMNS})
 GET_EXECUTION = select(executions).where(
@@ -93,10 +94,16 @@ def id_for_key(namespace: str, idempotency_key: str) -> Select[Any]:
 
 
 def list_executions(
-    namespace: str, status: Status | None, workflow_name: str | None, limit: int
+    namespace: str,
+    status: Status | None,
+    workflow_name: str | None,
+    limit: int,
+    parent_id: str | None = None,
 ) -> Select[Any]:
-    """Newest first."""
+    """Newest first (a parent's children: by ix_workflow_executions_parent)."""
     query = select(executions).where(executions.c.namespace == namespace)
+    if parent_id is not None:
+        query = query.where(executions.c.parent_id == parent_id)
     if status is not None:
         query = query.where(executions.c.status == Status(status).value)
     if workflow_name is not None:
