@@ -26,6 +26,7 @@ from hydra.errors import (
 from hydra.events import Observer
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
+from hydra.parallel import gather
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import RetryPolicy
 from hydra.scheduler import CronContext
@@ -72,6 +73,7 @@ __all__ = [
     "WorkflowContext",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
+    "gather",
     "receive",
     "register_workflow",
     "send",

@@ -39,6 +39,7 @@ PUBLIC = [
     "WorkflowContext",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
+    "gather",
     "receive",
     "register_workflow",
     "send",
