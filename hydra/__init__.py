@@ -28,6 +28,7 @@ from hydra.errors import (
 from hydra.events import Observer
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
+from hydra.parallel import gather
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import RetryPolicy
 from hydra.scheduler import CronContext
@@ -88,6 +89,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
     "call_child",
+    "gather",
     "receive",
     "register_workflow",
     "send",

@@ -61,7 +61,14 @@ class RunInfo(Protocol):
 
     @property
     def current_step(self) -> str | None:
-        """The step whose body is running now, if any."""
+        """The step whose body is running now, if any: asked from inside a step (its
+        thread or task), that step; from elsewhere, the earliest-entered step still in
+        flight (several run at once under ``hydra.gather``, see ``running_steps``)."""
+
+    @property
+    def running_steps(self) -> tuple[str, ...]:
+        """Every step in flight now (entered, checkpoint not yet written), in the order
+        they were entered."""
 
     @property
     def steps(self) -> Mapping[str, StepRow]:
@@ -98,10 +105,11 @@ class Observer:
     Each method is called after the event was written to the store, on the thread
     running the execution (a worker's run thread; ``run_finished`` also on a worker's
     watchdog thread, for an execution that passed its timeout while its code ran; the
-    test's thread in ``hydra.testing``). Runs go on in parallel, so an observer must be
-    thread-safe, and cheap: a run waits for it. An exception it raises is logged and
-    ignored. ``claim.execution`` is the execution as claimed (its ``attempt``, ``input``
-    and timestamps at the start of the run).
+    test's thread in ``hydra.testing``; the step events of a ``hydra.gather`` branch in
+    a sync workflow on that branch's own thread, several at once). Runs go on in
+    parallel, so an observer must be thread-safe, and cheap: a run waits for it. An
+    exception it raises is logged and ignored. ``claim.execution`` is the execution as
+    claimed (its ``attempt``, ``input`` and timestamps at the start of the run).
     """
 
     def execution_started(self, execution_id: str, workflow_name: str) -> None:

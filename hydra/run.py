@@ -10,21 +10,29 @@ the run ends.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
 
+from hydra.attempts import (
+    Attempt,
+    Done,
+    Prepared,
+    Replayed,
+    Retry,
+    await_body,
+    call_sync,
+)
 from hydra.errors import (
     DuplicateStepError,
     LeaseLostError,
     NonRetryableError,
     PayloadError,
     StepFailedError,
-    StepTimeoutError,
     WorkflowTimeoutError,
 )
 from hydra.events import RunHooks
@@ -72,23 +80,14 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-@dataclass(frozen=True, slots=True)
-class _Replayed:
-    """A completed step met on replay: its stored result, decoded."""
-
-    value: Any
-
-
-@dataclass(slots=True)
-class _Attempt:
-    """An attempt of a step body about to run (its checkpoint not written yet)."""
-
-    name: str
-    order: int
-    number: int
-    policy: RetryPolicy
-    result_type: Any
-    started_at: int = 0
+# The step whose body the calling thread or task is inside, as (run, step name). A context
+# variable, not an attribute of the run, so that steps running side by side (the threads
+# of ``hydra.gather``, the tasks of ``asyncio.gather``) each have their own: asyncio tasks
+# copy the context they were created in, and hydra runs every branch thread and every
+# helper thread of a step in a copy of its caller's context.
+_IN_STEP: contextvars.ContextVar[tuple[Run, str] | None] = contextvars.ContextVar(
+    "hydra_in_step", default=None
+)
 
 
 class Run:
@@ -126,7 +125,17 @@ class Run:
         self._sleeps = 0
         #: how many receives, sends and events this run has reached (generated names)
         self.counters: dict[str, int] = {}
-        self.current_step: str | None = None
+        # The steps whose attempts are in flight (entered, checkpoint not written yet), in
+        # the order they were entered, by id of their attempt: read by other threads (a
+        # live view, the worker's watchdog) and by a failing async step that waits for
+        # its siblings. ``_settle_waiters``: futures of such waiting tasks.
+        self._running_lock = threading.Lock()
+        self._running: dict[int, str] = {}
+        self._settle_waiters: list[asyncio.Future[None]] = []
+        # Retrying rows written while their suspension waits for siblings to settle.
+        self._retrying: list[Retry] = []
+        # The thread the workflow's code runs in (the one that builds the run).
+        self._thread = threading.get_ident()
         self.suspended = False
         self.timed_out = False
         # Set from other threads (heartbeat found the lease gone, or a local cancel).
@@ -228,20 +237,49 @@ class Run:
         return bool(self._unreached) and not self._did_new_work
 
     def _log_fields(self) -> dict[str, Any]:
-        return {"step_name": self.current_step, "attempt": self.attempt}
+        return {"step_name": self.step_in_context(), "attempt": self.attempt}
+
+    # -- the steps in flight ------------------------------------------------------------
+    def step_in_context(self) -> str | None:
+        """The step whose body the calling thread or asyncio task is inside, if any."""
+        inside = _IN_STEP.get()
+        return inside[1] if inside is not None and inside[0] is self else None
+
+    @property
+    def current_step(self) -> str | None:
+        """The step whose body the caller is inside; asked from elsewhere (another
+        thread: a live view, a watchdog), the earliest-entered step still in flight."""
+        return self.step_in_context() or next(iter(self.running_steps), None)
+
+    @property
+    def running_steps(self) -> tuple[str, ...]:
+        """The steps in flight now (entered, checkpoint not yet written), in the order
+        they were entered: several at once under ``hydra.gather``/``asyncio.gather``."""
+        with self._running_lock:
+            return tuple(self._running.values())
+
+    def _enclosing_step(self) -> str | None:
+        """The step a checkpoint called here would be nested in: the caller's own step,
+        or, from a thread that is neither the workflow's nor a step's (one a step
+        function started itself: context variables do not follow a new thread), any
+        step in flight."""
+        inside = self.step_in_context()
+        if inside is None and threading.get_ident() != self._thread:
+            inside = next(iter(self.running_steps), None)
+        return inside
 
     # -- boundaries ---------------------------------------------------------------------
     def boundary(self, name: str, kind: str) -> int:
         """Checks made before every step and sleep; returns the step's order."""
-        if self.current_step is not None:
+        enclosing = self._enclosing_step()
+        if enclosing is not None:
             if kind in ("step", "sleep"):
                 raise RuntimeError(
-                    f"{kind} {name!r} was called inside step {self.current_step!r}: "
-                    "steps cannot be nested"
+                    f"{kind} {name!r} was called inside step {enclosing!r}: steps cannot be nested"
                 )
             raise RuntimeError(
                 f"hydra.{kind} ({name!r}) was called inside the function of step "
-                f"{self.current_step!r}: receive, send and set_event are checkpoints of "
+                f"{enclosing!r}: receive, send and set_event are checkpoints of "
                 "the workflow itself; call them from the workflow's code, between steps"
             )
         if self.lost or self.interrupted is not None:
@@ -266,17 +304,18 @@ class Run:
         return order
 
     # -- steps ----------------------------------------------------------------------------
-    def _prepare(
-        self, name: str, retry: RetryPolicy | None, result_type: Any
-    ) -> _Replayed | _Attempt:
-        """The stored result of a completed step (on replay), else its next attempt."""
+    def prepare_step(self, name: str, retry: RetryPolicy | None, result_type: Any) -> Prepared:
+        """The stored result of a completed step (on replay), else its next attempt.
+
+        Raises ``StepFailedError`` for a step whose attempts were used up in an earlier run.
+        """
         order = self.boundary(name, "step")
         existing = self.steps.get(name)
         previous_attempts = 0
         if existing is not None:
             if existing.status == StepStatus.COMPLETED:
                 self.observers.step_cached(self, name)
-                return _Replayed(self._decode(existing.output, result_type, name))
+                return Replayed(self._decode(existing.output, result_type, name))
             if existing.status == StepStatus.FAILED:
                 raise StepFailedError(
                     name,
@@ -289,12 +328,12 @@ class Run:
                 raise DuplicateStepError(f"step name {name!r} is already used by a {used}")
             previous_attempts = existing.attempts
         policy = retry if retry is not None else DEFAULT_STEP_POLICY
-        attempt = _Attempt(name, order, previous_attempts + 1, policy, result_type)
+        attempt = Attempt(name, order, previous_attempts + 1, policy, result_type)
         if self.hooks is not None:
             self.hooks.step_reached(self, name)
         return attempt
 
-    def _enter(self, attempt: _Attempt) -> None:
+    def _enter(self, attempt: Attempt) -> None:
         # The last check before a side effect: a run whose lease is gone (a cancel seen
         # by another thread meanwhile) or may have run out does not enter the body.
         if self.lost or self.interrupted is not None:
@@ -304,23 +343,35 @@ class Run:
         attempt.started_at = self.clock.now_ms()
         if self.hooks is not None:
             self.hooks.step_entered(self, attempt.name, attempt.number)
-        self.current_step = attempt.name
+        attempt.token = _IN_STEP.set((self, attempt.name))
+        with self._running_lock:
+            self._running[id(attempt)] = attempt.name
 
-    def _ran(self, attempt: _Attempt) -> None:
-        self.current_step = None
+    def _leave(self, attempt: Attempt) -> None:
+        """The body returned or raised: the calling context is no longer inside it."""
+        if attempt.token is not None:
+            _IN_STEP.reset(attempt.token)
+            attempt.token = None
+
+    def _settled(self, attempt: Attempt) -> None:
+        """The attempt is no longer in flight (checkpointed, failed, or abandoned): wake
+        the async steps that wait for their siblings to settle before suspending."""
+        with self._running_lock:
+            self._running.pop(id(attempt), None)
+            waiters, self._settle_waiters = self._settle_waiters, []
+        for waiter in waiters:
+            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+
+    def _outcome(self, attempt: Attempt, value: Any, error: Exception | None) -> Done | Retry:
+        """After a step body returned ``value`` or raised ``error`` (sync or async alike):
+        checkpoint the result, or record the failure (a retry to schedule, or raise)."""
         if self.hooks is not None:
             self.hooks.step_ran(self, attempt.name)
-
-    def _settle(self, attempt: _Attempt, value: Any, error: Exception | None) -> Any:
-        """After a step body returned ``value`` or raised ``error`` (sync or async alike):
-        checkpoint the result, or record the failure (and retry later, or raise)."""
-        self._ran(attempt)
         if error is not None:
-            return self._failed(attempt, error)
+            return self._attempt_failed(attempt, error)
         return self._succeeded(attempt, value)
 
-    def _succeeded(self, attempt: _Attempt, value: Any) -> Any:
-        self.current_step = None
+    def _succeeded(self, attempt: Attempt, value: Any) -> Done | Retry:
         if self.hooks is not None:
             self.hooks.step_returned(self, attempt.name)
         try:
@@ -329,7 +380,7 @@ class Run:
             )
         except PayloadError as exc:
             # The same function would return the same unstorable value: no retry helps.
-            return self._failed(attempt, exc, permanent=True)
+            return self._attempt_failed(attempt, exc, permanent=True)
         now = self.clock.now_ms()
         row = StepRow(
             execution_id=self.execution_id,
@@ -341,19 +392,16 @@ class Run:
             started_at=attempt.started_at,
             completed_at=now,
         )
-        sent = self.monotonic()
-        self.store_call(
-            lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
-        )
-        self.lease_renewed(sent)
-        self.steps[attempt.name] = row
+        self.save_checkpoint(row, now)
         elapsed = now - attempt.started_at
         self.observers.step_finished(self, attempt.name, "completed", elapsed)
-        return self._decode(data, attempt.result_type, attempt.name)
+        return Done(self._decode(data, attempt.result_type, attempt.name))
 
-    def _failed(self, attempt: _Attempt, exc: BaseException, permanent: bool = False) -> Any:
-        """Record a failed attempt; raise StepFailedError, or suspend until the retry."""
-        self.current_step = None
+    def _attempt_failed(
+        self, attempt: Attempt, exc: BaseException, permanent: bool = False
+    ) -> Retry:
+        """A failed attempt: with its attempts used up, checkpoint it and raise
+        ``StepFailedError``; else the retry to schedule (its row not written yet)."""
         policy = attempt.policy
         permanent = (
             permanent
@@ -376,12 +424,7 @@ class Run:
         )
         self.observers.step_finished(self, attempt.name, "failed", now - attempt.started_at)
         if exhausted:
-            sent = self.monotonic()
-            self.store_call(
-                lambda: self.store.save_step(self.lease, row, now_ms=now, lease_ms=self.lease_ms)
-            )
-            self.lease_renewed(sent)
-            self.steps[attempt.name] = row
+            self.save_checkpoint(row, now)
             self.logger.warning(
                 "step %s failed after %d attempt(s): %s: %s",
                 attempt.name,
@@ -399,14 +442,150 @@ class Run:
             error_message,
             wake - now,
         )
+        return Retry(row, wake, exc)
+
+    def save_retrying(self, retry: Retry) -> None:
+        """Write a failed attempt's ``retrying`` row now; the suspension comes later."""
+        self.save_checkpoint(retry.row, self.clock.now_ms())
+        self._retrying.append(retry)
+
+    def suspend_for_retries(self, retries: Sequence[Retry]) -> NoReturn:
+        """Suspend the run until the earliest of ``retries`` (failed attempts with
+        attempts left, nothing else in flight) is due: each ``retrying`` row is written,
+        the last in the suspension's own transaction."""
+        *first, last = retries
+        for retry in first:
+            self.save_retrying(retry)
+        self._suspend_retrying(last)
+
+    async def retry_when_settled(self, retries: Sequence[Retry]) -> NoReturn:
+        """``suspend_for_retries`` for an async run, once no other step of it is in
+        flight: the steps running alongside (``asyncio.gather`` tasks) settle first, so
+        their checkpoints are written before the run suspends. They may go on to further
+        steps meanwhile; the run suspends at the first moment none is in flight."""
+        with self._running_lock:
+            alone = not self._running
+        if alone:
+            self.suspend_for_retries(retries)
+        # Written now: the workflow may end (another task's error) before this resumes.
+        for retry in retries:
+            self.save_retrying(retry)
+        await self._all_settled()
+        if self.lost or self.interrupted is not None:
+            raise self._stopped("before suspending for a step's retry")
+        if self.suspended:
+            raise Suspended()  # another task suspended the run (for these retries too)
+        self._suspend_retrying(None)
+
+    def _suspend_retrying(self, last: Retry | None) -> NoReturn:
+        """Suspend until the earliest retry due (``last``, written with the suspension,
+        and those ``save_retrying`` wrote), then unwind the run."""
+        retries = [*self._retrying, *([last] if last is not None else [])]
+        wake = min(retry.wake_ms for retry in retries)
+        now = self.clock.now_ms()
+        row = last.row if last is not None else None
         self.ending = True
         self.store_call(
             lambda: self.store.suspend(self.lease, wake_at_ms=wake, now_ms=now, step=row)
         )
-        self.steps[attempt.name] = row
+        if row is not None:
+            self.steps[row.name] = row
         self.suspended = True
-        self.observers.step_retry_scheduled(self, attempt.name)
-        raise Suspended() from exc
+        self._retrying.clear()
+        for retry in retries:
+            self.observers.step_retry_scheduled(self, retry.row.name)
+        raise Suspended() from retries[-1].error
+
+    async def _all_settled(self) -> None:
+        """Until no step of this run is in flight (``_settled`` wakes it)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._running_lock:
+                if not self._running:
+                    return
+                waiter: asyncio.Future[None] = loop.create_future()
+                self._settle_waiters.append(waiter)
+            await waiter
+
+    def step_sync(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        retry: RetryPolicy | None,
+        timeout_ms: int | None,
+        result_type: Any,
+    ) -> Any:
+        attempt = self.prepare_step(name, retry, result_type)
+        if isinstance(attempt, Replayed):
+            return attempt.value
+        outcome = self.attempt_sync(attempt, fn, timeout_ms)
+        if isinstance(outcome, Retry):
+            self.suspend_for_retries([outcome])
+        return outcome.value
+
+    def attempt_sync(
+        self, attempt: Attempt, fn: Callable[[], Any], timeout_ms: int | None
+    ) -> Done | Retry:
+        """Run one attempt of a step body in the calling thread and checkpoint its
+        result. A failure with attempts left is returned (its row not written: the
+        caller suspends the run); one with none left raises ``StepFailedError``."""
+        self._enter(attempt)
+        try:
+            value: Any = None
+            error: Exception | None = None
+            try:
+                value = call_sync(fn, timeout_ms, attempt.name)
+                if inspect.isawaitable(value):
+                    # An async step function in a sync workflow: run it to completion here.
+                    value = asyncio.run(await_body(value, timeout_ms, attempt.name))
+            except Exception as exc:
+                error = exc
+            finally:
+                self._leave(attempt)
+            return self._outcome(attempt, value, error)
+        finally:
+            self._settled(attempt)
+
+    async def step_async(
+        self,
+        name: str,
+        fn: Callable[[], Any],
+        retry: RetryPolicy | None,
+        timeout_ms: int | None,
+        result_type: Any,
+    ) -> Any:
+        attempt = self.prepare_step(name, retry, result_type)
+        if isinstance(attempt, Replayed):
+            return attempt.value
+        outcome = await self.attempt_async(attempt, fn, timeout_ms)
+        if isinstance(outcome, Retry):
+            await self.retry_when_settled([outcome])
+        return outcome.value
+
+    async def attempt_async(
+        self, attempt: Attempt, fn: Callable[[], Any], timeout_ms: int | None
+    ) -> Done | Retry:
+        """``attempt_sync`` in the calling asyncio task."""
+        self._enter(attempt)
+        try:
+            value: Any = None
+            error: Exception | None = None
+            began = monotonic_ms()  # real time, even under a fake clock: the loop blocked
+            try:
+                if inspect.iscoroutinefunction(fn):
+                    value = await await_body(fn(), timeout_ms, attempt.name)
+                else:
+                    value = call_sync(fn, timeout_ms, attempt.name)
+                    if inspect.isawaitable(value):
+                        value = await await_body(value, timeout_ms, attempt.name)
+            except Exception as exc:
+                error = exc
+            finally:
+                self._leave(attempt)
+            self._warn_overrun(attempt.name, timeout_ms, monotonic_ms() - began)
+            return self._outcome(attempt, value, error)
+        finally:
+            self._settled(attempt)
 
     def _decode(self, data: bytes | None, result_type: Any, name: str) -> Any:
         return self.marshaller.unmarshal(data if data is not None else b"null", result_type)
@@ -428,60 +607,6 @@ class Run:
         )
         self.lease_renewed(sent)
         self.steps[row.name] = row
-
-    def step_sync(
-        self,
-        name: str,
-        fn: Callable[[], Any],
-        retry: RetryPolicy | None,
-        timeout_ms: int | None,
-        result_type: Any,
-    ) -> Any:
-        attempt = self._prepare(name, retry, result_type)
-        if isinstance(attempt, _Replayed):
-            return attempt.value
-        self._enter(attempt)
-        value: Any = None
-        error: Exception | None = None
-        try:
-            value = _call_sync(fn, timeout_ms, name)
-            if inspect.isawaitable(value):
-                # An async step function in a sync workflow: run it to completion here.
-                value = asyncio.run(_await(value, timeout_ms, name))
-        except Exception as exc:
-            error = exc
-        finally:
-            self.current_step = None
-        return self._settle(attempt, value, error)
-
-    async def step_async(
-        self,
-        name: str,
-        fn: Callable[[], Any],
-        retry: RetryPolicy | None,
-        timeout_ms: int | None,
-        result_type: Any,
-    ) -> Any:
-        attempt = self._prepare(name, retry, result_type)
-        if isinstance(attempt, _Replayed):
-            return attempt.value
-        self._enter(attempt)
-        value: Any = None
-        error: Exception | None = None
-        began = monotonic_ms()  # real time, even under a fake clock: the loop really blocked
-        try:
-            if inspect.iscoroutinefunction(fn):
-                value = await _await(fn(), timeout_ms, name)
-            else:
-                value = _call_sync(fn, timeout_ms, name)
-                if inspect.isawaitable(value):
-                    value = await _await(value, timeout_ms, name)
-        except Exception as exc:
-            error = exc
-        finally:
-            self.current_step = None
-        self._warn_overrun(name, timeout_ms, monotonic_ms() - began)
-        return self._settle(attempt, value, error)
 
     def _warn_overrun(self, name: str, timeout_ms: int | None, took_ms: int) -> None:
         """An async step's timeout is enforced by the event loop: code that blocks the
@@ -542,36 +667,9 @@ class Run:
         raise Suspended()
 
 
-def _call_sync(fn: Callable[[], Any], timeout_ms: int | None, name: str) -> Any:
-    if timeout_ms is None:
-        return fn()
-    # Python cannot interrupt a running thread: the step runs in a helper thread and is
-    # abandoned (it keeps running, its result is discarded) if it overruns.
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name=f"hydra-step-{name}", daemon=True)
-    thread.start()
-    thread.join(timeout_ms / 1000)
-    if thread.is_alive():
-        raise StepTimeoutError(f"step {name!r} did not finish within {timeout_ms} ms")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-async def _await(value: Awaitable[Any], timeout_ms: int | None, name: str) -> Any:
-    if timeout_ms is None:
-        return await value
-    try:
-        return await asyncio.wait_for(value, timeout_ms / 1000)
-    except TimeoutError:
-        raise StepTimeoutError(f"step {name!r} did not finish within {timeout_ms} ms") from None
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

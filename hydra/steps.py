@@ -70,7 +70,12 @@ def step(
     ``StepFailedError`` is raised here. ``timeout`` bounds each attempt.
 
     A step that was in flight when its worker died runs again (at-least-once); a step whose
-    checkpoint was written never runs again. In an ``async def run`` workflow, await it.
+    checkpoint was written never runs again. In an ``async def run`` workflow, await it;
+    steps awaited together (``asyncio.gather(hydra.step(...), hydra.step(...))``) run side
+    by side, and one that fails with attempts left suspends the execution only once the
+    others in flight have written their checkpoints. ``hydra.gather`` runs steps side by
+    side in sync workflows too. A step called inside another step's function (or from a
+    thread it started) raises ``RuntimeError``: steps cannot be nested.
 
     ``name`` follows hydra's name rules (at most 255 characters, no control characters,
     see ``validate_name``): an invalid one raises ``InvalidNameError`` before anything runs,

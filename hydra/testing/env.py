@@ -572,22 +572,32 @@ class TestEnvironment:
 
 
 class _Hooks:
-    """The runner's hook points: counts step bodies and fires crash/pause plans."""
+    """The runner's hook points: counts step bodies and fires crash/pause plans.
+
+    The branches of ``hydra.gather`` call them from their own threads at once: the lock
+    keeps the counts and the plans consistent (each plan fires once). A crash raised in
+    a branch's thread reaches the runner once the other branches have settled."""
 
     def __init__(self, env: TestEnvironment) -> None:
         self.env = env
         self.current: _Paused | None = None
         self.handoff: threading.Event | None = None
+        self._lock = threading.Lock()
 
     def step_reached(self, run: RunInfo, step_name: str) -> None:
-        self.env._reached.setdefault(run.execution_id, {})[step_name] = None
+        with self._lock:
+            self.env._reached.setdefault(run.execution_id, {})[step_name] = None
         self._maybe_fire(run, step_name, "before")
 
     def step_entered(self, run: RunInfo, step_name: str, attempt: int) -> None:
-        self.env._step_runs[(run.execution_id, step_name)] += 1
-        self.env._record(
-            run.lease.worker_id, "step", run.execution_id, f"{step_name} (step attempt {attempt})"
-        )
+        with self._lock:
+            self.env._step_runs[(run.execution_id, step_name)] += 1
+            self.env._record(
+                run.lease.worker_id,
+                "step",
+                run.execution_id,
+                f"{step_name} (step attempt {attempt})",
+            )
 
     def step_ran(self, run: RunInfo, step_name: str) -> None:
         # "during": the body ran (its side effects happened, as if the process died at
@@ -604,6 +614,17 @@ class _Hooks:
         self._maybe_fire(run, name, "after")
 
     def _maybe_fire(self, run: RunInfo, step_name: str, phase: Phase) -> None:
+        with self._lock:
+            plan = self._take_plan(run, step_name, phase)
+        if plan is None:
+            return
+        if plan.pause:
+            self._pause(run, step_name, phase)  # outside the lock: other branches go on
+            return
+        raise SimulatedCrash(run.lease.worker_id, run.execution_id, step_name, phase)
+
+    def _take_plan(self, run: RunInfo, step_name: str, phase: Phase) -> _Plan | None:
+        """The first armed plan for this point, counted as fired, or None."""
         for plan in self.env._plans:
             if (
                 plan.step == step_name
@@ -614,10 +635,8 @@ class _Hooks:
                 plan.remaining -= 1
                 if plan.remaining == 0:
                     self.env._plans.remove(plan)
-                if plan.pause:
-                    self._pause(run, step_name, phase)
-                    return
-                raise SimulatedCrash(run.lease.worker_id, run.execution_id, step_name, phase)
+                return plan
+        return None
 
     def _pause(self, run: RunInfo, step_name: str, phase: Phase) -> None:
         paused, handoff = self.current, self.handoff

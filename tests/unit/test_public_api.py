@@ -6,6 +6,8 @@ import hydra
 
 PUBLIC = [
     "AsyncWorkflowContext",
+    "ChildFailedError",
+    "ChildHandle",
     "CronContext",
     "CronJob",
     "DatabaseUnavailableError",
@@ -39,14 +41,18 @@ PUBLIC = [
     "WorkflowContext",
     "WorkflowNotFoundError",
     "WorkflowTimeoutError",
+    "call_child",
+    "gather",
     "receive",
     "register_workflow",
     "send",
     "set_event",
     "sleep",
     "sleep_until",
+    "start_child",
     "step",
     "step_void",
+    "wait_child",
     "workflow",
 ]
 
