@@ -22,6 +22,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hydra.events import Observer
 from hydra.status import Status
+from hydra.store.base import child_topic
+
+#: the start of the topic a child's end travels on (its waits are counted apart)
+CHILD_TOPIC_PREFIX = child_topic("")
 
 if TYPE_CHECKING:
     from hydra.clock import Clock
@@ -137,6 +141,21 @@ class Metrics:
         self.receive_timeouts = Counter(
             "hydra_receive_timeouts",
             "hydra.receive calls whose deadline passed with no message (WaitTimeoutError)",
+            WF,
+            registry=r,
+        )
+        # -- children -------------------------------------------------------------------
+        self.child_wait = Histogram(
+            "hydra_child_wait_seconds",
+            "Time from a parent first reaching hydra.wait_child until its child's end "
+            "reached it (0 when the child had already ended), by the parent's workflow",
+            WF,
+            buckets=WAIT_BUCKETS,
+            registry=r,
+        )
+        self.child_wait_timeouts = Counter(
+            "hydra_child_wait_timeouts",
+            "hydra.wait_child calls whose deadline passed before the child ended",
             WF,
             registry=r,
         )
@@ -333,10 +352,16 @@ class MetricsObserver(Observer):
 
     def received(self, run: RunInfo, name: str, topic: str, waited_ms: int) -> None:
         labels = (self.namespace, run.workflow_name)
+        if topic.startswith(CHILD_TOPIC_PREFIX):  # a wait_child got its child's end
+            self.metrics.child_wait.labels(*labels).observe(max(waited_ms, 0) / 1000)
+            return
         self.metrics.messages_received.labels(*labels).inc()
         self.metrics.message_wait.labels(*labels).observe(max(waited_ms, 0) / 1000)
 
     def wait_timed_out(self, run: RunInfo, name: str, topic: str) -> None:
+        if topic.startswith(CHILD_TOPIC_PREFIX):
+            self.metrics.child_wait_timeouts.labels(self.namespace, run.workflow_name).inc()
+            return
         self.metrics.receive_timeouts.labels(self.namespace, run.workflow_name).inc()
 
     def claimed(self, claim: Claim) -> None:
