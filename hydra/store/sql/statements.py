@@ -499,10 +499,11 @@ CONSUMED_BY = select(messages).where(
     messages.c.consumed_by == bindparam("r_name"),
 )
 # The oldest unconsumed message of a topic: an ordered range scan of
-# ix_workflow_messages_receive (execution_id, topic, seq). Locked: the execution's row lock
-# already serializes receives, and on MySQL/MariaDB a locking read also reads the newest
-# committed version of the row (a plain read would use the transaction's snapshot under
-# REPEATABLE READ, should the engine run at it).
+# ix_workflow_messages_receive (execution_id, topic, seq); used where there is no UPDATE
+# ... RETURNING (MySQL/MariaDB; elsewhere TAKE_MESSAGE below does this and CONSUME).
+# Locked: the execution's row lock already serializes receives, and on MySQL/MariaDB a
+# locking read also reads the newest committed version of the row (a plain read would use
+# the transaction's snapshot under REPEATABLE READ, should the engine run at it).
 NEXT_MESSAGE = (
     select(messages)
     .where(

@@ -5,9 +5,9 @@ between rows and store records (``records.py``), the database's connections and
 transactions with their retry rules (``database.py``), and this class, the Store's
 operations on them. What differs between databases is the dialect's (``dialect.py``,
 one module per backend). The hot path (claims, checkpoints, suspend, retry, finish,
-heartbeats, ``create_execution`` and the reads of one execution) runs on the driver's own
-connections where the dialect allows it (SQLite, PostgreSQL; see ``driver.py``), the rest
-on Core connections.
+heartbeats, ``create_execution``, messages and events, and the reads of one execution)
+runs on the driver's own connections where the dialect allows it (SQLite, PostgreSQL; see
+``driver.py``), the rest on Core connections.
 """
 
 from __future__ import annotations
