@@ -22,7 +22,7 @@ from sqlalchemy.sql.dml import Insert, Update
 
 from hydra.errors import DatabaseUnavailableError
 from hydra.store.base import WakeListener
-from hydra.store.sql.driver import DriverOptions
+from hydra.store.sql.driver import DriverOptions, Tx
 from hydra.store.sql.urls import normalize, redact
 
 SUPPORTED = "hydra supports sqlite, postgresql and mysql/mariadb"
@@ -118,9 +118,23 @@ class Dialect(ABC):
         UPDATE per row, in one transaction)."""
         return None
 
+    def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
+        """An INSERT of one row (``values``: columns to binds) that inserts nothing when
+        one of the table's unique keys is taken, returning the new row's ``id`` (no row:
+        nothing inserted); None (the default) where the database cannot (then the store
+        looks the row up before a plain INSERT)."""
+        return None
+
+    def waking_insert(self, insert: Insert, wake: Update) -> Any:
+        """``insert`` (from ``insert_if_absent``), then ``wake`` if it inserted, then a
+        notification to the namespace's workers if ``wake`` matched a row (bind parameters
+        from ``notify_params``), as one statement returning the inserted id (no row:
+        nothing inserted); None where the database has no notifications."""
+        return None
+
     # -- notifications (the default: none) ------------------------------------------------
-    def notify(self, conn: Connection, namespace: str) -> None:
-        """Tell listening workers, on commit of ``conn``'s transaction, that work arrived."""
+    def notify(self, tx: Tx, namespace: str) -> None:
+        """Tell listening workers, on commit of ``tx``'s transaction, that work arrived."""
         return None
 
     def notifying_insert(self, insert: Insert) -> Any:
@@ -141,7 +155,7 @@ class Dialect(ABC):
         row per execution updated), or None where the database has no notifications."""
         return None
 
-    def notify_event(self, conn: Connection, execution_id: str) -> None:
+    def notify_event(self, tx: Tx, execution_id: str) -> None:
         """Tell the "events" listeners of the execution's namespace, on commit, that it
         published an event (``set_event``)."""
         return None

@@ -17,6 +17,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
     literal,
     null,
@@ -34,7 +35,7 @@ from sqlalchemy.sql.dml import Insert
 from hydra.status import Status
 from hydra.store.base import WakeListener
 from hydra.store.sql.dialect import Dialect
-from hydra.store.sql.driver import DriverOptions
+from hydra.store.sql.driver import DriverOptions, Tx
 
 # pg_advisory_lock key for migrations: any fixed 64-bit number unlikely to clash.
 MIGRATION_LOCK_KEY = 0x687964726131  # "hydra1"
@@ -67,6 +68,9 @@ def events_channel_name(namespace: str) -> str:
 
 
 EVENTS_PREFIX = "hydra_events_"
+# The "work" channel's NOTIFY (``notify``), built once: the driver path caches statements
+# by identity.
+_NOTIFY_WORK = text("SELECT pg_notify(:c, '')")
 # set_event's NOTIFY: the execution's namespace read from its row (the caller has only its
 # id), the channel named as events_channel_name names it. Delivered on commit.
 _NOTIFY_EVENT = text(
@@ -237,10 +241,31 @@ class PostgreSQLDialect(Dialect):
     def unlock_migrations(self, conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
 
-    def notify(self, conn: Connection, namespace: str) -> None:
+    def notify(self, tx: Tx, namespace: str) -> None:
         # Delivered only when the surrounding transaction commits, so a worker never wakes
         # for a row it cannot yet see.
-        conn.execute(text("SELECT pg_notify(:c, '')"), {"c": channel_name(namespace)})
+        tx.rows(_NOTIFY_WORK, {"c": channel_name(namespace)})
+
+    def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
+        # No conflict target: any unique key (a message's id, its idempotency key).
+        return pg_insert(table).values(values).on_conflict_do_nothing().returning(table.c.id)
+
+    def waking_insert(self, insert: Insert, wake: Update) -> Any:
+        """``WITH ins AS (insert RETURNING id), woke AS (wake AND EXISTS (SELECT FROM ins)
+        RETURNING id) SELECT ins.id, (SELECT pg_notify(:n_channel, '') FROM woke) FROM
+        ins``. ``woke`` reads ``ins``, so it runs after the insert and only if a row was
+        inserted; the notification is sent only if it woke the execution, and delivered
+        on commit. Every CTE shares the statement's snapshot: ``wake``'s WHERE must be
+        true of a row this transaction has already locked (a later statement's snapshot
+        then holds its latest committed version)."""
+        ins = insert.cte("ins")
+        woke = wake.where(exists(sql_select(ins.c.id))).returning(wake.table.c.id).cte("woke")
+        notified = (
+            sql_select(func.pg_notify(bindparam("n_channel"), literal("")))
+            .select_from(woke)
+            .scalar_subquery()
+        )
+        return sql_select(ins.c.id, notified)
 
     def notifying_insert(self, insert: Insert) -> Any:
         """``WITH ins AS (INSERT ... RETURNING id) SELECT pg_notify(:n_channel, '') FROM
@@ -258,8 +283,8 @@ class PostgreSQLDialect(Dialect):
             {"c": finished_channel_name(namespace), "id": execution_id},
         )
 
-    def notify_event(self, conn: Connection, execution_id: str) -> None:
-        conn.execute(_NOTIFY_EVENT, {"prefix": EVENTS_PREFIX, "id": execution_id})
+    def notify_event(self, tx: Tx, execution_id: str) -> None:
+        tx.rows(_NOTIFY_EVENT, {"prefix": EVENTS_PREFIX, "id": execution_id})
 
     def notifying_finish(self, finish: Update) -> Any:
         """The completion UPDATE that also NOTIFYs the namespace's "finished" channel.

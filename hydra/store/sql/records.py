@@ -152,31 +152,40 @@ def step_attempt_row(r: Sequence[Any]) -> StepAttemptRow:
     )
 
 
-def message_row(r: Row[Any]) -> MessageRow:
-    """A ``workflow_messages`` row (Core only: messages are not on the driver path)."""
+def message_row(r: Sequence[Any]) -> MessageRow:
+    """A full ``workflow_messages`` row."""
+    (
+        seq,
+        id_,
+        namespace,
+        execution_id,
+        topic,
+        payload,
+        idempotency_key,
+        sender_id,
+        sent_at,
+        consumed_at,
+        consumed_by,
+    ) = r
     return MessageRow(
-        id=r.id,
-        namespace=r.namespace,
-        execution_id=r.execution_id,
-        topic=r.topic,
-        payload=bytes(r.payload),
-        seq=int(r.seq),
-        sent_at=r.sent_at,
-        idempotency_key=r.idempotency_key,
-        sender_id=r.sender_id,
-        consumed_at=r.consumed_at,
-        consumed_by=r.consumed_by,
+        id=id_,
+        namespace=namespace,
+        execution_id=execution_id,
+        topic=topic,
+        payload=bytes(payload),
+        seq=int(seq),
+        sent_at=sent_at,
+        idempotency_key=idempotency_key,
+        sender_id=sender_id,
+        consumed_at=consumed_at,
+        consumed_by=consumed_by,
     )
 
 
-def event_row(r: Row[Any]) -> EventRow:
-    """A ``workflow_events`` row."""
-    return EventRow(
-        execution_id=r.execution_id,
-        key=r.event_key,
-        value=bytes(r.value),
-        updated_at=r.updated_at,
-    )
+def event_row(r: Sequence[Any]) -> EventRow:
+    """A full ``workflow_events`` row."""
+    execution_id, key, value, updated_at = r
+    return EventRow(execution_id=execution_id, key=key, value=bytes(value), updated_at=updated_at)
 
 
 def cron_job_row(r: Row[Any]) -> CronJobRow:

@@ -82,6 +82,12 @@ class SQLiteDialect(Dialect):
     def write_options(self) -> dict[str, Any]:
         return {"hydra_sqlite_begin": "IMMEDIATE"}
 
+    def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
+        # ON CONFLICT DO NOTHING ... RETURNING needs SQLite 3.35 (the one Python links).
+        if sqlite3.sqlite_version_info < (3, 35):
+            return None
+        return sqlite_insert(table).values(values).on_conflict_do_nothing().returning(table.c.id)
+
     def lock_for_claim(self, query: Select[Any]) -> Select[Any]:
         return query  # BEGIN IMMEDIATE already holds the database's write lock
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    exists,
     func,
     select,
     union_all,
@@ -474,22 +475,19 @@ MESSAGE_BY_KEY = select(messages.c.id).where(
     messages.c.execution_id == bindparam("m_execution_id"),
     messages.c.idempotency_key == bindparam("m_key"),
 )
-# A new message; seq is the database's (autoincrement).
-INSERT_MESSAGE = messages.insert().values(
-    {
-        c: bindparam(f"m_{c}", type_=messages.c[c].type)
-        for c in (
-            "id",
-            "namespace",
-            "execution_id",
-            "topic",
-            "payload",
-            "idempotency_key",
-            "sender_id",
-            "sent_at",
-        )
-    }
+# A new message (bind parameters m_<column>); seq is the database's (autoincrement).
+MESSAGE_COLUMNS = (
+    "id",
+    "namespace",
+    "execution_id",
+    "topic",
+    "payload",
+    "idempotency_key",
+    "sender_id",
+    "sent_at",
 )
+MESSAGE_VALUES = {c: bindparam(f"m_{c}", type_=messages.c[c].type) for c in MESSAGE_COLUMNS}
+INSERT_MESSAGE = messages.insert().values(MESSAGE_VALUES)
 # The message makes a receive waiting in its topic due at once. Run under the row lock
 # taken by LOCK_EXECUTION, so the status and topic it matches cannot change meanwhile.
 WAKE_RECEIVER = (
@@ -508,10 +506,11 @@ CONSUMED_BY = select(messages).where(
     messages.c.consumed_by == bindparam("r_name"),
 )
 # The oldest unconsumed message of a topic: an ordered range scan of
-# ix_workflow_messages_receive (execution_id, topic, seq). Locked: the execution's row lock
-# already serializes receives, and on MySQL/MariaDB a locking read also reads the newest
-# committed version of the row (a plain read would use the transaction's snapshot under
-# REPEATABLE READ, should the engine run at it).
+# ix_workflow_messages_receive (execution_id, topic, seq); used where there is no UPDATE
+# ... RETURNING (MySQL/MariaDB; elsewhere TAKE_MESSAGE below does this and CONSUME).
+# Locked: the execution's row lock already serializes receives, and on MySQL/MariaDB a
+# locking read also reads the newest committed version of the row (a plain read would use
+# the transaction's snapshot under REPEATABLE READ, should the engine run at it).
 NEXT_MESSAGE = (
     select(messages)
     .where(
@@ -527,6 +526,44 @@ CONSUME = (
     update(messages)
     .where(messages.c.seq == bindparam("c_seq"))
     .values(consumed_by=bindparam("c_name"), consumed_at=bindparam("c_now"))
+)
+# NEXT_MESSAGE and CONSUME as one statement, where the database has UPDATE ... RETURNING
+# (PostgreSQL, SQLite 3.35+; not MySQL/MariaDB): the oldest unconsumed message of the topic
+# marked consumed by checkpoint r_name and returned as it now is, unless that checkpoint
+# already consumed one (uq_workflow_messages_consumed_by: the call repeated after a lost
+# reply; the caller then reads that one with CONSUMED_BY). No row: nothing was taken.
+#
+# It relies on the execution's row lock, taken by the receive's fenced lease extension in
+# an earlier statement of the same transaction: every send to this execution locks that
+# row before it inserts, so all those that committed before the lock was granted are
+# visible to this statement (PostgreSQL's READ COMMITTED takes a snapshot per statement,
+# after the lock; SQLite's BEGIN IMMEDIATE holds the write lock), and none can commit
+# before this transaction ends. Only the lease holder consumes messages, under the same
+# lock, so the message picked cannot be taken meanwhile; the UPDATE locks it as well.
+# The subqueries read the table under other names: a bare ``messages`` inside an UPDATE
+# of ``messages`` would be correlated to the row being updated.
+_unread = messages.alias("unread")
+_taken_by = messages.alias("taken_by")
+TAKE_MESSAGE = (
+    update(messages)
+    .where(
+        messages.c.seq
+        == select(_unread.c.seq)
+        .where(
+            _unread.c.execution_id == bindparam("r_id"),
+            _unread.c.topic == bindparam("r_topic"),
+            _unread.c.consumed_by.is_(None),
+        )
+        .order_by(_unread.c.seq)
+        .limit(1)
+        .scalar_subquery(),
+        ~exists().where(
+            _taken_by.c.execution_id == bindparam("r_id"),
+            _taken_by.c.consumed_by == bindparam("r_name"),
+        ),
+    )
+    .values(consumed_by=bindparam("r_name"), consumed_at=bindparam("r_now"))
+    .returning(*messages.c)
 )
 LIST_MESSAGES = (
     select(messages).where(messages.c.execution_id == bindparam("q_id")).order_by(messages.c.seq)

@@ -5,9 +5,9 @@ between rows and store records (``records.py``), the database's connections and
 transactions with their retry rules (``database.py``), and this class, the Store's
 operations on them. What differs between databases is the dialect's (``dialect.py``,
 one module per backend). The hot path (claims, checkpoints, suspend, retry, finish,
-heartbeats, ``create_execution`` and the reads of one execution) runs on the driver's own
-connections where the dialect allows it (SQLite, PostgreSQL; see ``driver.py``), the rest
-on Core connections.
+heartbeats, ``create_execution``, messages and events, and the reads of one execution)
+runs on the driver's own connections where the dialect allows it (SQLite, PostgreSQL; see
+``driver.py``), the rest on Core connections.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, bindparam, inspect
+from sqlalchemy import Connection, Engine, bindparam, inspect
 from sqlalchemy.exc import IntegrityError
 
 from hydra.errors import ExecutionFinishedError, ExecutionNotFoundError, LeaseLostError
@@ -56,7 +56,7 @@ from hydra.store.sql.records import (
     step_params,
     step_row,
 )
-from hydra.store.sql.schema import events, executions, metadata, step_attempts, steps
+from hydra.store.sql.schema import events, executions, messages, metadata, step_attempts, steps
 
 
 class SQLStore(SQLDatabase):
@@ -125,6 +125,21 @@ class SQLStore(SQLDatabase):
             events,
             {c: bindparam(f"e_{c}") for c in statements.EVENT_COLUMNS},
             statements.EVENT_KEY,
+        )
+        # The messages' hot path (see send_message and receive): the insert that does
+        # nothing for a taken id or key (PostgreSQL, SQLite 3.35+; None: look up, then
+        # insert), on PostgreSQL with the wake-up and its NOTIFY in the same statement;
+        # and the receive's take in one UPDATE ... RETURNING where there is one.
+        self._insert_new_message = self._dialect.insert_if_absent(
+            messages, statements.MESSAGE_VALUES
+        )
+        self._waking_insert = (
+            None
+            if self._insert_new_message is None
+            else self._dialect.waking_insert(self._insert_new_message, statements.WAKE_RECEIVER)
+        )
+        self._take_message = (
+            statements.TAKE_MESSAGE if self.engine.dialect.update_returning else None
         )
         self._open(auto_migrate)
 
@@ -219,7 +234,7 @@ class SQLStore(SQLDatabase):
             )
             conn.execute(reset)
             conn.execute(statements.delete_failed_steps(execution_id))
-            self._dialect.notify(conn, namespace)
+            self._dialect.notify(CoreTx(conn), namespace)
             return True
 
         return self._run(retry)
@@ -489,21 +504,21 @@ class SQLStore(SQLDatabase):
         self._run_hot(apply, single=step is None)
 
     # -- messages and events ---------------------------------------------------------
-    # On Core connections: these are not the hot path's per-step calls, and each runs a
-    # few statements that differ by outcome. Lock order (MessageStore): the receiving
-    # execution's row first, then its messages.
+    # On the hot path (driver connections where the dialect has them): a send and the
+    # receive it wakes are most of a message's latency (docs/benchmarks.md). Lock order
+    # (MessageStore): the receiving execution's row first, then its messages.
     def send_message(self, message: NewMessage, *, now_ms: int) -> tuple[str, bool]:
-        def send(conn: Connection) -> tuple[str, bool]:
-            target = _lock_execution(conn, message.execution_id)
-            return self._store_message(conn, target, message, now_ms)
+        def send(tx: Tx) -> tuple[str, bool]:
+            target = _lock_execution(tx, message.execution_id)
+            return self._store_message(tx, target, message, now_ms)
 
         try:
-            return self._run(send)
+            return self._run_hot(send)
         except IntegrityError:
-            # A message with the same id or key committed between our lookup and insert
-            # (only a send that locks another row, or none, can interleave so): now the
-            # lookup finds it.
-            return self._run(send)
+            # Without insert_if_absent (MySQL/MariaDB): a message with the same id or key
+            # committed between our lookup and insert (only a send that locks another row,
+            # or none, can interleave so): now the lookup finds it.
+            return self._run_hot(send)
 
     def send_from_run(
         self, lease: Lease, message: NewMessage, step: StepRow, *, now_ms: int, lease_ms: int
@@ -511,53 +526,69 @@ class SQLStore(SQLDatabase):
         sender, receiver = lease.execution_id, message.execution_id
         attempt = attempt_of(step, lease)
 
-        def send(conn: Connection) -> None:
+        def send(tx: Tx) -> None:
             # Both rows locked in ascending id order before anything else: two executions
             # sending to each other at once then wait for one another instead of each
             # holding its own row while it waits for the other's (a deadlock).
-            locked = {eid: _lock_execution(conn, eid) for eid in sorted({sender, receiver})}
-            tx = CoreTx(conn)
+            locked = {eid: _lock_execution(tx, eid) for eid in sorted({sender, receiver})}
             if not _extend(tx, lease, now_ms, lease_ms):
                 raise LeaseLostError(_lost(lease))
             # Raises for a missing or ended target: the transaction rolls back, nothing
             # is written. Repeated after a lost reply, it finds its own message by id.
-            self._store_message(conn, locked[receiver], message, now_ms)
+            self._store_message(tx, locked[receiver], message, now_ms)
             tx.rowcount(self._step_upsert, step_params(step, now_ms))
             self._save_attempt(tx, attempt)
 
-        self._run(send)
+        self._run_hot(send)
 
     def _store_message(
-        self, conn: Connection, target: Row[Any] | None, message: NewMessage, now_ms: int
+        self, tx: Tx, target: Sequence[Any] | None, message: NewMessage, now_ms: int
     ) -> tuple[str, bool]:
         """Store ``message`` under the lock of its execution's row (``target``, as read
-        by ``_lock_execution``): see ``MessageStore.send_message``."""
-        if target is None or target.namespace != message.namespace:
+        by ``_lock_execution``: namespace, status, wait_topic): see
+        ``MessageStore.send_message``. Every statement here runs after that lock was
+        granted, so it sees the row's latest committed status and topic, and a receive
+        of this execution cannot suspend or take a message until this commits."""
+        if target is None or target[0] != message.namespace:
             raise ExecutionNotFoundError(
                 f"no execution {message.execution_id!r} in namespace {message.namespace!r}"
             )
+        status, wait_topic = Status(target[1]), target[2]
+        insert_new = self._insert_new_message
         # A repeated send (a redelivery with its key, a retry after a lost reply) is
         # recognised first, even once the execution has ended: its first send got through.
-        found = conn.execute(statements.MESSAGE_BY_ID, {"m_id": message.id}).scalar()
-        if found is None and message.idempotency_key is not None:
-            by_key = {"m_execution_id": message.execution_id, "m_key": message.idempotency_key}
-            found = conn.execute(statements.MESSAGE_BY_KEY, by_key).scalar()
-        if found is not None:
-            return str(found), False
-        if Status(target.status).terminal:
+        # With insert_if_absent the insert itself tells (it inserts nothing), so the
+        # lookups are only needed when it did, or when the execution has ended.
+        if insert_new is None or status.terminal:
+            found = _stored_message(tx, message)
+            if found is not None:
+                return found, False
+        if status.terminal:
             raise ExecutionFinishedError(
-                f"execution {message.execution_id} is {target.status}: a message to it "
+                f"execution {message.execution_id} is {status.value}: a message to it "
                 "would never be received, so it was not stored"
             )
-        values = message_values(message)
-        conn.execute(statements.INSERT_MESSAGE, {f"m_{k}": v for k, v in values.items()})
-        if target.status == Status.SLEEPING.value and target.wait_topic == message.topic:
-            # A receive of this topic waits: due now. Under the row lock, so a suspension
-            # cannot commit between the read above and this write (no lost wake-up).
-            wake = {"w_id": message.execution_id, "w_topic": message.topic, "w_now": now_ms}
-            conn.execute(statements.WAKE_RECEIVER, wake)
-            # PostgreSQL: idle workers wake at once (delivered on commit).
-            self._dialect.notify(conn, message.namespace)
+        params = {f"m_{k}": v for k, v in message_values(message).items()}
+        # A receive of this topic waits: due now (WAKE_RECEIVER matches the row only if it
+        # is sleeping on this topic). Under the row lock, so a suspension cannot commit
+        # between the read above and this write: no lost wake-up.
+        waits = status is Status.SLEEPING and wait_topic == message.topic
+        wake = {"w_id": message.execution_id, "w_topic": message.topic, "w_now": now_ms}
+        if self._waking_insert is not None:
+            # PostgreSQL: insert, wake and NOTIFY idle workers (delivered on commit), one
+            # statement; its wake-up matches only the row locked above.
+            params.update(wake, **self._dialect.notify_params(message.namespace))
+            if not tx.rows(self._waking_insert, params):
+                return _existing_message(tx, message), False
+            return message.id, True
+        if insert_new is not None:
+            if not tx.rows(insert_new, params):
+                return _existing_message(tx, message), False
+        else:
+            tx.rowcount(statements.INSERT_MESSAGE, params)
+        if waits:
+            tx.rowcount(statements.WAKE_RECEIVER, wake)
+            self._dialect.notify(tx, message.namespace)
         return message.id, True
 
     def receive(
@@ -572,7 +603,7 @@ class SQLStore(SQLDatabase):
         lease_ms: int,
     ) -> MessageRow | None:
         eid = lease.execution_id
-        lookup = {"r_id": eid, "r_name": waiting.name, "r_topic": topic}
+        lookup = {"r_id": eid, "r_name": waiting.name, "r_topic": topic, "r_now": now_ms}
         asleep = {
             "f_id": eid,
             "f_token": lease.token,
@@ -580,15 +611,19 @@ class SQLStore(SQLDatabase):
             "f_topic": topic,
             "f_now": now_ms,
         }
+        take = self._take_message
         tries = 0
 
-        def apply(conn: Connection) -> MessageRow | None:
+        def apply(tx: Tx) -> MessageRow | None:
             nonlocal tries
             tries += 1
-            tx = CoreTx(conn)
-            # The fenced extension first: it row-locks the execution (PostgreSQL,
-            # InnoDB; SQLite's BEGIN IMMEDIATE holds the write lock), so a send to it
-            # waits for this receive's commit, or this receive for the send's.
+            # The fenced extension first, as a statement of its own: it row-locks the
+            # execution (PostgreSQL, InnoDB; SQLite's BEGIN IMMEDIATE holds the write
+            # lock), so a send to it waits for this receive's commit, or this receive for
+            # the send's; the reads below are later statements, whose snapshot then holds
+            # every message sent before (on PostgreSQL a statement's snapshot is taken
+            # when it starts: fused with the extension, the reads would miss a send that
+            # committed while the extension waited for the lock).
             if not _extend(tx, lease, now_ms, lease_ms):
                 # After a dropped connection the first try may have suspended and
                 # committed: sleeping under the same token (only claims and cancels
@@ -598,32 +633,50 @@ class SQLStore(SQLDatabase):
                     if found and tuple(found[0]) == (Status.SLEEPING.value, lease.token):
                         return None
                 raise LeaseLostError(_lost(lease))
-            # This checkpoint already consumed a message (the call repeated after a lost
-            # reply): that one again, not the next.
-            taken = conn.execute(statements.CONSUMED_BY, lookup).first()
-            if taken is not None:
-                return message_row(taken)
-            row = conn.execute(statements.NEXT_MESSAGE, lookup).first()
-            if row is not None:
-                consume = {"c_seq": row.seq, "c_name": waiting.name, "c_now": now_ms}
-                conn.execute(statements.CONSUME, consume)
-                received = replace(
-                    waiting,
-                    status=StepStatus.COMPLETED,
-                    output=bytes(row.payload),
-                    completed_at=now_ms,
-                    detail=received_detail(waiting.detail, str(row.id)),
-                )
-                self._save_checkpoint(tx, lease, received, now_ms)
-                return replace(message_row(row), consumed_by=waiting.name, consumed_at=now_ms)
+            if take is not None:
+                # The next message taken in one statement, unless this checkpoint already
+                # consumed one: then (the call repeated after a lost reply) that one again.
+                rows = tx.rows(take, lookup)
+                if rows:
+                    return self._received(tx, lease, waiting, message_row(rows[0]), now_ms)
+                taken = tx.rows(statements.CONSUMED_BY, lookup)
+                if taken:
+                    return message_row(taken[0])
+            else:
+                taken = tx.rows(statements.CONSUMED_BY, lookup)
+                if taken:
+                    return message_row(taken[0])
+                rows = tx.rows(statements.NEXT_MESSAGE, lookup)
+                if rows:
+                    row = message_row(rows[0])
+                    consume = {"c_seq": row.seq, "c_name": waiting.name, "c_now": now_ms}
+                    tx.rowcount(statements.CONSUME, consume)
+                    row = replace(row, consumed_by=waiting.name, consumed_at=now_ms)
+                    return self._received(tx, lease, waiting, row, now_ms)
             if not suspend:
                 return None
-            if conn.execute(statements.FENCED["receive"], asleep).rowcount != 1:
+            # Still under the row lock: a send from now on finds the execution sleeping on
+            # this topic and makes it due.
+            if tx.rowcount(statements.FENCED["receive"], asleep) != 1:
                 raise LeaseLostError(_lost(lease))  # not reached: the row is locked and ours
             self._save_checkpoint(tx, lease, waiting, now_ms)
             return None
 
-        return self._run(apply)
+        return self._run_hot(apply)
+
+    def _received(
+        self, tx: Tx, lease: Lease, waiting: StepRow, message: MessageRow, now_ms: int
+    ) -> MessageRow:
+        """Checkpoint the receive ``waiting`` as completed with ``message``, just consumed."""
+        received = replace(
+            waiting,
+            status=StepStatus.COMPLETED,
+            output=message.payload,
+            completed_at=now_ms,
+            detail=received_detail(waiting.detail, message.id),
+        )
+        self._save_checkpoint(tx, lease, received, now_ms)
+        return message
 
     def _save_checkpoint(self, tx: Tx, lease: Lease, step: StepRow, now_ms: int) -> None:
         """Upsert a checkpoint and the attempt record it ends (``attempt_of``), inside a
@@ -639,9 +692,11 @@ class SQLStore(SQLDatabase):
 
     def _read_messages(self, query: Any, execution_id: str) -> list[MessageRow]:
         params = {"q_id": execution_id}
-        return self._run(
-            lambda conn: [message_row(r) for r in conn.execute(query, params)], write=False
-        )
+
+        def read(tx: Tx) -> list[MessageRow]:
+            return [message_row(r) for r in tx.rows(query, params)]
+
+        return self._run_hot(read, single=True, write=False)
 
     def set_event(
         self, lease: Lease, event: EventRow, step: StepRow, *, now_ms: int, lease_ms: int
@@ -649,23 +704,23 @@ class SQLStore(SQLDatabase):
         upsert = self._event_upsert
         params = event_params(event)
 
-        def publish(conn: Connection) -> None:
-            tx = CoreTx(conn)
+        def publish(tx: Tx) -> None:
             if not _extend(tx, lease, now_ms, lease_ms):
                 raise LeaseLostError(_lost(lease))
             tx.rowcount(upsert, params)
             self._save_checkpoint(tx, lease, step, now_ms)
             # PostgreSQL: the namespace's "events" listeners, on commit.
-            self._dialect.notify_event(conn, lease.execution_id)
+            self._dialect.notify_event(tx, lease.execution_id)
 
-        self._run(publish)
+        self._run_hot(publish)
 
     def get_events(self, execution_id: str) -> list[EventRow]:
         params = {"q_id": execution_id}
-        return self._run(
-            lambda conn: [event_row(r) for r in conn.execute(statements.GET_EVENTS, params)],
-            write=False,
-        )
+
+        def read(tx: Tx) -> list[EventRow]:
+            return [event_row(r) for r in tx.rows(statements.GET_EVENTS, params)]
+
+        return self._run_hot(read, single=True, write=False)
 
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:
@@ -773,10 +828,29 @@ def _existing(conn: Connection, new: NewExecution) -> tuple[str, bool] | None:
     return (str(other), False) if other is not None else None
 
 
-def _lock_execution(conn: Connection, execution_id: str) -> Row[Any] | None:
+def _lock_execution(tx: Tx, execution_id: str) -> Sequence[Any] | None:
     """Lock an execution's row (see ``statements.LOCK_EXECUTION``) and read what a send
     checks: its namespace, status and the topic it waits in; None if there is none."""
-    return conn.execute(statements.LOCK_EXECUTION, {"l_id": execution_id}).first()
+    rows = tx.rows(statements.LOCK_EXECUTION, {"l_id": execution_id})
+    return rows[0] if rows else None
+
+
+def _stored_message(tx: Tx, message: NewMessage) -> str | None:
+    """The id of the message already stored as ``message``: the same id (the send
+    repeated), else the same idempotency key to the same execution; None if neither."""
+    rows = tx.rows(statements.MESSAGE_BY_ID, {"m_id": message.id})
+    if not rows and message.idempotency_key is not None:
+        by_key = {"m_execution_id": message.execution_id, "m_key": message.idempotency_key}
+        rows = tx.rows(statements.MESSAGE_BY_KEY, by_key)
+    return str(rows[0][0]) if rows else None
+
+
+def _existing_message(tx: Tx, message: NewMessage) -> str:
+    """After an insert that did nothing (a unique key taken): the message holding it."""
+    found = _stored_message(tx, message)
+    if found is None:  # not reached: only the id and the key are unique
+        raise RuntimeError(f"message {message.id} was not inserted, and none holds its keys")
+    return found
 
 
 def _extend(tx: Tx, lease: Lease, now_ms: int, lease_ms: int) -> bool:
