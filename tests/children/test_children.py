@@ -108,7 +108,7 @@ def test_a_child_that_ended_before_the_wait_needs_no_suspension(make_env: MakeEn
     def late_waiter(ctx: hydra.WorkflowContext, _: None) -> str:
         handle = hydra.start_child(ctx, "ship", ship, "early")
         hydra.sleep(ctx, timedelta(hours=1))  # the child ends meanwhile
-        return hydra.wait_child(ctx, handle)
+        return str(hydra.wait_child(ctx, handle))
 
     env = registered(make_env(), late_waiter, ship)
     eid = env.start(late_waiter, None)

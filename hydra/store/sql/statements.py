@@ -321,6 +321,19 @@ REPLAY_STEPS = (
 )
 
 
+# -- children ----------------------------------------------------------------------------
+# The parent of an execution (start_child: is the child with this id already ours?).
+PARENT_OF = select(executions.c.parent_id).where(executions.c.id == bindparam("p_id"))
+# What a cancelled child's end tells its parent.
+CHILD_END = select(
+    executions.c.parent_id,
+    executions.c.status,
+    executions.c.output_data,
+    executions.c.error_type,
+    executions.c.error_message,
+).where(executions.c.id == bindparam("c_id"))
+
+
 # -- leases and fenced writes -----------------------------------------------------------------
 def owned(lease: Lease) -> tuple[Any, ...]:
     """The fence: the execution is running under this lease."""

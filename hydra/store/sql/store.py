@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from hydra.errors import ExecutionFinishedError, ExecutionNotFoundError, LeaseLostError
 from hydra.status import Status, StepStatus
 from hydra.store.base import (
+    CHILD_END_WAKE_DELAY_MS,
     Claim,
     CronFire,
     CronJobRow,
@@ -36,6 +37,7 @@ from hydra.store.base import (
     StepRow,
     WakeListener,
     attempt_of,
+    child_ended,
     received_detail,
     take_lease,
 )
@@ -184,8 +186,9 @@ class SQLStore(SQLDatabase):
         status: Status | None = None,
         workflow_name: str | None = None,
         limit: int = 100,
+        parent_id: str | None = None,
     ) -> list[ExecutionRow]:
-        query = statements.list_executions(namespace, status, workflow_name, limit)
+        query = statements.list_executions(namespace, status, workflow_name, limit, parent_id)
         return self._run(lambda conn: [execution_row(r) for r in conn.execute(query)], write=False)
 
     # -- execution ids by prefix --------------------------------------------------------
@@ -215,6 +218,24 @@ class SQLStore(SQLDatabase):
             if conn.execute(stmt).rowcount != 1:
                 return False
             self._dialect.notify_finished(conn, namespace, execution_id)
+            # A child's end goes to its parent in this transaction, after the child's row
+            # (locked by the UPDATE above): the lock order of every child's end.
+            tx = CoreTx(conn)
+            parent_id, status, output, error_type, error_message = tx.rows(
+                statements.CHILD_END, {"c_id": execution_id}
+            )[0]
+            if parent_id is not None:
+                self._tell_parent(
+                    tx,
+                    str(parent_id),
+                    execution_id,
+                    Status(status),
+                    bytes(output) if output is not None else None,
+                    error_type,
+                    error_message,
+                    now_ms,
+                    "cancel",
+                )
             return True
 
         return self._run(apply)
@@ -449,6 +470,7 @@ class SQLStore(SQLDatabase):
         output: bytes | None = None,
         error_type: str | None = None,
         error_message: str | None = None,
+        parent_id: str | None = None,
     ) -> None:
         if status not in (Status.COMPLETED, Status.FAILED):
             raise ValueError(f"finish() takes completed or failed, not {status!r}")
@@ -459,7 +481,24 @@ class SQLStore(SQLDatabase):
             "f_error_message": error_message,
             "f_now": now_ms,
         }
-        self._fenced_transition(lease, "finish", params, status, None, now_ms)
+        then = None
+        if parent_id is not None:
+
+            def then(tx: Tx) -> None:
+                # After the child's fenced UPDATE (its row locked), the parent's row.
+                self._tell_parent(
+                    tx,
+                    parent_id,
+                    lease.execution_id,
+                    status,
+                    output,
+                    error_type,
+                    error_message,
+                    now_ms,
+                    str(lease.token),
+                )
+
+        self._fenced_transition(lease, "finish", params, status, None, now_ms, then=then)
 
     def _fenced_transition(
         self,
@@ -469,11 +508,13 @@ class SQLStore(SQLDatabase):
         target: Status,
         step: StepRow | None,
         now_ms: int,
+        then: Callable[[Tx], None] | None = None,
     ) -> None:
         """Move an owned execution out of ``running``, optionally saving a step with it.
 
         ``kind`` names one of the prebuilt ``statements.FENCED`` statements, whose WHERE is
-        ``id = :f_id AND lease_token = :f_token AND status = 'running'``.
+        ``id = :f_id AND lease_token = :f_token AND status = 'running'``. ``then`` runs in
+        the same transaction once the move matched (a child's end sent to its parent).
         """
         stmt = statements.FENCED[kind]
         # The notifying completion is a SELECT over the UPDATE's RETURNING: count its rows.
@@ -500,8 +541,69 @@ class SQLStore(SQLDatabase):
             if step is not None:
                 tx.rowcount(upsert, step_params(step, now_ms))
             self._save_attempt(tx, attempt)
+            if then is not None:
+                then(tx)
 
-        self._run_hot(apply, single=step is None)
+        self._run_hot(apply, single=step is None and then is None)
+
+    # -- children ---------------------------------------------------------------------
+    def start_child(
+        self, lease: Lease, child: NewExecution, step: StepRow, *, now_ms: int, lease_ms: int
+    ) -> tuple[str, bool]:
+        params = new_execution_params(child)
+        attempt = attempt_of(step, lease)
+
+        def start(tx: Tx) -> tuple[str, bool]:
+            # The parent's fenced extension first (its row locked): a parent whose lease
+            # is gone starts nothing. The child's id is the parent's and the checkpoint's:
+            # found, it is this start repeated (a lost reply, a replay without the
+            # checkpoint).
+            if not _extend(tx, lease, now_ms, lease_ms):
+                raise LeaseLostError(_lost(lease))
+            found = tx.rows(statements.PARENT_OF, {"p_id": child.id})
+            if found and found[0][0] != lease.execution_id:
+                raise ValueError(
+                    f"execution id {child.id!r} is taken by an execution that is not a "
+                    f"child of {lease.execution_id}"
+                )
+            if not found:
+                tx.rowcount(statements.INSERT_EXECUTION, params)
+                self._dialect.notify(tx, child.namespace)  # idle workers: work arrived
+            tx.rowcount(self._step_upsert, step_params(step, now_ms))
+            self._save_attempt(tx, attempt)
+            return child.id, not found
+
+        return self._run_hot(start)
+
+    def _tell_parent(
+        self,
+        tx: Tx,
+        parent_id: str,
+        child_id: str,
+        status: Status,
+        output: bytes | None,
+        error_type: str | None,
+        error_message: str | None,
+        now_ms: int,
+        ending: str,
+    ) -> None:
+        """Send a child's end to its parent, in the transaction that ended the child (its
+        row already locked), locking the parent's row next; nothing to an ended parent."""
+        target = _lock_execution(tx, parent_id)
+        if target is None or Status(target[1]).terminal:
+            return
+        message = child_ended(
+            parent_id,
+            child_id,
+            str(target[0]),
+            status=status,
+            output=output,
+            error_type=error_type,
+            error_message=error_message,
+            now_ms=now_ms,
+            ending=ending,
+        )
+        self._store_message(tx, target, message, now_ms, now_ms + CHILD_END_WAKE_DELAY_MS)
 
     # -- messages and events ---------------------------------------------------------
     # On the hot path (driver connections where the dialect has them): a send and the
@@ -542,7 +644,12 @@ class SQLStore(SQLDatabase):
         self._run_hot(send)
 
     def _store_message(
-        self, tx: Tx, target: Sequence[Any] | None, message: NewMessage, now_ms: int
+        self,
+        tx: Tx,
+        target: Sequence[Any] | None,
+        message: NewMessage,
+        now_ms: int,
+        wake_ms: int | None = None,
     ) -> tuple[str, bool]:
         """Store ``message`` under the lock of its execution's row (``target``, as read
         by ``_lock_execution``: namespace, status, wait_topic): see
@@ -573,7 +680,11 @@ class SQLStore(SQLDatabase):
         # is sleeping on this topic). Under the row lock, so a suspension cannot commit
         # between the read above and this write: no lost wake-up.
         waits = status is Status.SLEEPING and wait_topic == message.topic
-        wake = {"w_id": message.execution_id, "w_topic": message.topic, "w_now": now_ms}
+        wake = {
+            "w_id": message.execution_id,
+            "w_topic": message.topic,
+            "w_now": now_ms if wake_ms is None else wake_ms,
+        }
         if self._waking_insert is not None:
             # PostgreSQL: insert, wake and NOTIFY idle workers (delivered on commit), one
             # statement; its wake-up matches only the row locked above.
