@@ -268,6 +268,7 @@ def test_errors_that_are_not_disconnects_are_not_retried(
             "lease_token": 0,
             "trigger_type": "api",
             "trigger_source": None,
+            "parent_id": None,
         }.items()
     }
     tries = 0
