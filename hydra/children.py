@@ -26,10 +26,10 @@ from typing import Any
 
 from hydra.clock import duration_ms, to_ms
 from hydra.errors import ChildFailedError, DuplicateStepError
-from hydra.mailbox import wait_for_message
+from hydra.mailbox import wait_for_message, write_checkpoint
 from hydra.run import Run
-from hydra.status import Status, StepStatus
-from hydra.store.base import NewExecution, StepRow, child_topic, parse_child_end
+from hydra.status import Status
+from hydra.store.base import NewExecution, child_topic, parse_child_end
 from hydra.workflow import Workflow, resolved_input_type, validate_name
 
 # Child ids: derived from the parent and its checkpoint name (uuid5), the same on every
@@ -72,25 +72,15 @@ def start_child(
     run.mark_new_work()
     new = _new_child(run, name, workflow, workflow_name, payload, options)
     now = new.created_at_ms
-    row = StepRow(
-        execution_id=run.execution_id,
-        name=name,
-        order=order,
-        status=StepStatus.COMPLETED,
-        attempts=1,
-        started_at=now,
-        completed_at=now,
-        kind="child",
-        detail=json.dumps({"child": new.id, "workflow": workflow_name}),
+    write_checkpoint(
+        run,
+        name,
+        order,
+        "child",
+        now,
+        {"child": new.id, "workflow": workflow_name},
+        lambda row: run.store.start_child(run.lease, new, row, now_ms=now, lease_ms=run.lease_ms),
     )
-    if run.hooks is not None:
-        run.hooks.step_reached(run, name)
-    sent = run.monotonic()
-    run.store_call(
-        lambda: run.store.start_child(run.lease, new, row, now_ms=now, lease_ms=run.lease_ms)
-    )
-    run.lease_renewed(sent)
-    run.steps[name] = row
     run.observers.execution_started(new.id, workflow_name)
     run.runtime.registry.wake_workers()  # a local worker may claim the child at once
     if run.hooks is not None:

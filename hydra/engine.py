@@ -31,7 +31,13 @@ from hydra.store.base import (
     Store,
     parse_child_end,
 )
-from hydra.workflow import Workflow, resolved_input_type, user_topic, validate_name
+from hydra.workflow import (
+    RESERVED_TOPIC_PREFIX,
+    Workflow,
+    resolved_input_type,
+    user_topic,
+    validate_name,
+)
 
 if TYPE_CHECKING:
     from hydra.metrics import Metrics
@@ -537,7 +543,7 @@ class Engine:
                 id=m.id,
                 execution_id=m.execution_id,
                 topic=m.topic,
-                payload=self._decode(m.payload),
+                payload=self._message_payload(m.topic, m.payload),
                 sent_at=from_ms(m.sent_at) or datetime.fromtimestamp(0, UTC),
                 sender_id=m.sender_id,
                 idempotency_key=m.idempotency_key,
@@ -548,6 +554,15 @@ class Engine:
         ]
 
     # -- conversion -----------------------------------------------------------------------
+    def _message_payload(self, topic: str, payload: bytes) -> Any:
+        """A message's payload as the user reads it; a child's end (on its reserved
+        topic) as ``{"status", "output", "error"}``."""
+        if not topic.startswith(RESERVED_TOPIC_PREFIX):
+            return self._decode(payload)
+        status, output, error_type, error_message = parse_child_end(payload)
+        error = f"{error_type}: {error_message}" if error_type else None
+        return {"status": status.value, "output": self._decode(output), "error": error}
+
     def _decode(self, data: bytes | None) -> Any:
         if data is None:
             return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -173,26 +174,18 @@ def send(run: Run, execution_id: str, topic: str, payload: Any, name: str | None
         sent_at_ms=now,
         sender_id=run.execution_id,
     )
-    row = StepRow(
-        execution_id=run.execution_id,
-        name=name,
-        order=order,
-        status=StepStatus.COMPLETED,
-        attempts=1,
-        started_at=now,
-        completed_at=now,
-        kind="send",
-        detail=json.dumps({"to": execution_id, "topic": topic, "message": message.id}),
-    )
-    if run.hooks is not None:
-        run.hooks.step_reached(run, name)
-    sent = run.monotonic()
-    run.store_call(
-        lambda: run.store.send_from_run(run.lease, message, row, now_ms=now, lease_ms=run.lease_ms),
+    write_checkpoint(
+        run,
+        name,
+        order,
+        "send",
+        now,
+        {"to": execution_id, "topic": topic, "message": message.id},
+        lambda row: run.store.send_from_run(
+            run.lease, message, row, now_ms=now, lease_ms=run.lease_ms
+        ),
         passes=(ExecutionNotFoundError, ExecutionFinishedError),
     )
-    run.lease_renewed(sent)
-    run.steps[name] = row
     run.observers.message_sent(execution_id, topic, run.execution_id)
     run.runtime.registry.wake_workers()  # a local worker may claim the receiver at once
     _written(run, name)
@@ -207,29 +200,56 @@ def set_event(run: Run, key: str, value: Any, name: str | None) -> None:
     run.mark_new_work()
     data = run.runtime.payloads.check(run.marshaller.marshal(value), f"the event {key!r}")
     now = run.clock.now_ms()
+    event = EventRow(run.execution_id, key, data, now)
+    write_checkpoint(
+        run,
+        name,
+        order,
+        "event",
+        now,
+        {"key": key},
+        lambda row: run.store.set_event(run.lease, event, row, now_ms=now, lease_ms=run.lease_ms),
+        output=data,
+    )
+    run.runtime.registry.notify_finished()  # wakes this process's engine.get_event callers
+    _written(run, name)
+
+
+def write_checkpoint(
+    run: Run,
+    name: str,
+    order: int,
+    kind: str,
+    now: int,
+    detail: dict[str, Any],
+    write: Callable[[StepRow], object],
+    *,
+    output: bytes | None = None,
+    passes: tuple[type[Exception], ...] = (),
+) -> StepRow:
+    """Write the checkpoint ``name`` of a ``kind`` that is not a step (a send, an event,
+    a child's start), completed at ``now``, with what it does: ``write(row)`` is one
+    fenced store call that extends the lease. The run remembers it; the test kit's crash
+    points come before the write (``step_reached``) and, by the caller, after it."""
     row = StepRow(
         execution_id=run.execution_id,
         name=name,
         order=order,
         status=StepStatus.COMPLETED,
         attempts=1,
-        output=data,
+        output=output,
         started_at=now,
         completed_at=now,
-        kind="event",
-        detail=json.dumps({"key": key}),
+        kind=kind,
+        detail=json.dumps(detail),
     )
-    sent = run.monotonic()
-    event = EventRow(run.execution_id, key, data, now)
     if run.hooks is not None:
         run.hooks.step_reached(run, name)
-    run.store_call(
-        lambda: run.store.set_event(run.lease, event, row, now_ms=now, lease_ms=run.lease_ms)
-    )
+    sent = run.monotonic()
+    run.store_call(lambda: write(row), passes=passes)
     run.lease_renewed(sent)
     run.steps[name] = row
-    run.runtime.registry.notify_finished()  # wakes this process's engine.get_event callers
-    _written(run, name)
+    return row
 
 
 def _written(run: Run, name: str) -> None:

@@ -141,7 +141,9 @@ class Execution:
 class Message:
     """A message sent to an execution (``Engine.send``, ``hydra.send``), as stored.
 
-    ``payload`` is decoded as plain JSON. ``sender_id`` is the sending execution (None
+    ``payload`` is decoded as plain JSON; a child's end (sent to its parent on the
+    reserved topic ``hydra.child:<child id>``) reads ``{"status", "output", "error"}``.
+    ``sender_id`` is the sending execution (None
     from outside, ``Engine.send``). ``received_by`` names the ``hydra.receive``
     checkpoint that took it and ``received_at`` when; both None while it waits unread.
     """

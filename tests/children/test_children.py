@@ -299,3 +299,25 @@ def test_topics_of_hydra_s_own_are_refused(make_env: MakeEnv) -> None:
     eid = env.start(wait_forever, None)
     with pytest.raises(hydra.InvalidNameError, match="hydra's own"):
         env.engine.send(eid, "hydra.child:x", 1)
+
+
+def test_a_child_s_end_reads_as_its_status_output_and_error(make_env: MakeEnv) -> None:
+    @hydra.workflow("two-kids")
+    def two_kids(ctx: hydra.WorkflowContext, _: None) -> list[str]:
+        good = hydra.start_child(ctx, "good", ship, "w")
+        bad = hydra.start_child(ctx, "bad", no_stock, "e")
+        out = [hydra.wait_child(ctx, good, result_type=str)]
+        try:
+            hydra.wait_child(ctx, bad)
+        except hydra.ChildFailedError as exc:
+            out.append(exc.status)
+        return out
+
+    env = registered(make_env(), two_kids, ship, no_stock)
+    eid = env.start(two_kids, None)
+    assert env.run_until_complete(eid).output == ["L-w", "failed"]
+    ends = sorted((m.payload for m in env.engine.list_messages(eid)), key=lambda p: p["status"])
+    assert ends == [
+        {"status": "completed", "output": "L-w", "error": None},
+        {"status": "failed", "output": None, "error": "NonRetryableError: nothing left in e"},
+    ]
