@@ -42,10 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
-import shutil
 import signal
-import sys
 import threading
 import time
 import typing
@@ -69,7 +66,8 @@ from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.store.base import Claim, Store
 from hydra.testing.clock import FakeClock
 
-from . import devlogs, output, render
+from . import childview, devlogs, output, render
+from .commands import hydra_command, trace_command
 from .db import DEFAULT_NAMESPACE, Database, DbOption, NamespaceOption, database, namespace
 from .db import open_store as open_db_store
 from .errors import EXIT_NOT_COMPLETED, CliError
@@ -141,18 +139,19 @@ class LiveObserver(Observer):
         run = self._runs.get(execution_id)
         return run.lease.worker_id if run is not None else None
 
-    def running(self, execution_id: str, now_ms: int) -> RunningStep | None:
-        """The step a local run is inside right now, if any."""
+    def running(self, execution_id: str, now_ms: int) -> tuple[RunningStep, ...]:
+        """The steps a local run is inside right now, in the order they were entered
+        (several under ``hydra.gather``), each since it was first seen here."""
         run = self._runs.get(execution_id)
         if run is None or run.lost:
-            return None
-        name = run.current_step
-        if name is None:
-            return None
-        record = run.steps.get(name)
-        attempt = (record.attempts if record is not None else 0) + 1
-        since = self._first_seen.setdefault((execution_id, name, attempt), now_ms)
-        return RunningStep(name, attempt, since)
+            return ()
+        steps = []
+        for name in run.running_steps:
+            record = run.steps.get(name)
+            attempt = (record.attempts if record is not None else 0) + 1
+            since = self._first_seen.setdefault((execution_id, name, attempt), now_ms)
+            steps.append(RunningStep(name, attempt, since))
+        return tuple(steps)
 
 
 @dataclass
@@ -215,32 +214,6 @@ def check_start_input(found: WorkflowFile, opts: DevOptions) -> None:
     raise CliError(
         f"workflow {opts.start!r} takes {type_label(workflow.input_type())}, not {given}: {why}"
     )
-
-
-def hydra_command() -> str:
-    """How to call ``hydra`` again from this shell: ``hydra`` if that is this program on
-    PATH, else the path this one was run by (e.g. ``.venv/bin/hydra`` from
-    ``scripts/demo.sh``, where the virtualenv is not activated)."""
-    argv0 = sys.argv[0] if sys.argv else ""
-    if os.path.basename(argv0) not in ("hydra", "hydra.exe"):
-        return "hydra"
-    found = shutil.which("hydra")
-    if found is not None and os.path.realpath(found) == os.path.realpath(argv0):
-        return "hydra"
-    path = os.path.abspath(argv0)
-    rel = os.path.relpath(path)
-    if rel.startswith(os.pardir):
-        return shlex.quote(path)
-    return shlex.quote(rel if os.sep in rel else os.curdir + os.sep + rel)
-
-
-def trace_command(execution_id: str, target: Database, ns: str) -> str:
-    parts = [hydra_command(), "trace", shlex.quote(execution_id)]
-    if ns != DEFAULT_NAMESPACE:
-        parts += ["--namespace", shlex.quote(ns)]
-    if target.source != "default":
-        parts += ["--db", shlex.quote(target.display)]
-    return " ".join(parts)
 
 
 def check_what_to_start(found: WorkflowFile, opts: DevOptions) -> None:
@@ -447,8 +420,16 @@ class DevRun:
         views = []
         for eid in ids:
             execution = engine.get_execution(eid)
-            running = None if execution.terminal else observer.running(eid, now)
-            views.append(View(execution, running=running, worker=observer.worker(eid)))
+            running = () if execution.terminal else observer.running(eid, now)
+            view = View(
+                execution,
+                running=running[0] if running else None,
+                running_steps=running,
+                worker=observer.worker(eid),
+            )
+            # The children's statuses (one read, for an execution that started some):
+            # what its start rows show, and how a child its wait took the end of ended.
+            views.append(childview.load(engine, view, ends=False))
         return views
 
     def _footer(self, views: list[View], clock: FakeClock | None) -> Text:

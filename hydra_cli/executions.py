@@ -12,9 +12,9 @@ from rich.text import Text
 
 from hydra import ExecutionFinishedError, Status
 from hydra.clock import to_ms
-from hydra.records import Message
+from hydra.records import Message, StepRecord
 
-from . import mailview, output, render
+from . import childview, mailview, output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
 from .errors import CliError
 from .render import View
@@ -44,7 +44,8 @@ class StatusChoice(StrEnum):
     help=(
         "List executions, newest first: id, workflow, status, attempt, creation time and what "
         "it is doing (a pending one shows how long it has waited for a worker: one that waits "
-        "long may be of a workflow no running worker registered)."
+        "long may be of a workflow no running worker registered). --parent lists the children "
+        "an execution started (hydra.start_child)."
     ),
 )
 def list_(
@@ -59,6 +60,14 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", min=1, metavar="N", help="At most this many.")
     ] = 20,
+    parent: Annotated[
+        str | None,
+        typer.Option(
+            "--parent",
+            metavar="EXECUTION_ID",
+            help="Only the children of this execution (its id or the start of it).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
     ns: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
@@ -67,7 +76,10 @@ def list_(
         # "Now" on the time base the stored times were written on (the database's clock).
         now = engine.clock.now_ms()
         wanted = Status(status.value) if status is not None else None
-        found = engine.list_executions(status=wanted, workflow_name=workflow, limit=limit)
+        parent_id = resolve_execution_id(engine, parent) if parent is not None else None
+        found = engine.list_executions(
+            status=wanted, workflow_name=workflow, limit=limit, parent_id=parent_id
+        )
         views = [View(ex) for ex in found]
         if as_json:
             data = [render.execution_data(v, now, with_steps=False) for v in views]
@@ -76,9 +88,11 @@ def list_(
         console = output.stdout()
         if not views:
             message = f"no executions in namespace {engine.namespace!r}"
+            if parent_id is not None:
+                message = f"no children of {parent_id}"
             if status is not None or workflow is not None:
                 message += " matching the filters"
-            else:
+            elif parent_id is None:
                 others = other_namespaces(engine.store)
                 if others:
                     message += f" (namespaces with executions: {', '.join(others)}; "
@@ -120,7 +134,7 @@ def show(
     with connect(ctx, db, ns) as (engine, _):
         now = engine.clock.now_ms()  # the stored times' time base
         view = load_view(engine, resolve_execution_id(engine, execution_id))
-        mailview.load(engine, view)
+        childview.load(engine, mailview.load(engine, view))
     data = render.execution_data(view, now)
     if as_json:
         output.raw(render.dumps(data) + "\n")
@@ -152,6 +166,9 @@ def show(
         elif step["kind"] in render.MAIL_KINDS:
             line.append("  ")
             line.append_text(_checkpoint_line(step))
+        elif step["kind"] in render.CHILD_KINDS:
+            line.append("  ")
+            line.append_text(_child_line(view, record, step))
         else:
             line.append(f"  attempts {step['attempts']}")
             if step["duration_ms"] is not None:
@@ -162,8 +179,16 @@ def show(
             console.print(Text(_block(error, 8), "red"))
         elif step["kind"] in ("step", "receive", "event") and step["status"] == "completed":
             console.print(Text(_block(render.dumps(step["output"]), 8)))
+        elif step["kind"] == "child_wait" and step["status"] == "completed":
+            end = render.child_end(view, record)
+            if end is None or end.status == "completed":
+                console.print(Text(_block(render.dumps(step["output"]), 8)))
+            elif end.error_type is not None:
+                error = f"{end.error_type}: {end.error_message or ''}"
+                console.print(Text(_block(error, 8), "red"))
         if listed:
             _print_attempts(console, step["attempt_history"])
+    _print_children(console, data.get("children", []))
 
     _print_messages(console, data["messages"])
     if data["events"]:
@@ -190,6 +215,38 @@ def _checkpoint_line(step: dict[str, Any]) -> Text:
     return Text(f"waiting for {topic}, {until}, since {step['started_at']}")
 
 
+def _child_line(view: View, record: StepRecord, step: dict[str, Any]) -> Text:
+    """What a child start or a wait for a child did or waits for (the child's output,
+    or its error, is printed in full under it)."""
+    child = visible(str(step["detail"].get("child")))
+    if step["kind"] == "child":
+        return Text(f"started child {child} ({visible(str(step['detail'].get('workflow')))})")
+    if step["status"] == "completed":
+        end = render.child_end(view, record)
+        ended = "completed" if end is None else end.status
+        return Text(f"child {child} {ended}, at {step['completed_at']}")
+    if step["status"] == "timed_out":
+        return Text(f"waited for child {child} until {step['detail'].get('deadline')}: timed out")
+    deadline = step["detail"].get("deadline")
+    until = f"until {deadline}" if deadline is not None else "no deadline"
+    return Text(f"waiting for child {child}, {until}, since {step['started_at']}")
+
+
+def _print_children(console: Console, children: list[dict[str, Any]]) -> None:
+    """The children the execution started: id, workflow, status now, and the start
+    checkpoint that started each."""
+    if not children:
+        return
+    console.print(Text(f"  children ({len(children)})", "dim"))
+    for c in children:
+        line = Text(f"    {visible(c['id'])}  ")
+        line.append(visible(c["workflow"]), "bold")
+        line.append("  ")
+        line.append_text(render.status_text(c["status"] or "-"))
+        line.append(f"  started by {visible(c['started_by'])}", "dim")
+        console.print(line)
+
+
 def _print_messages(console: Console, messages: list[dict[str, Any]]) -> None:
     """The messages sent to the execution: topic, when, from whom, read by which receive
     (or unread), idempotency key, and the payload in full."""
@@ -197,11 +254,16 @@ def _print_messages(console: Console, messages: list[dict[str, Any]]) -> None:
         return
     console.print(Text(f"  messages sent to it ({len(messages)})", "dim"))
     for m in messages:
+        end = m.get("child_end")
         line = Text("    ")
-        line.append(render.quoted(m["topic"]), "bold")
-        line.append(f"  sent {m['sent_at']} ")
-        line.append("from outside" if m["sender"] is None else f"by {visible(m['sender'])}")
-        line.append("  ")
+        if end is not None:  # hydra's own message: a child's end, sent by the child
+            line.append(f"end of child {visible(end['child'])}", "bold")
+            line.append(f"  sent {m['sent_at']}  ")
+        else:
+            line.append(render.quoted(m["topic"]), "bold")
+            line.append(f"  sent {m['sent_at']} ")
+            line.append("from outside" if m["sender"] is None else f"by {visible(m['sender'])}")
+            line.append("  ")
         if m["received_by"] is None:
             line.append("unread", "yellow")
         else:
@@ -209,7 +271,13 @@ def _print_messages(console: Console, messages: list[dict[str, Any]]) -> None:
         if m["idempotency_key"] is not None:
             line.append(f"  key {render.quoted(m['idempotency_key'])}", "dim")
         console.print(line)
-        console.print(Text(_block(render.dumps(m["payload"]), 8)))
+        if end is None:
+            console.print(Text(_block(render.dumps(m["payload"]), 8)))
+        elif end["error"] is not None:
+            error = f"{end['status']}: {end['error']['type']}: {end['error']['message']}"
+            console.print(Text(_block(error, 8), "red"))
+        else:
+            console.print(Text(_block(f"{end['status']}: " + render.dumps(end["output"]), 8)))
 
 
 def _print_attempts(console: Console, attempts: list[dict[str, Any]]) -> None:

@@ -15,7 +15,7 @@ from rich.text import Text
 from hydra import Engine
 from hydra.records import Message
 
-from . import render
+from . import childview, render
 from .render import Style, View
 from .visible import visible
 
@@ -49,16 +49,24 @@ def sections(view: View, style: Style) -> Text:
     out = Text()
     width = max(style.width, 60)
     messages = view.messages or []
+    ends = view.child_ends or {}
     if messages:
-        topic_w = min(max(len(render.quoted(m.topic)) for m in messages), 24)
+        topics = [topic_label(m, m.id in ends) for m in messages]
+        topic_w = min(max(len(t) for t in topics), 24)
         out.append(f"  messages sent to it ({len(messages)})\n", "dim")
-        for m in messages:
-            topic = render.quoted(m.topic)
+        for m, topic in zip(messages, topics, strict=True):
             topic = topic if len(topic) <= topic_w else topic[: topic_w - 1] + "…"
-            line = Text(f"    {topic:<{topic_w}}  sent {render.fmt_time(m.sent_at)} {sender(m)}  ")
+            end = ends.get(m.id)
+            # A child's end: its sender is the child the label names.
+            by = "" if end is not None else f" {sender(m)}"
+            line = Text(f"    {topic:<{topic_w}}  sent {render.fmt_time(m.sent_at)}{by}  ")
             line.append(reader(m), "dim" if m.received else "yellow")
-            room = width - len(line.plain) - 3
-            line.append("  → " + render.preview(m.payload, max(room, 16)), "dim")
+            room = max(width - len(line.plain) - 4, 16)
+            if end is not None:
+                line.append("  → ", "dim")
+                line.append_text(childview.end_text(end, room))
+            else:
+                line.append("  → " + render.preview(m.payload, room), "dim")
             out.append_text(line)
             out.append("\n")
     events = view.events or {}
@@ -74,10 +82,19 @@ def sections(view: View, style: Style) -> Text:
     return out
 
 
-def trace(view: View, now_ms: int, style: Style) -> RenderableType:
-    """What ``hydra trace`` prints: the header, the timeline, the messages and events
-    (the timeline ends with a blank line, which separates them)."""
-    listed = sections(view, style)
-    if not listed.plain:
+def topic_label(message: Message, is_end: bool) -> str:
+    """``'decision'``, or ``end of child 1a2b3c4d`` for a child's end (hydra's message)."""
+    child = render.child_of_topic(message.topic)
+    if is_end and child is not None:
+        return f"end of child {render.short_id(child)}"
+    return render.quoted(message.topic)
+
+
+def trace(view: View, now_ms: int, style: Style, children: Text | None = None) -> RenderableType:
+    """What ``hydra trace`` prints: the header, the timeline, the children (``children``,
+    ``childview.section``), the messages and events (the timeline ends with a blank
+    line, which separates them)."""
+    parts = [p for p in (children, sections(view, style)) if p is not None and p.plain]
+    if not parts:
         return render.trace(view, now_ms, style)
-    return Group(render.trace(view, now_ms, style), listed)
+    return Group(render.trace(view, now_ms, style), *parts)

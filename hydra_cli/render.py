@@ -24,6 +24,7 @@ from rich.text import Text
 from hydra.clock import to_ms
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.status import Status, StepStatus
+from hydra.store.base import child_topic
 
 from .visible import one_line as visible_line
 from .visible import visible
@@ -68,16 +69,62 @@ class RunningStep:
     since_ms: int
 
 
+@dataclass(frozen=True)
+class Kin:
+    """A parent or a child of the execution drawn, as read (without its steps)."""
+
+    id: str
+    workflow: str
+    status: str
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def of(cls, ex: Execution) -> Kin:
+        return cls(ex.id, ex.workflow_name, ex.status.value, ex.error_type, ex.error_message)
+
+
+@dataclass(frozen=True)
+class ChildEnd:
+    """A child's end as the message that told its parent carries it (what the parent's
+    ``hydra.wait_child`` returned or raised): ``hydra.store.base.parse_child_end``."""
+
+    child_id: str
+    status: str
+    output: Any
+    error_type: str | None
+    error_message: str | None
+
+
 @dataclass
 class View:
     """One execution as drawn: the stored execution plus what only the viewer knows."""
 
     execution: Execution
+    #: the step in flight in this process (the first one, when several run at once)
     running: RunningStep | None = None
     worker: str | None = None  # the worker that last ran it, if the viewer saw it
     #: the messages sent to it and its events, when the viewer read them (trace, show)
     messages: list[Message] | None = None
     events: dict[str, Any] | None = None
+    #: every step in flight in this process (``hydra.gather`` runs several at once)
+    running_steps: tuple[RunningStep, ...] = ()
+    #: its children by id, when the viewer read them (``childview.load``)
+    children: dict[str, Kin] | None = None
+    #: its parent, when it has one and the viewer read it
+    parent: Kin | None = None
+    #: the ends of its children it was told of, by message id, when read
+    child_ends: dict[str, ChildEnd] | None = None
+
+    @property
+    def in_flight(self) -> tuple[RunningStep, ...]:
+        """The steps running now in this process: ``running_steps``, or ``running``."""
+        if self.running_steps:
+            return self.running_steps
+        return () if self.running is None else (self.running,)
+
+    def child(self, child_id: str) -> Kin | None:
+        return None if self.children is None else self.children.get(child_id)
 
 
 @dataclass
@@ -179,6 +226,33 @@ def quoted(name: str) -> str:
 
 #: the checkpoints of hydra.receive, hydra.send and hydra.set_event (not run as steps)
 MAIL_KINDS = frozenset({"receive", "send", "event"})
+#: the checkpoints of hydra.start_child and hydra.wait_child (not run as steps either)
+CHILD_KINDS = frozenset({"child", "child_wait"})
+#: the checkpoints that wait for a message (a child's end is one), possibly to a deadline
+WAIT_KINDS = frozenset({"receive", "child_wait"})
+#: the start of the reserved topic on which a child's end is sent to its parent
+CHILD_TOPIC = child_topic("")
+
+
+def child_of_topic(topic: str | None) -> str | None:
+    """The child whose end travels on ``topic``, if it is such a topic."""
+    if topic is None or not topic.startswith(CHILD_TOPIC):
+        return None
+    return topic[len(CHILD_TOPIC) :]
+
+
+def child_workflows(ex: Execution) -> dict[str, str]:
+    """The workflow of each child the execution started, by child id (its start
+    checkpoints, in the order they were taken)."""
+    return {
+        detail_text(s, "child"): detail_text(s, "workflow") for s in ex.steps if s.kind == "child"
+    }
+
+
+def child_label(ex: Execution, child_id: str) -> str:
+    """``child 1a2b3c4d (ship)``; without the workflow when no start checkpoint names it."""
+    workflow = child_workflows(ex).get(child_id)
+    return f"child {short_id(child_id)}" + (f" ({visible(workflow)})" if workflow else "")
 
 
 def detail_text(step: StepRecord, key: str) -> str:
@@ -195,7 +269,11 @@ def receive_deadline_ms(step: StepRecord) -> int | None:
 def wait_note(ex: Execution, now_ms: int, *, long: bool = False) -> Text:
     """What a sleeping execution waits for in a ``hydra.receive``: ``waiting for
     'decision' until ... (in 2h 00m)``; ``long`` says "a message on" (the headers)."""
-    what = f"waiting for {'a message on ' if long else ''}{quoted(ex.wait_topic or '')}"
+    child = child_of_topic(ex.wait_topic)
+    if child is not None:
+        what = f"waiting for {child_label(ex, child)}"
+    else:
+        what = f"waiting for {'a message on ' if long else ''}{quoted(ex.wait_topic or '')}"
     until = ms_of(ex.sleep_until)
     if until is None:
         return Text(f"{what} with no deadline" if long else f"{what} (no deadline)", "blue")
@@ -232,6 +310,59 @@ def checkpoint_summary(ex: Execution, step: StepRecord, now_ms: int, width: int)
     return Text(text, "yellow" if overdue else "blue")
 
 
+def child_end(view: View, step: StepRecord) -> ChildEnd | None:
+    """How the child a completed ``wait_child`` checkpoint took the end of ended: the
+    message it took when the messages were read, else the child's record (a child
+    retried since may have ended again), else None (its output is then the end's)."""
+    child = detail_text(step, "child")
+    ends = view.child_ends or {}
+    end = ends.get(detail_text(step, "message"))
+    if end is not None:
+        return end
+    kin = view.child(child)
+    if kin is not None and kin.status in ("failed", "cancelled"):
+        return ChildEnd(child, kin.status, None, kin.error_type, kin.error_message)
+    return None
+
+
+def child_summary(
+    view: View, step: StepRecord, now_ms: int, width: int, *, with_status: bool = True
+) -> Text:
+    """One line on a child start (the child, its workflow and, ``with_status``, its
+    status now) or a wait for a child (what it waits for, or how the child ended)."""
+    ex = view.execution
+    child = detail_text(step, "child")
+    sid = short_id(child)
+    if step.kind == "child":
+        started = Text(f"started child {sid} ({visible(detail_text(step, 'workflow'))})", "dim")
+        kin = view.child(child)
+        if kin is not None and with_status:
+            started.append(", now ", "dim")
+            started.append_text(status_text(kin.status))
+        return started
+    state = step.status
+    if state == StepStatus.COMPLETED:
+        end = child_end(view, step)
+        if end is None or end.status == Status.COMPLETED:
+            room = max(width - len(sid) - 19, 10)
+            return Text(f"child {sid} completed → " + preview(step.output, room), "dim")
+        why = "" if end.error_type is None else f": {end.error_type}: {end.error_message or ''}"
+        return Text(one_line(f"child {sid} {end.status}{why}", width), "red")
+    if state == StepStatus.TIMED_OUT:
+        return Text(one_line(f"{step.error_type}: {step.error_message or ''}", width), "red")
+    label = child_label(ex, child)
+    if state in CUT_SHORT:
+        return Text(f"waiting for {label}: {cut_short_note(ex, 'it ended')}", "magenta")
+    deadline = receive_deadline_ms(step)
+    if deadline is None:
+        text = f"waiting for {label}, no deadline"
+    else:
+        text = f"waiting for {label} until {fmt_time(deadline)} "
+        text += f"({due(deadline, now_ms, ex.workflow_name)})"
+    overdue = deadline is not None and deadline < now_ms
+    return Text(text, "yellow" if overdue else "blue")
+
+
 # -- step state -------------------------------------------------------------------------
 
 #: A wait (a sleep, or a step's next attempt) that the execution's end cut short.
@@ -258,7 +389,7 @@ def step_span(step: StepRecord, ended: datetime | None = None) -> tuple[int | No
     """(start, end) in Unix ms; for a sleep, from falling asleep to the wake time, or to
     the execution's end (``ended``) when that cut it short."""
     start = ms_of(step.started_at)
-    if step.kind == "receive" and step.completed_at is None:
+    if step.kind in WAIT_KINDS and step.completed_at is None:
         # Still waiting: to its deadline (like a sleep to its wake time), or to the
         # execution's end when that cut it short; with no deadline the viewer's now.
         cut = ms_of(ended)
@@ -326,17 +457,24 @@ def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[
         "input": ex.input,
         "output": ex.output,
         "error": _error(ex.error_type, ex.error_message),
+        "parent_id": ex.parent_id,
     }
     if with_steps:
         data["steps"] = [_step_data(ex, s, created, now_ms) for s in ex.steps]
-        if view.running is not None:
-            data["running_step"] = {
-                "name": view.running.name,
-                "attempt": view.running.attempt,
-                "started_at": _iso(view.running.since_ms),
-            }
+        running = [
+            {"name": r.name, "attempt": r.attempt, "started_at": _iso(r.since_ms)}
+            for r in view.in_flight
+        ]
+        if running:
+            data["running_step"] = running[0]
+            data["running_steps"] = running
+    if view.parent is not None:
+        data["parent"] = kin_data(view.parent)
+    if view.children is not None:
+        data["children"] = children_data(view)
     if view.messages is not None:
-        data["messages"] = [message_data(m) for m in view.messages]
+        ends = view.child_ends or {}
+        data["messages"] = [message_data(m, ends.get(m.id)) for m in view.messages]
     if view.events is not None:
         data["events"] = view.events
     return data
@@ -363,9 +501,34 @@ def _step_data(ex: Execution, step: StepRecord, created: int, now_ms: int) -> di
     }
 
 
-def message_data(message: Message) -> dict[str, Any]:
-    """A message sent to the execution, for ``--json``."""
+def kin_data(kin: Kin) -> dict[str, Any]:
     return {
+        "id": kin.id,
+        "workflow": kin.workflow,
+        "status": kin.status,
+        "error": _error(kin.error_type, kin.error_message),
+    }
+
+
+def children_data(view: View) -> list[dict[str, Any]]:
+    """Every child the execution started, in the order it started them: its start
+    checkpoint's name and what was read of the child (``status`` null if not read)."""
+    listed = []
+    for step in view.execution.steps:
+        if step.kind != "child":
+            continue
+        child = detail_text(step, "child")
+        kin = view.child(child)
+        data = kin_data(kin) if kin is not None else {"id": child, "status": None, "error": None}
+        data["workflow"] = detail_text(step, "workflow")
+        listed.append({**data, "started_by": step.name})
+    return listed
+
+
+def message_data(message: Message, end: ChildEnd | None = None) -> dict[str, Any]:
+    """A message sent to the execution, for ``--json``; a child's end (hydra's own
+    message to a parent) also decoded as ``child_end``."""
+    data: dict[str, Any] = {
         "id": message.id,
         "topic": message.topic,
         "payload": message.payload,
@@ -375,6 +538,14 @@ def message_data(message: Message) -> dict[str, Any]:
         "received_by": message.received_by,
         "received_at": _iso(message.received_at),
     }
+    if end is not None:
+        data["child_end"] = {
+            "child": end.child_id,
+            "status": end.status,
+            "output": end.output,
+            "error": _error(end.error_type, end.error_message),
+        }
+    return data
 
 
 def _attempt_data(attempt: StepAttempt, created: int) -> dict[str, Any]:
@@ -477,7 +648,11 @@ def header(view: View, now_ms: int) -> Text:
         field("timeout", fmt_time(ex.timeout_at), f"  ({relative(to_ms(ex.timeout_at), now_ms)})")
     worker = ex.worker_id or view.worker
     field("worker", visible(worker) if worker else Text("- (recorded only while it runs)", "dim"))
-    if ex.trigger_type not in (None, "api"):
+    if ex.parent_id is not None:
+        parent = view.parent
+        about = "" if parent is None else f"  ({visible(parent.workflow)}, {parent.status})"
+        field("parent", visible(ex.parent_id), Text(about, "dim"))
+    elif ex.trigger_type not in (None, "api"):
         source = f" {ex.trigger_source}" if ex.trigger_source else ""
         field("trigger", visible(f"{ex.trigger_type}{source}"))
     if ex.error_type is not None:
@@ -553,13 +728,16 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
         start, end = step_span(step, ex.completed_at)
         name = visible(step.name)
         row = _Row(style.mark(state), state, name, str(step.attempts), start, end, "step")
-        if step.kind in MAIL_KINDS:
+        if step.kind in MAIL_KINDS or step.kind in CHILD_KINDS:
             row.attempts = ""
-            if step.kind == "receive":
+            if step.kind in WAIT_KINDS:
                 row.bar = "wait"
                 if row.end is None and not ex.terminal:
                     row.end = max(now_ms, start or now_ms)  # no deadline: waiting so far
-            row.details.append(checkpoint_summary(ex, step, now_ms, detail_width))
+            if step.kind in CHILD_KINDS:
+                row.details.append(child_summary(view, step, now_ms, detail_width))
+            else:
+                row.details.append(checkpoint_summary(ex, step, now_ms, detail_width))
         elif is_sleep(step):
             row.bar = "wait"
             row.attempts = ""
@@ -575,7 +753,7 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
                 row.details.append(Text(error, "red"))
             if state == "retrying" and ex.sleep_until is not None and not ex.terminal:
                 wake = to_ms(ex.sleep_until)
-                if view.running is None or view.running.name != step.name:
+                if all(r.name != step.name for r in view.in_flight):
                     row.details.append(
                         Text(
                             f"attempt {step.attempts + 1} at {fmt_time(wake)} "
@@ -590,8 +768,9 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
             if shows_attempts(step):
                 row.attempts_rows = _attempt_rows(step, style, detail_width - 2)
         rows.append(row)
-    running = view.running
-    if running is not None and not ex.terminal:
+    for running in () if ex.terminal else view.in_flight:
+        # Each step in flight (several under hydra.gather), after the checkpoints, on
+        # the axis from when it started: running steps overlap there as they do in time.
         running_name = visible(running.name)
         existing = next((r for r in rows if r.name == running_name), None)
         earlier: list[_Row] = []
@@ -775,6 +954,15 @@ class ProgressPrinter:
             if step.kind in MAIL_KINDS:
                 summary = checkpoint_summary(ex, step, now_ms, OUTPUT_PREVIEW)
                 line(step.kind, " ", name, " ", status_text(state), ": ", summary)
+                continue
+            if step.kind == "child":
+                # Once, when started: the child's own lines follow when it is watched.
+                started = child_summary(view, step, now_ms, OUTPUT_PREVIEW, with_status=False)
+                line("child ", name, ": ", started)
+                continue
+            if step.kind == "child_wait":
+                summary = child_summary(view, step, now_ms, OUTPUT_PREVIEW)
+                line("wait ", name, " ", status_text(state), ": ", summary)
                 continue
             took = "" if start is None or end is None else f", {fmt_duration(end - start)}"
             parts: list[Text | str] = ["step ", name, " ", status_text(state)]
