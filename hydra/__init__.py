@@ -16,6 +16,7 @@ from hydra.errors import (
     HydraError,
     InvalidNameError,
     LeaseLostError,
+    NonDeterminismError,
     NonRetryableError,
     PayloadError,
     SchemaNotReadyError,
@@ -35,6 +36,7 @@ from hydra.scheduler import CronContext
 from hydra.status import Status, StepStatus
 from hydra.steps import (
     call_child,
+    patched,
     receive,
     send,
     set_event,
@@ -70,6 +72,7 @@ __all__ = [
     "Marshaller",
     "Message",
     "Metrics",
+    "NonDeterminismError",
     "NonRetryableError",
     "Observer",
     "PayloadError",
@@ -90,6 +93,7 @@ __all__ = [
     "WorkflowTimeoutError",
     "call_child",
     "gather",
+    "patched",
     "receive",
     "register_workflow",
     "send",

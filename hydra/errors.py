@@ -80,6 +80,37 @@ class ChildFailedError(HydraError):
         super().__init__(f"child execution {execution_id} {self.status}{why}")
 
 
+class NonDeterminismError(HydraError):
+    """The workflow's code no longer matches the history stored for an execution.
+
+    Raised while a run replays: at a checkpoint position where the history has another
+    checkpoint (a step, sleep, receive, send, event or child renamed, removed, reordered,
+    or a new one inserted before existing checkpoints; a sleep that became a step), for a
+    stored result that no longer decodes into the step's declared type, or when the code
+    ends or raises before reaching the checkpoints it reached before. The execution is
+    parked, not failed: no attempt is used, the error is shown, and it is tried again
+    after a growing delay, so that a corrected deploy resumes it (``hydra executions
+    retry`` at once). ``position`` is the checkpoint's index in the run (0-based),
+    ``stored`` and ``code`` describe the two sides (None where a side has nothing).
+    """
+
+    def __init__(
+        self,
+        execution_id: str,
+        position: int | None,
+        stored: str | None,
+        code: str | None,
+        detail: str = "",
+    ) -> None:
+        self.execution_id = execution_id
+        self.position = position
+        self.stored = stored
+        self.code = code
+        where = "" if position is None else f" at checkpoint {position}"
+        what = detail or f"the history has {stored or 'nothing'}, the code did {code or 'nothing'}"
+        super().__init__(f"execution {execution_id} no longer matches its code{where}: {what}")
+
+
 class ExecutionFinishedError(HydraError):
     """A message was sent to an execution that has already ended (``completed``,
     ``failed`` or ``cancelled``): nobody would ever receive it, so nothing was stored."""

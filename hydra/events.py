@@ -37,6 +37,9 @@ class Outcome(StrEnum):
     #: the database failed under the run: it stopped, wrote nothing more, and its
     #: execution was given back (or will be, once the database answers) with no attempt used
     INTERRUPTED = "interrupted"
+    #: the code no longer matched the execution's history (``NonDeterminismError``): it
+    #: was given back to be tried again later, with no attempt used
+    PARKED = "parked"
 
 
 class RunInfo(Protocol):
@@ -163,6 +166,11 @@ class Observer:
     def run_interrupted(self, claim: Claim) -> None:
         """The database failed under the run; the execution resumes with no attempt used."""
 
+    def run_parked(self, claim: Claim, error: str) -> None:
+        """The workflow's code no longer matched the execution's history
+        (``NonDeterminismError``, its message ``error``): the execution was parked, to be
+        tried again after a growing delay, with no attempt used."""
+
 
 #: the events an ``Observer`` receives, in the order its methods are declared
 EVENTS: tuple[str, ...] = tuple(
@@ -211,6 +219,7 @@ class Observers:
         self._message_sent: tuple[Any, ...] = ()
         self._lease_lost: tuple[Any, ...] = ()
         self._run_interrupted: tuple[Any, ...] = ()
+        self._run_parked: tuple[Any, ...] = ()
         for observer in observers:
             self.add(observer)
 
@@ -354,6 +363,13 @@ class Observers:
                 method(claim)
             except Exception as exc:
                 self._failed(method, "run_interrupted", exc)
+
+    def run_parked(self, claim: Claim, error: str) -> None:
+        for method in self._run_parked:
+            try:
+                method(claim, error)
+            except Exception as exc:
+                self._failed(method, "run_parked", exc)
 
 
 __all__ = ["EVENTS", "Observer", "Observers", "Outcome", "RunHooks", "RunInfo"]

@@ -30,6 +30,7 @@ from hydra.attempts import (
 from hydra.errors import (
     DuplicateStepError,
     LeaseLostError,
+    NonDeterminismError,
     NonRetryableError,
     PayloadError,
     StepFailedError,
@@ -37,6 +38,7 @@ from hydra.errors import (
 )
 from hydra.events import RunHooks
 from hydra.logs import WORKFLOW_LOGGER_SUFFIX, HydraLogger
+from hydra.marshal import type_name
 from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy
 from hydra.runtime import Runtime
 from hydra.status import StepStatus
@@ -44,6 +46,16 @@ from hydra.store.base import Claim, StepRow
 from hydra.textsafe import storable_error
 
 T = TypeVar("T")
+
+
+def kind_of(row: StepRow) -> str:
+    """What a stored checkpoint is (a sleep stored before kinds were stored: its status)."""
+    return "sleep" if row.status == StepStatus.SLEEPING else row.kind
+
+
+def describe_checkpoint(row: StepRow) -> str:
+    """A stored checkpoint as a violation names it: ``step 'charge'``."""
+    return f"{kind_of(row)} {row.name!r}"
 
 
 class Suspended(BaseException):
@@ -154,9 +166,16 @@ class Run:
         self.lease_renewed_at = claimed_at if claimed_at is not None else monotonic()
         #: hydra's own lines about this run (never muted)
         self.logger = HydraLogger(logger.logger, dict(logger.extra or {}), self._log_fields)
-        # Replay: the checkpoints stored before this run began that it has not reached yet.
-        self._unreached: set[str] = set(self.steps)
+        # Replay: the checkpoints stored before this run began that it has not reached yet,
+        # and the history by position (a ``patched`` answer has none: it is not code the
+        # run must reach again, and a patch removed later must not count as missing).
+        replayable = [s for s in claim.steps if s.kind != "patch"]
+        self._unreached: set[str] = {s.name for s in replayable}
+        self._history: dict[int, StepRow] = {s.order: s for s in replayable}
         self._did_new_work = False
+        #: the first mismatch between the code and the stored history this run met: the
+        #: execution is parked (``hydra.runner``), whatever the workflow caught
+        self.violation: NonDeterminismError | None = None
         #: ``ctx.logger``: the ``workflow`` child of the engine's logger, muted while replaying
         self.workflow_logger = HydraLogger(
             logger.logger.getChild(WORKFLOW_LOGGER_SUFFIX),
@@ -270,7 +289,54 @@ class Run:
 
     # -- boundaries ---------------------------------------------------------------------
     def boundary(self, name: str, kind: str) -> int:
-        """Checks made before every step and sleep; returns the step's order."""
+        """Checks made before every checkpoint; returns its order (its position)."""
+        self.guard(name, kind)
+        if name in self._seen:
+            raise DuplicateStepError(
+                f"{kind} name {name!r} is used twice in one run of workflow "
+                f"{self.workflow_name!r}; every step and sleep needs its own name"
+            )
+        position = self._order
+        if self.replaying:
+            stored = self._history.get(position)
+            if stored is not None and (stored.name != name or kind_of(stored) != kind):
+                raise self.diverged(position, describe_checkpoint(stored), f"{kind} {name!r}")
+        self._seen.add(name)
+        self._unreached.discard(name)
+        existing = self.steps.get(name)
+        order = existing.order if existing is not None else self._order
+        self._order += 1
+        return order
+
+    @property
+    def position(self) -> int:
+        """How many checkpoints this run has reached (the next one's position)."""
+        return self._order
+
+    def diverged(
+        self, position: int | None, stored: str | None, code: str | None, detail: str = ""
+    ) -> NonDeterminismError:
+        """The code no longer matches the history: remember the first mismatch (the run
+        ends parked whatever the workflow catches) and return the error to raise."""
+        error = NonDeterminismError(self.execution_id, position, stored, code, detail)
+        if self.violation is None:
+            self.violation = error
+        return error
+
+    def unreached(self) -> list[str]:
+        """The stored checkpoints this run has not reached, in their order."""
+        return [
+            s.name
+            for s in sorted(self._history.values(), key=lambda s: s.order)
+            if s.name in self._unreached
+        ]
+
+    def guard(self, name: str, kind: str) -> None:
+        """Checks made before every checkpoint, whatever it is: not inside a step's
+        function, the run still going (its lease, its database, its timeout), no
+        mismatch with the history met already."""
+        if self.violation is not None:
+            raise self.violation
         enclosing = self._enclosing_step()
         if enclosing is not None:
             if kind in ("step", "sleep"):
@@ -291,17 +357,6 @@ class Run:
             raise WorkflowTimeoutError(
                 f"execution {self.execution_id} passed its timeout before {kind} {name!r}"
             )
-        if name in self._seen:
-            raise DuplicateStepError(
-                f"{kind} name {name!r} is used twice in one run of workflow "
-                f"{self.workflow_name!r}; every step and sleep needs its own name"
-            )
-        self._seen.add(name)
-        self._unreached.discard(name)
-        existing = self.steps.get(name)
-        order = existing.order if existing is not None else self._order
-        self._order += 1
-        return order
 
     # -- steps ----------------------------------------------------------------------------
     def prepare_step(self, name: str, retry: RetryPolicy | None, result_type: Any) -> Prepared:
@@ -315,7 +370,16 @@ class Run:
         if existing is not None:
             if existing.status == StepStatus.COMPLETED:
                 self.observers.step_cached(self, name)
-                return Replayed(self._decode(existing.output, result_type, name))
+                try:
+                    return Replayed(self._decode(existing.output, result_type, name))
+                except PayloadError as exc:
+                    raise self.diverged(
+                        existing.order,
+                        f"step {name!r} with its result",
+                        f"step {name!r} declaring {type_name(result_type)}",
+                        f"the stored result of step {name!r} no longer decodes into "
+                        f"{type_name(result_type)}: {exc}",
+                    ) from None
             if existing.status == StepStatus.FAILED:
                 raise StepFailedError(
                     name,

@@ -27,6 +27,7 @@ from hydra.errors import (
     ChildFailedError,
     DuplicateStepError,
     LeaseLostError,
+    NonDeterminismError,
     NonRetryableError,
     PayloadError,
     StepFailedError,
@@ -199,6 +200,11 @@ def _preflight(
         return _finish_failed(runtime, claim, log, "PayloadError", f"cannot decode input: {exc}")
 
 
+#: A parked execution is tried again after 1 minute, then 2, 4... at most an hour.
+PARK_BASE_MS = 60_000
+PARK_MAX_MS = 3_600_000
+
+
 def _run_workflow(
     runtime: Runtime, workflow: Workflow[Any], claim: Claim, run: Run, log: HydraLogger, req: Any
 ) -> Outcome:
@@ -215,8 +221,60 @@ def _run_workflow(
         if not (run.lost or run.interrupted is not None):
             if run.suspended:
                 return Outcome.SUSPENDED
+            violation = _violation(run, "raised " + type(exc).__name__)
+            if violation is not None:
+                return _park(runtime, claim, log, violation)
             return _fail_or_retry(runtime, claim, run, log, exc)
+    if not (run.lost or run.interrupted is not None or run.suspended):
+        violation = _violation(run, "returned")
+        if violation is not None:
+            return _park(runtime, claim, log, violation)
     return _conclude(runtime, claim, run, log, output)
+
+
+def _violation(run: Run, how: str) -> NonDeterminismError | None:
+    """The mismatch with the history this run met, or, for code that returned or raised
+    while it was still replaying (stored checkpoints not reached), that one; else None.
+    A timed-out run is no mismatch: the timeout ends it."""
+    if run.violation is not None:
+        return run.violation
+    if run.timed_out or not run.replaying:
+        return None
+    missing = run.unreached()
+    return run.diverged(
+        run.position,
+        ", ".join(repr(n) for n in missing),
+        f"code that {how}",
+        f"the code {how} before reaching checkpoints it reached before: "
+        + ", ".join(repr(n) for n in missing),
+    )
+
+
+def _park(
+    runtime: Runtime, claim: Claim, log: HydraLogger, violation: NonDeterminismError
+) -> Outcome:
+    """Give the execution back to be tried later (a fixed deploy resumes it by itself):
+    no attempt used, the error kept for display, the delay growing with each park."""
+    ex = claim.execution
+    delay = min(PARK_BASE_MS * 2 ** min(ex.parks, 16), PARK_MAX_MS)
+    now = runtime.clock.now_ms()
+    error_type, message = storable_error("NonDeterminismError", str(violation))
+    runtime.store.park(
+        claim.lease,
+        wake_at_ms=now + delay,
+        error_type=error_type,
+        error_message=message,
+        now_ms=now,
+    )
+    log.error(
+        "execution %s parked: %s; tried again in %d s (hydra executions retry resumes it "
+        "at once), no attempt used",
+        ex.id,
+        message,
+        delay // 1000,
+    )
+    runtime.observers.run_parked(claim, message)
+    return Outcome.PARKED
 
 
 def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output: Any) -> Outcome:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
-from hydra import children, mailbox
+from hydra import children, mailbox, patches
 from hydra.children import ChildHandle
 from hydra.clock import duration_ms, to_ms
 from hydra.retry import RetryPolicy
@@ -474,6 +474,31 @@ def _call_child(
 ) -> Any:
     handle = children.start_child(run, name, workflow, payload, options)
     return children.wait_child(run, handle, result_type, None)
+
+
+# -- changing code under live executions ---------------------------------------------------
+@overload
+def patched(ctx: AsyncWorkflowContext, patch_id: str) -> Awaitable[bool]: ...  # type: ignore[overload-overlap]
+
+
+@overload
+def patched(ctx: WorkflowContext, patch_id: str) -> bool: ...
+
+
+def patched(ctx: WorkflowContext, patch_id: str) -> Any:
+    """True when this execution may run the new code of patch ``patch_id``: it got here
+    before any later checkpoint was stored. False for an older execution, whose history
+    already goes past this point with the old code. The answer is recorded, so every
+    replay of one execution gets the same one. Use it to change a workflow's code under
+    live executions (see docs/deploys.md: patch, then deprecate, then remove)::
+
+        if hydra.patched(ctx, "fraud-check"):
+            hydra.step(ctx, "fraud-check", lambda: check(order))
+    """
+    run = ctx._run
+    if isinstance(ctx, AsyncWorkflowContext):
+        return _async(patches.patched, run, patch_id)
+    return patches.patched(run, patch_id)
 
 
 async def _async(call: Callable[..., Any], *args: Any) -> Any:

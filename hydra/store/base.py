@@ -90,12 +90,15 @@ class ExecutionRow:
     wait_topic: str | None = None
     #: the execution that started this one as its child (``hydra.start_child``), if any
     parent_id: str | None = None
+    #: how many times a run found the code no longer matching the history and parked
+    #: the execution (``park``); the delay before its next try grows with it
+    parks: int = 0
 
 
 #: What a checkpoint is (``StepRow.kind``): a step's result, a durable sleep, a
 #: ``hydra.receive``, a ``hydra.send``, a ``hydra.set_event``, a ``hydra.start_child``,
-#: a ``hydra.wait_child``.
-STEP_KINDS = ("step", "sleep", "receive", "send", "event", "child", "child_wait")
+#: a ``hydra.wait_child``, a ``hydra.patched`` answer (outside the sequence of positions).
+STEP_KINDS = ("step", "sleep", "receive", "send", "event", "child", "child_wait", "patch")
 
 
 @dataclass(slots=True)
@@ -465,7 +468,9 @@ class ExecutionStore(Protocol):
         that timed out (``timed_out``): they wait again, with a new deadline. Completed
         steps stay checkpointed, and every step attempt record is kept (a step run again
         starts at attempt 1 under its new lease, after the earlier ones).
-        False if it is not failed or cancelled (or does not exist)."""
+        A parked execution (``pending``, ``parks > 0``) is made due at once instead, with
+        nothing else changed. False if it is neither failed, cancelled nor parked (or
+        does not exist)."""
         ...
 
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
@@ -552,6 +557,20 @@ class LeaseStore(Protocol):
     ) -> None:
         """The workflow attempt failed and another is due at ``run_at_ms``: ``pending``,
         ``attempt + 1``, the error kept for display, the lease released."""
+        ...
+
+    def park(
+        self,
+        lease: Lease,
+        *,
+        wake_at_ms: int,
+        error_type: str,
+        error_message: str,
+        now_ms: int,
+    ) -> None:
+        """The code no longer matches the execution's history: ``pending`` again, due at
+        ``wake_at_ms``, ``parks + 1``, the error kept for display, the lease released; no
+        attempt used (``attempt`` unchanged)."""
         ...
 
     def finish(

@@ -222,15 +222,14 @@ class MemoryStore:
     def retry_execution(self, namespace: str, execution_id: str, *, now_ms: int) -> bool:
         with self._lock:
             row = self._executions.get(execution_id)
-            if (
-                row is None
-                or row.namespace != namespace
-                or row.status
-                not in (
-                    Status.FAILED,
-                    Status.CANCELLED,
-                )
-            ):
+            if row is None or row.namespace != namespace:
+                return False
+            if row.status == Status.PENDING and row.parks > 0:
+                row.run_at = row.wake_at = now_ms  # a parked one: due now
+                row.updated_at = now_ms
+                self._index(row)
+                return True
+            if row.status not in (Status.FAILED, Status.CANCELLED):
                 return False
             row.status = Status.PENDING
             row.attempt += 1
@@ -375,6 +374,28 @@ class MemoryStore:
             row.next_retry_at = run_at_ms
             row.run_at = run_at_ms
             row.wake_at = cap_wake(run_at_ms, row.timeout_at)
+            self._index(row)
+            row.error_type = error_type
+            row.error_message = error_message
+            row.updated_at = now_ms
+            row.lease_owner = None
+            row.lease_expires_at = None
+
+    def park(
+        self,
+        lease: Lease,
+        *,
+        wake_at_ms: int,
+        error_type: str,
+        error_message: str,
+        now_ms: int,
+    ) -> None:
+        with self._lock:
+            row = self._owned_or_raise(lease)
+            row.status = Status.PENDING
+            row.parks += 1
+            row.run_at = row.next_retry_at = wake_at_ms
+            row.wake_at = cap_wake(wake_at_ms, row.timeout_at)
             self._index(row)
             row.error_type = error_type
             row.error_message = error_message

@@ -201,6 +201,7 @@ def test_the_fan_out_has_a_method_for_every_event_and_skips_what_an_observer_ign
         "message_sent",
         "lease_lost",
         "run_interrupted",
+        "run_parked",
     }
     for event in EVENTS:
         assert event in Observers.__dict__, event

@@ -249,10 +249,12 @@ def test_is_replaying_and_is_enabled_for_follow_the_replay(make_env: MakeEnv) ->
     ]
 
 
-def test_changed_code_that_skips_a_stored_step_logs_from_its_first_new_step(
+def test_changed_code_that_skips_a_stored_step_is_parked_without_logging(
     make_env: MakeEnv, logged: Collect
 ) -> None:
-    """A checkpoint the new code never reaches does not mute the rest of the run."""
+    """Code that no longer reaches a stored checkpoint is a mismatch with the history
+    (issue 14): the run is parked at the first checkpoint that differs, having logged
+    nothing (it was still replaying); the old code back, it resumes and logs live."""
     version = {"n": 1}
 
     @hydra.workflow("changing")
@@ -269,11 +271,18 @@ def test_changed_code_that_skips_a_stored_step_logs_from_its_first_new_step(
     eid = env.start("changing", None)
     env.run_until_idle()  # runs "old", then sleeps
     version["n"] = 2  # deployed: "old" is gone
-
+    env.advance(timedelta(minutes=1))
+    parked = env.execution(eid)
+    assert (parked.status, parked.error_type, parked.attempt) == (
+        "pending",
+        "NonDeterminismError",
+        1,
+    )
+    assert logged.lines() == {}
+    version["n"] = 1  # the fix deployed
+    env.engine.retry(eid)
     assert env.run_until_complete(eid).status == "completed"
-
-    # "old" is never reached again; the run goes live when "new" is entered.
-    assert logged.lines() == {"in new": 1, "end": 1}
+    assert logged.lines() == {"after the nap": 1, "in new": 1, "end": 1}
 
 
 def test_a_threaded_worker_logs_each_line_once(

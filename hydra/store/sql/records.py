@@ -59,6 +59,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         trigger_source,
         wait_topic,
         parent_id,
+        parks,
     ) = r
     return ExecutionRow(
         id=id_,
@@ -90,6 +91,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         trigger_source=trigger_source,
         wait_topic=wait_topic,
         parent_id=parent_id,
+        parks=parks,
     )
 
 

@@ -74,6 +74,9 @@ executions = Table(
     Column("wait_topic", Name, nullable=True),
     # The execution that started this one (hydra.start_child); revision 0005 appended it.
     Column("parent_id", Id, nullable=True),
+    # How many times a run parked it (its code no longer matched its history); revision
+    # 0006 appended it.
+    Column("parks", Integer, nullable=False, server_default="0"),
     # NULL keys never collide (SQL NULL semantics on every backend), so only executions
     # started with a key are deduplicated.
     UniqueConstraint("namespace", "idempotency_key", name="uq_workflow_executions_idempotency"),

@@ -173,6 +173,20 @@ def retryable(namespace: str, execution_id: str) -> Select[Any]:
     )
 
 
+def resume_parked(namespace: str, execution_id: str, now_ms: int) -> Update:
+    """A parked execution (pending, parked at least once) due now."""
+    return (
+        update(executions)
+        .where(
+            executions.c.id == execution_id,
+            executions.c.namespace == namespace,
+            executions.c.status == Status.PENDING.value,
+            executions.c.parks > 0,
+        )
+        .values(run_at=now_ms, wake_at=now_ms, updated_at=now_ms)
+    )
+
+
 def retry_execution(
     execution_id: str, *, attempt: int, max_attempts: int, timeout_at: int | None, now_ms: int
 ) -> Update:
@@ -418,6 +432,18 @@ def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
             attempt=executions.c.attempt + 1,
             next_retry_at=bindparam("f_run_at"),
             run_at=bindparam("f_run_at"),
+            wake_at=cap_sql(bindparam("f_run_at")),
+            error_type=bindparam("f_error_type"),
+            error_message=bindparam("f_error_message"),
+            **released,
+        ),
+        "park": update(executions)
+        .where(*where)
+        .values(
+            status=Status.PENDING.value,
+            parks=executions.c.parks + 1,
+            run_at=bindparam("f_run_at"),
+            next_retry_at=bindparam("f_run_at"),
             wake_at=cap_sql(bindparam("f_run_at")),
             error_type=bindparam("f_error_type"),
             error_message=bindparam("f_error_message"),

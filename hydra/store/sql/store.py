@@ -244,7 +244,11 @@ class SQLStore(SQLDatabase):
         def retry(conn: Connection) -> bool:
             row = conn.execute(statements.retryable(namespace, execution_id)).first()
             if row is None:
-                return False
+                resumed = statements.resume_parked(namespace, execution_id, now_ms)
+                if conn.execute(resumed).rowcount != 1:
+                    return False
+                self._dialect.notify(CoreTx(conn), namespace)
+                return True
             attempt = row.attempt + 1
             reset = statements.retry_execution(
                 execution_id,
@@ -460,6 +464,23 @@ class SQLStore(SQLDatabase):
             "f_now": now_ms,
         }
         self._fenced_transition(lease, "retry", params, Status.PENDING, None, now_ms)
+
+    def park(
+        self,
+        lease: Lease,
+        *,
+        wake_at_ms: int,
+        error_type: str,
+        error_message: str,
+        now_ms: int,
+    ) -> None:
+        params = {
+            "f_run_at": wake_at_ms,
+            "f_error_type": error_type,
+            "f_error_message": error_message,
+            "f_now": now_ms,
+        }
+        self._fenced_transition(lease, "park", params, Status.PENDING, None, now_ms)
 
     def finish(
         self,

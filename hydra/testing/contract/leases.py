@@ -24,6 +24,7 @@ from hydra.testing.contract._support import (
     StoreFactory,
     assert_fenced,
     assert_fields,
+    assert_lease_lost,
     assert_nothing_claimable,
     assert_same,
     assert_unchanged,
@@ -805,6 +806,62 @@ def check_finish_rejects_non_terminal_status(make_store: StoreFactory) -> None:
             assert_unchanged(store, ns, eid, before, f"finish(status={bad.value})")
 
 
+def check_park(make_store: StoreFactory) -> None:
+    """park: pending again at the given time, no attempt used, parks counted, the error
+    kept, the lease fenced out; retry_execution makes a parked execution due at once."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        eid = create_one(store, ns)
+        claim = claim_exactly(store, ns, "w1", T0, eid)
+        store.park(
+            claim.lease,
+            wake_at_ms=T0 + 60_000,
+            error_type="NonDeterminismError",
+            error_message="the history has step 'a', the code did step 'b'",
+            now_ms=T0 + 1,
+        )
+        assert_fields(
+            get_row(store, ns, eid),
+            "a parked execution",
+            status=Status.PENDING,
+            attempt=1,
+            parks=1,
+            wake_at=T0 + 60_000,
+            next_retry_at=T0 + 60_000,
+            error_type="NonDeterminismError",
+            lease_owner=None,
+        )
+        assert_lease_lost(
+            lambda: store.park(
+                claim.lease, wake_at_ms=T0, error_type="E", error_message="m", now_ms=T0 + 2
+            ),
+            "park after parking",
+        )
+        assert_nothing_claimable(store, ns, T0 + 59_999, "a parked execution before its time")
+        again = claim_exactly(store, ns, "w2", T0 + 60_000, eid)
+        assert_fields(again.execution, "the claim after a park", attempt=1, parks=1)
+        store.park(
+            again.lease,
+            wake_at_ms=T0 + 10**9,
+            error_type="E",
+            error_message="m",
+            now_ms=T0 + 60_001,
+        )
+        assert get_row(store, ns, eid).parks == 2, "parks counts every park"
+        assert store.retry_execution(ns, eid, now_ms=T0 + 70_000) is True, "resume a parked one"
+        assert_fields(
+            get_row(store, ns, eid),
+            "a resumed execution",
+            status=Status.PENDING,
+            wake_at=T0 + 70_000,
+            attempt=1,
+            parks=2,
+        )
+        claim_exactly(store, ns, "w3", T0 + 70_000, eid)
+        other = create_one(store, ns)
+        assert store.retry_execution(ns, other, now_ms=T0) is False, "a pending, never parked one"
+
+
 #: the checks of this module, in order
 CHECKS: list[Check] = [
     check_first_claim,
@@ -830,4 +887,5 @@ CHECKS: list[Check] = [
     check_finish_completed,
     check_finish_failed,
     check_finish_rejects_non_terminal_status,
+    check_park,
 ]
