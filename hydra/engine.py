@@ -649,6 +649,8 @@ class Engine:
             ended_ms=execution.completed_at,
             now_ms=now_ms,
         )
+        detail = _detail_of(row)
+        at = detail.pop("at", None)
         return StepRecord(
             name=row.name,
             status=status,
@@ -662,7 +664,8 @@ class Engine:
             error_message=row.error_message,
             kind=_kind_of(row),
             attempt_history=history,
-            detail=_detail_of(row),
+            detail=detail,
+            at=at,
         )
 
 

@@ -95,7 +95,7 @@ def wait_for_message(
         attempts=1,
         started_at=started,
         kind=kind,
-        detail=json.dumps({"topic": topic, "deadline": deadline, **extra}),
+        detail=run.detail_for(name, {"topic": topic, "deadline": deadline, **extra}),
     )
     past = deadline is not None and now >= deadline
     if run.hooks is not None:
@@ -241,7 +241,7 @@ def write_checkpoint(
         started_at=now,
         completed_at=now,
         kind=kind,
-        detail=json.dumps(detail),
+        detail=run.detail_for(name, detail),
     )
     if run.hooks is not None:
         run.hooks.step_reached(run, name)

@@ -11,8 +11,6 @@ deprecate, remove cycle) is not a mismatch.
 
 from __future__ import annotations
 
-import json
-
 from hydra.errors import DuplicateStepError
 from hydra.run import Run
 from hydra.status import StepStatus
@@ -31,6 +29,7 @@ def patched(run: Run, patch_id: str) -> bool:
             raise DuplicateStepError(f"patch name {name!r} is already used by a {existing.kind}")
         return existing.output == b"true"
     answer = not run.replaying  # a later checkpoint is stored: the old code ran here
+    run.note_position(name)
     now = run.clock.now_ms()
     row = StepRow(
         execution_id=run.execution_id,
@@ -42,7 +41,7 @@ def patched(run: Run, patch_id: str) -> bool:
         started_at=now,
         completed_at=now,
         kind="patch",
-        detail=json.dumps({"patch": patch_id}),
+        detail=run.detail_for(name, {"patch": patch_id}),
     )
     if run.hooks is not None:
         run.hooks.step_reached(run, name)

@@ -82,6 +82,9 @@ class StepRecord:
     kind: Literal["step", "sleep", "receive", "send", "event", "child", "child_wait"] = "step"
     attempt_history: list[StepAttempt] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
+    #: where in the workflow's code the checkpoint is (``file:line`` of the call, as it
+    #: was when the checkpoint was written), or None for one written before hydra kept it
+    at: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import asyncio
 import contextvars
 import inspect
 import json
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,8 +56,30 @@ def kind_of(row: StepRow) -> str:
 
 
 def describe_checkpoint(row: StepRow) -> str:
-    """A stored checkpoint as a violation names it: ``step 'charge'``."""
-    return f"{kind_of(row)} {row.name!r}"
+    """A stored checkpoint as a violation names it: ``step 'charge' (at shop.py:41)``."""
+    try:
+        at = json.loads(row.detail).get("at") if row.detail else None
+    except (ValueError, AttributeError):
+        at = None
+    return f"{kind_of(row)} {row.name!r}" + (f" (at {at})" if at else "")
+
+
+_HYDRA_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_SKIPPED = (_HYDRA_DIR, os.path.dirname(threading.__file__) + os.sep)
+
+
+def code_position() -> str | None:
+    """``file:line`` of the innermost caller outside hydra (and the standard library's
+    threading and asyncio): the workflow code that reached a checkpoint. A path under the
+    current directory is shown relative to it."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_SKIPPED) and not filename.startswith("<"):
+            shown = os.path.relpath(filename) if filename.startswith(os.getcwd()) else filename
+            return f"{shown}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 class Suspended(BaseException):
@@ -172,6 +196,8 @@ class Run:
         replayable = [s for s in claim.steps if s.kind != "patch"]
         self._unreached: set[str] = {s.name for s in replayable}
         self._history: dict[int, StepRow] = {s.order: s for s in replayable}
+        #: where in the code each checkpoint reached by this run is (``note_position``)
+        self._at: dict[str, str] = {}
         self._did_new_work = False
         #: the first mismatch between the code and the stored history this run met: the
         #: execution is parked (``hydra.runner``), whatever the workflow caught
@@ -297,16 +323,34 @@ class Run:
                 f"{self.workflow_name!r}; every step and sleep needs its own name"
             )
         position = self._order
+        at = self.note_position(name)
         if self.replaying:
             stored = self._history.get(position)
             if stored is not None and (stored.name != name or kind_of(stored) != kind):
-                raise self.diverged(position, describe_checkpoint(stored), f"{kind} {name!r}")
+                code = f"{kind} {name!r}" + (f" (at {at})" if at else "")
+                raise self.diverged(position, describe_checkpoint(stored), code)
         self._seen.add(name)
         self._unreached.discard(name)
         existing = self.steps.get(name)
         order = existing.order if existing is not None else self._order
         self._order += 1
         return order
+
+    def note_position(self, name: str) -> str | None:
+        """Remember where in the workflow's code checkpoint ``name`` is (``file:line`` of
+        the first caller outside hydra), to be stored with it (``detail_for``)."""
+        at = code_position()
+        if at is not None:
+            self._at[name] = at
+        return at
+
+    def detail_for(self, name: str, detail: dict[str, Any] | None = None) -> str | None:
+        """A checkpoint's stored detail: ``detail`` and where its code is (``"at"``)."""
+        found = dict(detail or {})
+        at = self._at.get(name)
+        if at is not None:
+            found["at"] = at
+        return json.dumps(found) if found else None
 
     @property
     def position(self) -> int:
@@ -455,6 +499,7 @@ class Run:
             output=data,
             started_at=attempt.started_at,
             completed_at=now,
+            detail=self.detail_for(attempt.name),
         )
         self.save_checkpoint(row, now)
         elapsed = now - attempt.started_at
@@ -485,6 +530,7 @@ class Run:
             error_message=error_message,
             started_at=attempt.started_at,
             completed_at=now,
+            detail=self.detail_for(attempt.name),
         )
         self.observers.step_finished(self, attempt.name, "failed", now - attempt.started_at)
         if exhausted:
@@ -720,6 +766,7 @@ class Run:
                 started_at=now,
                 completed_at=wake_ms,
                 kind="sleep",
+                detail=self.detail_for(name),
             )
             self.steps[name] = row
         self.ending = True
