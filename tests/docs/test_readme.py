@@ -101,6 +101,7 @@ RUN_BY = {
     "databases.md": ("tests/docs/test_databases_page.py", 2),
     "operating.md": ("tests/docs/test_operating.py", 1),
     "messages.md": ("tests/docs/test_messages_page.py", 4),
+    "children.md": ("tests/docs/test_children_page.py", 4),
 }
 
 
