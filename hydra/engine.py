@@ -403,12 +403,18 @@ class Engine:
         """Cancel a non-terminal execution and its unfinished descendants (the children
         it started, theirs, and so on); a running worker stops at its next step.
 
-        Returns True if the execution was cancelled now, False if it had already ended
-        (its descendants are then left as they are).
+        Returns True if the execution was cancelled now, False if it had already ended.
+        An execution cancelled before has its unfinished descendants cancelled again (a
+        cascade cut short by a crash is finished so); one that completed or failed
+        leaves them as they are.
         """
         cancelled = self.store.cancel(self.namespace, execution_id, now_ms=self.clock.now_ms())
         if not cancelled:
-            self.get_execution(execution_id)  # raises ExecutionNotFoundError if unknown
+            row = self._row(execution_id)  # raises ExecutionNotFoundError if unknown
+            if row.status == Status.CANCELLED:
+                # Cancelled before, perhaps by a cancel whose cascade was cut short (its
+                # process died): walk the descendants again, cancelling what still runs.
+                self._cancel_descendants(execution_id)
             return False
         self.runtime.registry.stop(execution_id)
         self._cancel_descendants(execution_id)

@@ -49,6 +49,12 @@ class DuplicateStepError(HydraError):
     """A step (or sleep) name was used twice in one run of a workflow."""
 
 
+class MisplacedCheckpointError(NonRetryableError, RuntimeError):
+    """A step, sleep, receive, send, event, child or patch was called inside a step's
+    function: checkpoints belong to the workflow's own code. Never retried: the same
+    function would call it again."""
+
+
 class WorkflowNotFoundError(HydraError):
     """No workflow of that name is registered here."""
 

@@ -32,6 +32,7 @@ from hydra.attempts import (
 from hydra.errors import (
     DuplicateStepError,
     LeaseLostError,
+    MisplacedCheckpointError,
     NonDeterminismError,
     NonRetryableError,
     PayloadError,
@@ -48,6 +49,15 @@ from hydra.store.base import Claim, StepRow
 from hydra.textsafe import storable_error
 
 T = TypeVar("T")
+
+
+#: the call that makes each kind of checkpoint (for messages)
+_CALLS = {
+    "event": "set_event",
+    "child": "start_child",
+    "child_wait": "wait_child",
+    "patch": "patched",
+}
 
 
 def kind_of(row: StepRow) -> str:
@@ -384,13 +394,15 @@ class Run:
         enclosing = self._enclosing_step()
         if enclosing is not None:
             if kind in ("step", "sleep"):
-                raise RuntimeError(
+                raise MisplacedCheckpointError(
                     f"{kind} {name!r} was called inside step {enclosing!r}: steps cannot be nested"
                 )
-            raise RuntimeError(
-                f"hydra.{kind} ({name!r}) was called inside the function of step "
-                f"{enclosing!r}: receive, send and set_event are checkpoints of "
-                "the workflow itself; call them from the workflow's code, between steps"
+            call = _CALLS.get(kind, kind)
+            raise MisplacedCheckpointError(
+                f"hydra.{call} ({name!r}) was called inside the function of step "
+                f"{enclosing!r}: receive, send, set_event, start_child, wait_child and patched "
+                "are checkpoints of the workflow itself; call them from the workflow's code, "
+                "between steps"
             )
         if self.lost or self.interrupted is not None:
             raise self._stopped(f"before {kind} {name!r}")

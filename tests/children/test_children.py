@@ -321,3 +321,35 @@ def test_a_child_s_end_reads_as_its_status_output_and_error(make_env: MakeEnv) -
         {"status": "completed", "output": "L-w", "error": None},
         {"status": "failed", "output": None, "error": "NonRetryableError: nothing left in e"},
     ]
+
+
+def test_cancelling_a_cancelled_parent_again_finishes_an_interrupted_cascade(
+    make_env: MakeEnv,
+) -> None:
+    """A cascade cut short (the process died after cancelling the parent) is finished by
+    cancelling the parent again: its unfinished descendants are cancelled then."""
+    env = registered(make_env(), tree, wait_forever)
+    root = env.start(tree, 1)
+    env.run_until_idle()
+    (child,) = env.engine.list_executions(parent_id=root)
+    env.store.cancel(env.engine.namespace, root, now_ms=env.clock.now_ms())  # the parent only
+    assert env.execution(child.id).status == "sleeping"
+    assert env.engine.cancel(root) is False  # already cancelled...
+    (grandchild,) = env.engine.list_executions(parent_id=child.id)
+    assert [env.execution(e).status for e in (child.id, grandchild.id)] == ["cancelled"] * 2
+
+
+def test_start_child_inside_a_step_function_is_a_clear_error_not_retried(
+    make_env: MakeEnv,
+) -> None:
+    @hydra.workflow("misplaced-child")
+    def misplaced(ctx: hydra.WorkflowContext, _: None) -> Any:
+        return hydra.step(ctx, "outer", lambda: hydra.start_child(ctx, "c", ship, "w"))
+
+    env = registered(make_env(), misplaced, ship)
+    execution = env.run_until_complete(env.start(misplaced, None))
+    step = execution.step("outer")
+    assert step is not None and step.attempts == 1  # not retried: it can never work
+    assert "hydra.start_child ('c') was called inside the function of step 'outer'" in (
+        step.error or ""
+    )
