@@ -225,3 +225,20 @@ def test_the_thumbnails_are_stored_in_the_order_s_order_whatever_finishes_first(
     assert [s.name for s in thumbs] == ["thumb-book", "thumb-lamp", "thumb-chair"]
     assert done.output["thumbnails"]["thumb-book"] == "https://img.example.com/book/128.png"
     assert shop.env.step_runs(eid, "thumb-book") == 1
+
+
+def test_hydra_dev_run_ships_both_orders_with_their_children(tmp_path: Path) -> None:
+    """``hydra dev run examples/fanout.py``: both orders complete, one re-routed; each
+    started its children (the parents' rows name them)."""
+    from tests.cli.helpers import engine_on, hydra_cli, sqlite_url
+
+    url = sqlite_url(tmp_path / "fanout.db")
+    result = hydra_cli("dev", "run", str(EXAMPLE), "--db", url)
+    assert result.exit_code == 0, result.output
+    assert "all 2 executions completed" in result.output
+    with engine_on(url) as engine:
+        orders = engine.list_executions(workflow_name="split-order")
+        assert sorted(o.status for o in orders) == ["completed", "completed"]
+        children = [c for o in orders for c in engine.list_executions(parent_id=o.id)]
+        assert len(children) == 5  # 2 + 2 warehouses, 1 re-route
+        assert sorted(c.status for c in children) == ["completed"] * 4 + ["failed"]
