@@ -437,19 +437,20 @@ class Engine:
                 pending.append(child.id)
 
     def retry(self, execution_id: str) -> None:
-        """Re-run a ``failed`` or ``cancelled`` execution from its checkpoints.
+        """Re-run a ``failed`` or ``cancelled`` execution from its checkpoints; a parked
+        one (``Execution.parked``) is made due at once, nothing else changed.
 
         Completed steps keep their results; steps that used up their attempts get a fresh
         budget, and receives that timed out wait again (a new deadline); the execution
         gets one more workflow attempt and its timeout restarts.
-        Raises ``ValueError`` if the execution is not failed or cancelled.
+        Raises ``ValueError`` if the execution is not failed, cancelled or parked.
         """
         if self.store.retry_execution(self.namespace, execution_id, now_ms=self.clock.now_ms()):
             self.runtime.registry.wake_workers()
             return
         status = self.get_execution(execution_id).status  # ExecutionNotFoundError if unknown
         raise ValueError(
-            f"execution {execution_id} is {status.value}: only failed or cancelled "
+            f"execution {execution_id} is {status.value}: only failed, cancelled or parked "
             "executions can be retried"
         )
 
@@ -613,6 +614,7 @@ class Engine:
             trigger_source=row.trigger_source,
             wait_topic=row.wait_topic if row.status == Status.SLEEPING else None,
             parent_id=row.parent_id,
+            parks=row.parks,
         )
 
     def _to_steps(

@@ -217,6 +217,14 @@ class Metrics:
             WF,
             registry=r,
         )
+        self.executions_parked = Counter(
+            "hydra_executions_parked",
+            "Runs that found the workflow's code no longer matching the execution's "
+            "history (NonDeterminismError): the execution was parked, no attempt used, "
+            "to be tried again after a growing delay",
+            WF,
+            registry=r,
+        )
         # -- workers --------------------------------------------------------------------
         self.workflows_active = Gauge(
             "hydra_workflows_active",
@@ -405,6 +413,10 @@ class MetricsObserver(Observer):
     def run_interrupted(self, claim: Claim) -> None:
         ex = claim.execution
         self.metrics.runs_interrupted.labels(self.namespace, ex.workflow_name).inc()
+
+    def run_parked(self, claim: Claim, error: str) -> None:
+        ex = claim.execution
+        self.metrics.executions_parked.labels(self.namespace, ex.workflow_name).inc()
 
 
 __all__ = ["Metrics", "MetricsObserver"]

@@ -100,6 +100,12 @@ class Execution:
     ``trigger_source`` which one (the cron job's name). ``wait_topic``: the topic of the
     message a ``sleeping`` execution waits for (``hydra.receive``), ``sleep_until`` then
     its deadline (None: none).
+
+    ``parks`` counts the times a run found the workflow's code no longer matching this
+    execution's history (``NonDeterminismError``) and parked it; it is never reset. An
+    execution is parked now while it is ``pending`` with ``parks > 0`` and ``error_type``
+    ``"NonDeterminismError"`` (``parked``): ``run_at`` is then its next try (``Engine.retry``
+    makes it due at once), and ``error`` says where the code and the history part.
     """
 
     id: str
@@ -129,6 +135,18 @@ class Execution:
     wait_topic: str | None = None
     #: the execution that started this one (``hydra.start_child``), else None
     parent_id: str | None = None
+    #: how many times the execution was parked (its code no longer matched its history)
+    parks: int = 0
+
+    @property
+    def parked(self) -> bool:
+        """Parked now: ``pending`` after a ``NonDeterminismError``, waiting for its next
+        try (or for a deploy that matches its history)."""
+        return (
+            self.status == Status.PENDING
+            and self.parks > 0
+            and self.error_type == "NonDeterminismError"
+        )
 
     @property
     def terminal(self) -> bool:

@@ -112,8 +112,13 @@ RUN_HELP = (
     "Log lines are shown among the progress (above the live view): what the workflows log "
     "through ctx.logger (once each, not again when a run replays) and cron handlers through "
     "theirs, from --log-level up, and hydra's own warnings and errors.\n\n"
-    "Exit code 0 when every execution completed, 3 when one failed or was cancelled, 130 on "
-    "Ctrl-C or SIGTERM (the executions stay in the database; the next run resumes them)."
+    "An execution whose code no longer matches its history (a workflow changed under an "
+    "execution of an earlier run: NonDeterminismError) is parked, shown as parked with the "
+    "mismatch; as this run's code cannot change, the watch does not wait for it: it ends "
+    "when every execution has ended or is parked.\n\n"
+    "Exit code 0 when every execution completed, 3 when one failed, was cancelled or is "
+    "parked, 130 on Ctrl-C or SIGTERM (the executions stay in the database; the next run "
+    "resumes them)."
 )
 
 
@@ -435,6 +440,9 @@ class DevRun:
     def _footer(self, views: list[View], clock: FakeClock | None) -> Text:
         done = sum(1 for v in views if v.execution.terminal)
         footer = Text(f"{done}/{len(views)} finished", "dim")
+        parked = sum(1 for v in views if v.execution.parked)
+        if parked:
+            footer.append(f" · {parked} parked", "yellow")
         if clock is not None:
             footer.append(f" · fast-forward skipped {render.fmt_duration(clock.skipped_ms)}", "dim")
         elif any(v.execution.status == Status.SLEEPING for v in views):
@@ -461,7 +469,7 @@ class DevRun:
                     frame = render.live_frame(views, now, style, self._footer(views, clock))
                     self._print_logs()
                     live.update(frame, refresh=True)
-                    if all(v.execution.terminal for v in views):
+                    if all(_settled(v) for v in views):
                         return views
                     if fast is None or not fast.maybe_jump():
                         time.sleep(pause)
@@ -473,7 +481,7 @@ class DevRun:
             for view in views:
                 for change in printer.changes(view, now):
                     console.print(change)
-            if all(v.execution.terminal for v in views):
+            if all(_settled(v) for v in views):
                 return views
             if fast is None or not fast.maybe_jump():
                 time.sleep(pause)
@@ -494,9 +502,12 @@ class DevRun:
             done = "the execution" if len(views) == 1 else f"all {len(views)} executions"
             console.print(Text(f"{done} completed", "green"))
         else:
+            parked = sum(1 for v in views if v.execution.parked)
+            why = f" ({parked} parked: the code no longer matches their history)" if parked else ""
             console.print(
                 Text(
-                    f"{len(views) - len(completed)} of {len(views)} executions did not complete",
+                    f"{len(views) - len(completed)} of {len(views)} executions did not "
+                    f"complete{why}",
                     "bold red",
                 )
             )
@@ -505,9 +516,9 @@ class DevRun:
         for view, name in zip(views, names, strict=True):
             ex = view.execution
             line = Text("  ")
-            line.append_text(render.status_text(f"{ex.status.value:<9}"))
+            line.append_text(render.status_text(f"{render.shown_status(ex):<9}"))
             line.append(f"  {name:<{width}}  {visible(ex.id)}")
-            if ex.error_type is not None and ex.status == Status.FAILED:
+            if ex.error_type is not None and (ex.status == Status.FAILED or ex.parked):
                 line.append("  ")
                 line.append(
                     render.one_line(f"{ex.error_type}: {ex.error_message or ''}", 100), "red"
@@ -520,6 +531,12 @@ class DevRun:
         if interrupted:
             return EXIT_INTERRUPTED
         return 0 if len(completed) == len(views) else EXIT_NOT_COMPLETED
+
+
+def _settled(view: View) -> bool:
+    """Nothing more to watch: ended, or parked (its code cannot change in this run, so
+    each of its next tries would park it again)."""
+    return view.execution.terminal or view.execution.parked
 
 
 @app.command("run", help=RUN_HELP, short_help="Run a file's workflows here, with a live view.")

@@ -33,12 +33,12 @@ from .visible import visible
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_ERROR = 2
-EXIT_NOT_COMPLETED = 3  # hydra dev run: an execution failed or was cancelled
+EXIT_NOT_COMPLETED = 3  # hydra dev run: an execution failed, was cancelled or is parked
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 2 usage, configuration or database error "
-    "(one line on stderr starting with 'error:'); 3 hydra dev run: an execution failed or "
-    "was cancelled; 1 internal error (a bug: please report it)."
+    "(one line on stderr starting with 'error:'); 3 hydra dev run: an execution failed, "
+    "was cancelled or is parked; 1 internal error (a bug: please report it)."
 )
 
 # user:password@ in anything that looks like a URL, for URLs too malformed to parse (the

@@ -44,8 +44,10 @@ class StatusChoice(StrEnum):
     help=(
         "List executions, newest first: id, workflow, status, attempt, creation time and what "
         "it is doing (a pending one shows how long it has waited for a worker: one that waits "
-        "long may be of a workflow no running worker registered). --parent lists the children "
-        "an execution started (hydra.start_child)."
+        "long may be of a workflow no running worker registered). A parked execution (its "
+        "code no longer matches its history: NonDeterminismError) shows as parked, stored as "
+        "pending: --status pending lists it too, with when it is tried again and the error. "
+        "--parent lists the children an execution started (hydra.start_child)."
     ),
 )
 def list_(
@@ -112,7 +114,7 @@ def list_(
             name = names[ex.id]
             name = name if len(name) <= wf_w else name[: wf_w - 1] + "…"
             line = Text(f"{visible(ex.id):<36}  {name:<{wf_w}}  ")
-            line.append_text(render.status_text(f"{ex.status.value:<9}"))
+            line.append_text(render.status_text(f"{render.shown_status(ex):<9}"))
             line.append(f"  {f'{ex.attempt}/{ex.max_attempts}':<7}  ")
             line.append(f"{created[ex.id]:<{created_w}}  ")
             line.append_text(render.execution_note(v, max(now, to_ms(ex.created_at))))
@@ -173,6 +175,8 @@ def show(
             line.append(f"  attempts {step['attempts']}")
             if step["duration_ms"] is not None:
                 line.append(f"  took {render.fmt_duration(step['duration_ms'])}")
+        if step["at"] is not None:  # where the code reached it: read a mismatch by it
+            line.append(f"  at {visible(step['at'])}", "dim")
         console.print(line)
         if step["error"] is not None and not listed:
             error = f"{step['error']['type']}: {step['error']['message']}"
@@ -329,7 +333,10 @@ def cancel(
     help=(
         "Re-run a failed or cancelled execution from its checkpoints: completed steps keep "
         "their results, failed steps get a fresh set of attempts, and the execution gets one "
-        "more attempt. A worker that runs its workflow picks it up."
+        "more attempt. A worker that runs its workflow picks it up.\n\n"
+        "A parked execution (its code no longer matched its history) is resumed at once "
+        "instead of at its next try, with no attempt used: after deploying code that "
+        "matches its history (a worker still running the old code parks it again)."
     )
 )
 def retry(
@@ -345,6 +352,14 @@ def retry(
             engine.retry(execution_id)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
+        ex = view.execution
+        if ex.parked:
+            output.line(
+                "resuming ",
+                execution_id,
+                f" ({ex.workflow_name}): parked, now due at once (attempt {ex.attempt}, none used)",
+            )
+            return
         output.line(
             "retrying ",
             execution_id,

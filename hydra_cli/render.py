@@ -41,6 +41,7 @@ STATUS_STYLES = {
     "interrupted": "magenta",
     "waiting": "blue",
     "timed_out": "red",
+    "parked": "bold yellow",
 }
 # Step markers: Unicode where the console can print it, ASCII otherwise.
 MARKS = {
@@ -458,6 +459,9 @@ def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[
         "output": ex.output,
         "error": _error(ex.error_type, ex.error_message),
         "parent_id": ex.parent_id,
+        # "status" stays the stored one (pending); these say it is parked, and how often
+        "parked": ex.parked,
+        "parks": ex.parks,
     }
     if with_steps:
         data["steps"] = [_step_data(ex, s, created, now_ms) for s in ex.steps]
@@ -498,6 +502,7 @@ def _step_data(ex: Execution, step: StepRecord, created: int, now_ms: int) -> di
         "error": _error(step.error_type, step.error_message),
         "attempt_history": [_attempt_data(a, created) for a in step.attempt_history],
         "detail": {k: _iso(v) if isinstance(v, datetime) else v for k, v in step.detail.items()},
+        "at": step.at,
     }
 
 
@@ -572,6 +577,42 @@ def dumps(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
 
 
+# -- parked executions (issue 14) ----------------------------------------------------------
+
+
+def shown_status(ex: Execution) -> str:
+    """The status as the CLI shows it: ``parked`` for a parked execution (stored as
+    ``pending``, see ``Execution.parked``), else the stored one."""
+    return "parked" if ex.parked else ex.status.value
+
+
+def parked_next_try(ex: Execution, now_ms: int) -> str:
+    """When a parked execution is tried again: ``2030-01-01 00:02:00.000 UTC (in 1m
+    00s)``. Its ``run_at`` (what ``retry`` moves to now), not ``next_retry_at``."""
+    when = ms_of(ex.run_at) or ms_of(ex.next_retry_at) or now_ms
+    return f"{fmt_time(when)} ({due(when, now_ms, ex.workflow_name)})"
+
+
+def parked_note(ex: Execution, now_ms: int) -> Text:
+    """``parked 2 times, next try at ... (in 2m 00s): NonDeterminismError: ...``."""
+    times = "once" if ex.parks == 1 else f"{ex.parks} times"
+    note = Text(f"parked {times}, next try at {parked_next_try(ex, now_ms)}: ", "yellow")
+    note.append(one_line(f"{ex.error_type}: {ex.error_message or ''}", 160), "red")
+    return note
+
+
+def parked_banner(ex: Execution, now_ms: int) -> Text:
+    """The line a parked execution's trace and ``show`` open with: why (the whole
+    message, which names both sides and their code positions), when it is tried
+    again, and how to resume it now."""
+    banner = Text("parked: ", "bold yellow")
+    why = "the code no longer matches this execution's history: "
+    banner.append(why + one_line(ex.error_message or "", 2000), "red")
+    banner.append(f"; next try at {parked_next_try(ex, now_ms)}; ", "yellow")
+    banner.append(f"`hydra executions retry {visible(ex.id)}` resumes it now", "yellow")
+    return banner
+
+
 # -- the trace --------------------------------------------------------------------------
 
 
@@ -584,6 +625,8 @@ def execution_note(view: View, now_ms: int, *, long: bool = False) -> Text:
     ``long``: the trace's header)."""
     ex = view.execution
     created = to_ms(ex.created_at)
+    if ex.parked:
+        return parked_note(ex, now_ms)
     if ex.status == Status.PENDING:
         if ex.next_retry_at is not None:
             retry_at = to_ms(ex.next_retry_at)
@@ -624,8 +667,12 @@ def header(view: View, now_ms: int) -> Text:
     out = Text()
     out.append(visible(ex.workflow_name), "bold")
     out.append("  ")
-    out.append_text(status_text(ex.status.value))
+    out.append_text(status_text(shown_status(ex)))
     out.append("\n")
+    if ex.parked:  # first, as it is what needs doing: the code or the history must change
+        out.append("  ")
+        out.append_text(parked_banner(ex, now_ms))
+        out.append("\n")
 
     def field(label: str, *parts: Text | str) -> None:
         out.append(f"  {label:<10} ", "dim")
@@ -642,7 +689,7 @@ def header(view: View, now_ms: int) -> Text:
     if ex.completed_at is not None:
         done = to_ms(ex.completed_at)
         field(ex.status.value, fmt_time(done), f"  (took {fmt_duration(done - created)})")
-    elif not ex.terminal:
+    elif not ex.terminal and not ex.parked:  # a parked one's is the banner
         field("now", execution_note(view, now_ms, long=True))
     if ex.timeout_at is not None and not ex.terminal:
         field("timeout", fmt_time(ex.timeout_at), f"  ({relative(to_ms(ex.timeout_at), now_ms)})")
@@ -655,7 +702,7 @@ def header(view: View, now_ms: int) -> Text:
     elif ex.trigger_type not in (None, "api"):
         source = f" {ex.trigger_source}" if ex.trigger_source else ""
         field("trigger", visible(f"{ex.trigger_type}{source}"))
-    if ex.error_type is not None:
+    if ex.error_type is not None and not ex.parked:
         label = "last error" if ex.status != Status.FAILED else "error"
         field(label, Text(one_line(f"{ex.error_type}: {ex.error_message or ''}"), "red"))
     if ex.status == Status.COMPLETED:
@@ -671,7 +718,7 @@ def compact_header(view: View, now_ms: int, style: Style) -> Text:
     out.append("  ")
     out.append(visible(ex.id), "dim")
     out.append("  ")
-    out.append_text(status_text(ex.status.value))
+    out.append_text(status_text(shown_status(ex)))
     out.append(f"  attempt {ex.attempt}/{ex.max_attempts}  ", "dim")
     out.append_text(execution_note(view, now_ms))
     return out
@@ -767,6 +814,8 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
             row.details.append(Text("→ " + preview(step.output, detail_width - 2), "dim"))
             if shows_attempts(step):
                 row.attempts_rows = _attempt_rows(step, style, detail_width - 2)
+        if step.at is not None:
+            _with_position(row, step.at, detail_width)
         rows.append(row)
     for running in () if ex.terminal else view.in_flight:
         # Each step in flight (several under hydra.gather), after the checkpoints, on
@@ -792,6 +841,12 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
         )
         rows.append(row)
     return rows
+
+
+def _with_position(row: _Row, at: str, width: int) -> None:
+    """The checkpoint's code position (``at shop.py:42``), under its other details (a
+    line of its own: they keep their width, and a violation's positions read there)."""
+    row.details.append(Text(one_line(f"at {at}", width), "dim"))
 
 
 def sleep_detail(ex: Execution, step: StepRecord, wake: int, now_ms: int) -> Text:
@@ -908,7 +963,7 @@ class ProgressPrinter:
     """
 
     def __init__(self) -> None:
-        self._status: dict[str, tuple[str, int]] = {}
+        self._status: dict[str, tuple[str, int, int]] = {}
         self._steps: dict[tuple[str, str], tuple[str, int]] = {}
 
     def changes(self, view: View, now_ms: int) -> list[Text]:
@@ -925,10 +980,12 @@ class ProgressPrinter:
                 text.append_text(part) if isinstance(part, Text) else text.append(part)
             lines.append(text)
 
-        status = (ex.status.value, ex.attempt)
+        status = (shown_status(ex), ex.attempt, ex.parks)
         status_changed = self._status.get(ex.id) != status
         self._status[ex.id] = status
-        if status_changed and ex.status == Status.RUNNING:
+        if status_changed and ex.parked:
+            line(status_text("parked"), ": ", parked_note(ex, now_ms))
+        elif status_changed and ex.status == Status.RUNNING:
             line(status_text("running"), f" (attempt {ex.attempt} of {ex.max_attempts})")
         elif status_changed and ex.status == Status.PENDING and ex.next_retry_at is not None:
             error = one_line(f"{ex.error_type}: {ex.error_message or ''}")

@@ -158,7 +158,9 @@ def test_retry_runs_a_failed_execution_again_from_its_checkpoints(
 
 def test_retry_of_a_completed_execution_is_refused(url: str, three: dict[str, str]) -> None:
     result = hydra_cli("executions", "retry", three["completed"], "--db", url)
-    assert_one_error_line(result, contains="is completed: only failed or cancelled executions")
+    assert_one_error_line(
+        result, contains="is completed: only failed, cancelled or parked executions"
+    )
 
 
 @pytest.mark.parametrize("command", ["show", "cancel", "retry"])

@@ -241,8 +241,9 @@ def test_a_received_message_a_send_and_events(url: str, waiting: str) -> None:
     assert "messages sent to it" not in sent  # none were sent to it
 
     show = hydra_cli("executions", "show", sender, "--db", url).stdout
-    assert f"     0. send-1  completed  sent 'decision' to {waiting}\n" in show
-    assert "     1. event-1  completed  event progress\n" in show
+    here = "  at tests/cli/test_messages.py:"  # each checkpoint's code position
+    assert f"     0. send-1  completed  sent 'decision' to {waiting}{here}" in show
+    assert f"     1. event-1  completed  event progress{here}" in show
     assert '        {\n          "pct": 50\n        }\n' in show
     assert "  events (2)\n    progress\n" in show
     show = hydra_cli("executions", "show", waiting, "--db", url).stdout

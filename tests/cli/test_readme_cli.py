@@ -85,6 +85,8 @@ def test_the_attempts_example_is_what_trace_prints(
     def shape(text: str) -> list[str]:
         # what does not depend on timing: marks, names, statuses, tries, outputs, errors
         lines = [re.sub(r"[+]?\d[\d.]* m?s|[█─]", "", line) for line in text.splitlines()]
+        # code positions: the example's path as the page shows it, not this checkout's
+        lines = [re.sub(r"^(\s*at )\S*/(examples/)", r"\1\2", line) for line in lines]
         return [" ".join(line.split()) for line in lines if line.strip()]
 
     steps = traced.stdout[traced.stdout.index("    step ") :]

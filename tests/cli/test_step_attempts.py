@@ -78,12 +78,23 @@ def rows_from(lines: list[str], first: str, count: int) -> list[str]:
     return [re.sub(r"\s+[█░]+$", "", line) for line in lines[start : start + count]]
 
 
+#: where this file's checkout reaches its charge step, as the trace and show print it
+AT_CHARGE = "at tests/cli/test_step_attempts.py:" + str(
+    next(
+        n
+        for n, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if 'hydra.step(ctx, "charge", charge' in line
+    )
+)
+
+
 def test_trace_lists_each_attempt_of_a_retried_step(url: str) -> None:
     eid = run_checkout(url, failures=2)
     lines = trace_lines(url, eid)
-    assert rows_from(lines, "  ✔ charge", 8) == [
+    assert rows_from(lines, "  ✔ charge", 9) == [
         "  ✔ charge       completed  3        +3.4 s    360 ms",
         '      → "receipt-42"',
+        f"      {AT_CHARGE}",
         "    ✘ attempt 1  failed               +0 ms    120 ms",
         "        ConnectionError: payment gateway timed out (try 1)",
         "    ✘ attempt 2  failed              +1.1 s    240 ms",
@@ -98,8 +109,9 @@ def test_trace_lists_each_attempt_of_a_retried_step(url: str) -> None:
 def test_trace_of_a_step_that_used_up_its_attempts_shows_each_error_once(url: str) -> None:
     eid = run_checkout(url, failures=3)
     lines = trace_lines(url, eid)
-    assert rows_from(lines, "  ✘ charge", 7) == [
+    assert rows_from(lines, "  ✘ charge", 8) == [
         "  ✘ charge       failed     3        +3.4 s    360 ms",
+        f"      {AT_CHARGE}",
         "    ✘ attempt 1  failed               +0 ms    120 ms",
         "        ConnectionError: payment gateway timed out (try 1)",
         "    ✘ attempt 2  failed              +1.1 s    240 ms",
@@ -152,7 +164,7 @@ def test_show_lists_each_attempt_with_its_error(url: str) -> None:
     result = hydra_cli("executions", "show", eid, "--db", url)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    start = lines.index("     1. charge  completed  attempts 3  took 360 ms")
+    start = lines.index(f"     1. charge  completed  attempts 3  took 360 ms  {AT_CHARGE}")
     assert lines[start + 1 : start + 7] == [
         '        "receipt-42"',
         "        attempt 1  failed  started 2030-01-01T00:00:00.000Z  took 120 ms",

@@ -635,7 +635,7 @@ def test_retry_reruns_a_failed_execution_from_its_checkpoints(
     make_worker(wf)
     eid = engine.start_workflow("retry-me", None, max_attempts=1)
     assert engine.wait(eid, timeout=WAIT).status == "failed"
-    with pytest.raises(ValueError, match="only failed or cancelled"):
+    with pytest.raises(ValueError, match="only failed, cancelled or parked"):
         engine.retry(engine.start_workflow("never-runs", None))
     fixed.set()
     engine.retry(eid)

@@ -380,3 +380,54 @@ def test_a_metrics_port_on_an_engine_without_metrics_gives_it_some() -> None:
         assert isinstance(engine.metrics, hydra.Metrics)
         s = http_scrape(worker.metrics_port)  # type: ignore[arg-type]
         assert value(s, "hydra_worker_concurrency_current", namespace="plain", worker_id="w") == 10
+
+
+SHIFTY_CODE = {"renamed": False}
+
+
+@hydra.workflow("shifty")
+def shifty(ctx: hydra.WorkflowContext, _: None) -> str:
+    """Its first step is renamed by a "deploy" while an execution sleeps past it."""
+    hydra.step(ctx, "charge-card" if SHIFTY_CODE["renamed"] else "charge", lambda: 5)
+    hydra.sleep(ctx, timedelta(minutes=1), name="nap")
+    return hydra.step(ctx, "ship", lambda: "shipped")
+
+
+def test_each_park_counts_once_and_uses_no_workflow_retry(env: TestEnvironment) -> None:
+    SHIFTY_CODE["renamed"] = False
+    env.register(shifty)
+    eid = env.start("shifty", None)
+    env.run_until_idle()
+    assert env.execution(eid).status == "sleeping"
+    registry = env.engine.metrics.registry  # type: ignore[union-attr]
+    ns = env.engine.namespace
+
+    def parked() -> float | None:
+        return value(
+            scrape(registry), "hydra_executions_parked_total", namespace=ns, workflow="shifty"
+        )
+
+    assert parked() is None  # no series before the first park
+    try:
+        SHIFTY_CODE["renamed"] = True  # the deploy
+        env.advance(timedelta(minutes=1))  # the nap ends; the replay finds "charge-card"
+        assert env.execution(eid).error_type == "NonDeterminismError"
+        assert parked() == 1
+        env.advance(timedelta(minutes=1))  # the next try parks it again
+        assert parked() == 2
+    finally:
+        SHIFTY_CODE["renamed"] = False  # the fix
+    assert env.run_until_complete(eid).output == "shipped"
+    s = scrape(registry)
+    assert parked() == 2
+    assert value(s, "hydra_workflows_retried_total", namespace=ns, workflow="shifty") is None
+    assert (
+        value(
+            s,
+            "hydra_workflows_completed_total",
+            namespace=ns,
+            workflow="shifty",
+            status="completed",
+        )
+        == 1
+    )
