@@ -20,6 +20,7 @@ from hydra.testing.env import (
     UnfiredPlanError,
 )
 from hydra.testing.explore import CrashCase, CrashReport, CrashSafetyError, explore_crashes
+from hydra.testing.history import HistoryFormatError, history_document, load_histories
 from hydra.testing.memory import MemoryStore
 from hydra.testing.proxy import TCPProxy
 from hydra.testing.replay import replay_check
@@ -32,6 +33,7 @@ __all__ = [
     "CrashSafetyError",
     "Event",
     "FakeClock",
+    "HistoryFormatError",
     "MemoryStore",
     "Phase",
     "ReplayReport",
@@ -43,5 +45,7 @@ __all__ = [
     "TestEnvironment",
     "UnfiredPlanError",
     "explore_crashes",
+    "history_document",
+    "load_histories",
     "replay_check",
 ]
