@@ -57,26 +57,21 @@ def _execution(eid: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _step(eid: str, name: str, order: int, output: bytes, done_ms: int) -> dict[str, Any]:
+    sleep = name == "nap"
+    return {
+        "execution_id": eid, "step_name": name, "step_order": order,
+        "status": "sleeping" if sleep else "completed", "attempts": 1, "output_data": output,
+        "error_type": None, "error_message": None, "started_at": START_MS,
+        "completed_at": done_ms, "updated_at": START_MS, "kind": "sleep" if sleep else "step",
+        "detail": None,
+    }  # fmt: skip
+
+
 def _steps(eid: str) -> list[dict[str, Any]]:
-    rows = [
-        {
-            "execution_id": eid, "step_name": f"step-{i}", "step_order": i,
-            "status": "completed", "attempts": 1, "output_data": b'"ok"', "error_type": None,
-            "error_message": None, "started_at": START_MS, "completed_at": START_MS,
-            "updated_at": START_MS, "kind": "step", "detail": None,
-        }  # fmt: skip
-        for i in range(STEPS)
-    ]
     wake = START_MS + 86_400_000
-    rows.append(
-        {
-            "execution_id": eid, "step_name": "nap", "step_order": STEPS, "status": "sleeping",
-            "attempts": 1, "output_data": str(wake).encode(), "error_type": None,
-            "error_message": None, "started_at": START_MS, "completed_at": wake,
-            "updated_at": START_MS, "kind": "sleep", "detail": None,
-        }  # fmt: skip
-    )
-    return rows
+    rows = [_step(eid, f"step-{i}", i, b'"ok"', START_MS) for i in range(STEPS)]
+    return [*rows, _step(eid, "nap", STEPS, str(wake).encode(), wake)]
 
 
 def fill(store: hydra.SQLStore, count: int) -> float:
