@@ -38,8 +38,9 @@ def test_the_blocks_run_and_print_what_their_comments_say(
     # The pytest example, fed the history of the old execution as exported.
     store = module.env.store
     old = store.get_execution("test", module.old)
-    module.EXPORTED = json.dumps(history_document(old, store.list_steps(module.old)))
+    assert old is not None
+    module.EXPORTED = json.dumps(history_document(old, store.list_steps(module.old)))  # type: ignore[attr-defined]
     module.test_the_new_checkout_replays_production_histories(tmp_path)
     with pytest.raises(AssertionError, match="no longer matches its code"):
-        module.checkout_patched = module.checkout_unpatched
+        module.checkout_patched = module.checkout_unpatched  # type: ignore[attr-defined]
         module.test_the_new_checkout_replays_production_histories(tmp_path)
