@@ -148,6 +148,12 @@ class Worker:
             return sorted(self._workflows)
 
     @property
+    def workflows(self) -> list[Workflow[Any]]:
+        """The registered workflows, by name (``replay_check(worker.workflows, ...)``)."""
+        with self._lock:
+            return [self._workflows[n] for n in sorted(self._workflows)]
+
+    @property
     def in_flight(self) -> int:
         """Runs holding a slot now (an abandoned, stuck run does not)."""
         with self._lock:

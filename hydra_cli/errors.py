@@ -38,7 +38,8 @@ EXIT_NOT_COMPLETED = 3  # hydra dev run: an execution failed, was cancelled or i
 EXIT_CODES_HELP = (
     "Exit codes: 0 success; 2 usage, configuration or database error "
     "(one line on stderr starting with 'error:'); 3 hydra dev run: an execution failed, "
-    "was cancelled or is parked; 1 internal error (a bug: please report it)."
+    "was cancelled or is parked; 1 hydra replay-check: an execution no longer replays, "
+    "else an internal error (a bug: please report it)."
 )
 
 # user:password@ in anything that looks like a URL, for URLs too malformed to parse (the

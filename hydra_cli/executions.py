@@ -1,4 +1,4 @@
-"""``hydra executions list|show|cancel|retry``."""
+"""``hydra executions list|show|cancel|retry|send|export``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.text import Text
 from hydra import ExecutionFinishedError, Status
 from hydra.clock import to_ms
 from hydra.records import Message, StepRecord
+from hydra.testing.history import history_document
 
 from . import childview, mailview, output, render
 from .db import DEFAULT_NAMESPACE, DbOption, NamespaceOption
@@ -23,7 +24,7 @@ from .visible import visible
 
 app = typer.Typer(
     name="executions",
-    help="List, inspect, cancel and retry executions, and send them messages.",
+    help="List, inspect, cancel, retry and export executions, and send them messages.",
     no_args_is_help=True,
 )
 
@@ -433,3 +434,26 @@ def _with_key(messages: list[Message], key: str | None) -> Message | None:
     if key is None:
         return None
     return next((m for m in messages if m.idempotency_key == key), None)
+
+
+@app.command(
+    help=(
+        "Print an execution's stored history as JSON: its row and every checkpoint (bytes "
+        "as base64, with a format version). Saved to a file (hydra executions export ID > "
+        "history.json) and committed, it lets hydra replay-check --history test new code "
+        "against it with no database."
+    )
+)
+def export(
+    ctx: typer.Context,
+    execution_id: IdArgument,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    with connect(ctx, db, ns) as (engine, _):
+        execution_id = resolve_execution_id(engine, execution_id)
+        row = engine.store.get_execution(engine.namespace, execution_id)
+        if row is None:  # deleted since it was resolved
+            raise CliError(f"no execution {execution_id!r} in namespace {engine.namespace!r}")
+        document = history_document(row, engine.store.list_steps(execution_id))
+    output.raw(json.dumps(document, indent=2) + "\n")

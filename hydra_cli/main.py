@@ -11,6 +11,7 @@ import hydra
 from . import cron, dev, executions, migrate, output
 from .db import DEFAULT_URL, ENV_VAR
 from .errors import EXIT_CODES_HELP, CliState, HydraGroup
+from .replay_check import REPLAY_CHECK_HELP, replay_check_command
 from .trace import TRACE_HELP, trace
 from .worker import WORKER_HELP, worker
 
@@ -33,6 +34,11 @@ app.add_typer(executions.app)
 app.command("worker", help=WORKER_HELP, short_help="Run a production worker process.")(worker)
 app.add_typer(migrate.app)
 app.add_typer(cron.app)
+app.command(
+    "replay-check",
+    help=REPLAY_CHECK_HELP,
+    short_help="Check new code against stored executions before deploying it.",
+)(replay_check_command)
 
 
 def _print_version(value: bool) -> None:

@@ -150,6 +150,18 @@ class MemoryStore:
             self._index(self._executions[new.id])
             return new.id, True
 
+    def restore(self, execution: ExecutionRow, steps: Sequence[StepRow] = ()) -> None:
+        """Hold ``execution`` and its checkpoints exactly as given (copies), replacing any
+        execution of that id: one read from another store or an exported history
+        (``hydra.testing.replay_check``, ``hydra replay-check --history``)."""
+        with self._lock:
+            row = replace(execution)
+            self._executions[row.id] = row
+            self._steps[row.id] = {s.name: replace(s) for s in steps}
+            if row.idempotency_key is not None:
+                self._idempotency[(row.namespace, row.idempotency_key)] = row.id
+            self._index(row)
+
     def get_execution(self, namespace: str, execution_id: str) -> ExecutionRow | None:
         with self._lock:
             row = self._executions.get(execution_id)

@@ -4,30 +4,18 @@ tried again later by itself; the fixed code resumes it. Appending is no mismatch
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import hydra
-from hydra.store.base import Store
-from hydra.testing import FakeClock, TestEnvironment, explore_crashes
+from hydra.testing import TestEnvironment, explore_crashes
+from tests.deploys.conftest import MakeEnv
 
-MakeEnv = Callable[..., TestEnvironment]
 NAP = timedelta(minutes=1)
-
-
-@pytest.fixture
-def make_env(store_factory: Callable[[], Store]) -> MakeEnv:
-    def make(**options: Any) -> TestEnvironment:
-        options.setdefault("namespace", f"deploy-{uuid.uuid4().hex[:12]}")
-        options.setdefault("clock", FakeClock(datetime(2030, 1, 1, tzinfo=UTC)))
-        return TestEnvironment(store=store_factory(), **options)
-
-    return make
 
 
 @dataclass

@@ -102,6 +102,7 @@ RUN_BY = {
     "operating.md": ("tests/docs/test_operating.py", 1),
     "messages.md": ("tests/docs/test_messages_page.py", 4),
     "children.md": ("tests/docs/test_children_page.py", 4),
+    "deploys.md": ("tests/docs/test_deploys_page.py", 4),
 }
 
 
