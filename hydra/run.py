@@ -84,12 +84,33 @@ def code_position() -> str | None:
     current directory is shown relative to it."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_SKIPPED) and not filename.startswith("<"):
-            shown = os.path.relpath(filename) if filename.startswith(os.getcwd()) else filename
+        shown = _shown(frame.f_code.co_filename)
+        if shown is not None:
             return f"{shown}:{frame.f_lineno}"
         frame = frame.f_back  # type: ignore[assignment]
     return None
+
+
+# A file's name as positions show it, or None for hydra's own and the standard library's:
+# decided once per file (every checkpoint asks, on the hot path; the working directory a
+# relative name is computed against is the one of the first checkpoint of that file).
+_SHOWN: dict[str, str | None] = {}
+
+
+def _shown(filename: str) -> str | None:
+    try:
+        return _SHOWN[filename]
+    except KeyError:
+        pass
+    shown: str | None
+    if filename.startswith(_SKIPPED) or filename.startswith("<"):
+        shown = None
+    else:
+        cwd = os.getcwd() + os.sep
+        shown = filename[len(cwd) :] if filename.startswith(cwd) else filename
+    if len(_SHOWN) < 4096:
+        _SHOWN[filename] = shown
+    return shown
 
 
 class Suspended(BaseException):
