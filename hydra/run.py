@@ -13,8 +13,6 @@ import asyncio
 import contextvars
 import inspect
 import json
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -40,6 +38,7 @@ from hydra.errors import (
     WorkflowTimeoutError,
 )
 from hydra.events import RunHooks
+from hydra.history import CALLS, code_position, describe_checkpoint, kind_of
 from hydra.logs import WORKFLOW_LOGGER_SUFFIX, HydraLogger
 from hydra.marshal import type_name
 from hydra.retry import DEFAULT_STEP_POLICY, RetryPolicy
@@ -49,68 +48,6 @@ from hydra.store.base import Claim, StepRow
 from hydra.textsafe import storable_error
 
 T = TypeVar("T")
-
-
-#: the call that makes each kind of checkpoint (for messages)
-_CALLS = {
-    "event": "set_event",
-    "child": "start_child",
-    "child_wait": "wait_child",
-    "patch": "patched",
-}
-
-
-def kind_of(row: StepRow) -> str:
-    """What a stored checkpoint is (a sleep stored before kinds were stored: its status)."""
-    return "sleep" if row.status == StepStatus.SLEEPING else row.kind
-
-
-def describe_checkpoint(row: StepRow) -> str:
-    """A stored checkpoint as a violation names it: ``step 'charge' (at shop.py:41)``."""
-    try:
-        at = json.loads(row.detail).get("at") if row.detail else None
-    except (ValueError, AttributeError):
-        at = None
-    return f"{kind_of(row)} {row.name!r}" + (f" (at {at})" if at else "")
-
-
-_HYDRA_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_SKIPPED = (_HYDRA_DIR, os.path.dirname(threading.__file__) + os.sep)
-
-
-def code_position() -> str | None:
-    """``file:line`` of the innermost caller outside hydra (and the standard library's
-    threading and asyncio): the workflow code that reached a checkpoint. A path under the
-    current directory is shown relative to it."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        shown = _shown(frame.f_code.co_filename)
-        if shown is not None:
-            return f"{shown}:{frame.f_lineno}"
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
-
-
-# A file's name as positions show it, or None for hydra's own and the standard library's:
-# decided once per file (every checkpoint asks, on the hot path; the working directory a
-# relative name is computed against is the one of the first checkpoint of that file).
-_SHOWN: dict[str, str | None] = {}
-
-
-def _shown(filename: str) -> str | None:
-    try:
-        return _SHOWN[filename]
-    except KeyError:
-        pass
-    shown: str | None
-    if filename.startswith(_SKIPPED) or filename.startswith("<"):
-        shown = None
-    else:
-        cwd = os.getcwd() + os.sep
-        shown = filename[len(cwd) :] if filename.startswith(cwd) else filename
-    if len(_SHOWN) < 4096:
-        _SHOWN[filename] = shown
-    return shown
 
 
 class Suspended(BaseException):
@@ -418,7 +355,7 @@ class Run:
                 raise MisplacedCheckpointError(
                     f"{kind} {name!r} was called inside step {enclosing!r}: steps cannot be nested"
                 )
-            call = _CALLS.get(kind, kind)
+            call = CALLS.get(kind, kind)
             raise MisplacedCheckpointError(
                 f"hydra.{call} ({name!r}) was called inside the function of step "
                 f"{enclosing!r}: receive, send, set_event, start_child, wait_child and patched "
