@@ -454,6 +454,53 @@ class Engine:
             "executions can be retried"
         )
 
+    # -- retention ------------------------------------------------------------------------
+    def purge(
+        self,
+        *,
+        older_than: timedelta | float,
+        statuses: Iterable[Status | str] = ("completed", "failed", "cancelled"),
+        workflow_name: str | None = None,
+        batch_size: int = 1000,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete this namespace's finished executions (``statuses``: completed, failed,
+        cancelled) that ended before ``now - older_than``, each with everything stored for
+        it (checkpoints, attempts, messages sent to it, events); returns how many were (or,
+        with ``dry_run``, would be) deleted. Never an unfinished execution, nor one with
+        an unfinished descendant. Runs in batches of ``batch_size``, each one transaction
+        (an interrupted purge leaves no orphan). A purged execution's idempotency key can
+        be used again."""
+        wanted = [Status(s) for s in statuses]
+        unfinished = [s.value for s in wanted if not s.terminal]
+        if unfinished:
+            raise ValueError(f"purge deletes finished executions only, not {unfinished}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        cutoff = self.clock.now_ms() - duration_ms(older_than, "older_than")
+        if dry_run:
+            found = self.store.purge_executions(
+                self.namespace,
+                ended_before_ms=cutoff,
+                statuses=wanted,
+                workflow_name=workflow_name,
+                limit=2**31 - 1,
+                dry_run=True,
+            )
+            return len(found)
+        total = 0
+        while True:
+            deleted = self.store.purge_executions(
+                self.namespace,
+                ended_before_ms=cutoff,
+                statuses=wanted,
+                workflow_name=workflow_name,
+                limit=batch_size,
+            )
+            total += len(deleted)
+            if len(deleted) < batch_size:
+                return total
+
     # -- messages and events -------------------------------------------------------------
     def send(
         self,

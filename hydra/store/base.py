@@ -473,6 +473,27 @@ class ExecutionStore(Protocol):
         does not exist)."""
         ...
 
+    def purge_executions(
+        self,
+        namespace: str,
+        *,
+        ended_before_ms: int,
+        statuses: Sequence[Status],
+        workflow_name: str | None = None,
+        limit: int,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete up to ``limit`` executions of the namespace whose status is one of
+        ``statuses`` (terminal ones only) and that ended (``completed_at``) before
+        ``ended_before_ms``, oldest first, each with everything stored for it (its
+        checkpoints, their attempts, the messages sent to it, its events), in one
+        transaction: an interrupted purge leaves no orphan. An execution with an
+        unfinished descendant is kept. Rows are re-checked under their lock, so an
+        execution retried meanwhile is not deleted. Returns the ids deleted; with
+        ``dry_run``, those that would be, deleting nothing. Its idempotency key is free
+        again once it is deleted."""
+        ...
+
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
         """The earliest ``wake_at`` among non-terminal executions of these workflows."""
         ...

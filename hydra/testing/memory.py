@@ -260,6 +260,58 @@ class MemoryStore:
                 del steps[name]
             return True
 
+    def purge_executions(
+        self,
+        namespace: str,
+        *,
+        ended_before_ms: int,
+        statuses: Sequence[Status],
+        workflow_name: str | None = None,
+        limit: int,
+        dry_run: bool = False,
+    ) -> list[str]:
+        wanted = {Status(s) for s in statuses if Status(s).terminal}
+        with self._lock:
+            candidates = sorted(
+                (
+                    r
+                    for r in self._executions.values()
+                    if r.namespace == namespace
+                    and r.status in wanted
+                    and r.completed_at is not None
+                    and r.completed_at < ended_before_ms
+                    and (workflow_name is None or r.workflow_name == workflow_name)
+                ),
+                key=lambda r: (r.completed_at or 0, r.id),
+            )
+            chosen = [r.id for r in candidates if not self._has_unfinished_descendant(r.id)]
+            chosen = chosen[: max(limit, 0)]
+            if not dry_run:
+                for eid in chosen:
+                    self._delete_execution(eid)
+            return chosen
+
+    def _has_unfinished_descendant(self, execution_id: str) -> bool:
+        pending = [execution_id]
+        while pending:
+            parent = pending.pop()
+            for row in self._executions.values():
+                if row.parent_id == parent:
+                    if not row.status.terminal:
+                        return True
+                    pending.append(row.id)
+        return False
+
+    def _delete_execution(self, execution_id: str) -> None:
+        row = self._executions.pop(execution_id)
+        if row.idempotency_key is not None:
+            self._idempotency.pop((row.namespace, row.idempotency_key), None)
+        self._steps.pop(execution_id, None)
+        self._attempts.pop(execution_id, None)
+        self._events.pop(execution_id, None)
+        for mid in [m.id for m in self._messages.values() if m.execution_id == execution_id]:
+            del self._messages[mid]
+
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
         names = set(workflow_names)
         with self._lock:

@@ -157,6 +157,42 @@ def cancel(namespace: str, execution_id: str, now_ms: int) -> Update:
     )
 
 
+def purgeable(
+    namespace: str,
+    ended_before_ms: int,
+    statuses: Sequence[str],
+    workflow_name: str | None,
+    limit: int,
+    lock: bool,
+) -> Select[Any]:
+    """The ids of up to ``limit`` finished executions a purge may delete, oldest end first:
+    none with an unfinished child (NOT EXISTS on ix_workflow_executions_parent). Locked
+    FOR UPDATE SKIP LOCKED when deleting: a row a retry holds is skipped (the retry wins),
+    and a row the purge holds makes a retry wait, then find it gone (SQLite: its write
+    transaction serializes both, and ignores the clause)."""
+    child = executions.alias("child")
+    unfinished_child = (
+        select(child.c.id)
+        .where(child.c.parent_id == executions.c.id, child.c.status.in_(NON_TERMINAL))
+        .exists()
+    )
+    query = select(executions.c.id).where(
+        executions.c.namespace == namespace,
+        executions.c.status.in_(list(statuses)),
+        executions.c.completed_at < ended_before_ms,
+        ~unfinished_child,
+    )
+    if workflow_name is not None:
+        query = query.where(executions.c.workflow_name == workflow_name)
+    query = query.order_by(executions.c.completed_at, executions.c.id).limit(limit)
+    return query.with_for_update(skip_locked=True) if lock else query
+
+
+CHILDREN_STATUS = select(executions.c.id, executions.c.status).where(
+    executions.c.parent_id.in_(bindparam("k_ids", expanding=True))
+)
+
+
 def retryable(namespace: str, execution_id: str) -> Select[Any]:
     """The execution if ``retry_execution`` may retry it (failed or cancelled), locked.
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, inspect
+from sqlalchemy import Connection, Engine, bindparam, delete, inspect
 from sqlalchemy.exc import IntegrityError
 
 from hydra.errors import LeaseLostError
@@ -254,6 +254,41 @@ class SQLStore(SQLMailbox):
             return True
 
         return self._run(retry)
+
+    def purge_executions(
+        self,
+        namespace: str,
+        *,
+        ended_before_ms: int,
+        statuses: Sequence[Status],
+        workflow_name: str | None = None,
+        limit: int,
+        dry_run: bool = False,
+    ) -> list[str]:
+        wanted = [Status(s).value for s in statuses if Status(s).terminal]
+        if not wanted or limit <= 0:
+            return []
+        query = statements.purgeable(
+            namespace, ended_before_ms, wanted, workflow_name, limit, lock=not dry_run
+        )
+
+        def purge(conn: Connection) -> list[str]:
+            found = [str(i) for i in conn.execute(query).scalars()]
+            # A finished child may have unfinished children of its own: those are kept
+            # with their ancestors (the query above sees one generation).
+            ids = [eid for eid in found if not _unfinished_below(conn, eid)]
+            if dry_run or not ids:
+                return ids
+            # Everything stored for them, then the rows themselves (re-checked: finished),
+            # in this one transaction.
+            for table in (step_attempts, steps, events, messages):
+                conn.execute(delete(table).where(table.c.execution_id.in_(ids)))
+            conn.execute(
+                delete(executions).where(executions.c.id.in_(ids), executions.c.status.in_(wanted))
+            )
+            return ids
+
+        return self._run(purge, write=not dry_run)
 
     def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
         names = list(dict.fromkeys(workflow_names))
@@ -666,6 +701,17 @@ def _replay_steps(execution_id: str) -> Callable[[Tx], list[StepRow]]:
         return [step_row(r) for r in tx.rows(statements.REPLAY_STEPS, {"r_id": execution_id})]
 
     return read
+
+
+def _unfinished_below(conn: Connection, execution_id: str) -> bool:
+    """Whether a descendant of the execution (a child's child, and so on) is unfinished."""
+    level = [execution_id]
+    while level:
+        rows = conn.execute(statements.CHILDREN_STATUS, {"k_ids": level}).all()
+        if any(not Status(r.status).terminal for r in rows):
+            return True
+        level = [str(r.id) for r in rows]
+    return False
 
 
 def _claim_order(row: ExecutionRow) -> tuple[int, int, str]:

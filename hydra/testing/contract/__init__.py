@@ -54,6 +54,7 @@ from hydra.testing.contract.children import (
     check_cancel_sends_a_child_s_end,
     check_child_end_before_the_wait_is_kept,
     check_child_end_wakes_a_waiting_parent,
+    check_purge_keeps_a_parent_with_an_unfinished_child,
     check_start_child_fenced,
     check_start_child_once,
 )
@@ -75,6 +76,7 @@ from hydra.testing.contract.executions import (
     check_names_are_exact,
     check_namespace_isolation,
     check_next_wake_at,
+    check_purge,
     check_records_are_copies,
     check_retry_execution,
 )
@@ -221,6 +223,8 @@ __all__ = [
     "check_notify_wakes_listener",
     "check_owned_leases",
     "check_park",
+    "check_purge",
+    "check_purge_keeps_a_parent_with_an_unfinished_child",
     "check_receive_fenced",
     "check_receive_repeated_returns_the_same_message",
     "check_receive_suspends_and_a_send_wakes_it",

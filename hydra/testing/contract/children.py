@@ -186,10 +186,29 @@ def check_cancel_sends_a_child_s_end(make_store: StoreFactory) -> None:
         assert store.list_messages(other_parent) == [], "an end was sent to an ended parent"
 
 
+def check_purge_keeps_a_parent_with_an_unfinished_child(make_store: StoreFactory) -> None:
+    """A finished parent whose child still runs is not purged; once the child ended, the
+    parent goes with the messages sent to it (its child's end)."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        parent, child, claim = _start(store, ns)
+        store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 1, output=b"1")
+        purge = {"ended_before_ms": T0 + 10**6, "statuses": [Status.COMPLETED], "limit": 10}
+        assert store.purge_executions(ns, **purge) == [], "a parent with a running child"  # type: ignore[arg-type]
+        kid = claim_exactly(store, ns, "w2", T0 + 2, child, workflows=(CHILD,))
+        store.finish(
+            kid.lease, status=Status.COMPLETED, now_ms=T0 + 3, output=b"2", parent_id=parent
+        )
+        got = store.purge_executions(ns, **purge)  # type: ignore[arg-type]
+        assert sorted(got) == sorted([parent, child]), f"purged {got!r}"
+        assert store.list_messages(parent) == [], "messages of a purged execution were left"
+
+
 CHECKS: list[Check] = [
     check_start_child_once,
     check_start_child_fenced,
     check_child_end_wakes_a_waiting_parent,
     check_child_end_before_the_wait_is_kept,
     check_cancel_sends_a_child_s_end,
+    check_purge_keeps_a_parent_with_an_unfinished_child,
 ]

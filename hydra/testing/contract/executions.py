@@ -533,6 +533,58 @@ def check_namespace_isolation(make_store: StoreFactory) -> None:
 
 
 #: the checks of this module, in order
+
+
+def check_purge(make_store: StoreFactory) -> None:
+    """purge_executions: only finished executions that ended before the cutoff, oldest
+    first, with everything stored for them; a dry run deletes nothing; an execution with
+    an unfinished child is kept; a purged idempotency key is free again."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        ended: dict[str, int] = {}
+        for i, (status, end) in enumerate(
+            [(Status.COMPLETED, T0 + 10), (Status.FAILED, T0 + 20), (Status.COMPLETED, T0 + 500)]
+        ):
+            eid = create_one(store, ns, key=f"k{i}")
+            claim = claim_exactly(store, ns, "w1", T0, eid)
+            store.save_step(claim.lease, step_record(eid, "a", 0), now_ms=T0, lease_ms=LONG_LEASE)
+            store.finish(
+                claim.lease,
+                status=status,
+                now_ms=end,
+                output=b"1",
+                error_type=None if status == Status.COMPLETED else "E",
+            )
+            ended[eid] = end
+        running = create_one(store, ns)
+        claim_exactly(store, ns, "w1", T0, running)
+        old_first = sorted(ended, key=lambda e: ended[e])
+        got = store.purge_executions(
+            ns,
+            ended_before_ms=T0 + 100,
+            statuses=[Status.COMPLETED, Status.FAILED],
+            limit=10,
+            dry_run=True,
+        )
+        assert got == old_first[:2], f"dry run: {got!r}, expected {old_first[:2]!r}"
+        assert all(store.get_execution(ns, e) is not None for e in ended), "a dry run deleted"
+        got = store.purge_executions(
+            ns, ended_before_ms=T0 + 100, statuses=[Status.COMPLETED], limit=10
+        )
+        assert got == old_first[:1], f"purge of completed ones: {got!r}"
+        gone = old_first[0]
+        assert store.get_execution(ns, gone) is None, "a purged execution is still there"
+        assert store.list_steps(gone) == [] and store.list_step_attempts(gone) == [], (
+            "a purged execution's checkpoints were left"
+        )
+        again = create_one(store, ns, key="k0")
+        assert again != gone, "its idempotency key was not freed"
+        assert store.purge_executions(
+            ns, ended_before_ms=T0 + 10**9, statuses=[Status.FAILED], limit=1
+        ) == [old_first[1]], "limit and status filter"
+        assert store.get_execution(ns, running) is not None, "an unfinished one was purged"
+
+
 CHECKS: list[Check] = [
     check_create_get_list_roundtrip,
     check_get_missing,
@@ -547,4 +599,5 @@ CHECKS: list[Check] = [
     check_retry_execution,
     check_next_wake_at,
     check_namespace_isolation,
+    check_purge,
 ]
