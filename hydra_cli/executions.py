@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -457,3 +458,63 @@ def export(
             raise CliError(f"no execution {execution_id!r} in namespace {engine.namespace!r}")
         document = history_document(row, engine.store.list_steps(execution_id))
     output.raw(json.dumps(document, indent=2) + "\n")
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` (a number and a unit) as a timedelta."""
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in _AGE_UNITS or not value.isdigit():
+        raise CliError(
+            f"--older-than takes a number and a unit (s, m, h, d, w), like 30d, not {text!r}"
+        )
+    return timedelta(seconds=int(value) * _AGE_UNITS[unit])
+
+
+class FinishedStatus(StrEnum):
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+@app.command(
+    help=(
+        "Delete finished executions that ended more than --older-than ago (30d, 12h, 90m, "
+        "2w), each with everything stored for it: checkpoints, attempts, the messages sent "
+        "to it, its events. Never an unfinished execution, nor one with an unfinished "
+        "child. Runs in batches, each one transaction. --status (repeatable) limits it to "
+        "completed, failed or cancelled ones (default: all three); --dry-run counts "
+        "without deleting. A purged execution's idempotency key can be used again."
+    )
+)
+def purge(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option("--older-than", metavar="AGE", help="how long ago they ended: 30d")
+    ],
+    status: Annotated[
+        list[FinishedStatus] | None,
+        typer.Option(
+            "--status", "-s", metavar="STATUS", help="completed, failed or cancelled; repeatable"
+        ),
+    ] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", metavar="NAME", help="only this workflow's")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="count, delete nothing")] = False,
+    ns: NamespaceOption = DEFAULT_NAMESPACE,
+    db: DbOption = None,
+) -> None:
+    age = parse_age(older_than)
+    statuses = [s.value for s in status] if status else ["completed", "failed", "cancelled"]
+    with connect(ctx, db, ns) as (engine, _):
+        count = engine.purge(
+            older_than=age, statuses=statuses, workflow_name=workflow, dry_run=dry_run
+        )
+    what = "would delete" if dry_run else "deleted"
+    output.line(
+        f"{what} {count} finished execution{'s' if count != 1 else ''} "
+        f"({', '.join(statuses)}) that ended more than {older_than} ago"
+    )
