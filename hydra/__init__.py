@@ -31,6 +31,7 @@ from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
 from hydra.parallel import gather
 from hydra.records import Execution, Message, StepAttempt, StepRecord
+from hydra.retention import Retention
 from hydra.retry import RetryPolicy
 from hydra.scheduler import CronContext
 from hydra.status import Status, StepStatus
@@ -76,6 +77,7 @@ __all__ = [
     "NonRetryableError",
     "Observer",
     "PayloadError",
+    "Retention",
     "RetryPolicy",
     "SQLStore",
     "SchemaNotReadyError",

@@ -32,6 +32,7 @@ from typing import Any
 from hydra.clock import duration_ms
 from hydra.engine import Engine
 from hydra.errors import LeaseLostError
+from hydra.retention import Retention, RetentionRunner
 from hydra.runner import Outcome, Run, execute, monotonic_ms
 from hydra.scheduler import CronScheduler
 from hydra.slots import RunKey, RunThreads, Slot, run_key
@@ -57,6 +58,8 @@ class Worker:
     ``claim_timeout`` is the lease length: a worker that stops heartbeating (crash, hang,
     partition) loses its executions that long after its last heartbeat and another worker
     takes them over, using up one attempt. ``heartbeat_interval`` must be shorter.
+    ``retention`` (``hydra.Retention``) makes it purge finished executions periodically;
+    one worker of the namespace per period does (``hydra.retention``).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class Worker:
         heartbeat_interval: timedelta | float = timedelta(seconds=10),
         claim_timeout: timedelta | float = timedelta(seconds=60),
         metrics_port: int | None = None,
+        retention: Retention | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
@@ -87,6 +91,8 @@ class Worker:
         if metrics_port is not None and not (0 <= metrics_port <= 65535):
             raise ValueError(f"metrics_port must be a TCP port, got {metrics_port!r}")
         self.metrics_port = metrics_port
+        #: purges finished executions periodically (one worker per period), or None
+        self.retention = retention
         self.log = engine.logger.bind(worker_id=self.worker_id)
         self._workflows: dict[str, Workflow[Any]] = {}
         # Runs holding a slot, by lease. A run abandoned by the watchdog leaves it.
@@ -194,6 +200,9 @@ class Worker:
         if self._listener is not None:
             self._spawn(self._listen_loop, "listen")
         self._cron_thread = self._spawn(self._cron_loop, "cron")
+        if self.retention is not None:
+            runner = RetentionRunner(self.engine, self.retention, self.worker_id)
+            self._spawn(lambda: runner.run_until(self._stopped), "retention")
         self.log.info(
             "worker %s started: %s, concurrency %d",
             self.worker_id,

@@ -27,6 +27,7 @@ PUBLIC = [
     "NonRetryableError",
     "Observer",
     "PayloadError",
+    "Retention",
     "RetryPolicy",
     "SQLStore",
     "SchemaNotReadyError",
