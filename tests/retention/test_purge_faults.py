@@ -1,0 +1,91 @@
+"""A purge cut short leaves no orphan; a row another transaction holds (a retry in
+flight) is skipped, not waited for nor deleted (issue 15, retention)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import hydra
+import hydra.store.sql.store as sql_store
+from hydra.store.sql import SQLStore
+from hydra.store.sql.schema import executions
+from hydra.testing import FakeClock, TestEnvironment
+from tests.conftest import StoreURLs
+
+from .test_purge import noted
+
+DAY = timedelta(days=1)
+
+
+def finished_env(store: SQLStore, count: int) -> tuple[TestEnvironment, list[str]]:
+    env = TestEnvironment(
+        store=store,
+        namespace=f"pf-{uuid.uuid4().hex[:12]}",
+        clock=FakeClock(datetime(2030, 1, 1, tzinfo=UTC)),
+    )
+    env.register(noted)
+    ids = [env.start(noted, False) for _ in range(count)]
+    env.run_until_all_complete()
+    env.advance(2 * DAY)
+    return env, ids
+
+
+def test_a_purge_cut_short_deletes_nothing_of_its_batch(
+    sql_store_factory: Callable[[], SQLStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = sql_store_factory()
+    env, ids = finished_env(store, 3)
+    real_delete = sa.delete
+
+    def failing_delete(table: Any) -> Any:
+        if table is executions:
+            raise RuntimeError("the process died here")
+        return real_delete(table)
+
+    monkeypatch.setattr(sql_store, "delete", failing_delete)
+    with pytest.raises(RuntimeError):
+        env.engine.purge(older_than=DAY)
+    monkeypatch.undo()
+    # The checkpoints deleted before the failure came back with the rollback: no execution
+    # lost its steps while its row stayed.
+    for eid in ids:
+        assert [s.name for s in env.engine.get_execution(eid).steps] == ["event-1", "work"]
+    assert env.engine.purge(older_than=DAY) == 3
+
+
+@pytest.mark.parametrize("backend", ["postgres", "mysql"])
+def test_a_row_held_by_another_transaction_is_skipped(backend: str, store_urls: StoreURLs) -> None:
+    store = SQLStore(store_urls.url(backend), auto_migrate=True)
+    try:
+        env, ids = finished_env(store, 2)
+        held, free = ids
+        with store.engine.connect() as other:  # a retry of `held`, its row locked
+            other.execute(
+                sa.select(executions.c.id).where(executions.c.id == held).with_for_update()
+            ).all()
+            # In a thread: a purge that waited for the lock instead of skipping the row
+            # fails the test (after 10 s) instead of hanging it.
+            purged: list[int] = []
+            purging = threading.Thread(
+                target=lambda: purged.append(env.engine.purge(older_than=DAY))
+            )
+            purging.start()
+            purging.join(10)
+            blocked = purging.is_alive()
+            other.rollback()
+            purging.join(30)
+            assert not blocked, "the purge waited for a row another transaction holds"
+            assert purged == [1]  # skipped, not deleted
+        with pytest.raises(hydra.ExecutionNotFoundError):
+            env.engine.get_execution(free)
+        assert env.engine.get_execution(held).status == "completed"
+        assert env.engine.purge(older_than=DAY) == 1
+    finally:
+        store.close()
