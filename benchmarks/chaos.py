@@ -905,8 +905,12 @@ def analyse(
             key = (e["eid"], e["step"])
             committed_at[key] = min(committed_at.get(key, e["t1"]), e["t1"])
     seen_late = [r for r in ledger if r.checkpoint_seen]
+    # The column is named t: a Row's .t is SQLAlchemy's deprecated alias of the row as a
+    # tuple, not the column (a warning, an error under pytest), so read it by name.
     after_checkpoint = [
-        r for r in seen_late if r.t > committed_at.get((r.execution_id, r.step), float("inf"))
+        r
+        for r in seen_late
+        if r._mapping["t"] > committed_at.get((r.execution_id, r.step), float("inf"))
     ]
     read_after_freeze = len(seen_late) - len(after_checkpoint)
     if after_checkpoint:
