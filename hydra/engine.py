@@ -22,6 +22,7 @@ from hydra.retry import validate_max_attempts
 from hydra.runtime import PayloadLimit, RunRegistry, Runtime
 from hydra.status import Status, StepStatus, read_step_status
 from hydra.store.base import (
+    RESERVED_TOPIC_PREFIX,
     CronJobRow,
     ExecutionRow,
     NewExecution,
@@ -29,10 +30,10 @@ from hydra.store.base import (
     StepAttemptRow,
     StepRow,
     Store,
+    detail_of,
     parse_child_end,
 )
 from hydra.workflow import (
-    RESERVED_TOPIC_PREFIX,
     Workflow,
     resolved_input_type,
     user_topic,
@@ -745,12 +746,7 @@ def _kind_of(row: StepRow) -> Kind:
 
 def _detail_of(row: StepRow) -> dict[str, Any]:
     """The checkpoint's detail as the user reads it: a receive's deadline as a datetime."""
-    try:
-        found = json.loads(row.detail) if row.detail else {}
-    except ValueError:
-        return {}
-    if not isinstance(found, dict):
-        return {}
+    found = detail_of(row.detail)
     if isinstance(found.get("deadline"), int):
         found["deadline"] = from_ms(found["deadline"])
     return found

@@ -7,13 +7,12 @@ at the same position (issue 14); these helpers name both sides.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 
 from hydra.status import StepStatus
-from hydra.store.base import StepRow
+from hydra.store.base import StepRow, detail_of
 
 #: the call that makes each kind of checkpoint (for messages)
 CALLS = {
@@ -31,10 +30,7 @@ def kind_of(row: StepRow) -> str:
 
 def describe_checkpoint(row: StepRow) -> str:
     """A stored checkpoint as a violation names it: ``step 'charge' (at shop.py:41)``."""
-    try:
-        at = json.loads(row.detail).get("at") if row.detail else None
-    except (ValueError, AttributeError):
-        at = None
+    at = detail_of(row.detail).get("at")
     return f"{kind_of(row)} {row.name!r}" + (f" (at {at})" if at else "")
 
 

@@ -16,7 +16,6 @@ written in one fenced transaction with what it does (``hydra.store.base.MessageS
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -30,7 +29,7 @@ from hydra.errors import (
 )
 from hydra.run import Run, Suspended
 from hydra.status import StepStatus
-from hydra.store.base import EventRow, NewMessage, StepRow, received_detail
+from hydra.store.base import EventRow, NewMessage, StepRow, detail_of, received_detail
 
 # Message ids of hydra.send: derived from the sender and its checkpoint name, so the same
 # send repeated (a transaction retried after a lost reply) is recognised by the store.
@@ -85,7 +84,7 @@ def wait_for_message(
     elif existing.status == StepStatus.TIMED_OUT:
         raise WaitTimeoutError(existing.error_message or f"{kind} {name!r} timed out")
     else:  # waiting: the deadline stored when the execution first got here
-        deadline = _detail(existing).get("deadline")
+        deadline = detail_of(existing.detail).get("deadline")
         started = existing.started_at if existing.started_at is not None else now
     waiting = StepRow(
         execution_id=run.execution_id,
@@ -264,11 +263,3 @@ def span(ms: int) -> str:
             count = ms // size
             return f"{count} {unit}{'s' if count != 1 else ''}"
     return f"{ms / 1000:g} s"
-
-
-def _detail(row: StepRow) -> dict[str, Any]:
-    try:
-        found = json.loads(row.detail or "{}")
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hydra.errors import InvalidNameError
+from hydra.store.base import RESERVED_TOPIC_PREFIX
 
 if TYPE_CHECKING:
     from hydra.run import Run
@@ -221,10 +222,6 @@ def _param_type(fn: Callable[..., Any], skip: int) -> Any:
     if hint is inspect.Parameter.empty or isinstance(hint, str):
         return None
     return hint
-
-
-#: The start of hydra's own topics (``hydra.store.base.child_topic``).
-RESERVED_TOPIC_PREFIX = "hydra."
 
 
 def user_topic(topic: str) -> str:

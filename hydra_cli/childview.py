@@ -6,8 +6,9 @@ they cannot say: each child's status now (one query for all the children:
 ``engine.list_executions(parent_id=...)``, as many rows as the execution has start
 checkpoints, which the trace reads anyway), the parent's workflow and status (its row
 alone), and how each child ended as its parent was told (the message the store sent it,
-decoded with ``parse_child_end``: ``engine.list_messages`` decodes payloads as user data,
-which a child's end is not).
+decoded with ``parse_child_end``: ``engine.list_messages`` gives a child's end as
+``{"status", "output", "error"}``, with the error's type and message joined, which the
+trace shows apart).
 """
 
 from __future__ import annotations

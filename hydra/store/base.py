@@ -22,7 +22,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from hydra.status import Status, StepStatus
 
@@ -354,16 +354,20 @@ def parse_child_end(payload: bytes) -> tuple[Status, bytes | None, str | None, s
     )
 
 
-def received_detail(detail: str | None, message_id: str) -> str:
-    """A receive checkpoint's detail once it took ``message_id``: the waiting one's
-    (topic, deadline) with ``"message"`` added."""
+def detail_of(detail: str | None) -> dict[str, Any]:
+    """A checkpoint's stored detail (``StepRow.detail``) as a dict; ``{}`` for none, or
+    for one that is not a JSON object."""
     try:
         found = json.loads(detail) if detail else {}
     except ValueError:
-        found = {}
-    if not isinstance(found, dict):
-        found = {}
-    return json.dumps({**found, "message": message_id})
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def received_detail(detail: str | None, message_id: str) -> str:
+    """A receive checkpoint's detail once it took ``message_id``: the waiting one's
+    (topic, deadline) with ``"message"`` added."""
+    return json.dumps({**detail_of(detail), "message": message_id})
 
 
 def take_lease(row: ExecutionRow, worker_id: str, *, now_ms: int, lease_ms: int) -> Claim:
