@@ -30,6 +30,7 @@ from hydra.events import Observer
 from hydra.marshal import JSONMarshaller, Marshaller
 from hydra.metrics import Metrics
 from hydra.parallel import gather
+from hydra.queues import Queue, RateLimit
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retention import Retention
 from hydra.retry import RetryPolicy
@@ -77,6 +78,8 @@ __all__ = [
     "NonRetryableError",
     "Observer",
     "PayloadError",
+    "Queue",
+    "RateLimit",
     "Retention",
     "RetryPolicy",
     "SQLStore",

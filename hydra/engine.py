@@ -17,6 +17,7 @@ from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller, type_name
+from hydra.queues import Queue, QueueCheck, queue_of, queue_row
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
 from hydra.runtime import PayloadLimit, RunRegistry, Runtime
@@ -125,6 +126,8 @@ class Engine:
             self.runtime.registry.notify_finished,
         )
         self._finished_poll_s = 1.0
+        # The queues a start may name (``start_workflow(queue=...)``).
+        self._queues = QueueCheck(store, self.namespace)
         if metrics is not None:
             self.use_metrics(metrics)
         for observer in observers:
@@ -149,6 +152,9 @@ class Engine:
         timeout: timedelta | float | None = None,
         idempotency_key: str | None = None,
         run_at: datetime | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
     ) -> str:
         """Store a new execution and return its id; workers pick it up.
 
@@ -157,7 +163,11 @@ class Engine:
         (at most a day). ``timeout`` bounds the whole execution from its first start.
         Durations are at most 100 years. With an ``idempotency_key`` already used in
         this namespace, the existing execution's id is returned and nothing is written.
-        ``run_at`` delays the first start. The payload is encoded before anything is
+        ``run_at`` delays the first start. ``queue`` names a registered queue
+        (``register_queue``) whose limits apply (None: the unlimited ``"default"``);
+        among due executions of a queue, higher ``priority`` runs first (FIFO within
+        one); ``concurrency_key`` is what the queue's ``key_concurrency`` counts by.
+        An unregistered queue raises ``ValueError``. The payload is encoded before anything is
         stored: an unencodable payload raises ``PayloadError`` and writes nothing. Given
         the workflow itself (not its name), the payload must also decode into the
         workflow's input type, as a worker will decode it (else ``PayloadError``, nothing
@@ -172,6 +182,9 @@ class Engine:
             timeout=timeout,
             idempotency_key=idempotency_key,
             run_at=run_at,
+            queue=queue,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         return execution_id
 
@@ -187,6 +200,9 @@ class Engine:
         run_at: datetime | None = None,
         trigger_type: str = "api",
         trigger_source: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
     ) -> tuple[str, bool]:
         """``start_workflow``, also naming what started it (``trigger_type`` such as
         ``"cron"``, ``trigger_source`` such as the cron job's name: ``hydra executions``
@@ -203,6 +219,7 @@ class Engine:
             validate_name(idempotency_key, "idempotency_key")
         if run_at is not None and not isinstance(run_at, datetime):
             raise TypeError(f"run_at must be a datetime, got {run_at!r}")
+        queue, priority, concurrency_key = self._queues.check(queue, priority, concurrency_key)
         data = self.check_payload_size(
             self.marshaller.marshal(payload), f"the payload of {workflow_name!r}"
         )
@@ -222,6 +239,9 @@ class Engine:
             created_at_ms=now,
             trigger_type=trigger_type,
             trigger_source=trigger_source,
+            queue=queue,
+            priority=priority,
+            concurrency_key=concurrency_key,
         )
         execution_id, created = self.store.create_execution(new)
         if created:
@@ -247,6 +267,22 @@ class Engine:
                 f"workflow {workflow.name!r} takes {type_name(resolved_input_type(workflow))}, "
                 f"not {given}: {exc}; nothing was stored"
             ) from None
+
+    # -- queues ---------------------------------------------------------------------------
+    def register_queue(self, queue: Queue) -> None:
+        """Store ``queue``'s limits for this namespace (replacing those registered
+        before, by any process): every worker of the database enforces them from its
+        next claim. Executions are started in it with ``start_workflow(..., queue=)``.
+        Lowering a limit lets executions running above it finish; none is stopped."""
+        if not isinstance(queue, Queue):
+            raise TypeError(f"register_queue takes a hydra.Queue, got {queue!r}")
+        self.store.upsert_queue(queue_row(queue, self.namespace), now_ms=self.clock.now_ms())
+        self._queues.registered(queue.name)
+        self.runtime.registry.wake_workers()
+
+    def list_queues(self) -> list[Queue]:
+        """The queues registered in this namespace, by name."""
+        return [queue_of(row) for row in self.store.list_queues(self.namespace)]
 
     # -- cron -----------------------------------------------------------------------------
     def register_cron(
@@ -662,6 +698,9 @@ class Engine:
             trigger_source=row.trigger_source,
             wait_topic=row.wait_topic if row.status == Status.SLEEPING else None,
             parent_id=row.parent_id,
+            queue=row.queue,
+            priority=row.priority,
+            concurrency_key=row.concurrency_key,
             parks=row.parks,
         )
 

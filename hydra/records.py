@@ -137,6 +137,11 @@ class Execution:
     parent_id: str | None = None
     #: how many times the execution was parked (its code no longer matched its history)
     parks: int = 0
+    #: the queue it was started in (``"default"`` without ``queue=``), its priority there
+    #: and its concurrency key (``hydra.Queue``)
+    queue: str = "default"
+    priority: int = 0
+    concurrency_key: str | None = None
 
     @property
     def parked(self) -> bool:

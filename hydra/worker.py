@@ -389,6 +389,11 @@ class Worker:
         with self._lock:
             free = self.concurrency - len(self._runs)
             names = list(self._workflows)
+            # Runs in flight per queue: a queue's worker_concurrency counts them.
+            held: dict[str, int] = {}
+            for running in self._runs.values():
+                queue = running.claim.execution.queue
+                held[queue] = held.get(queue, 0) + 1
         if free <= 0 or not names:
             return 0, 0
         metrics = self.engine.metrics
@@ -403,6 +408,7 @@ class Worker:
             now_ms=self.engine.clock.now_ms(),
             lease_ms=self.lease_ms,
             limit=min(free, MAX_CLAIM_BATCH),
+            held=held,
         )
         assert self._pool is not None
         late: list[Claim] = []

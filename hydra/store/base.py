@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from hydra.status import Status, StepStatus
+from hydra.store.queues import DEFAULT_QUEUE, QueueStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,10 @@ class NewExecution:
     trigger_source: str | None = None
     #: the execution that started this one (``hydra.start_child``), if any
     parent_id: str | None = None
+    #: the queue it is in (``hydra.queues``), its priority there, its concurrency key
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    concurrency_key: str | None = None
 
 
 @dataclass(slots=True)
@@ -93,6 +98,10 @@ class ExecutionRow:
     #: how many times a run found the code no longer matching the history and parked
     #: the execution (``park``); the delay before its next try grows with it
     parks: int = 0
+    #: the queue it was started in (``hydra.queues``), its priority, its concurrency key
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    concurrency_key: str | None = None
 
 
 #: What a checkpoint is (``StepRow.kind``): a step's result, a durable sleep, a
@@ -134,6 +143,8 @@ class Lease:
     execution_id: str
     token: int
     worker_id: str
+    #: the execution's queue: leaving ``running`` frees the slots it holds there
+    queue: str = DEFAULT_QUEUE
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +405,7 @@ def take_lease(row: ExecutionRow, worker_id: str, *, now_ms: int, lease_ms: int)
     row.wake_at = cap_wake(row.lease_expires_at, row.timeout_at)
     row.sleep_until = row.next_retry_at = None
     row.updated_at = now_ms
-    return Claim(row, Lease(row.id, row.lease_token, worker_id), previous)
+    return Claim(row, Lease(row.id, row.lease_token, worker_id, row.queue), previous)
 
 
 def cap_wake(when: int, timeout_at: int | None) -> int:
@@ -498,8 +509,11 @@ class ExecutionStore(Protocol):
         again once it is deleted."""
         ...
 
-    def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
-        """The earliest ``wake_at`` among non-terminal executions of these workflows."""
+    def next_wake_at(
+        self, namespace: str, workflow_names: Sequence[str], *, after_ms: int | None = None
+    ) -> int | None:
+        """The earliest ``wake_at`` among non-terminal executions of these workflows
+        (only those later than ``after_ms``, if given)."""
         ...
 
 
@@ -538,12 +552,19 @@ class LeaseStore(Protocol):
         now_ms: int,
         lease_ms: int,
         limit: int,
+        held: Mapping[str, int] | None = None,
     ) -> list[Claim]:
         """Atomically take up to ``limit`` claimable executions: pending and due, sleeping
         and due, or running with an expired lease (or past their timeout). Each gets
         ``status='running'``, this owner, a fresh token and ``lease_expires_at =
         now + lease_ms``; ``attempt`` becomes 1 on a first claim and goes up by one on a
-        takeover. Steps are loaded for every execution that has run before."""
+        takeover. Steps are loaded for every execution that has run before.
+
+        Order: higher ``priority`` first, then ``wake_at``, ``created_at``, ``id``. The
+        limits of registered queues apply (``hydra.queues``): an execution of a limited
+        queue that moves into ``running`` takes the slots and the rate row it needs in
+        this transaction, or is left due; a takeover keeps the slots it holds.
+        ``held``: this worker's runs in flight per queue (``worker_concurrency``)."""
         ...
 
     def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
@@ -767,7 +788,16 @@ class CronStore(Protocol):
 
 
 @runtime_checkable
-class Store(ExecutionStore, StepStore, LeaseStore, MessageStore, ChildStore, CronStore, Protocol):
+class Store(
+    ExecutionStore,
+    StepStore,
+    LeaseStore,
+    MessageStore,
+    ChildStore,
+    CronStore,
+    QueueStore,
+    Protocol,
+):
     """Where executions and their step checkpoints live. See the module docstring.
 
     The operations are grouped by aggregate in the protocols it combines

@@ -454,6 +454,27 @@ class TestEnvironment:
             else:
                 reason = f"the next due time {from_ms(due)} is past max_time"
             raise StuckExecutionError(f"{what}: {reason}\nhistory:\n{self.format_history()}")
+        now = self.clock.now_ms()
+        if due <= now:
+            # Due executions no claim took: their queue's limits hold them back. The
+            # next change is a rate window reopening or something waking later.
+            later = [
+                t
+                for t in (
+                    self.store.next_rate_at(self.engine.namespace, now_ms=now),
+                    self.store.next_wake_at(
+                        self.engine.namespace, sorted(self._workflows), after_ms=now
+                    ),
+                )
+                if t is not None
+            ]
+            if not later or min(later) > deadline:
+                raise StuckExecutionError(
+                    f"{what}: executions are due but their queue's limits hold them back "
+                    "(no slot frees and no rate window reopens before max_time)"
+                    f"\nhistory:\n{self.format_history()}"
+                )
+            due = min(later)
         cron = self._next_cron_due()
         if cron is not None and cron < due:
             due = cron  # stop at the cron slot on the way: it fires at its time

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -38,12 +38,14 @@ from hydra.store.base import (
     received_detail,
     take_lease,
 )
+from hydra.store.queues import claim_lane, order_key
+from hydra.testing.memory_queues import MemoryQueues
 
 if TYPE_CHECKING:
     from hydra.clock import Clock
 
 
-class MemoryStore:
+class MemoryStore(MemoryQueues):
     """The Store in a dict: ``MemoryStore()``.
 
     Like every store it never reads a clock: every time is passed in by the caller.
@@ -71,10 +73,13 @@ class MemoryStore:
         self._attempts: dict[str, dict[tuple[str, int, int], StepAttemptRow]] = {}
         # (namespace, idempotency key) -> execution id
         self._idempotency: dict[tuple[str, str], str] = {}
-        # Heap of (wake_at, created_at, id): claims and next_wake_at read the earliest due
-        # rows without scanning them all. An entry is stale once its row's wake_at changed;
-        # stale entries are dropped when popped (every change pushes a fresh entry).
-        self._due: list[tuple[int, int, str]] = []
+        # Claim lane (hydra.store.queues.claim_lane) -> heap of (wake_at, created_at, id):
+        # claims and next_wake_at read the earliest due rows of each lane without scanning
+        # them all, as SQLStore reads each lane's range of its index. An entry is stale
+        # once its row's wake_at or lane changed; stale entries are dropped when popped
+        # (every change pushes a fresh entry).
+        self._due: dict[str, list[tuple[int, int, str]]] = {}
+        self._init_queues()
         # (namespace, job name) -> job; (namespace, job name) -> slot -> fire
         self._cron_jobs: dict[tuple[str, str], CronJobRow] = {}
         self._cron_fires: dict[tuple[str, str], dict[int, CronFire]] = {}
@@ -144,6 +149,9 @@ class MemoryStore:
                 trigger_type=new.trigger_type,
                 trigger_source=new.trigger_source,
                 parent_id=new.parent_id,
+                queue=new.queue,
+                priority=new.priority,
+                concurrency_key=new.concurrency_key,
             )
             if new.idempotency_key is not None:
                 self._idempotency[(new.namespace, new.idempotency_key)] = new.id
@@ -225,6 +233,7 @@ class MemoryStore:
             row.updated_at = now_ms
             row.wake_at = row.sleep_until = row.next_retry_at = None
             row.lease_owner = None
+            self._free_slots(row.id)
             row.lease_expires_at = None
             # Fences out a worker that is running it right now.
             row.lease_token += 1
@@ -304,6 +313,7 @@ class MemoryStore:
 
     def _delete_execution(self, execution_id: str) -> None:
         row = self._executions.pop(execution_id)
+        self._free_slots(execution_id)
         if row.idempotency_key is not None:
             self._idempotency.pop((row.namespace, row.idempotency_key), None)
         self._steps.pop(execution_id, None)
@@ -312,22 +322,37 @@ class MemoryStore:
         for mid in [m.id for m in self._messages.values() if m.execution_id == execution_id]:
             del self._messages[mid]
 
-    def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
+    def next_wake_at(
+        self, namespace: str, workflow_names: Sequence[str], *, after_ms: int | None = None
+    ) -> int | None:
         names = set(workflow_names)
         with self._lock:
-            popped: list[tuple[int, int, str]] = []
-            found = None
-            while self._due:
-                entry = heapq.heappop(self._due)
-                row = self._current(entry)
-                if row is None:
-                    continue
-                popped.append(entry)
-                if row.namespace == namespace and row.workflow_name in names:
-                    found = entry[0]
-                    break
-            for entry in popped:
-                heapq.heappush(self._due, entry)
+            found: int | None = None
+            if after_ms is not None:
+                for row in self._executions.values():
+                    if (
+                        row.namespace == namespace
+                        and row.workflow_name in names
+                        and row.wake_at is not None
+                        and row.wake_at > after_ms
+                        and (found is None or row.wake_at < found)
+                    ):
+                        found = row.wake_at
+                return found
+            for lane, heap in self._due.items():
+                popped: list[tuple[int, int, str]] = []
+                while heap:
+                    entry = heapq.heappop(heap)
+                    current = self._current(entry, lane)
+                    if current is None:
+                        continue
+                    popped.append(entry)
+                    if current.namespace == namespace and current.workflow_name in names:
+                        if found is None or entry[0] < found:
+                            found = entry[0]
+                        break
+                for entry in popped:
+                    heapq.heappush(heap, entry)
             return found
 
     # -- leases -----------------------------------------------------------------------
@@ -340,24 +365,38 @@ class MemoryStore:
         now_ms: int,
         lease_ms: int,
         limit: int,
+        held: Mapping[str, int] | None = None,
     ) -> list[Claim]:
         if not workflow_names or limit <= 0:
             return []
         names = set(workflow_names)
         with self._lock:
-            due: list[ExecutionRow] = []
-            other: list[tuple[int, int, str]] = []  # due, but not for this claimer
-            while self._due and self._due[0][0] <= now_ms and len(due) < limit:
-                entry = heapq.heappop(self._due)
-                row = self._current(entry)
-                if row is None or row in due:
-                    continue
-                if row.namespace == namespace and row.workflow_name in names:
-                    due.append(row)
-                else:
-                    other.append(entry)
-            for entry in other:
-                heapq.heappush(self._due, entry)
+            # The first ``limit`` due rows of each lane (SQLStore: one range scan each),
+            # then all of them in claim order, admitted under the queues' limits.
+            candidates: dict[str, ExecutionRow] = {}
+            for lane, heap in self._due.items():
+                popped: list[tuple[int, int, str]] = []
+                found = 0
+                while heap and heap[0][0] <= now_ms and found < limit:
+                    entry = heapq.heappop(heap)
+                    row = self._current(entry, lane)
+                    if row is None:
+                        continue  # stale: dropped
+                    popped.append(entry)
+                    if (
+                        row.namespace == namespace
+                        and row.workflow_name in names
+                        and row.id not in candidates
+                    ):
+                        candidates[row.id] = row
+                        found += 1
+                for entry in popped:
+                    heapq.heappush(heap, entry)
+            ordered = sorted(
+                candidates.values(),
+                key=lambda r: order_key(r.priority, r.wake_at, r.created_at, r.id),
+            )
+            due = self._admit(namespace, worker_id, ordered, limit=limit, held=held, now_ms=now_ms)
             claims: list[Claim] = []
             for row in due:
                 ran_before = row.attempt > 0
@@ -378,7 +417,7 @@ class MemoryStore:
     def owned_leases(self, namespace: str, worker_id: str) -> list[Lease]:
         with self._lock:
             return [
-                Lease(row.id, row.lease_token, worker_id)
+                Lease(row.id, row.lease_token, worker_id, row.queue)
                 for row in self._executions.values()
                 if row.namespace == namespace
                 and row.status == Status.RUNNING
@@ -394,6 +433,7 @@ class MemoryStore:
             row.wake_at = now_ms
             row.updated_at = now_ms
             row.lease_owner = None
+            self._free_slots(row.id)
             row.lease_expires_at = None
             row.lease_token += 1
             self._index(row)
@@ -418,6 +458,7 @@ class MemoryStore:
             self._index(row)
             row.updated_at = now_ms
             row.lease_owner = None
+            self._free_slots(row.id)
             row.lease_expires_at = None
             if step is not None:
                 self._put_step(step, lease)
@@ -443,6 +484,7 @@ class MemoryStore:
             row.error_message = error_message
             row.updated_at = now_ms
             row.lease_owner = None
+            self._free_slots(row.id)
             row.lease_expires_at = None
 
     def park(
@@ -465,6 +507,7 @@ class MemoryStore:
             row.error_message = error_message
             row.updated_at = now_ms
             row.lease_owner = None
+            self._free_slots(row.id)
             row.lease_expires_at = None
 
     def finish(
@@ -490,6 +533,7 @@ class MemoryStore:
             row.updated_at = now_ms
             row.wake_at = row.sleep_until = row.next_retry_at = None
             row.lease_owner = None
+            self._free_slots(row.id)
             row.lease_expires_at = None
             if parent_id is not None:
                 self._tell_parent(row, now_ms, str(lease.token))
@@ -575,6 +619,7 @@ class MemoryStore:
             self._index(row)
             row.updated_at = now_ms
             row.lease_owner = None
+            self._free_slots(row.id)
             row.lease_expires_at = None
             self._put_step(waiting, lease)
             return None
@@ -700,14 +745,17 @@ class MemoryStore:
         return True
 
     def _index(self, row: ExecutionRow) -> None:
-        """Record the row's (new) wake time in the due-heap."""
-        if row.wake_at is not None:
-            heapq.heappush(self._due, (row.wake_at, row.created_at, row.id))
+        """Record the row's (new) wake time in the due-heap of its (new) lane."""
+        lane = claim_lane(row.status, row.queue, row.priority)
+        if row.wake_at is not None and lane is not None:
+            heapq.heappush(self._due.setdefault(lane, []), (row.wake_at, row.created_at, row.id))
 
-    def _current(self, entry: tuple[int, int, str]) -> ExecutionRow | None:
-        """The row a heap entry points at, if the entry is not stale."""
+    def _current(self, entry: tuple[int, int, str], lane: str) -> ExecutionRow | None:
+        """The row a heap entry of ``lane`` points at, if the entry is not stale."""
         row = self._executions.get(entry[2])
-        return row if row is not None and row.wake_at == entry[0] else None
+        if row is None or row.wake_at != entry[0]:
+            return None
+        return row if claim_lane(row.status, row.queue, row.priority) == lane else None
 
     def _put_step(self, step: StepRow, lease: Lease) -> None:
         """Store the step's checkpoint and the record of the attempt it ends, if any."""

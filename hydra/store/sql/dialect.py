@@ -108,15 +108,21 @@ class Dialect(ABC):
         return None
 
     def fused_claim(
-        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
+        self, pick: Callable[[Any, Any], Select[Any]], pairs: Sequence[tuple[Any, Any]]
     ) -> Update | None:
-        """The claim of the workflow names ``names`` (binds) as one statement: lock the
-        first ``c_limit`` rows, in claim order, of those ``pick(name)`` selects for any of
-        the names (``pick`` makes the claim's SELECT of one name), take their leases, and
-        return the claimed rows plus their previous status, attempt and wake time; None
-        (the default) where the database cannot (then: a locked SELECT per name and an
-        UPDATE per row, in one transaction)."""
+        """The claim of the (workflow name, claim lane) pairs ``pairs`` (binds) as one
+        statement: lock the first ``c_limit`` rows, in claim order, of those ``pick(name,
+        lane)`` selects for any of the pairs, take their leases, and return the claimed
+        rows plus their previous status, attempt and wake time; None (the default) where
+        the database cannot (then: a locked SELECT per pair and an UPDATE per row, in one
+        transaction). Used only for lanes that take no queue slot."""
         return None
+
+    def insert_ignoring(self, table: Any) -> Insert:
+        """An INSERT into ``table`` that inserts nothing, without an error, where a row of
+        the same primary key exists (its rowcount then 0); where that row's transaction
+        has not committed, it waits for it first."""
+        raise NotImplementedError
 
     def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
         """An INSERT of one row (``values``: columns to binds) that inserts nothing when

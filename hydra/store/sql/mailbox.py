@@ -32,7 +32,7 @@ from hydra.store.base import (
 from hydra.store.sql import statements
 from hydra.store.sql.database import SQLDatabase
 from hydra.store.sql.driver import Tx
-from hydra.store.sql.fenced import extend_lease, lock_execution, lost_lease
+from hydra.store.sql.fenced import extend_lease, free_slots, lock_execution, lost_lease
 from hydra.store.sql.records import (
     attempt_params,
     event_params,
@@ -286,6 +286,7 @@ class SQLMailbox(SQLDatabase):
             # this topic and makes it due.
             if tx.rowcount(statements.FENCED["receive"], asleep) != 1:
                 raise LeaseLostError(lost_lease(lease))  # not reached: the row is locked and ours
+            free_slots(tx, lease)  # a waiting execution holds no queue slot
             self._save_checkpoint(tx, lease, waiting, now_ms)
             return None
 

@@ -69,6 +69,11 @@ class MySQLDialect(Dialect):
     def lock_for_claim(self, query: Select[Any]) -> Select[Any]:
         return query.with_for_update(skip_locked=True)
 
+    def insert_ignoring(self, table: Any) -> Insert:
+        # IGNORE also turns other errors into warnings; the rows inserted this way (queue
+        # slots) hold only values hydra validated.
+        return mysql_insert(table).prefix_with("IGNORE")
+
     def upsert(self, table: Any, values: dict[str, Any], keys: list[str]) -> Insert:
         stmt = mysql_insert(table).values(**values)
         return stmt.on_duplicate_key_update({k: stmt.inserted[k] for k in values if k not in keys})

@@ -34,6 +34,7 @@ from sqlalchemy.sql.dml import Insert
 
 from hydra.status import Status
 from hydra.store.base import WakeListener
+from hydra.store.queues import RUNNING_LANE
 from hydra.store.sql.dialect import Dialect
 from hydra.store.sql.driver import DriverOptions, Tx
 
@@ -151,59 +152,66 @@ class PostgreSQLDialect(Dialect):
         return stmt.add_cte(*ctes, nest_here=True).returning(table.c[keys[0]])
 
     def fused_claim(
-        self, pick: Callable[[Any], Select[Any]], names: Sequence[Any]
+        self, pick: Callable[[Any, Any], Select[Any]], pairs: Sequence[tuple[Any, Any]]
     ) -> Update | None:
         """The claim as one statement: ``UPDATE ... FROM (picked) RETURNING`` the claimed
         rows and, after them, each one's previous status, attempt and wake time (what
         ``take_lease`` reads).
 
-        ``picked`` locks the rows it returns with ``FOR UPDATE SKIP LOCKED``. One name:
-        ``pick(name)`` itself, an ordered range scan of ix_workflow_executions_due
-        (namespace, workflow_name, wake_at, created_at, id) stopped after ``c_limit``
-        rows. Several names::
+        ``picked`` locks the rows it returns with ``FOR UPDATE SKIP LOCKED``. One (name,
+        lane) pair: ``pick(name, lane)`` itself, an ordered range scan of
+        ix_workflow_executions_due (namespace, workflow_name, claim_lane, wake_at,
+        created_at, id) stopped after ``c_limit`` rows. Several pairs::
 
-            SELECT p.* FROM unnest(ARRAY[:c_name_0, ...]) AS n(name)
+            SELECT p.* FROM unnest(ARRAY[:c_name_0, ...], ARRAY[:c_lane_0, ...])
+                              AS n(name, lane)
               CROSS JOIN LATERAL (SELECT ... WHERE namespace = :c_ns
-                                    AND workflow_name = n.name AND wake_at <= :c_now
+                                    AND workflow_name = n.name AND claim_lane = n.lane
+                                    AND wake_at <= :c_now
                                   ORDER BY wake_at, created_at, id LIMIT :c_limit
                                   FOR UPDATE SKIP LOCKED) AS p
-            ORDER BY p.wake_at, p.created_at, p.id LIMIT :c_limit
+            ORDER BY p.priority DESC, p.wake_at, p.created_at, p.id LIMIT :c_limit
 
-        The same range scan per name (a Nested Loop over the names, each an Index Scan
+        The same range scan per pair (a Nested Loop over the pairs, each an Index Scan
         of ix_workflow_executions_due under a LockRows and a Limit), then the first
-        ``c_limit`` of at most ``c_limit`` per name: the same rows, in the same order,
-        as one scan of every name's due rows would take. Rows locked but not among the
-        first ``c_limit`` are released when the statement (its own transaction) ends;
-        meanwhile a concurrent claimer skips them, as it skips any row being claimed.
+        ``c_limit`` in claim order (``hydra.store.queues.order_key``). Rows locked but
+        not among the first ``c_limit`` are released when the statement (its own
+        transaction) ends; meanwhile a concurrent claimer skips them, as it skips any row
+        being claimed. Only lanes that take no slot are claimed this way
+        (``lane_is_unlimited``).
 
         The SET clause is ``hydra.store.base.take_lease`` in SQL (PostgreSQL evaluates
         every SET expression on the old row); the store contract's
         ``check_claim_is_take_lease`` holds the two to the same result. Bind parameters:
         ``b_owner``, ``b_now``, ``b_expires``, and the pick's own.
         """
-        first = pick(names[0])
+        first = pick(*pairs[0])
         table = first.selected_columns.id.table
         c = table.c
         picked: Any
-        if len(names) == 1:
+        if len(pairs) == 1:
             picked = (
-                first.with_only_columns(c.id, c.status, c.attempt, c.wake_at)
+                first.with_only_columns(c.id, c.status, c.attempt, c.wake_at, c.priority)
                 .with_for_update(skip_locked=True)
                 .subquery("picked")
             )
         else:
-            n = func.unnest(array(list(names))).table_valued("name").render_derived(name="n")
+            n = (
+                func.unnest(array([p[0] for p in pairs]), array([p[1] for p in pairs]))
+                .table_valued("name", "lane")
+                .render_derived(name="n")
+            )
             p = (
-                pick(n.c.name)
-                .with_only_columns(c.id, c.status, c.attempt, c.wake_at, c.created_at)
+                pick(n.c.name, n.c.lane)
+                .with_only_columns(c.id, c.status, c.attempt, c.wake_at, c.created_at, c.priority)
                 .with_for_update(skip_locked=True)
                 .lateral("p")
             )
             picked = (
-                sql_select(p.c.id, p.c.status, p.c.attempt, p.c.wake_at)
+                sql_select(p.c.id, p.c.status, p.c.attempt, p.c.wake_at, p.c.priority)
                 .select_from(n)
                 .join(p, true())
-                .order_by(p.c.wake_at, p.c.created_at, p.c.id)
+                .order_by(p.c.priority.desc(), p.c.wake_at, p.c.created_at, p.c.id)
                 .limit(bindparam("c_limit"))
                 .subquery("picked")
             )
@@ -216,6 +224,7 @@ class PostgreSQLDialect(Dialect):
             .where(c.id == picked.c.id)
             .values(
                 status=Status.RUNNING.value,
+                claim_lane=RUNNING_LANE,
                 lease_owner=bindparam("b_owner"),
                 lease_token=c.lease_token + 1,
                 attempt=case(
@@ -245,6 +254,9 @@ class PostgreSQLDialect(Dialect):
         # Delivered only when the surrounding transaction commits, so a worker never wakes
         # for a row it cannot yet see.
         tx.rows(_NOTIFY_WORK, {"c": channel_name(namespace)})
+
+    def insert_ignoring(self, table: Any) -> Insert:
+        return pg_insert(table).on_conflict_do_nothing()
 
     def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
         # No conflict target: any unique key (a message's id, its idempotency key).

@@ -23,6 +23,7 @@ from hydra.store.base import (
     StepAttemptRow,
     StepRow,
 )
+from hydra.store.queues import waiting_lane
 from hydra.store.sql.statements import ATTEMPT_COLUMNS, STEP_COLUMNS
 
 
@@ -60,6 +61,10 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         wait_topic,
         parent_id,
         parks,
+        queue_name,
+        priority,
+        concurrency_key,
+        _claim_lane,
     ) = r
     return ExecutionRow(
         id=id_,
@@ -92,6 +97,9 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         wait_topic=wait_topic,
         parent_id=parent_id,
         parks=parks,
+        queue=queue_name,
+        priority=priority,
+        concurrency_key=concurrency_key,
     )
 
 
@@ -240,6 +248,10 @@ def new_execution_params(new: NewExecution) -> dict[str, Any]:
         "trigger_type": new.trigger_type,
         "trigger_source": new.trigger_source,
         "parent_id": new.parent_id,
+        "queue_name": new.queue,
+        "priority": new.priority,
+        "concurrency_key": new.concurrency_key,
+        "claim_lane": waiting_lane(new.queue, new.priority),
     }
     return {f"n_{k}": v for k, v in values.items()}
 

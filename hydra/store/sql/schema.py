@@ -36,6 +36,10 @@ LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 # 'fetch' one step (and one idempotency key). utf8mb4_bin still ignores trailing spaces,
 # so hydra rejects names with leading or trailing whitespace (hydra.workflow.validate_name).
 Name = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb")
+# A claim lane: 'w', a priority (at most 11 characters), ':', a queue name (at most 100).
+# Short enough for MySQL's 3072-byte index key limit in ix_workflow_executions_due
+# (utf8mb4: 4 bytes a character).
+Lane = String(120).with_variant(mysql.VARCHAR(120, collation="utf8mb4_bin"), "mysql", "mariadb")
 Id = String(36).with_variant(mysql.VARCHAR(36, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 executions = Table(
@@ -77,20 +81,33 @@ executions = Table(
     # How many times a run parked it (its code no longer matched its history); revision
     # 0006 appended it.
     Column("parks", Integer, nullable=False, server_default="0"),
+    # The queue it was started in, its priority in it and its concurrency key
+    # (hydra.queues); revision 0007 appended them.
+    Column("queue_name", Name, nullable=False, server_default="default"),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("concurrency_key", Name, nullable=True),
+    # Which run of the claim index the row is in (hydra.store.queues.claim_lane):
+    # 'r' while running (a lease that may expire: a takeover, which needs no slot),
+    # 'w<priority>:<queue>' while pending or sleeping, NULL once finished. Every write
+    # that changes the status sets it. Revision 0007 appended it.
+    Column("claim_lane", Lane, nullable=True),
     # NULL keys never collide (SQL NULL semantics on every backend), so only executions
     # started with a key are deduplicated.
     UniqueConstraint("namespace", "idempotency_key", name="uq_workflow_executions_idempotency"),
-    # The claim, per registered workflow name: namespace = ? AND workflow_name = ? AND
-    # wake_at <= now ORDER BY wake_at, created_at, id LIMIT k is an ordered range scan of
-    # this index that reads only due rows of that workflow (finished rows have wake_at
-    # NULL, outside the range; other workflows' rows lie elsewhere in the index) and stops
-    # after k. next_wake_at reads its first entry per name. Its (namespace,
-    # workflow_name) prefix serves lookups by workflow (revision 0002 replaced the
-    # (namespace, wake_at) and (namespace, workflow_name) indexes with this one).
+    # The claim, per registered workflow name and claim lane: namespace = ? AND
+    # workflow_name = ? AND claim_lane = ? AND wake_at <= now ORDER BY wake_at,
+    # created_at, id LIMIT k is an ordered range scan of this index that reads only due
+    # rows of that workflow in that lane (one queue at one priority, or the running rows)
+    # and stops after k. Finished rows have claim_lane NULL and sleeping rows wake_at in
+    # the future: neither is read. The lanes of a workflow are found by skipping through
+    # the index (one probe per lane: hydra.store.sql.queues). Its (namespace,
+    # workflow_name) prefix serves lookups by workflow. Revision 0007 put claim_lane
+    # before wake_at (0002 made it per workflow).
     Index(
         "ix_workflow_executions_due",
         "namespace",
         "workflow_name",
+        "claim_lane",
         "wake_at",
         "created_at",
         "id",
@@ -220,4 +237,57 @@ cron_fires = Table(
     Column("worker_id", Name, nullable=True),
     Column("execution_id", Id, nullable=True),
     PrimaryKeyConstraint("namespace", "job_name", "slot_at", name="pk_cron_fires"),
+)
+
+
+# A queue's limits as registered (hydra.Queue): every worker reads them from here, so all
+# enforce the same ones whoever registered the queue last.
+queues = Table(
+    "workflow_queues",
+    metadata,
+    Column("namespace", Name, nullable=False),
+    Column("name", Name, nullable=False),
+    Column("concurrency", Integer, nullable=True),
+    Column("worker_concurrency", Integer, nullable=True),
+    Column("key_concurrency", Integer, nullable=True),
+    Column("rate_limit", Integer, nullable=True),
+    Column("rate_per_ms", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("namespace", "name", name="pk_workflow_queues"),
+)
+
+# The slots running executions of limited queues hold (hydra.queues): scope 'q' the
+# queue's concurrency (slot_key ''), scope 'k' a concurrency key's. The primary key is
+# the limit: a slot number below the limit is taken by inserting its row, and a second
+# insert of it (even while the first is uncommitted) finds the key taken.
+queue_slots = Table(
+    "workflow_queue_slots",
+    metadata,
+    Column("namespace", Name, nullable=False),
+    Column("queue_name", Name, nullable=False),
+    Column("scope", String(1), nullable=False),
+    Column("slot_key", Name, nullable=False),
+    Column("slot_no", Integer, nullable=False),
+    Column("execution_id", Id, nullable=False),
+    Column("taken_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint(
+        "namespace", "queue_name", "scope", "slot_key", "slot_no", name="pk_workflow_queue_slots"
+    ),
+    # Freeing an execution's slots when it leaves running.
+    Index("ix_workflow_queue_slots_execution", "execution_id"),
+)
+
+# A rate-limited queue's last ``limit`` first starts, one row each (hydra.queues): a
+# start takes the row used longest ago, if that was at least ``per`` ago.
+queue_rate = Table(
+    "workflow_queue_rate",
+    metadata,
+    Column("namespace", Name, nullable=False),
+    Column("queue_name", Name, nullable=False),
+    Column("slot_no", Integer, nullable=False),
+    Column("used_at", BigInteger, nullable=False),
+    PrimaryKeyConstraint("namespace", "queue_name", "slot_no", name="pk_workflow_queue_rate"),
+    # The row used longest ago: the first entry of the queue's range.
+    Index("ix_workflow_queue_rate_used", "namespace", "queue_name", "used_at"),
 )

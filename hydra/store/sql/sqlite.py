@@ -82,6 +82,9 @@ class SQLiteDialect(Dialect):
     def write_options(self) -> dict[str, Any]:
         return {"hydra_sqlite_begin": "IMMEDIATE"}
 
+    def insert_ignoring(self, table: Any) -> Insert:
+        return sqlite_insert(table).on_conflict_do_nothing()
+
     def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
         # ON CONFLICT DO NOTHING ... RETURNING needs SQLite 3.35 (the one Python links).
         if sqlite3.sqlite_version_info < (3, 35):

@@ -24,25 +24,29 @@ from sqlalchemy import (
     Delete,
     Insert,
     Select,
+    String,
     Update,
     and_,
     bindparam,
     case,
+    cast,
     exists,
     func,
+    literal,
     select,
-    union_all,
     update,
 )
 
 from hydra.status import Status, StepStatus
 from hydra.store.base import Lease
+from hydra.store.queues import RUNNING_LANE
 from hydra.store.sql.schema import (
     cron_fires,
     cron_jobs,
     events,
     executions,
     messages,
+    queue_slots,
     step_attempts,
     steps,
 )
@@ -71,6 +75,10 @@ INSERTED_COLUMNS = (
     "trigger_type",
     "trigger_source",
     "parent_id",
+    "queue_name",
+    "priority",
+    "concurrency_key",
+    "claim_lane",
 )
 INSERT_EXECUTION = executions.insert().values({c: bindparam(f"n_{c}") for c in INSERTED_COLUMNS})
 GET_EXECUTION = select(executions).where(
@@ -78,6 +86,7 @@ GET_EXECUTION = select(executions).where(
 )
 #: the position of created_at in a full executions row
 CREATED_AT = list(executions.c.keys()).index("created_at")
+PRIORITY = list(executions.c.keys()).index("priority")
 
 
 def creation_of(execution_id: str) -> Select[Any]:
@@ -147,6 +156,7 @@ def cancel(namespace: str, execution_id: str, now_ms: int) -> Update:
             completed_at=now_ms,
             updated_at=now_ms,
             wake_at=None,
+            claim_lane=None,
             sleep_until=None,
             next_retry_at=None,
             lease_owner=None,
@@ -236,6 +246,7 @@ def retry_execution(
             max_attempts=max_attempts,
             run_at=now_ms,
             wake_at=now_ms,
+            claim_lane=WAITING_LANE,
             timeout_at=timeout_at,
             error_type=None,
             error_message=None,
@@ -255,27 +266,6 @@ def delete_failed_steps(execution_id: str) -> Delete:
         steps.c.execution_id == execution_id,
         steps.c.status.in_((StepStatus.FAILED.value, StepStatus.TIMED_OUT.value)),
     )
-
-
-def next_wake_at(namespace: str, names: Sequence[str]) -> Select[Any]:
-    """The earliest wake_at of these workflow names (at least one) in the namespace.
-
-    The minimum per name, each the first non-NULL entry of its (namespace,
-    workflow_name) range of ix_workflow_executions_due: one index probe per name (a min
-    over an IN list would read every row of those names on some backends).
-    """
-    per_name = [
-        select(func.min(executions.c.wake_at).label("m")).where(
-            executions.c.namespace == namespace,
-            executions.c.workflow_name == name,
-            executions.c.wake_at.is_not(None),
-        )
-        for name in names
-    ]
-    if len(per_name) == 1:
-        return per_name[0]
-    both = union_all(*per_name).subquery("per_name")
-    return select(func.min(both.c.m))
 
 
 # -- execution ids by prefix --------------------------------------------------------------
@@ -394,6 +384,13 @@ def owned(lease: Lease) -> tuple[Any, ...]:
     )
 
 
+# The claim lane of a pending or sleeping row (hydra.store.queues.waiting_lane) in SQL,
+# from its own columns: 'w' || priority || ':' || queue_name (CONCAT on MySQL/MariaDB).
+WAITING_LANE: Any = (
+    literal("w", String) + cast(executions.c.priority, String) + literal(":", String)
+) + executions.c.queue_name
+
+
 def cap_sql(when: Any) -> Any:
     """``min(when, timeout_at)`` in SQL: a timed-out execution becomes claimable at once."""
     return case(
@@ -447,6 +444,7 @@ def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
             wake_at=cap_sql(bindparam("f_wake_at")),
             # A plain sleep (or a step's retry backoff) is not cut short by a message.
             wait_topic=None,
+            claim_lane=WAITING_LANE,
             **released,
         ),
         # A receive with no message: sleeping on its topic until its deadline. Without
@@ -459,6 +457,7 @@ def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
             sleep_until=bindparam("f_wake_at"),
             wake_at=func.coalesce(cap_sql(bindparam("f_wake_at")), executions.c.timeout_at),
             wait_topic=bindparam("f_topic"),
+            claim_lane=WAITING_LANE,
             **released,
         ),
         "retry": update(executions)
@@ -471,6 +470,7 @@ def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
             wake_at=cap_sql(bindparam("f_run_at")),
             error_type=bindparam("f_error_type"),
             error_message=bindparam("f_error_message"),
+            claim_lane=WAITING_LANE,
             **released,
         ),
         "park": update(executions)
@@ -483,6 +483,7 @@ def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
             wake_at=cap_sql(bindparam("f_run_at")),
             error_type=bindparam("f_error_type"),
             error_message=bindparam("f_error_message"),
+            claim_lane=WAITING_LANE,
             **released,
         ),
         "finish": update(executions)
@@ -496,6 +497,7 @@ def build_fenced(where: tuple[Any, ...]) -> dict[str, Any]:
             wake_at=None,
             sleep_until=None,
             next_retry_at=None,
+            claim_lane=None,
             **released,
         ),
     }
@@ -517,6 +519,7 @@ def release(lease: Lease, now_ms: int) -> Update:
         .values(
             status=Status.PENDING.value,
             wake_at=now_ms,
+            claim_lane=WAITING_LANE,
             updated_at=now_ms,
             lease_owner=None,
             lease_expires_at=None,
@@ -526,7 +529,7 @@ def release(lease: Lease, now_ms: int) -> Update:
 
 
 def owned_leases(namespace: str, worker_id: str) -> Select[Any]:
-    return select(executions.c.id, executions.c.lease_token).where(
+    return select(executions.c.id, executions.c.lease_token, executions.c.queue_name).where(
         executions.c.namespace == namespace,
         executions.c.status == Status.RUNNING.value,
         executions.c.lease_owner == worker_id,
@@ -654,23 +657,26 @@ GET_EVENTS = (
 
 
 # -- claims -----------------------------------------------------------------------------------
-def claim_pick(name: Any) -> Select[Any]:
-    """The claim's SELECT of one workflow name (``name``: a bind or a column): the due rows
-    (pending/sleeping due, a running one's lease expired, a timeout passed: all of them
-    have wake_at <= now; finished rows have wake_at NULL) in claim order.
+def claim_pick(name: Any, lane: Any) -> Select[Any]:
+    """The claim's SELECT of one workflow name in one claim lane (``name``, ``lane``: binds
+    or columns): the due rows (pending/sleeping due, a running one's lease expired, a
+    timeout passed: all of them have wake_at <= now; finished rows have no lane) in
+    claim order.
 
-    It relies on ix_workflow_executions_due (namespace, workflow_name, wake_at,
-    created_at, id): equality on the first two columns and a range on the third make it
-    one ordered range scan of that workflow's due entries, already in ORDER BY order (no
-    sort), stopped after ``c_limit`` rows; rows of other workflows and finished rows are
-    never read. With several names, the dialect runs one per name and merges
-    (PostgreSQL in one statement, others in one transaction: ``SQLStore.claim``).
+    It relies on ix_workflow_executions_due (namespace, workflow_name, claim_lane,
+    wake_at, created_at, id): equality on the first three columns and a range on the
+    fourth make it one ordered range scan of that lane's due entries, already in ORDER
+    BY order (no sort), stopped after ``c_limit`` rows; rows of other workflows and
+    lanes, finished rows and rows due later are never read. With several (name, lane)
+    pairs, the store runs one per pair and merges (PostgreSQL in one statement, others
+    in one transaction: ``SQLStore.claim``).
     """
     return (
         select(executions)
         .where(
             executions.c.namespace == bindparam("c_ns"),
             executions.c.workflow_name == name,
+            executions.c.claim_lane == lane,
             executions.c.wake_at <= bindparam("c_now"),
         )
         # created_at and id break ties, so every store claims in the same order.
@@ -679,19 +685,49 @@ def claim_pick(name: Any) -> Select[Any]:
     )
 
 
-def claim_name_binds(count: int) -> list[Any]:
-    """The workflow-name binds of a one-statement claim of ``count`` names (``c_name_<i>``)."""
-    return [bindparam(f"c_name_{i}", type_=executions.c.workflow_name.type) for i in range(count)]
+def claim_pair_binds(count: int) -> list[tuple[Any, Any]]:
+    """The (workflow name, lane) binds of a one-statement claim of ``count`` pairs
+    (``c_name_<i>``, ``c_lane_<i>``)."""
+    return [
+        (
+            bindparam(f"c_name_{i}", type_=executions.c.workflow_name.type),
+            bindparam(f"c_lane_{i}", type_=executions.c.claim_lane.type),
+        )
+        for i in range(count)
+    ]
 
 
-# The claim: its SELECT of one name (locked by the dialect: SKIP LOCKED where there is one)
-# and the executemany UPDATE that takes the leases.
-CLAIM_SELECT = claim_pick(bindparam("c_name"))
+# The claim: its SELECT of one name in one lane (locked by the dialect: SKIP LOCKED where
+# there is one) and the executemany UPDATE that takes the leases.
+CLAIM_SELECT = claim_pick(bindparam("c_name"), bindparam("c_lane"))
+# The lane after ``l_after`` (in the index's order) that a workflow has rows in: one index
+# probe of ix_workflow_executions_due; from l_after = '' they enumerate a workflow's lanes.
+NEXT_LANE = (
+    select(executions.c.claim_lane)
+    .where(
+        executions.c.namespace == bindparam("l_ns"),
+        executions.c.workflow_name == bindparam("l_name"),
+        executions.c.claim_lane > bindparam("l_after"),
+    )
+    .order_by(executions.c.claim_lane)
+    .limit(1)
+)
+# The earliest wake time after l_after in one lane of one workflow: the first entry of
+# the lane's range of ix_workflow_executions_due past l_after (NULLs are never in it).
+LANE_WAKE = select(func.min(executions.c.wake_at)).where(
+    executions.c.namespace == bindparam("l_ns"),
+    executions.c.workflow_name == bindparam("l_name"),
+    executions.c.claim_lane == bindparam("l_lane"),
+    executions.c.wake_at > bindparam("l_after"),
+)
+# An execution leaves running: the queue slots it holds are free (hydra.queues).
+FREE_SLOTS = queue_slots.delete().where(queue_slots.c.execution_id == bindparam("q_id"))
 CLAIM_UPDATE = (
     update(executions)
     .where(executions.c.id == bindparam("b_id"))
     .values(
         status=Status.RUNNING.value,
+        claim_lane=RUNNING_LANE,
         lease_owner=bindparam("b_owner"),
         lease_token=bindparam("b_token"),
         lease_expires_at=bindparam("b_expires"),

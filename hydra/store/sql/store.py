@@ -12,7 +12,7 @@ runs on the driver's own connections where the dialect allows it (SQLite, Postgr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -34,11 +34,12 @@ from hydra.store.base import (
     attempt_of,
     take_lease,
 )
+from hydra.store.queues import DEFAULT_QUEUE, lane_is_unlimited, order_key
 from hydra.store.sql import statements
 from hydra.store.sql.database import RECONNECT_WINDOW
 from hydra.store.sql.driver import CoreTx, Tx
-from hydra.store.sql.fenced import extend_lease, lost_lease
-from hydra.store.sql.mailbox import SQLMailbox
+from hydra.store.sql.fenced import extend_lease, free_slots, lost_lease
+from hydra.store.sql.queues import SQLQueues
 from hydra.store.sql.records import (
     attempt_params,
     cron_fire_row,
@@ -49,10 +50,18 @@ from hydra.store.sql.records import (
     step_params,
     step_row,
 )
-from hydra.store.sql.schema import events, executions, messages, metadata, step_attempts, steps
+from hydra.store.sql.schema import (
+    events,
+    executions,
+    messages,
+    metadata,
+    queue_slots,
+    step_attempts,
+    steps,
+)
 
 
-class SQLStore(SQLMailbox):
+class SQLStore(SQLQueues):
     """The Store on a relational database.
 
     ``SQLStore("sqlite:///hydra.db")``, ``SQLStore("postgresql+psycopg://...")``,
@@ -81,10 +90,15 @@ class SQLStore(SQLMailbox):
         reconnect_window: timedelta | float = RECONNECT_WINDOW,
     ) -> None:
         super().__init__(url_or_engine, reconnect_window=reconnect_window)
-        # The claim's locked SELECT of one workflow name (bind c_name), and the
-        # one-statement claims (None where the dialect has none) by number of names.
-        self._claim_one_name = self._dialect.lock_for_claim(statements.CLAIM_SELECT)
-        self._fused_claims: dict[int, Any] = {}
+        # The one-statement claims by number of (name, lane) pairs; None where the
+        # dialect has none. The claim's other statements: _build_queue_statements.
+        self._fused_claims: dict[int, Any] | None = (
+            {}
+            if self._dialect.fused_claim(statements.claim_pick, statements.claim_pair_binds(1))
+            is not None
+            else None
+        )
+        self._build_queue_statements()
         # Built once and reused with bind parameters (see statements.EXTEND).
         # PostgreSQL: start_workflow's INSERT with its NOTIFY in one statement; None elsewhere.
         self._notifying_insert = self._dialect.notifying_insert(statements.INSERT_EXECUTION)
@@ -208,6 +222,8 @@ class SQLStore(SQLMailbox):
         def apply(conn: Connection) -> bool:
             if conn.execute(stmt).rowcount != 1:
                 return False
+            # Its queue slots are free in the same transaction (a running one holds some).
+            conn.execute(statements.FREE_SLOTS, {"q_id": execution_id})
             self._dialect.notify_finished(conn, namespace, execution_id)
             # A child's end goes to its parent in this transaction, after the child's row
             # (locked by the UPDATE above): the lock order of every child's end.
@@ -281,7 +297,7 @@ class SQLStore(SQLMailbox):
                 return ids
             # Everything stored for them, then the rows themselves (re-checked: finished),
             # in this one transaction.
-            for table in (step_attempts, steps, events, messages):
+            for table in (step_attempts, steps, events, messages, queue_slots):
                 conn.execute(delete(table).where(table.c.execution_id.in_(ids)))
             conn.execute(
                 delete(executions).where(executions.c.id.in_(ids), executions.c.status.in_(wanted))
@@ -290,13 +306,26 @@ class SQLStore(SQLMailbox):
 
         return self._run(purge, write=not dry_run)
 
-    def next_wake_at(self, namespace: str, workflow_names: Sequence[str]) -> int | None:
+    def next_wake_at(
+        self, namespace: str, workflow_names: Sequence[str], *, after_ms: int | None = None
+    ) -> int | None:
         names = list(dict.fromkeys(workflow_names))
         if not names:
             return None
-        query = statements.next_wake_at(namespace, names)
-        value = self._run(lambda conn: conn.execute(query).scalar(), write=False)
-        return int(value) if value is not None else None
+        after = -(2**62) if after_ms is None else after_ms
+
+        def read(tx: Tx) -> int | None:
+            # The minimum over the names' lanes, each the first non-NULL entry of its
+            # range of ix_workflow_executions_due: one probe per lane.
+            found: int | None = None
+            for name, lane in self._lanes(tx, namespace, names):
+                params = {"l_ns": namespace, "l_name": name, "l_lane": lane, "l_after": after}
+                value = tx.rows(statements.LANE_WAKE, params)[0][0]
+                if value is not None and (found is None or int(value) < found):
+                    found = int(value)
+            return found
+
+        return self._run_hot(read, write=False)
 
     # -- leases -----------------------------------------------------------------------
     def claim(
@@ -308,34 +337,38 @@ class SQLStore(SQLMailbox):
         now_ms: int,
         lease_ms: int,
         limit: int,
+        held: Mapping[str, int] | None = None,
     ) -> list[Claim]:
         if not workflow_names or limit <= 0:
             return []
         names = list(dict.fromkeys(workflow_names))
-        fused = self._fused_claim_for(len(names))
-        if fused is not None:
-            picking = {"c_ns": namespace, "c_now": now_ms, "c_limit": limit}
-            picking.update({f"c_name_{i}": name for i, name in enumerate(names)})
-            return self._claim_fused(fused, picking, worker_id, now_ms, lease_ms)
+        if self._fused_claims is not None:
+            # PostgreSQL: the lanes first; if none of them takes a queue slot, the claim
+            # is one statement. (A lane that appears meanwhile is read by the next claim.)
+            pairs = self._run_hot(lambda tx: self._lanes(tx, namespace, names), write=False)
+            if not pairs:
+                return []
+            if all(lane_is_unlimited(lane) for _, lane in pairs):
+                fused = self._fused_claim_for(len(pairs))
+                if fused is not None:
+                    picking = {"c_ns": namespace, "c_now": now_ms, "c_limit": limit}
+                    for i, (name, lane) in enumerate(pairs):
+                        picking[f"c_name_{i}"] = name
+                        picking[f"c_lane_{i}"] = lane
+                    return self._claim_fused(fused, picking, worker_id, now_ms, lease_ms)
         same = {"b_owner": worker_id, "b_now": now_ms}
-        query = self._claim_one_name
 
         def claim_rows(tx: Tx) -> list[Claim]:
-            # One ordered range scan of ix_workflow_executions_due per name (each reads
-            # at most ``limit`` due rows of that workflow, locking them where the
-            # database has row locks), then the first ``limit`` of them all in claim
-            # order. Rows read past the first ``limit`` stay locked only until this
-            # transaction ends (MySQL/MariaDB); SQLite's BEGIN IMMEDIATE locks everything.
-            found: list[ExecutionRow] = []
-            for name in names:
-                # Only rows that can still make the first ``limit``: at or before the
-                # ``limit``-th wake time found so far (ties are settled by the sort).
-                bound = now_ms if len(found) < limit else min(now_ms, found[-1].wake_at or 0)
-                picking = {"c_ns": namespace, "c_name": name, "c_now": bound, "c_limit": limit}
-                found.extend(execution_row(r) for r in tx.rows(query, picking))
-                if len(names) > 1:
-                    found.sort(key=_claim_order)
-                    del found[limit:]
+            # One ordered range scan of ix_workflow_executions_due per lane of each name
+            # (each reads at most ``limit`` due rows, locking them where the database has
+            # row locks), then the queues' limits, in claim order (hydra.store.sql.queues).
+            # Rows read but not claimed stay locked only until this transaction ends
+            # (MySQL/MariaDB); SQLite's BEGIN IMMEDIATE locks everything.
+            pairs = self._lanes(tx, namespace, names)
+            candidates = self._pick(tx, namespace, pairs, now_ms, limit)
+            found = self._admit(
+                tx, namespace, worker_id, candidates, limit=limit, held=held, now_ms=now_ms
+            )
             if not found:
                 return []
             claims: list[Claim] = []
@@ -378,29 +411,34 @@ class SQLStore(SQLMailbox):
         """PostgreSQL: the claim as one autocommit statement, then the replays' steps."""
         params = {**picking, "b_owner": worker_id, "b_now": now_ms, "b_expires": now_ms + lease_ms}
         width = len(executions.c)
-        # Claimed in the pick's order (the previous wake time, then creation and id).
+        # Claimed in the pick's order (priority, the previous wake time, creation, id).
         rows = sorted(
             self._run_hot(lambda tx: tx.rows(fused, params), single=True),
-            key=lambda r: (r[width + 2], r[statements.CREATED_AT], r[0]),
+            key=lambda r: order_key(
+                int(r[statements.PRIORITY]), r[width + 2], r[statements.CREATED_AT], r[0]
+            ),
         )
         claims: list[Claim] = []
         for r in rows:
             row = execution_row(r[:width])
-            claim = Claim(row, Lease(row.id, row.lease_token, worker_id), Status(r[width]))
+            claim = Claim(
+                row, Lease(row.id, row.lease_token, worker_id, row.queue), Status(r[width])
+            )
             claims.append(claim)
             if r[width + 1] > 0:  # ran before: replay from its checkpoints
                 claim.steps.extend(self._run_hot(_replay_steps(row.id), single=True))
         return claims
 
     def _fused_claim_for(self, count: int) -> Any:
-        """The one-statement claim of ``count`` workflow names (binds ``c_name_<i>``), or
-        None where the dialect has none; built once per number of names."""
+        """The one-statement claim of ``count`` (name, lane) pairs (binds ``c_name_<i>``,
+        ``c_lane_<i>``), or None where the dialect has none; built once per count."""
+        assert self._fused_claims is not None
         if count in self._fused_claims:
             return self._fused_claims[count]
         if len(self._fused_claims) >= 64:
-            self._fused_claims.clear()  # a worker with ever more names: rebuild as needed
-        names = statements.claim_name_binds(count)
-        fused = self._dialect.fused_claim(statements.claim_pick, names)
+            self._fused_claims.clear()  # a worker with ever more lanes: rebuild as needed
+        pairs = statements.claim_pair_binds(count)
+        fused = self._dialect.fused_claim(statements.claim_pick, pairs)
         self._fused_claims[count] = fused
         return fused
 
@@ -420,11 +458,18 @@ class SQLStore(SQLMailbox):
     def owned_leases(self, namespace: str, worker_id: str) -> list[Lease]:
         query = statements.owned_leases(namespace, worker_id)
         rows = self._run(lambda conn: conn.execute(query).all(), write=False)
-        return [Lease(str(r.id), int(r.lease_token), worker_id) for r in rows]
+        return [Lease(str(r.id), int(r.lease_token), worker_id, str(r.queue_name)) for r in rows]
 
     def release(self, lease: Lease, *, now_ms: int) -> bool:
         stmt = statements.release(lease, now_ms)
-        return self._run(lambda conn: conn.execute(stmt).rowcount == 1)
+
+        def apply(conn: Connection) -> bool:
+            if conn.execute(stmt).rowcount != 1:
+                return False
+            free_slots(CoreTx(conn), lease)
+            return True
+
+        return self._run(apply)
 
     # -- fenced writes ----------------------------------------------------------------
     def save_step(self, lease: Lease, step: StepRow, *, now_ms: int, lease_ms: int) -> None:
@@ -583,10 +628,12 @@ class SQLStore(SQLMailbox):
             if step is not None:
                 tx.rowcount(upsert, step_params(step, now_ms))
             self._save_attempt(tx, attempt)
+            free_slots(tx, lease)
             if then is not None:
                 then(tx)
 
-        self._run_hot(apply, single=step is None and then is None)
+        limited = lease.queue != DEFAULT_QUEUE
+        self._run_hot(apply, single=step is None and then is None and not limited)
 
     # -- notifications ----------------------------------------------------------------
     def open_listener(self, namespace: str, channel: str = "work") -> WakeListener | None:

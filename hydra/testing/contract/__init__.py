@@ -14,7 +14,8 @@ third-party store can run the suite from any test runner::
 The checks are grouped like the protocols ``Store`` combines, one module each:
 ``executions`` (``ExecutionStore``), ``steps`` (``StepStore``), ``leases``
 (``LeaseStore``), ``messages`` (``MessageStore``), ``children`` (``ChildStore``),
-``cron`` (``CronStore``) and
+``cron`` (``CronStore``), ``queues`` (``QueueStore`` and the claim under queue limits)
+and
 ``capabilities`` (the store as a whole);
 ``CHECKS_BY_PROTOCOL`` maps each protocol's name to its checks, ``ALL_CHECKS`` lists them
 all, and every check is importable from here.
@@ -39,6 +40,7 @@ from hydra.testing.contract import (
     executions,
     leases,
     messages,
+    queues,
     steps,
 )
 from hydra.testing.contract._support import Check, StoreFactory, opened
@@ -121,6 +123,17 @@ from hydra.testing.contract.messages import (
     check_sleep_is_not_woken_by_a_message,
     check_step_kind_and_detail,
 )
+from hydra.testing.contract.queues import (
+    check_cancel_frees_the_slot,
+    check_concurrency_limit_holds_and_frees,
+    check_key_concurrency,
+    check_priority_then_fifo,
+    check_queue_registration_is_stored,
+    check_rate_limit_is_exact_and_resumes_are_free,
+    check_takeover_keeps_the_slot,
+    check_unregistered_queue_and_stats,
+    check_worker_concurrency,
+)
 from hydra.testing.contract.steps import (
     check_list_steps_order,
     check_save_step_extends_lease,
@@ -139,6 +152,7 @@ CHECKS_BY_PROTOCOL: dict[str, list[Check]] = {
     "MessageStore": messages.CHECKS,
     "ChildStore": children.CHECKS,
     "CronStore": cron.CHECKS,
+    "QueueStore": queues.CHECKS,
     "Store": capabilities.CHECKS,
 }
 #: every check, grouped by protocol
@@ -181,6 +195,7 @@ __all__ = [
     "StoreFactory",
     "check_cancel",
     "check_cancel_fences_owner",
+    "check_cancel_frees_the_slot",
     "check_cancel_sends_a_child_s_end",
     "check_child_end_before_the_wait_is_kept",
     "check_child_end_wakes_a_waiting_parent",
@@ -192,6 +207,7 @@ __all__ = [
     "check_claim_only_own_namespace",
     "check_claim_order_across_workflows",
     "check_claim_order_and_limit",
+    "check_concurrency_limit_holds_and_frees",
     "check_create_get_list_roundtrip",
     "check_cron_fire_claimed_once",
     "check_cron_fire_concurrent",
@@ -210,6 +226,7 @@ __all__ = [
     "check_heartbeat_extends_lease",
     "check_idempotency_key",
     "check_idempotency_key_concurrent",
+    "check_key_concurrency",
     "check_large_payload",
     "check_lease_expiry_takeover",
     "check_list_executions",
@@ -223,8 +240,11 @@ __all__ = [
     "check_notify_wakes_listener",
     "check_owned_leases",
     "check_park",
+    "check_priority_then_fifo",
     "check_purge",
     "check_purge_keeps_a_parent_with_an_unfinished_child",
+    "check_queue_registration_is_stored",
+    "check_rate_limit_is_exact_and_resumes_are_free",
     "check_receive_fenced",
     "check_receive_repeated_returns_the_same_message",
     "check_receive_suspends_and_a_send_wakes_it",
@@ -251,7 +271,10 @@ __all__ = [
     "check_step_attempts_recorded",
     "check_step_kind_and_detail",
     "check_takeover_exclusive",
+    "check_takeover_keeps_the_slot",
     "check_timeout_caps_wake_at",
+    "check_unregistered_queue_and_stats",
+    "check_worker_concurrency",
     "run_all",
     "unsupported_reason",
 ]

@@ -1,0 +1,411 @@
+"""``SQLStore``'s queues: registered limits, the claim lanes, and the admission of
+claimable executions under the limits (``hydra.queues`` says what they mean).
+
+The claim reads each lane of each workflow it claims (``lanes``: one index probe per
+lane), then, where every lane is of the default queue or the running lane and the
+database can, claims in one statement (PostgreSQL); otherwise it picks each lane's first
+due rows in one transaction and admits them one by one here, taking slots and rate rows
+in that same transaction.
+
+Why a slot is an inserted row: a claimer that counted the running executions of a queue
+would not see the ones another claimer is claiming in a transaction not yet committed
+(each would count 2 of 3 and both would start a third). A primary key does see them: the
+second INSERT of slot (queue, 'q', '', 2) waits for the first transaction and then finds
+the key taken (PostgreSQL ON CONFLICT DO NOTHING, MySQL/MariaDB INSERT IGNORE), and
+SQLite has one writer at a time. So at most ``concurrency`` rows, hence running
+executions that hold one, exist for a queue whatever the number of claimers.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, func, select
+from sqlalchemy.exc import IntegrityError
+
+from hydra.status import Status
+from hydra.store.base import ExecutionRow
+from hydra.store.queues import (
+    DEFAULT_QUEUE,
+    QueueBudget,
+    QueueRow,
+    QueueStats,
+    SlotRow,
+    budgets,
+    free_numbers,
+)
+from hydra.store.sql import statements
+from hydra.store.sql.driver import Tx
+from hydra.store.sql.mailbox import SQLMailbox
+from hydra.store.sql.schema import executions, queue_rate, queue_slots, queues
+
+#: the used_at of a rate row never used: before any time a clock gives
+NEVER = -(2**62)
+
+_Q = queues.c
+GET_QUEUE = select(queues).where(_Q.namespace == bindparam("q_ns"), _Q.name == bindparam("q_name"))
+LIST_QUEUES = select(queues).where(_Q.namespace == bindparam("q_ns")).order_by(_Q.name)
+_S = queue_slots.c
+SLOT_NUMBERS = select(_S.slot_no).where(
+    _S.namespace == bindparam("s_ns"),
+    _S.queue_name == bindparam("s_queue"),
+    _S.scope == bindparam("s_scope"),
+    _S.slot_key == bindparam("s_key"),
+)
+SLOT_VALUES: dict[str, Any] = {
+    "namespace": bindparam("s_ns"),
+    "queue_name": bindparam("s_queue"),
+    "scope": bindparam("s_scope"),
+    "slot_key": bindparam("s_key"),
+    "slot_no": bindparam("s_no"),
+    "execution_id": bindparam("s_id"),
+    "taken_at": bindparam("s_now"),
+}
+DROP_SLOT = queue_slots.delete().where(
+    _S.namespace == bindparam("s_ns"),
+    _S.queue_name == bindparam("s_queue"),
+    _S.scope == bindparam("s_scope"),
+    _S.slot_key == bindparam("s_key"),
+    _S.slot_no == bindparam("s_no"),
+)
+_R = queue_rate.c
+# The rate row used longest ago, if it was used at or before r_cut (now - per): the first
+# entry of the queue's range of ix_workflow_queue_rate_used (locked by the dialect).
+RATE_OLDEST = (
+    select(_R.slot_no)
+    .where(
+        _R.namespace == bindparam("r_ns"),
+        _R.queue_name == bindparam("r_queue"),
+        _R.used_at <= bindparam("r_cut"),
+    )
+    .order_by(_R.used_at)
+    .limit(1)
+)
+RATE_USE = (
+    queue_rate.update()
+    .where(
+        _R.namespace == bindparam("r_ns"),
+        _R.queue_name == bindparam("r_queue"),
+        _R.slot_no == bindparam("r_no"),
+    )
+    .values(used_at=bindparam("r_now"))
+)
+
+
+def queue_row(r: Sequence[Any]) -> QueueRow:
+    """A full ``workflow_queues`` row."""
+    namespace, name, concurrency, worker, key, rate, per, created, updated = r
+    return QueueRow(namespace, name, concurrency, worker, key, rate, per, created, updated)
+
+
+class SQLQueues(SQLMailbox):
+    """The queues of ``SQLStore`` (its base class)."""
+
+    _claim_lane_pick: Any
+    _insert_slot: Any
+    _rate_oldest: Any
+
+    def _build_queue_statements(self) -> None:
+        self._claim_lane_pick = self._dialect.lock_for_claim(statements.CLAIM_SELECT)
+        self._insert_slot = self._dialect.insert_ignoring(queue_slots).values(SLOT_VALUES)
+        self._rate_oldest = self._dialect.lock_for_claim(RATE_OLDEST)
+
+    # -- QueueStore -------------------------------------------------------------------
+    def upsert_queue(self, row: QueueRow, *, now_ms: int) -> QueueRow:
+        values = {
+            "concurrency": row.concurrency,
+            "worker_concurrency": row.worker_concurrency,
+            "key_concurrency": row.key_concurrency,
+            "rate_limit": row.rate_limit,
+            "rate_per_ms": row.rate_per_ms,
+            "updated_at": now_ms,
+        }
+        key = {"q_ns": row.namespace, "q_name": row.name}
+
+        def apply(conn: Connection) -> QueueRow:
+            where = (_Q.namespace == row.namespace, _Q.name == row.name)
+            old_rows = conn.execute(GET_QUEUE.with_for_update(), key).all()
+            if old_rows:
+                conn.execute(queues.update().where(*where).values(values))
+            else:
+                conn.execute(
+                    queues.insert().values(
+                        namespace=row.namespace, name=row.name, created_at=now_ms, **values
+                    )
+                )
+            old = queue_row(old_rows[0]) if old_rows else None
+            if old is None or old.rate_limit != row.rate_limit:
+                self._resize_rate(conn, row)
+            return queue_row(conn.execute(GET_QUEUE, key).one())
+
+        def once() -> QueueRow:
+            try:
+                return self._run(apply)
+            except IntegrityError:
+                # Another process registered it first, between our read and insert: the
+                # row exists now, so this try updates it.
+                return self._run(apply)
+
+        return once()
+
+    def _resize_rate(self, conn: Connection, row: QueueRow) -> None:
+        """Make the queue's rate rows ``row.rate_limit``, keeping the newest first starts
+        (locked: a claim using one finishes first)."""
+        where = (_R.namespace == row.namespace, _R.queue_name == row.name)
+        used = [
+            int(u)
+            for (u,) in conn.execute(
+                select(_R.used_at).where(*where).order_by(_R.used_at.desc()).with_for_update()
+            )
+        ]
+        conn.execute(queue_rate.delete().where(*where))
+        if row.rate_limit is None:
+            return
+        kept = used[: row.rate_limit] + [NEVER] * max(row.rate_limit - len(used), 0)
+        conn.execute(
+            queue_rate.insert(),
+            [
+                {"namespace": row.namespace, "queue_name": row.name, "slot_no": i, "used_at": t}
+                for i, t in enumerate(kept)
+            ],
+        )
+
+    def get_queue(self, namespace: str, name: str) -> QueueRow | None:
+        rows = self._run_hot(
+            lambda tx: tx.rows(GET_QUEUE, {"q_ns": namespace, "q_name": name}),
+            single=True,
+            write=False,
+        )
+        return queue_row(rows[0]) if rows else None
+
+    def list_queues(self, namespace: str) -> list[QueueRow]:
+        rows = self._run(
+            lambda conn: conn.execute(LIST_QUEUES, {"q_ns": namespace}).all(), write=False
+        )
+        return [queue_row(r) for r in rows]
+
+    def queue_stats(self, namespace: str, *, now_ms: int) -> list[QueueStats]:
+        e = executions.c
+        due = e.wake_at <= now_ms
+        waiting = e.status != Status.RUNNING.value
+        counts = (
+            select(
+                e.queue_name,
+                func.sum(case((waiting & due, 1), else_=0)),
+                func.min(case((waiting & due, e.wake_at), else_=None)),
+                func.sum(case((waiting & ~due, 1), (waiting & e.wake_at.is_(None), 1), else_=0)),
+                func.sum(case((e.status == Status.RUNNING.value, 1), else_=0)),
+            )
+            .where(e.namespace == namespace, e.status.in_(statements.NON_TERMINAL))
+            .group_by(e.queue_name)
+        )
+        held = (
+            select(_S.queue_name, func.count())
+            .where(_S.namespace == namespace, _S.scope == "q")
+            .group_by(_S.queue_name)
+        )
+
+        def read(conn: Connection) -> list[QueueStats]:
+            configs = {
+                q.name: q for q in map(queue_row, conn.execute(LIST_QUEUES, {"q_ns": namespace}))
+            }
+            found = {str(r[0]): r for r in conn.execute(counts)}
+            slots = {str(q): int(n) for q, n in conn.execute(held)}
+            stats = []
+            for name in sorted(set(configs) | set(found)):
+                r = found.get(name)
+                stats.append(
+                    QueueStats(
+                        name=name,
+                        config=configs.get(name),
+                        backlog=int(r[1] or 0) if r else 0,
+                        oldest_due_at=int(r[2]) if r and r[2] is not None else None,
+                        scheduled=int(r[3] or 0) if r else 0,
+                        running=int(r[4] or 0) if r else 0,
+                        slots_held=slots.get(name, 0),
+                    )
+                )
+            return stats
+
+        return self._run(read, write=False)
+
+    def list_slots(self, namespace: str, queue: str | None = None) -> list[SlotRow]:
+        query = select(queue_slots).where(_S.namespace == namespace)
+        if queue is not None:
+            query = query.where(_S.queue_name == queue)
+        query = query.order_by(_S.queue_name, _S.scope, _S.slot_key, _S.slot_no)
+        rows = self._run(lambda conn: conn.execute(query).all(), write=False)
+        return [
+            SlotRow(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]), int(r[6]))
+            for r in rows
+        ]
+
+    def next_rate_at(self, namespace: str, *, now_ms: int) -> int | None:
+        oldest = (
+            select(_R.queue_name, func.min(_R.used_at))
+            .where(_R.namespace == namespace)
+            .group_by(_R.queue_name)
+        )
+
+        def read(conn: Connection) -> int | None:
+            pers = {
+                q.name: q.rate_per_ms
+                for q in map(queue_row, conn.execute(LIST_QUEUES, {"q_ns": namespace}))
+            }
+            found: int | None = None
+            for name, used in conn.execute(oldest):
+                per = pers.get(str(name))
+                if per is None or used is None or int(used) == NEVER:
+                    continue
+                free_at = int(used) + per
+                if free_at > now_ms and (found is None or free_at < found):
+                    found = free_at
+            return found
+
+        return self._run(read, write=False)
+
+    # -- the claim --------------------------------------------------------------------
+    def _lanes(self, tx: Tx, namespace: str, names: Sequence[str]) -> list[tuple[str, str]]:
+        """Every (workflow name, claim lane) with unfinished rows: a skip through
+        ix_workflow_executions_due, one probe per lane found and one per name to end."""
+        pairs: list[tuple[str, str]] = []
+        for name in names:
+            after = ""
+            while True:
+                rows = tx.rows(
+                    statements.NEXT_LANE, {"l_ns": namespace, "l_name": name, "l_after": after}
+                )
+                if not rows:
+                    break
+                after = str(rows[0][0])
+                pairs.append((name, after))
+        return pairs
+
+    def _pick(
+        self, tx: Tx, namespace: str, pairs: Sequence[tuple[str, str]], now_ms: int, limit: int
+    ) -> list[ExecutionRow]:
+        """The first ``limit`` due rows of each lane, locked where the database has row
+        locks (SKIP LOCKED), in claim order (``order_key``)."""
+        from hydra.store.queues import order_key
+        from hydra.store.sql.records import execution_row
+
+        found: dict[str, ExecutionRow] = {}
+        for name, lane in pairs:
+            params = {
+                "c_ns": namespace,
+                "c_name": name,
+                "c_lane": lane,
+                "c_now": now_ms,
+                "c_limit": limit,
+            }
+            for r in tx.rows(self._claim_lane_pick, params):
+                row = execution_row(r)
+                found[row.id] = row
+        return sorted(
+            found.values(), key=lambda r: order_key(r.priority, r.wake_at, r.created_at, r.id)
+        )
+
+    def _admit(
+        self,
+        tx: Tx,
+        namespace: str,
+        worker_id: str,
+        candidates: Sequence[ExecutionRow],
+        *,
+        limit: int,
+        held: Mapping[str, int] | None,
+        now_ms: int,
+    ) -> list[ExecutionRow]:
+        """The candidates (in claim order) this claim takes, taking their slots and rate
+        rows in ``tx``: a takeover and an execution of an unlimited queue always; one of a
+        limited queue if every limit lets it. Stops at ``limit``."""
+        wanted = sorted(
+            {r.queue for r in candidates if r.queue != DEFAULT_QUEUE and r.status != Status.RUNNING}
+        )
+        configs: dict[str, QueueRow] = {}
+        if wanted:
+            # The namespace's registrations (a few rows): fresh in every claim, so a new
+            # registration applies from the next claim of every worker.
+            rows = tx.rows(LIST_QUEUES, {"q_ns": namespace})
+            configs = {q.name: q for q in map(queue_row, rows) if q.limited and q.name in wanted}
+        budget = budgets(configs, dict(held) if held else None)
+        start = zlib.crc32(worker_id.encode())
+        admitted: list[ExecutionRow] = []
+        for row in candidates:
+            if len(admitted) >= limit:
+                break
+            config = configs.get(row.queue)
+            if (
+                row.status == Status.RUNNING
+                or config is None
+                or self._take(tx, row, config, budget[row.queue], start, now_ms)
+            ):
+                admitted.append(row)
+        return admitted
+
+    def _take(
+        self,
+        tx: Tx,
+        row: ExecutionRow,
+        config: QueueRow,
+        budget: QueueBudget,
+        start: int,
+        now_ms: int,
+    ) -> bool:
+        """Take what ``row`` needs of ``config``'s limits in ``tx``, all or nothing."""
+        if budget.full or (budget.worker is not None and budget.worker <= 0):
+            return False
+        first = row.started_at is None
+        if first and config.rate_limit is not None and budget.rate_spent:
+            return False
+        taken: list[dict[str, Any]] = []
+        if config.concurrency is not None:
+            slot = self._take_slot(tx, row, "q", "", config.concurrency, start, now_ms)
+            if slot is None:
+                budget.full = True
+                return False
+            taken.append(slot)
+        if config.key_concurrency is not None and row.concurrency_key is not None:
+            slot = self._take_slot(
+                tx, row, "k", row.concurrency_key, config.key_concurrency, start, now_ms
+            )
+            if slot is None:
+                self._drop_slots(tx, taken)
+                return False
+            taken.append(slot)
+        if first and config.rate_limit is not None:
+            assert config.rate_per_ms is not None
+            params = {
+                "r_ns": row.namespace,
+                "r_queue": row.queue,
+                "r_cut": now_ms - config.rate_per_ms,
+            }
+            oldest = tx.rows(self._rate_oldest, params)
+            if not oldest:
+                budget.rate_spent = True
+                self._drop_slots(tx, taken)
+                return False
+            tx.rowcount(RATE_USE, {**params, "r_no": oldest[0][0], "r_now": now_ms})
+        if budget.worker is not None:
+            budget.worker -= 1
+        return True
+
+    def _take_slot(
+        self, tx: Tx, row: ExecutionRow, scope: str, key: str, limit: int, start: int, now_ms: int
+    ) -> dict[str, Any] | None:
+        """Insert a free slot's row for ``row`` (see the module's docstring): its key's
+        binds, or None if every number below ``limit`` is taken."""
+        slot = {"s_ns": row.namespace, "s_queue": row.queue, "s_scope": scope, "s_key": key}
+        taken = [int(n) for (n,) in tx.rows(SLOT_NUMBERS, slot)]
+        for number in free_numbers(limit, taken, start):
+            params = {**slot, "s_no": number, "s_id": row.id, "s_now": now_ms}
+            if tx.rowcount(self._insert_slot, params) == 1:
+                return params
+        return None
+
+    def _drop_slots(self, tx: Tx, taken: Sequence[dict[str, Any]]) -> None:
+        """Give back slots this claim took for an execution it then could not admit."""
+        for params in taken:
+            tx.rowcount(DROP_SLOT, params)
