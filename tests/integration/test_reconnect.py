@@ -269,6 +269,10 @@ def test_errors_that_are_not_disconnects_are_not_retried(
             "trigger_type": "api",
             "trigger_source": None,
             "parent_id": None,
+            "queue_name": "default",
+            "priority": 0,
+            "concurrency_key": None,
+            "claim_lane": "w0:default",
         }.items()
     }
     tries = 0

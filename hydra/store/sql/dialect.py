@@ -124,6 +124,12 @@ class Dialect(ABC):
         has not committed, it waits for it first."""
         raise NotImplementedError
 
+    def try_lock_slot(self, tx: Tx, key: int) -> bool:
+        """Before inserting a queue slot's row: False if another open transaction is
+        inserting the same slot (skip it rather than wait for that transaction); True
+        where the database does not need it (the default)."""
+        return True
+
     def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
         """An INSERT of one row (``values``: columns to binds) that inserts nothing when
         one of the table's unique keys is taken, returning the new row's ``id`` (no row:

@@ -71,6 +71,7 @@ def events_channel_name(namespace: str) -> str:
 EVENTS_PREFIX = "hydra_events_"
 # The "work" channel's NOTIFY (``notify``), built once: the driver path caches statements
 # by identity.
+_TRY_SLOT_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
 _NOTIFY_WORK = text("SELECT pg_notify(:c, '')")
 # set_event's NOTIFY: the execution's namespace read from its row (the caller has only its
 # id), the channel named as events_channel_name names it. Delivered on commit.
@@ -257,6 +258,14 @@ class PostgreSQLDialect(Dialect):
 
     def insert_ignoring(self, table: Any) -> Insert:
         return pg_insert(table).on_conflict_do_nothing()
+
+    def try_lock_slot(self, tx: Tx, key: int) -> bool:
+        # A transaction-level advisory lock per slot, held until the claim commits. An
+        # INSERT ... ON CONFLICT DO NOTHING of a slot another open transaction inserted
+        # waits for that transaction; two claimers each holding one slot and inserting
+        # the other's would wait for each other until deadlock_timeout (1 s) and one
+        # aborts. Whoever does not get the lock tries the next number instead.
+        return bool(tx.rows(_TRY_SLOT_LOCK, {"k": key})[0][0])
 
     def insert_if_absent(self, table: Any, values: dict[str, Any]) -> Insert | None:
         # No conflict target: any unique key (a message's id, its idempotency key).

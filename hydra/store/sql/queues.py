@@ -18,6 +18,7 @@ executions that hold one, exist for a queue whatever the number of claimers.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -92,6 +93,15 @@ RATE_USE = (
     )
     .values(used_at=bindparam("r_now"))
 )
+
+
+def slot_lock_key(slot: dict[str, Any], number: int) -> int:
+    """A signed 64-bit number naming one slot (``Dialect.try_lock_slot``); a collision
+    only makes a claimer skip a free slot once."""
+    name = "\x1f".join((slot["s_ns"], slot["s_queue"], slot["s_scope"], slot["s_key"], str(number)))
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def queue_row(r: Sequence[Any]) -> QueueRow:
@@ -400,6 +410,8 @@ class SQLQueues(SQLMailbox):
         slot = {"s_ns": row.namespace, "s_queue": row.queue, "s_scope": scope, "s_key": key}
         taken = [int(n) for (n,) in tx.rows(SLOT_NUMBERS, slot)]
         for number in free_numbers(limit, taken, start):
+            if not self._dialect.try_lock_slot(tx, slot_lock_key(slot, number)):
+                continue
             params = {**slot, "s_no": number, "s_id": row.id, "s_now": now_ms}
             if tx.rowcount(self._insert_slot, params) == 1:
                 return params
