@@ -27,6 +27,7 @@ from typing import Any
 from hydra.clock import duration_ms, to_ms
 from hydra.errors import ChildFailedError, DuplicateStepError
 from hydra.mailbox import wait_for_message, write_checkpoint
+from hydra.queues import QueueCheck
 from hydra.run import Run
 from hydra.status import Status
 from hydra.store.base import NewExecution, child_topic, parse_child_end
@@ -97,7 +98,15 @@ def _new_child(
     options: dict[str, Any],
 ) -> NewExecution:
     """The child's row, with ``engine.start_workflow``'s options and checks."""
-    unknown = set(options) - {"max_attempts", "retry_backoff", "timeout", "run_at"}
+    unknown = set(options) - {
+        "max_attempts",
+        "retry_backoff",
+        "timeout",
+        "run_at",
+        "queue",
+        "priority",
+        "concurrency_key",
+    }
     if unknown:
         raise TypeError(
             f"start_child() got unexpected options {sorted(unknown)}: it takes those of "
@@ -112,6 +121,10 @@ def _new_child(
     )
     if isinstance(workflow, Workflow):
         _check_input(run, workflow, data)
+    queues = run.runtime.queues or QueueCheck(run.store, run.namespace)
+    queue, priority, concurrency_key = queues.check(
+        options.get("queue"), options.get("priority", 0), options.get("concurrency_key")
+    )
     now = run.clock.now_ms()
     return NewExecution(
         id=child_id(run.execution_id, name),
@@ -129,6 +142,9 @@ def _new_child(
         trigger_type="child",
         trigger_source=run.execution_id,
         parent_id=run.execution_id,
+        queue=queue,
+        priority=priority,
+        concurrency_key=concurrency_key,
     )
 
 

@@ -105,6 +105,8 @@ class Engine:
         self._new_id: Callable[[], str] = id_factory or (lambda: str(uuid.uuid4()))
         #: every observer of the runs of this engine's workers (``add_observer``)
         self.observers = Observers((), self.logger.logger)
+        # The queues a start may name (``start_workflow(queue=...)``, a child's too).
+        self._queues = QueueCheck(store, self.namespace)
         #: what a run uses (``hydra.runner.execute``): built once, shared by every worker
         self.runtime = Runtime(
             store=store,
@@ -115,6 +117,7 @@ class Engine:
             namespace=self.namespace,
             registry=RunRegistry(),
             payloads=payloads,
+            queues=self._queues,
         )
         #: the cron jobs registered here; every worker of this engine schedules them
         self.cron = CronRegistry(self.runtime)
@@ -126,8 +129,6 @@ class Engine:
             self.runtime.registry.notify_finished,
         )
         self._finished_poll_s = 1.0
-        # The queues a start may name (``start_workflow(queue=...)``).
-        self._queues = QueueCheck(store, self.namespace)
         if metrics is not None:
             self.use_metrics(metrics)
         for observer in observers:

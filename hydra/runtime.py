@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from hydra.clock import Clock
 from hydra.errors import PayloadError
@@ -25,6 +25,9 @@ from hydra.logs import HydraLogger
 from hydra.marshal import Marshaller
 from hydra.status import Status
 from hydra.store.base import Claim, Store
+
+if TYPE_CHECKING:
+    from hydra.queues import QueueCheck
 
 
 class Stoppable(Protocol):
@@ -133,6 +136,8 @@ class Runtime:
     #: runs in flight in this process, wake callbacks, finish notification
     registry: RunRegistry
     payloads: PayloadLimit
+    #: the queues a start may name (a child's ``queue=``); None: checked by a store read
+    queues: QueueCheck | None = None
 
     def finished(self, claim: Claim, status: Status) -> None:
         """The execution of ``claim`` ended ``status`` here: tell the observers, then

@@ -79,7 +79,7 @@ def test_queue_and_rate_limit_are_checked() -> None:
         hydra.RateLimit(0)
     with pytest.raises(ValueError, match="per must be from 1 ms"):
         hydra.RateLimit(5, per=timedelta(0))
-    with pytest.raises(TypeError, match="register_queue takes a hydra.Queue"):
+    with pytest.raises(TypeError, match=r"register_queue takes a hydra\.Queue"):
         env_with().engine.register_queue("emails")  # type: ignore[arg-type]
     rate = hydra.RateLimit(100, per=timedelta(minutes=1))
     assert str(rate) == "100/min"
@@ -177,3 +177,33 @@ def test_crashes_around_a_queued_execution_keep_exactly_once_and_free_the_slot()
         start_options={"queue": "one", "concurrency_key": "c1"},
     )
     assert report.cases and not report.violations
+
+
+@hydra.workflow("q-fanout")
+def fanout(ctx: hydra.WorkflowContext, n: int) -> list[int]:
+    handles = [
+        hydra.start_child(ctx, f"child-{i}", job, i, queue="one", priority=i) for i in range(n)
+    ]
+    return [hydra.wait_child(ctx, h, result_type=int) for h in handles]
+
+
+def test_children_take_a_queue_and_a_priority() -> None:
+    env = env_with(hydra.Queue("one", concurrency=1))
+    env.register(fanout)
+    order: list[str] = []
+    env.engine.add_observer(_Recorder(order))
+    eid = env.start(fanout, 3)
+    assert env.run_until_complete(eid).output == [0, 2, 4]
+    children = [env.engine.get_execution(x) for x in order if x != eid]
+    # Started together, run one at a time, the highest priority first.
+    assert [(c.queue, c.priority) for c in children] == [("one", 2), ("one", 1), ("one", 0)]
+    env.register(bad_fanout)
+    failed = env.run_until_complete(env.start(bad_fanout, 1, max_attempts=1))
+    assert failed.status == "failed"
+    assert failed.error is not None and "queue 'nowhere' is not registered" in failed.error
+
+
+@hydra.workflow("q-bad-fanout")
+def bad_fanout(ctx: hydra.WorkflowContext, n: int) -> int:
+    handle = hydra.start_child(ctx, "child", job, n, queue="nowhere")
+    return hydra.wait_child(ctx, handle, result_type=int)

@@ -124,6 +124,12 @@ class Dialect(ABC):
         has not committed, it waits for it first."""
         raise NotImplementedError
 
+    def lanes_query(self) -> Any:
+        """One statement listing (workflow name, claim lane) for the names ``l_names``
+        (a list) in namespace ``l_ns``, or None (the default: one probe per lane,
+        ``statements.NEXT_LANE``, each its own statement)."""
+        return None
+
     def try_lock_slot(self, tx: Tx, key: int) -> bool:
         """Before inserting a queue slot's row: False if another open transaction is
         inserting the same slot (skip it rather than wait for that transaction); True

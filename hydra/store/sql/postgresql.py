@@ -71,6 +71,28 @@ def events_channel_name(namespace: str) -> str:
 EVENTS_PREFIX = "hydra_events_"
 # The "work" channel's NOTIFY (``notify``), built once: the driver path caches statements
 # by identity.
+# The claim lanes of several workflows in one statement: a loose index scan of
+# ix_workflow_executions_due written as a recursive CTE (PostgreSQL has no skip scan for
+# this). Per name, each step is one index probe for the next lane after the last one
+# found; finished rows (claim_lane NULL) are never reached.
+_LANES = text(
+    """
+    WITH RECURSIVE lanes(name, lane) AS (
+        SELECT n.name, (SELECT e.claim_lane FROM workflow_executions e
+                        WHERE e.namespace = :l_ns AND e.workflow_name = n.name
+                          AND e.claim_lane > ''
+                        ORDER BY e.claim_lane LIMIT 1)
+        FROM unnest(CAST(:l_names AS varchar[])) AS n(name)
+      UNION ALL
+        SELECT l.name, (SELECT e.claim_lane FROM workflow_executions e
+                        WHERE e.namespace = :l_ns AND e.workflow_name = l.name
+                          AND e.claim_lane > l.lane
+                        ORDER BY e.claim_lane LIMIT 1)
+        FROM lanes l WHERE l.lane IS NOT NULL
+    )
+    SELECT name, lane FROM lanes WHERE lane IS NOT NULL
+    """
+)
 _TRY_SLOT_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")
 _NOTIFY_WORK = text("SELECT pg_notify(:c, '')")
 # set_event's NOTIFY: the execution's namespace read from its row (the caller has only its
@@ -258,6 +280,9 @@ class PostgreSQLDialect(Dialect):
 
     def insert_ignoring(self, table: Any) -> Insert:
         return pg_insert(table).on_conflict_do_nothing()
+
+    def lanes_query(self) -> Any:
+        return _LANES
 
     def try_lock_slot(self, tx: Tx, key: int) -> bool:
         # A transaction-level advisory lock per slot, held until the claim commits. An

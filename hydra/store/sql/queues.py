@@ -116,8 +116,10 @@ class SQLQueues(SQLMailbox):
     _claim_lane_pick: Any
     _insert_slot: Any
     _rate_oldest: Any
+    _lanes_query: Any
 
     def _build_queue_statements(self) -> None:
+        self._lanes_query = self._dialect.lanes_query()
         self._claim_lane_pick = self._dialect.lock_for_claim(statements.CLAIM_SELECT)
         self._insert_slot = self._dialect.insert_ignoring(queue_slots).values(SLOT_VALUES)
         self._rate_oldest = self._dialect.lock_for_claim(RATE_OLDEST)
@@ -279,7 +281,12 @@ class SQLQueues(SQLMailbox):
     # -- the claim --------------------------------------------------------------------
     def _lanes(self, tx: Tx, namespace: str, names: Sequence[str]) -> list[tuple[str, str]]:
         """Every (workflow name, claim lane) with unfinished rows: a skip through
-        ix_workflow_executions_due, one probe per lane found and one per name to end."""
+        ix_workflow_executions_due, one probe per lane found and one per name to end (in
+        one statement where the dialect has one: ``Dialect.lanes_query``)."""
+        query = self._lanes_query
+        if query is not None:
+            rows = tx.rows(query, {"l_ns": namespace, "l_names": list(names)})
+            return [(str(name), str(lane)) for name, lane in rows]
         pairs: list[tuple[str, str]] = []
         for name in names:
             after = ""
