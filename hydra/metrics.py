@@ -104,6 +104,14 @@ class Metrics:
             buckets=QUEUE_BUCKETS,
             registry=r,
         )
+        self.queue_wait = Histogram(
+            "hydra_queue_wait_seconds",
+            "Time a pending execution of a queue waited from its due time until a worker "
+            "claimed it, including any time the queue's limits held it back",
+            ("namespace", "queue"),
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
         self.workflows_retried = Counter(
             "hydra_workflows_retried",
             "Workflow attempts that failed and were scheduled to run again",
@@ -380,7 +388,9 @@ class MetricsObserver(Observer):
             m.lease_takeovers.labels(*labels).inc()
         elif claim.previous_status == Status.PENDING and ex.updated_at >= ex.run_at:
             # A claim writes updated_at = now: the wait since the execution became due.
-            m.workflow_queue_time.labels(*labels).observe((ex.updated_at - ex.run_at) / 1000)
+            waited = (ex.updated_at - ex.run_at) / 1000
+            m.workflow_queue_time.labels(*labels).observe(waited)
+            m.queue_wait.labels(self.namespace, ex.queue).observe(waited)
 
     def run_finished(self, claim: Claim, status: Status) -> None:
         ex = claim.execution

@@ -431,3 +431,29 @@ def test_each_park_counts_once_and_uses_no_workflow_retry(env: TestEnvironment) 
         )
         == 1
     )
+
+
+class Quick(hydra.Workflow[None]):
+    name = "quick"
+
+    def run(self, ctx: hydra.WorkflowContext, _: None) -> str:
+        return hydra.step(ctx, "one", lambda: "done")
+
+
+def test_queue_wait_counts_the_time_a_rate_limit_held_an_execution_back(
+    env: TestEnvironment,
+) -> None:
+    env.engine.register_queue(
+        hydra.Queue("partner", rate_limit=hydra.RateLimit(1, per=timedelta(seconds=30)))
+    )
+    env.register(Quick())
+    for _ in range(3):
+        env.start("quick", None, queue="partner")
+    env.start("quick", None)
+    env.run_until_all_complete()
+    s = scrape(env.engine.metrics.registry)  # type: ignore[union-attr]
+    ns = env.engine.namespace
+    # The partner queue's three first starts went at 0 s, 30 s and 60 s: 90 s of waiting.
+    assert value(s, "hydra_queue_wait_seconds_count", namespace=ns, queue="partner") == 3
+    assert value(s, "hydra_queue_wait_seconds_sum", namespace=ns, queue="partner") == 90.0
+    assert value(s, "hydra_queue_wait_seconds_sum", namespace=ns, queue="default") == 0.0

@@ -155,3 +155,43 @@ def test_a_claim_transaction_held_open_does_not_let_another_exceed_the_limit(
     assert [c.execution.id for c in got["a"]] == ids[:1]
     assert got["b"] == [], "B took no second slot"
     assert [s.execution_id for s in store_b.list_slots(ns)] == ids[:1]
+
+
+def test_worker_concurrency_bounds_each_worker(
+    sql_store_factory: Callable[[], SQLStore],
+) -> None:
+    """``worker_concurrency=2``: three workers of concurrency 8 each run at most 2 of the
+    queue at once (and some reach 2)."""
+    lock = threading.Lock()
+    now: dict[str, int] = {}
+    most: dict[str, int] = {}
+    name = f"per-worker-{uuid.uuid4().hex[:6]}"
+
+    @hydra.workflow(name)
+    def body(ctx: hydra.WorkflowContext, n: int) -> int:
+        worker = ctx.worker_id
+
+        def work() -> int:
+            with lock:
+                now[worker] = now.get(worker, 0) + 1
+                most[worker] = max(most.get(worker, 0), now[worker])
+            time.sleep(0.003)
+            with lock:
+                now[worker] -= 1
+            return n
+
+        return hydra.step(ctx, "work", work)
+
+    ns = f"qw-{uuid.uuid4().hex[:12]}"
+    engines = [hydra.Engine(sql_store_factory(), namespace=ns) for _ in range(3)]
+    engines[0].register_queue(hydra.Queue("two-each", worker_concurrency=2))
+    ids = [engines[0].start_workflow(body, i, queue="two-each") for i in range(90)]
+    with ExitStack() as stack:
+        for i, engine in enumerate(engines):
+            worker = stack.enter_context(
+                hydra.Worker(engine, worker_id=f"pw{i}", concurrency=8, poll_interval=0.005)
+            )
+            worker.register(body)
+        for eid in ids:
+            assert engines[0].wait(eid, timeout=WAIT_S).status == "completed"
+    assert max(most.values()) == 2, most

@@ -14,6 +14,12 @@ second INSERT of slot (queue, 'q', '', 2) waits for the first transaction and th
 the key taken (PostgreSQL ON CONFLICT DO NOTHING, MySQL/MariaDB INSERT IGNORE), and
 SQLite has one writer at a time. So at most ``concurrency`` rows, hence running
 executions that hold one, exist for a queue whatever the number of claimers.
+
+Waiting for another claimer's uncommitted slot is safe but slow where two claimers each
+hold one slot and insert the other's (PostgreSQL finds that deadlock only after
+``deadlock_timeout``, 1 s): there a claimer first tries a transaction-level advisory lock
+on the slot (``Dialect.try_lock_slot``) and moves on to the next number if another
+transaction holds it. MySQL/MariaDB detect the deadlock at once and the claim is retried.
 """
 
 from __future__ import annotations
