@@ -274,7 +274,9 @@ class Engine:
         """Store ``queue``'s limits for this namespace (replacing those registered
         before, by any process): every worker of the database enforces them from its
         next claim. Executions are started in it with ``start_workflow(..., queue=)``.
-        Lowering a limit lets executions running above it finish; none is stopped."""
+        Lowering ``concurrency`` or ``key_concurrency`` stops nothing running: no
+        execution of the queue (or key) starts until those running above the new limit
+        have finished."""
         if not isinstance(queue, Queue):
             raise TypeError(f"register_queue takes a hydra.Queue, got {queue!r}")
         self.store.upsert_queue(queue_row(queue, self.namespace), now_ms=self.clock.now_ms())

@@ -206,6 +206,8 @@ class MemoryQueues:
             for (ns, queue, sc, k, number) in self._slots
             if (ns, queue, sc, k) == (row.namespace, row.queue, scope, key)
         ]
+        if any(n >= limit for n in taken):
+            return None  # the limit was lowered: those above it finish first
         free = free_numbers(limit, taken, start)
         if not free:
             return None

@@ -422,6 +422,8 @@ class SQLQueues(SQLMailbox):
         binds, or None if every number below ``limit`` is taken."""
         slot = {"s_ns": row.namespace, "s_queue": row.queue, "s_scope": scope, "s_key": key}
         taken = [int(n) for (n,) in tx.rows(SLOT_NUMBERS, slot)]
+        if any(n >= limit for n in taken):
+            return None  # the limit was lowered: those above it finish first
         for number in free_numbers(limit, taken, start):
             if not self._dialect.try_lock_slot(tx, slot_lock_key(slot, number)):
                 continue

@@ -159,6 +159,29 @@ def check_concurrency_limit_holds_and_frees(make_store: StoreFactory) -> None:
         assert_same(ids_of(woke), [ids[1]], "the claim after another freed (the woken sleeper)")
 
 
+def check_lowered_concurrency_drains_first(make_store: StoreFactory) -> None:
+    """Lowering ``concurrency`` from 3 to 1 stops nothing running; no execution starts
+    until fewer than 1 run (those above the new limit have finished)."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        register(store, ns, concurrency=3)
+        ids = queued(store, ns, 5)
+        running = claim_due(store, ns, "w1", T0 + 10, limit=10)
+        assert_same(ids_of(running), ids[:3], "the claim at concurrency 3")
+        store.upsert_queue(QueueRow(ns, Q, concurrency=1), now_ms=T0 + 11)
+        for claim in running[:2]:
+            store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 12)
+        assert_same(
+            ids_of(claim_due(store, ns, "w2", T0 + 13, limit=10)),
+            [],
+            "a claim with 1 still running after lowering to 1",
+        )
+        store.finish(running[2].lease, status=Status.COMPLETED, now_ms=T0 + 14)
+        assert_same(
+            ids_of(claim_due(store, ns, "w2", T0 + 15, limit=10)), ids[3:4], "once none runs"
+        )
+
+
 def check_takeover_keeps_the_slot(make_store: StoreFactory) -> None:
     """A crashed worker's execution holds its slot until its lease expires; the takeover
     (by another worker) keeps it; nothing else starts meanwhile."""
@@ -314,6 +337,7 @@ CHECKS: list[Check] = [
     check_queue_registration_is_stored,
     check_priority_then_fifo,
     check_concurrency_limit_holds_and_frees,
+    check_lowered_concurrency_drains_first,
     check_takeover_keeps_the_slot,
     check_cancel_frees_the_slot,
     check_key_concurrency,
