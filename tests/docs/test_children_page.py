@@ -84,7 +84,7 @@ def test_the_signatures_shown_are_the_real_ones() -> None:
 def test_the_start_options_are_start_workflow_s_but_the_idempotency_key() -> None:
     options = set(inspect.signature(hydra.Engine.start_workflow).parameters)
     section = pages.section(PAGE, "The calls")
-    listed = set(re.findall(r"`(\w+)`", section.split("are `engine.start_workflow`'s", 1)[1])[:4])
+    listed = set(re.findall(r"`(\w+)`", section.split("are `engine.start_workflow`'s", 1)[1])[:7])
     assert listed == options - {"self", "name", "payload", "idempotency_key"}
 
     @hydra.workflow("keyed-parent")
