@@ -49,7 +49,9 @@ class StatusChoice(StrEnum):
         "long may be of a workflow no running worker registered). A parked execution (its "
         "code no longer matches its history: NonDeterminismError) shows as parked, stored as "
         "pending: --status pending lists it too, with when it is tried again and the error. "
-        "--parent lists the children an execution started (hydra.start_child)."
+        "--parent lists the children an execution started (hydra.start_child). Queue and "
+        "priority columns appear when an execution listed was started in a queue or with a "
+        "priority (start_workflow(queue=..., priority=...))."
     ),
 )
 def list_(
@@ -109,13 +111,15 @@ def list_(
         # As wide as the timestamps really are ("2026-01-02 03:04:05.678 UTC"), so that
         # the note column starts under its header.
         created_w = max(len("created"), *(len(c) for c in created.values()))
-        head = f"{'id':<36}  {'workflow':<{wf_w}}  {'status':<9}  {'attempt':<7}  "
+        # Queue and priority columns only when an execution listed has them (issue 15).
+        queues = render.queue_columns([v.execution for v in views])
+        head = f"{'id':<36}  {'workflow':<{wf_w}}  {queues.head}{'status':<9}  {'attempt':<7}  "
         console.print(Text(head + f"{'created':<{created_w}}  note", "dim"))
         for v in views:
             ex = v.execution
             name = names[ex.id]
             name = name if len(name) <= wf_w else name[: wf_w - 1] + "…"
-            line = Text(f"{visible(ex.id):<36}  {name:<{wf_w}}  ")
+            line = Text(f"{visible(ex.id):<36}  {name:<{wf_w}}  {queues.cells(ex)}")
             line.append_text(render.status_text(f"{render.shown_status(ex):<9}"))
             line.append(f"  {f'{ex.attempt}/{ex.max_attempts}':<7}  ")
             line.append(f"{created[ex.id]:<{created_w}}  ")
@@ -124,9 +128,10 @@ def list_(
 
 
 @app.command(
-    help="Show everything stored about an execution: its fields, input, output, "
-    "error, and every step with its full output or error (and, for a step that took "
-    "several attempts, each attempt with its start, duration and error)."
+    help="Show everything stored about an execution: its fields (its queue, priority and "
+    "concurrency key when not the defaults), input, output, error, and every step with its "
+    "full output or error (and, for a step that took several attempts, each attempt with "
+    "its start, duration and error)."
 )
 def show(
     ctx: typer.Context,

@@ -8,7 +8,7 @@ import typer
 
 import hydra
 
-from . import cron, dev, executions, migrate, output
+from . import cron, dev, executions, migrate, output, queues
 from .db import DEFAULT_URL, ENV_VAR
 from .errors import EXIT_CODES_HELP, CliState, HydraGroup
 from .replay_check import REPLAY_CHECK_HELP, replay_check_command
@@ -34,6 +34,7 @@ app.add_typer(executions.app)
 app.command("worker", help=WORKER_HELP, short_help="Run a production worker process.")(worker)
 app.add_typer(migrate.app)
 app.add_typer(cron.app)
+app.add_typer(queues.app)
 app.command(
     "replay-check",
     help=REPLAY_CHECK_HELP,

@@ -25,6 +25,7 @@ from hydra.clock import to_ms
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.status import Status, StepStatus
 from hydra.store.base import child_topic
+from hydra.store.queues import DEFAULT_QUEUE
 
 from .visible import one_line as visible_line
 from .visible import visible
@@ -177,15 +178,21 @@ def relative(target_ms: int, now_ms: int) -> str:
     return f"in {fmt_duration(delta)}" if delta >= 0 else f"{fmt_duration(-delta)} ago"
 
 
-def due(target_ms: int, now_ms: int, workflow_name: str) -> str:
+def due(target_ms: int, now_ms: int, workflow_name: str, queue: str = DEFAULT_QUEUE) -> str:
     """When something the execution waits for is due: ``in 5m 00s``, or, once its time
     has passed and nothing picked it up, who is missing."""
     if target_ms >= now_ms:
         return relative(target_ms, now_ms)
     return (
-        f"due {fmt_duration(now_ms - target_ms)} ago, waiting for a worker that runs "
-        f"{visible(workflow_name)}"
+        f"due {fmt_duration(now_ms - target_ms)} ago, waiting for {claimer(workflow_name, queue)}"
     )
+
+
+def claimer(workflow_name: str, queue: str = DEFAULT_QUEUE) -> str:
+    """What a due execution waits for to be claimed: ``a worker that runs order``, and,
+    in a queue of its own, room there (a free slot, the rate limit's next window)."""
+    runs = f"a worker that runs {visible(workflow_name)}"
+    return runs if queue == DEFAULT_QUEUE else f"{runs} and room in queue {quoted(queue)}"
 
 
 def preview(value: Any, limit: int = OUTPUT_PREVIEW) -> str:
@@ -278,7 +285,7 @@ def wait_note(ex: Execution, now_ms: int, *, long: bool = False) -> Text:
     until = ms_of(ex.sleep_until)
     if until is None:
         return Text(f"{what} with no deadline" if long else f"{what} (no deadline)", "blue")
-    note = f"{what} until {fmt_time(until)} ({due(until, now_ms, ex.workflow_name)})"
+    note = f"{what} until {fmt_time(until)} ({due(until, now_ms, ex.workflow_name, ex.queue)})"
     return Text(note, "blue" if until >= now_ms else "yellow")
 
 
@@ -303,7 +310,7 @@ def checkpoint_summary(ex: Execution, step: StepRecord, now_ms: int, width: int)
         text = f"waiting for {topic}, no deadline"
     else:
         text = f"waiting for {topic} until {fmt_time(deadline)} "
-        text += f"({due(deadline, now_ms, ex.workflow_name)})"
+        text += f"({due(deadline, now_ms, ex.workflow_name, ex.queue)})"
     start = ms_of(step.started_at)
     if start is not None:
         text += f"; waiting since {fmt_time(start)} ({fmt_duration(now_ms - start)})"
@@ -359,7 +366,7 @@ def child_summary(
         text = f"waiting for {label}, no deadline"
     else:
         text = f"waiting for {label} until {fmt_time(deadline)} "
-        text += f"({due(deadline, now_ms, ex.workflow_name)})"
+        text += f"({due(deadline, now_ms, ex.workflow_name, ex.queue)})"
     overdue = deadline is not None and deadline < now_ms
     return Text(text, "yellow" if overdue else "blue")
 
@@ -421,6 +428,10 @@ def _iso(when: datetime | int | None) -> str | None:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+#: a time (a datetime, or Unix ms) as ISO 8601 UTC with milliseconds, for ``--json``
+iso = _iso
+
+
 def _error(error_type: str | None, message: str | None) -> dict[str, str] | None:
     if error_type is None:
         return None
@@ -462,6 +473,10 @@ def execution_data(view: View, now_ms: int, *, with_steps: bool = True) -> dict[
         # "status" stays the stored one (pending); these say it is parked, and how often
         "parked": ex.parked,
         "parks": ex.parks,
+        # where it waits to be claimed: its queue, its priority there, its key
+        "queue": ex.queue,
+        "priority": ex.priority,
+        "concurrency_key": ex.concurrency_key,
     }
     if with_steps:
         data["steps"] = [_step_data(ex, s, created, now_ms) for s in ex.steps]
@@ -590,7 +605,7 @@ def parked_next_try(ex: Execution, now_ms: int) -> str:
     """When a parked execution is tried again: ``2030-01-01 00:02:00.000 UTC (in 1m
     00s)``. Its ``run_at`` (what ``retry`` moves to now), not ``next_retry_at``."""
     when = ms_of(ex.run_at) or ms_of(ex.next_retry_at) or now_ms
-    return f"{fmt_time(when)} ({due(when, now_ms, ex.workflow_name)})"
+    return f"{fmt_time(when)} ({due(when, now_ms, ex.workflow_name, ex.queue)})"
 
 
 def parked_note(ex: Execution, now_ms: int) -> Text:
@@ -630,16 +645,13 @@ def execution_note(view: View, now_ms: int, *, long: bool = False) -> Text:
     if ex.status == Status.PENDING:
         if ex.next_retry_at is not None:
             retry_at = to_ms(ex.next_retry_at)
-            when = f"{fmt_time(retry_at)} ({due(retry_at, now_ms, ex.workflow_name)})"
+            when = f"{fmt_time(retry_at)} ({due(retry_at, now_ms, ex.workflow_name, ex.queue)})"
             return Text(f"attempt {ex.attempt} at {when}", "yellow")
         run_at = to_ms(ex.run_at) if ex.run_at is not None else created
         if run_at > now_ms:
             return Text(f"starts {relative(run_at, now_ms)}", "yellow")
-        return Text(
-            f"waiting {fmt_duration(now_ms - run_at)} for a worker that runs "
-            f"{visible(ex.workflow_name)}",
-            "yellow",
-        )
+        waited = fmt_duration(now_ms - run_at)
+        return Text(f"waiting {waited} for {claimer(ex.workflow_name, ex.queue)}", "yellow")
     if ex.status == Status.RUNNING:
         started = ms_of(ex.started_at) or created
         who = view.worker or ex.worker_id
@@ -651,7 +663,7 @@ def execution_note(view: View, now_ms: int, *, long: bool = False) -> Text:
         until = ms_of(ex.sleep_until)
         if until is None:
             return Text("sleeping")
-        note = f"until {fmt_time(until)} ({due(until, now_ms, ex.workflow_name)})"
+        note = f"until {fmt_time(until)} ({due(until, now_ms, ex.workflow_name, ex.queue)})"
         return Text(note, "blue" if until >= now_ms else "yellow")
     took = Text(f"took {fmt_duration(execution_end_ms(ex, now_ms) - created)}")
     if ex.error_type is not None and ex.status != Status.COMPLETED:
@@ -682,6 +694,9 @@ def header(view: View, now_ms: int) -> Text:
 
     field("execution", visible(ex.id), Text(f"  (namespace {visible(ex.namespace)})", "dim"))
     field("attempts", f"{ex.attempt} of {ex.max_attempts}")
+    queue = queue_label(ex)
+    if queue is not None:
+        field("queue", queue)
     field("created", fmt_time(ex.created_at))
     if ex.started_at is not None:
         started = to_ms(ex.started_at)
@@ -708,6 +723,58 @@ def header(view: View, now_ms: int) -> Text:
     if ex.status == Status.COMPLETED:
         field("output", Text(preview(ex.output, max(20, 80)), "dim"))
     return out
+
+
+def queue_label(ex: Execution) -> str | None:
+    """``emails  (priority 10, concurrency key 'acme')``: the queue an execution was
+    started in and how, or None for the defaults (no queue, priority 0, no key)."""
+    extras = []
+    if ex.priority != 0:
+        extras.append(f"priority {ex.priority}")
+    if ex.concurrency_key is not None:
+        extras.append(f"concurrency key {quoted(ex.concurrency_key)}")
+    if ex.queue == DEFAULT_QUEUE and not extras:
+        return None
+    return visible(ex.queue) + (f"  ({', '.join(extras)})" if extras else "")
+
+
+@dataclass(frozen=True)
+class QueueColumns:
+    """The queue and priority columns of ``executions list``: each only when an
+    execution listed is not in the default queue, or has a priority (else empty)."""
+
+    queue_w: int  # 0: no queue column
+    priority_w: int  # 0: no priority column
+
+    @property
+    def head(self) -> str:
+        return self._row("queue", "priority")
+
+    def cells(self, ex: Execution) -> str:
+        return self._row(_cut(visible(ex.queue), self.queue_w), str(ex.priority))
+
+    def _row(self, queue: str, priority: str) -> str:
+        out = f"{queue:<{self.queue_w}}  " if self.queue_w else ""
+        return out + (f"{priority:<{self.priority_w}}  " if self.priority_w else "")
+
+
+#: the widest a queue name is shown in a column
+QUEUE_COLUMN = 20
+
+
+def queue_columns(executions: list[Execution]) -> QueueColumns:
+    queue_w = 0
+    if any(ex.queue != DEFAULT_QUEUE for ex in executions):
+        widest = max(len(visible(ex.queue)) for ex in executions)
+        queue_w = min(max(len("queue"), widest), QUEUE_COLUMN)
+    priority_w = 0
+    if any(ex.priority != 0 for ex in executions):
+        priority_w = max(len("priority"), *(len(str(ex.priority)) for ex in executions))
+    return QueueColumns(queue_w, priority_w)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if width == 0 or len(text) <= width else text[: width - 1] + "…"
 
 
 def compact_header(view: View, now_ms: int, style: Style) -> Text:
@@ -804,7 +871,7 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
                     row.details.append(
                         Text(
                             f"attempt {step.attempts + 1} at {fmt_time(wake)} "
-                            f"({due(wake, now_ms, ex.workflow_name)})",
+                            f"({due(wake, now_ms, ex.workflow_name, ex.queue)})",
                             "yellow",
                         )
                     )
@@ -855,7 +922,7 @@ def sleep_detail(ex: Execution, step: StepRecord, wake: int, now_ms: int) -> Tex
     when = f"until {fmt_time(wake)}"
     if step.status == StepStatus.SLEEPING:
         colour = "yellow" if wake < now_ms else "blue"  # overdue: nobody picked it up
-        return Text(f"{when} ({due(wake, now_ms, ex.workflow_name)})", colour)
+        return Text(f"{when} ({due(wake, now_ms, ex.workflow_name, ex.queue)})", colour)
     if step.status in CUT_SHORT:
         return Text(f"{when}: {cut_short_note(ex, 'its wake time')}", "magenta")
     return Text(when, "blue")
@@ -1003,7 +1070,9 @@ class ProgressPrinter:
             if is_sleep(step):
                 wake = sleep_wake_ms(step)
                 if state == "sleeping" and wake is not None:
-                    when = f" until {fmt_time(wake)} ({due(wake, now_ms, ex.workflow_name)})"
+                    when = (
+                        f" until {fmt_time(wake)} ({due(wake, now_ms, ex.workflow_name, ex.queue)})"
+                    )
                     line("sleep ", name, " ", status_text(state), when)
                 elif state != "slept" or seen is None:
                     line("sleep ", name, " ", status_text(state))

@@ -67,6 +67,7 @@ def test_the_commands_the_issue_names_are_covered() -> None:
         ("executions", "retry"),
         ("worker",),
         ("cron", "list"),
+        ("queues", "list"),
     }
     assert expected <= set(COMMANDS)
 

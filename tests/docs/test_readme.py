@@ -103,6 +103,7 @@ RUN_BY = {
     "messages.md": ("tests/docs/test_messages_page.py", 4),
     "children.md": ("tests/docs/test_children_page.py", 4),
     "deploys.md": ("tests/docs/test_deploys_page.py", 4),
+    "queues.md": ("tests/docs/test_queues_page.py", 3),
 }
 
 
