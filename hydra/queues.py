@@ -16,12 +16,16 @@ How the limits hold (the store does it, inside the claim's transaction):
   not, so no number of concurrent claimers can hold more slots than there are numbers.
   The slot belongs to the execution: a lease takeover keeps it, and every move out of
   ``running`` (sleep, wait, retry, release, finish, cancel) deletes it in the same
-  transaction.
+  transaction. A claim that finds every slot of a concurrency key held sets that key's
+  due executions aside (claim lane ``h``), so that other keys' executions behind them
+  are claimed; each slot of the key that frees brings the first of them back.
 - ``rate_limit``: ``limit`` rows per queue in ``workflow_queue_rate``, each the time of
   one first start. A first start takes the row used longest ago if that was at least
   ``per`` ago, and writes its own time there: one indexed read and one write per start
   (no count over a window), and never more than ``limit`` first starts in any window of
-  length ``per``. Resumes after a sleep or a retry are not first starts and are free.
+  length ``per``. Resumes after a sleep or a retry are not first starts and are free,
+  and they are claimed from a lane of their own (``w``, first starts ``f``): they never
+  wait behind first starts the limit holds back.
 - ``worker_concurrency``: each worker counts its own runs of the queue in flight.
 """
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from hydra.clock import Clock
 from hydra.errors import PayloadError
@@ -25,9 +25,7 @@ from hydra.logs import HydraLogger
 from hydra.marshal import Marshaller
 from hydra.status import Status
 from hydra.store.base import Claim, Store
-
-if TYPE_CHECKING:
-    from hydra.queues import QueueCheck
+from hydra.store.queues import QueueChecker
 
 
 class Stoppable(Protocol):
@@ -137,7 +135,7 @@ class Runtime:
     registry: RunRegistry
     payloads: PayloadLimit
     #: the queues a start may name (a child's ``queue=``); None: checked by a store read
-    queues: QueueCheck | None = None
+    queues: QueueChecker | None = None
 
     def finished(self, claim: Claim, status: Status) -> None:
         """The execution of ``claim`` ended ``status`` here: tell the observers, then

@@ -87,6 +87,9 @@ EXIT_INTERRUPTED = 130
 # start in this process wakes them at once; polls find sleeps and backoffs that are due).
 # Fast-forward polls faster: every jump of the clock is followed by a poll.
 WATCH_POLL_S = 0.1
+#: how long due executions must wait with no run before fast-forward takes them for held
+#: back by a queue's limits (a rate window) and jumps to when that changes
+HELD_BACK_S = 0.3
 FAST_WATCH_POLL_S = 0.02
 POLL_INTERVAL = timedelta(milliseconds=100)
 FAST_POLL_INTERVAL = timedelta(milliseconds=10)
@@ -282,6 +285,8 @@ class FastForward:
         self.names = list(names)
         self.workers = workers
         self.worker_ids = {w.worker_id for w in workers}
+        # since when (monotonic s) due executions have waited with no run here
+        self._held_since: float | None = None
 
     def _busy(self) -> bool:
         return any(w.in_flight for w in self.workers)
@@ -289,8 +294,13 @@ class FastForward:
     def maybe_jump(self) -> bool:
         if self._busy():
             return False
-        wake = self._next_due()
-        if wake is None or wake <= self.clock.now_ms():
+        due = wake = self._next_due()
+        now = self.clock.now_ms()
+        if wake is not None and wake <= now:
+            wake = self._after_held_back(now)
+        else:
+            self._held_since = None
+        if wake is None or wake <= now:
             return False
         # A run of ours whose claim committed but which its worker has not counted yet:
         # its wake time is its lease expiry, and jumping there would expire the lease.
@@ -300,10 +310,28 @@ class FastForward:
             )
             if any(row.lease_owner in self.worker_ids for row in running):
                 return False
-        if self._busy() or self._next_due() != wake:
+        if self._busy() or self._next_due() != due:
             return False
         self.clock.set_ms(wake)
         return True
+
+    def _after_held_back(self, now: int) -> int | None:
+        """Due executions and no run here: if it stays so for a moment (not a claim about
+        to happen), a queue's limits hold them back (a rate window): the next time that
+        changes, a window reopening or something waking later."""
+        seen = time.monotonic()
+        if self._held_since is None:
+            self._held_since = seen
+            return None
+        if seen - self._held_since < HELD_BACK_S:
+            return None
+        later = [
+            self.store.next_rate_at(self.namespace, now_ms=now),
+            self.store.next_wake_at(self.namespace, self.names, after_ms=now),
+            *(w.next_cron_due_ms() for w in self.workers),
+        ]
+        known = [t for t in later if t is not None and t > now]
+        return min(known) if known else None
 
     def _next_due(self) -> int | None:
         """The earliest of the executions' wake times and the cron slots."""

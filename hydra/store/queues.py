@@ -8,7 +8,7 @@ of which claimable execution needs what (``needs``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hydra.status import Status
@@ -18,20 +18,38 @@ DEFAULT_QUEUE = "default"
 #: the claim lane of running executions: a claim of one is a takeover, which keeps the
 #: slots the execution holds, so it never waits for one
 RUNNING_LANE = "r"
+#: priorities are written into lanes as PRIORITY_BASE - priority: 11 digits for every
+#: 32-bit priority, so that lanes of one kind and queue sort highest priority first
+PRIORITY_BASE = 12_147_483_648
 
 
-def waiting_lane(queue: str, priority: int) -> str:
-    """The claim lane of a pending or sleeping execution: one per queue and priority."""
-    return f"w{priority}:{queue}"
+def waiting_lane(queue: str, priority: int, *, started: bool) -> str:
+    """The claim lane of a pending or sleeping execution: ``f`` (a first start, which a
+    rate limit counts) or ``w`` (a resume or retry, which it does not), the priority,
+    the queue. First starts held back by a rate limit never hold up resumes."""
+    return f"{'w' if started else 'f'}{PRIORITY_BASE - priority}:{queue}"
 
 
-def claim_lane(status: Status, queue: str, priority: int) -> str | None:
+def claim_lane(
+    status: Status, queue: str, priority: int, *, started: bool, held: bool = False
+) -> str | None:
     """The lane an execution in ``status`` is in (``workflow_executions.claim_lane``)."""
     if status.terminal:
         return None
     if status == Status.RUNNING:
         return RUNNING_LANE
-    return waiting_lane(queue, priority)
+    lane = waiting_lane(queue, priority, started=started)
+    return held_lane(lane) if held else lane
+
+
+def held_lane(lane: str) -> str:
+    """The lane of an execution its concurrency key holds back (``h``): never claimed;
+    a slot of its key freeing moves the first one back (``is_held``)."""
+    return "h" + lane[1:]
+
+
+def is_held(lane: str) -> bool:
+    return lane.startswith("h")
 
 
 def lane_is_unlimited(lane: str) -> bool:
@@ -104,6 +122,8 @@ class QueueBudget:
     worker: int | None
     full: bool = False
     rate_spent: bool = False
+    #: concurrency keys found with every slot held (their executions were held back)
+    full_keys: set[str] = field(default_factory=set)
 
 
 def budgets(configs: dict[str, QueueRow], held: dict[str, int] | None) -> dict[str, QueueBudget]:
@@ -148,6 +168,14 @@ class QueueStore(Protocol):
         namespace whose every row was used within its window gets one back: when a
         first start that waits for its turn may go (None if no queue is exhausted)."""
         ...
+
+
+class QueueChecker(Protocol):
+    """What a start checks its queue arguments with (``hydra.queues.QueueCheck``)."""
+
+    def check(
+        self, queue: str | None, priority: int, concurrency_key: str | None
+    ) -> tuple[str, int, str | None]: ...
 
 
 def order_key(

@@ -38,11 +38,15 @@ from hydra.store.base import (
     received_detail,
     take_lease,
 )
-from hydra.store.queues import claim_lane, order_key
+from hydra.store.queues import is_held, order_key
 from hydra.testing.memory_queues import MemoryQueues
 
 if TYPE_CHECKING:
     from hydra.clock import Clock
+
+
+#: how many times one claim picks again after holding back rows of a full concurrency key
+PICK_ROUNDS = 3
 
 
 class MemoryStore(MemoryQueues):
@@ -333,6 +337,7 @@ class MemoryStore(MemoryQueues):
                     if (
                         row.namespace == namespace
                         and row.workflow_name in names
+                        and row.id not in self._held
                         and row.wake_at is not None
                         and row.wake_at > after_ms
                         and (found is None or row.wake_at < found)
@@ -340,6 +345,8 @@ class MemoryStore(MemoryQueues):
                         found = row.wake_at
                 return found
             for lane, heap in self._due.items():
+                if is_held(lane):
+                    continue  # not due until a slot of their key frees
                 popped: list[tuple[int, int, str]] = []
                 while heap:
                     entry = heapq.heappop(heap)
@@ -354,6 +361,36 @@ class MemoryStore(MemoryQueues):
                 for entry in popped:
                     heapq.heappush(heap, entry)
             return found
+
+    def _pick_due(
+        self, namespace: str, names: set[str], now_ms: int, limit: int
+    ) -> list[ExecutionRow]:
+        """The first ``limit`` due rows of each claimable lane, in claim order."""
+        candidates: dict[str, ExecutionRow] = {}
+        for lane, heap in self._due.items():
+            if is_held(lane):
+                continue  # held back by their concurrency key: never claimed from here
+            popped: list[tuple[int, int, str]] = []
+            found = 0
+            while heap and heap[0][0] <= now_ms and found < limit:
+                entry = heapq.heappop(heap)
+                row = self._current(entry, lane)
+                if row is None:
+                    continue  # stale: dropped
+                popped.append(entry)
+                if (
+                    row.namespace == namespace
+                    and row.workflow_name in names
+                    and row.id not in candidates
+                ):
+                    candidates[row.id] = row
+                    found += 1
+            for entry in popped:
+                heapq.heappush(heap, entry)
+        return sorted(
+            candidates.values(),
+            key=lambda r: order_key(r.priority, r.wake_at, r.created_at, r.id),
+        )
 
     # -- leases -----------------------------------------------------------------------
     def claim(
@@ -372,40 +409,32 @@ class MemoryStore(MemoryQueues):
         names = set(workflow_names)
         with self._lock:
             # The first ``limit`` due rows of each lane (SQLStore: one range scan each),
-            # then all of them in claim order, admitted under the queues' limits.
-            candidates: dict[str, ExecutionRow] = {}
-            for lane, heap in self._due.items():
-                popped: list[tuple[int, int, str]] = []
-                found = 0
-                while heap and heap[0][0] <= now_ms and found < limit:
-                    entry = heapq.heappop(heap)
-                    row = self._current(entry, lane)
-                    if row is None:
-                        continue  # stale: dropped
-                    popped.append(entry)
-                    if (
-                        row.namespace == namespace
-                        and row.workflow_name in names
-                        and row.id not in candidates
-                    ):
-                        candidates[row.id] = row
-                        found += 1
-                for entry in popped:
-                    heapq.heappush(heap, entry)
-            ordered = sorted(
-                candidates.values(),
-                key=lambda r: order_key(r.priority, r.wake_at, r.created_at, r.id),
-            )
-            due = self._admit(namespace, worker_id, ordered, limit=limit, held=held, now_ms=now_ms)
+            # then all of them in claim order, admitted under the queues' limits. Rows a
+            # full concurrency key held back leave their lane: pick again (a few times).
             claims: list[Claim] = []
-            for row in due:
-                ran_before = row.attempt > 0
-                claim = take_lease(row, worker_id, now_ms=now_ms, lease_ms=lease_ms)
-                self._index(row)
-                claim.execution = replace(row)
-                # A first claim has no checkpoints yet; everything else replays.
-                claim.steps = self._ordered_steps(row.id) if ran_before else []
-                claims.append(claim)
+            in_flight = dict(held or {})
+            for _ in range(PICK_ROUNDS):
+                ordered = self._pick_due(namespace, names, now_ms, limit - len(claims))
+                held_before = len(self._held)
+                admitted = self._admit(
+                    namespace,
+                    worker_id,
+                    ordered,
+                    limit=limit - len(claims),
+                    held=in_flight,
+                    now_ms=now_ms,
+                )
+                for row in admitted:
+                    ran_before = row.attempt > 0
+                    claim = take_lease(row, worker_id, now_ms=now_ms, lease_ms=lease_ms)
+                    self._index(row)
+                    claim.execution = replace(row)
+                    # A first claim has no checkpoints yet; everything else replays.
+                    claim.steps = self._ordered_steps(row.id) if ran_before else []
+                    claims.append(claim)
+                    in_flight[row.queue] = in_flight.get(row.queue, 0) + 1
+                if len(claims) >= limit or len(self._held) == held_before:
+                    break
             return claims
 
     def heartbeat(self, leases: Sequence[Lease], *, now_ms: int, lease_ms: int) -> list[str]:
@@ -746,7 +775,7 @@ class MemoryStore(MemoryQueues):
 
     def _index(self, row: ExecutionRow) -> None:
         """Record the row's (new) wake time in the due-heap of its (new) lane."""
-        lane = claim_lane(row.status, row.queue, row.priority)
+        lane = self._lane_of(row)
         if row.wake_at is not None and lane is not None:
             heapq.heappush(self._due.setdefault(lane, []), (row.wake_at, row.created_at, row.id))
 
@@ -755,7 +784,7 @@ class MemoryStore(MemoryQueues):
         row = self._executions.get(entry[2])
         if row is None or row.wake_at != entry[0]:
             return None
-        return row if claim_lane(row.status, row.queue, row.priority) == lane else None
+        return row if self._lane_of(row) == lane else None
 
     def _put_step(self, step: StepRow, lease: Lease) -> None:
         """Store the step's checkpoint and the record of the attempt it ends, if any."""

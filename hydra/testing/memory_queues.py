@@ -18,6 +18,7 @@ from hydra.store.queues import (
     QueueStats,
     SlotRow,
     budgets,
+    claim_lane,
     free_numbers,
 )
 
@@ -41,6 +42,21 @@ class MemoryQueues:
         # (namespace, queue) -> a min-heap of the time of each rate row's last first start
         # (NEVER for a row not used yet): the row used longest ago is the first
         self._rate: dict[tuple[str, str], list[int]] = {}
+        # ids of executions their full concurrency key holds back (lane 'h...')
+        self._held: set[str] = set()
+
+    def _lane_of(self, row: ExecutionRow) -> str | None:
+        """The row's claim lane (``hydra.store.queues.claim_lane``)."""
+        return claim_lane(
+            row.status,
+            row.queue,
+            row.priority,
+            started=row.started_at is not None,
+            held=row.id in self._held,
+        )
+
+    def _index(self, row: ExecutionRow) -> None:  # MemoryStore's
+        raise NotImplementedError
 
     # -- QueueStore -------------------------------------------------------------------
     def upsert_queue(self, row: QueueRow, *, now_ms: int) -> QueueRow:
@@ -49,6 +65,16 @@ class MemoryQueues:
             stored = replace(row, created_at=old.created_at if old else now_ms, updated_at=now_ms)
             self._queues[(row.namespace, row.name)] = stored
             key = (row.namespace, row.name)
+            if old is None or (old.concurrency, old.key_concurrency) != (
+                row.concurrency,
+                row.key_concurrency,
+            ):
+                # New limits: whatever a full key held back is looked at again.
+                for held_id in list(self._held):
+                    held_row = self._executions.get(held_id)
+                    if held_row is not None and (held_row.namespace, held_row.queue) == key:
+                        self._held.discard(held_id)
+                        self._index(held_row)
             if row.rate_limit is None:
                 self._rate.pop(key, None)
             else:
@@ -179,10 +205,16 @@ class MemoryQueues:
                 return False
             taken.append(slot)
         if config.key_concurrency is not None and row.concurrency_key is not None:
-            slot = self._take_slot(
-                row, "k", row.concurrency_key, config.key_concurrency, start, now_ms
-            )
+            key = row.concurrency_key
+            slot = None
+            if key not in budget.full_keys:
+                slot = self._take_slot(row, "k", key, config.key_concurrency, start, now_ms)
             if slot is None:
+                # Every slot of the key is held: its due executions leave the lane (held
+                # back) so that other keys behind them are claimed; a slot of the key
+                # freeing brings the first back (_free_slots).
+                budget.full_keys.add(key)
+                self._hold_key(row, now_ms)
                 self._drop(row.id, taken)
                 return False
             taken.append(slot)
@@ -225,6 +257,35 @@ class MemoryQueues:
         heapq.heapreplace(used, now_ms)
         return True
 
+    def _hold_key(self, row: ExecutionRow, now_ms: int) -> None:
+        """Hold back every due execution of ``row``'s concurrency key in its lane."""
+        lane = self._lane_of(row)
+        for other in self._executions.values():
+            if (
+                other.namespace == row.namespace
+                and other.queue == row.queue
+                and other.concurrency_key == row.concurrency_key
+                and other.wake_at is not None
+                and other.wake_at <= now_ms
+                and self._lane_of(other) == lane
+            ):
+                self._held.add(other.id)
+                self._index(other)
+
+    def _wake_held(self, namespace: str, queue: str, key: str) -> None:
+        """A slot of ``key`` freed: its first held-back execution (priority, then wake
+        time) goes back to its lane."""
+        held = [
+            r
+            for i in self._held
+            if (r := self._executions.get(i)) is not None
+            and (r.namespace, r.queue, r.concurrency_key) == (namespace, queue, key)
+        ]
+        if held:
+            first = min(held, key=lambda r: (self._lane_of(r), r.wake_at or 0, r.created_at, r.id))
+            self._held.discard(first.id)
+            self._index(first)
+
     def _drop(self, execution_id: str, slots: Sequence[SlotId]) -> None:
         for slot in slots:
             self._slots.pop(slot, None)
@@ -233,6 +294,11 @@ class MemoryQueues:
                 held.remove(slot)
 
     def _free_slots(self, execution_id: str) -> None:
-        """The execution left ``running``: every slot it holds is free again."""
+        """The execution left ``running``: every slot it holds is free again, and a slot
+        of its concurrency key brings the first execution that key held back."""
+        self._held.discard(execution_id)
         for slot in self._slots_of.pop(execution_id, []):
             self._slots.pop(slot, None)
+            namespace, queue, scope, key, _ = slot
+            if scope == "k":
+                self._wake_held(namespace, queue, key)

@@ -142,6 +142,39 @@ def test_sleeps_take_real_time_without_fast_forward(tmp_path: Path) -> None:
     assert "the execution completed" in result.stdout
 
 
+def test_fast_forward_jumps_to_a_rate_limit_s_next_window(tmp_path: Path) -> None:
+    file = write(
+        tmp_path / "hourly.py",
+        """
+        from datetime import timedelta
+
+        import hydra
+
+        @hydra.workflow("call-partner")
+        def call_partner(ctx, n):
+            return hydra.step(ctx, "call", lambda: n)
+
+        def dev(engine):
+            engine.register_queue(
+                hydra.Queue("partner", rate_limit=hydra.RateLimit(1, per=timedelta(hours=1)))
+            )
+            engine.start_workflow("call-partner", 1, queue="partner")
+            engine.start_workflow("call-partner", 2, queue="partner")
+        """,
+    )
+    db = sqlite_url(tmp_path / "hourly.db")
+    began = time.monotonic()
+    result = hydra_cli("dev", "run", str(file), "--fast-forward", "--db", db)
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - began < 15  # the second start's hour passed on virtual time
+    store = hydra.SQLStore(db)
+    try:
+        starts = sorted(row.started_at or 0 for row in store.list_executions("default", limit=10))
+    finally:
+        store.close()
+    assert starts[1] - starts[0] >= 3_600_000
+
+
 def test_start_with_input_and_several_workers(tmp_path: Path) -> None:
     file = write(
         tmp_path / "shout.py",

@@ -90,9 +90,9 @@ def test_the_stated_bounds_and_forms() -> None:
     assert engine.get_execution(engine.start_workflow("wf", queue="default")).queue == "default"
 
 
-def test_lowering_a_limit_stops_nothing_and_never_runs_more_than_the_old_one() -> None:
-    """ "New starts take only the slots below the new limit": with 3 running and the
-    limit lowered to 1, freeing slot 0 lets one start (3 run), freeing another does not."""
+def test_lowering_a_limit_stops_nothing_and_starts_nothing_until_under_it() -> None:
+    """ "no new one starts until those holding slots above the new limit have finished":
+    with 3 running and the limit lowered to 1, nothing starts until none runs."""
     store = MemoryStore()
     engine = hydra.Engine(store, namespace="n")
     engine.register_queue(hydra.Queue("q", concurrency=3))
@@ -111,10 +111,12 @@ def test_lowering_a_limit_stops_nothing_and_never_runs_more_than_the_old_one() -
     engine.register_queue(hydra.Queue("q", concurrency=1))
     assert (claim(), running()) == (0, 3)  # nothing stopped, nothing started
     slots = {s.number: s.execution_id for s in store.list_slots("n")}
-    engine.cancel(slots[2])  # a slot above the new limit: no room below it
-    assert (claim(), running()) == (0, 2)
-    engine.cancel(slots[0])  # the one slot below it
-    assert (claim(), running()) == (1, 2)  # more than 1 run, never more than 3
+    engine.cancel(slots[0])  # the one slot below the new limit
+    assert (claim(), running()) == (0, 2)  # still above it
+    engine.cancel(slots[2])
+    assert (claim(), running()) == (0, 1)  # at it
+    engine.cancel(slots[1])
+    assert (claim(), running()) == (1, 1)  # under it: one starts
 
 
 def test_the_queues_list_shown_is_the_command_s(tmp_path: Path) -> None:
@@ -165,17 +167,31 @@ def test_the_queues_list_shown_is_the_command_s(tmp_path: Path) -> None:
     assert cells == wanted
 
 
-def test_children_start_in_the_default_queue() -> None:
+def test_children_take_a_queue_and_wait_for_its_limits() -> None:
+    @hydra.workflow("queued-child")
+    def child(ctx: hydra.WorkflowContext, n: int) -> int:
+        return n
+
     @hydra.workflow("queued-parent")
-    def parent(ctx: hydra.WorkflowContext, _: None) -> Any:
-        return hydra.start_child(ctx, "c", "child", None, queue="emails")
+    def parent(ctx: hydra.WorkflowContext, n: int) -> Any:
+        handles = [
+            hydra.start_child(ctx, f"c{i}", child, i, queue="emails", priority=i) for i in range(n)
+        ]
+        return [hydra.wait_child(ctx, h) for h in handles]
 
     env = TestEnvironment()
     env.engine.register_queue(hydra.Queue("emails", concurrency=1))
     env.register(parent)
-    failed = env.run_until_complete(env.start(parent, None, max_attempts=1))
-    assert (failed.status, failed.error_type) == ("failed", "TypeError")
-    assert "Children start in the default queue" in pages.text(PAGE)
+    env.register(child)
+    done = env.run_until_complete(env.start(parent, 3))
+    assert (done.status, done.output) == ("completed", [0, 1, 2])
+    children = env.engine.list_executions(workflow_name="queued-child")
+    assert {(c.queue, c.priority) for c in children} == {
+        ("emails", 0),
+        ("emails", 1),
+        ("emails", 2),
+    }
+    assert "takes the same three" in pages.text(PAGE)
 
 
 def test_the_page_names_what_exists() -> None:

@@ -173,13 +173,8 @@ def test_a_crashed_worker_holds_the_customer_slot_until_its_lease_expires(
 # executions the limits hold back, at the head of a lane, hold back the ones behind them
 # that the limits would let in. Reported to the lead (hydra/store/sql/queues.py _pick,
 # hydra/testing/memory.py claim); these fail until that changes.
-HEAD_OF_LINE = (
-    "hydra's claim reads only the first `limit` due executions of a lane: those the "
-    "limits hold back block the ones behind them"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=HEAD_OF_LINE)
 def test_a_customer_s_backlog_does_not_hold_up_the_others(queues: ModuleType) -> None:
     env = environment(queues, queues.PartnerAPI(), workers=2)
     Email = queues.Email
@@ -197,7 +192,6 @@ def test_a_customer_s_backlog_does_not_hold_up_the_others(queues: ModuleType) ->
         env.resume()
 
 
-@pytest.mark.xfail(strict=True, reason=HEAD_OF_LINE)
 def test_a_retry_is_not_held_back_by_first_starts_waiting_for_the_rate(
     queues: ModuleType,
 ) -> None:

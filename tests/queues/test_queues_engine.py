@@ -206,4 +206,4 @@ def test_children_take_a_queue_and_a_priority() -> None:
 @hydra.workflow("q-bad-fanout")
 def bad_fanout(ctx: hydra.WorkflowContext, n: int) -> int:
     handle = hydra.start_child(ctx, "child", job, n, queue="nowhere")
-    return hydra.wait_child(ctx, handle, result_type=int)
+    return int(hydra.wait_child(ctx, handle, result_type=int))

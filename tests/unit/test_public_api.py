@@ -27,6 +27,8 @@ PUBLIC = [
     "NonRetryableError",
     "Observer",
     "PayloadError",
+    "Queue",
+    "RateLimit",
     "Retention",
     "RetryPolicy",
     "SQLStore",

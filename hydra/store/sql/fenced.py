@@ -1,5 +1,5 @@
 """Fenced writes' shared pieces: the lease extension every checkpoint starts with, the
-row lock a send takes on its receiver, the freeing of a queue slot, and the words of a
+row lock a send takes on its receiver, and the words of a
 lost lease."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from hydra.store.base import Lease
-from hydra.store.queues import DEFAULT_QUEUE
 from hydra.store.sql import statements
 from hydra.store.sql.driver import Tx
 
@@ -36,11 +35,3 @@ def lost_lease(lease: Lease) -> str:
         f"worker {lease.worker_id} lost the lease on execution {lease.execution_id} "
         f"(token {lease.token}): it was taken over or cancelled"
     )
-
-
-def free_slots(tx: Tx, lease: Lease) -> None:
-    """The execution leaves ``running``: delete the queue slots it holds, in the same
-    transaction as the move (after its fenced UPDATE, which locked its row). Nothing to
-    do for an execution of the default queue, which never holds one."""
-    if lease.queue != DEFAULT_QUEUE:
-        tx.rowcount(statements.FREE_SLOTS, {"q_id": lease.execution_id})

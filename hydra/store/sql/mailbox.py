@@ -32,7 +32,7 @@ from hydra.store.base import (
 from hydra.store.sql import statements
 from hydra.store.sql.database import SQLDatabase
 from hydra.store.sql.driver import Tx
-from hydra.store.sql.fenced import extend_lease, free_slots, lock_execution, lost_lease
+from hydra.store.sql.fenced import extend_lease, lock_execution, lost_lease
 from hydra.store.sql.records import (
     attempt_params,
     event_params,
@@ -54,6 +54,10 @@ class SQLMailbox(SQLDatabase):
     _insert_new_message: Any
     _waking_insert: Any
     _take_message: Any
+
+    def _free_slots(self, tx: Tx, lease: Lease) -> None:
+        """Free the queue slots of an execution leaving ``running`` (``SQLQueues``)."""
+        raise NotImplementedError
 
     def _save_attempt(self, tx: Tx, attempt: StepAttemptRow | None) -> None:
         """Record a step attempt inside the transaction that writes its step row, after
@@ -286,7 +290,7 @@ class SQLMailbox(SQLDatabase):
             # this topic and makes it due.
             if tx.rowcount(statements.FENCED["receive"], asleep) != 1:
                 raise LeaseLostError(lost_lease(lease))  # not reached: the row is locked and ours
-            free_slots(tx, lease)  # a waiting execution holds no queue slot
+            self._free_slots(tx, lease)  # a waiting execution holds no queue slot
             self._save_checkpoint(tx, lease, waiting, now_ms)
             return None
 

@@ -33,7 +33,7 @@ from sqlalchemy import Connection, bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hydra.status import Status
-from hydra.store.base import ExecutionRow
+from hydra.store.base import ExecutionRow, Lease
 from hydra.store.queues import (
     DEFAULT_QUEUE,
     QueueBudget,
@@ -42,6 +42,8 @@ from hydra.store.queues import (
     SlotRow,
     budgets,
     free_numbers,
+    is_held,
+    waiting_lane,
 )
 from hydra.store.sql import statements
 from hydra.store.sql.driver import Tx
@@ -77,6 +79,46 @@ DROP_SLOT = queue_slots.delete().where(
     _S.slot_key == bindparam("s_key"),
     _S.slot_no == bindparam("s_no"),
 )
+# The key slots an execution holds, read before they are freed (each frees a held one).
+KEY_SLOTS_OF = select(_S.namespace, _S.queue_name, _S.slot_key).where(
+    _S.execution_id == bindparam("q_id"), _S.scope == "k"
+)
+_E = executions.c
+# A concurrency key's due executions in one lane (ix_workflow_executions_key), to hold back.
+KEY_DUE = (
+    select(_E.id)
+    .where(
+        _E.namespace == bindparam("h_ns"),
+        _E.queue_name == bindparam("h_queue"),
+        _E.concurrency_key == bindparam("h_key"),
+        _E.claim_lane == bindparam("h_lane"),
+        _E.wake_at <= bindparam("h_now"),
+    )
+    .limit(bindparam("h_limit"))
+)
+HOLD = executions.update().where(_E.id == bindparam("h_id")).values(claim_lane=statements.HELD_LANE)
+# The first execution a concurrency key holds back: its 'h' lanes sort highest priority
+# first (hydra.store.queues.PRIORITY_BASE), then by wake time.
+FIRST_HELD = (
+    select(_E.id)
+    .where(
+        _E.namespace == bindparam("h_ns"),
+        _E.queue_name == bindparam("h_queue"),
+        _E.concurrency_key == bindparam("h_key"),
+        _E.claim_lane >= "h",
+        _E.claim_lane < "i",
+    )
+    .order_by(_E.claim_lane, _E.wake_at)
+    .limit(1)
+)
+UNHOLD = (
+    executions.update().where(_E.id == bindparam("h_id")).values(claim_lane=statements.WAITING_LANE)
+)
+#: how many due executions of a full key one claim holds back at most
+HOLD_BATCH = 1000
+#: how many times one claim picks again after holding back a full key's executions
+PICK_ROUNDS = 3
+
 _R = queue_rate.c
 # The rate row used longest ago, if it was used at or before r_cut (now - per): the first
 # entry of the queue's range of ix_workflow_queue_rate_used (locked by the dialect).
@@ -123,9 +165,15 @@ class SQLQueues(SQLMailbox):
     _insert_slot: Any
     _rate_oldest: Any
     _lanes_query: Any
+    _key_due: Any
+    _first_held: Any
+    _key_slots_shared: Any
 
     def _build_queue_statements(self) -> None:
         self._lanes_query = self._dialect.lanes_query()
+        self._key_due = self._dialect.lock_for_claim(KEY_DUE)
+        self._first_held = self._dialect.lock_for_claim(FIRST_HELD)
+        self._key_slots_shared = SLOT_NUMBERS.with_for_update(read=True)
         self._claim_lane_pick = self._dialect.lock_for_claim(statements.CLAIM_SELECT)
         self._insert_slot = self._dialect.insert_ignoring(queue_slots).values(SLOT_VALUES)
         self._rate_oldest = self._dialect.lock_for_claim(RATE_OLDEST)
@@ -156,6 +204,21 @@ class SQLQueues(SQLMailbox):
             old = queue_row(old_rows[0]) if old_rows else None
             if old is None or old.rate_limit != row.rate_limit:
                 self._resize_rate(conn, row)
+            if old is not None and (old.concurrency, old.key_concurrency) != (
+                row.concurrency,
+                row.key_concurrency,
+            ):
+                # New limits: whatever a full key held back is looked at again.
+                conn.execute(
+                    executions.update()
+                    .where(
+                        _E.namespace == row.namespace,
+                        _E.queue_name == row.name,
+                        _E.claim_lane >= "h",
+                        _E.claim_lane < "i",
+                    )
+                    .values(claim_lane=statements.WAITING_LANE)
+                )
             return queue_row(conn.execute(GET_QUEUE, key).one())
 
         def once() -> QueueRow:
@@ -284,6 +347,45 @@ class SQLQueues(SQLMailbox):
 
         return self._run(read, write=False)
 
+    # -- slots freed ------------------------------------------------------------------
+    def _free_slots(self, tx: Tx, lease: Lease) -> None:
+        """The execution of ``lease`` leaves ``running`` (after its fenced UPDATE, which
+        locked its row): free its slots. Nothing to do in the default queue."""
+        if lease.queue != DEFAULT_QUEUE:
+            self._release_slots(tx, lease.execution_id)
+
+    def _release_slots(self, tx: Tx, execution_id: str) -> None:
+        """Delete the execution's slots; for each slot of a concurrency key, move the
+        first execution that key held back to its lane again (SKIP LOCKED: two slots of
+        a key freeing at once bring two different ones)."""
+        keys = tx.rows(KEY_SLOTS_OF, {"q_id": execution_id})
+        tx.rowcount(statements.FREE_SLOTS, {"q_id": execution_id})
+        for namespace, queue, key in keys:
+            params = {"h_ns": namespace, "h_queue": queue, "h_key": key}
+            first = tx.rows(self._first_held, params)
+            if first:
+                tx.rowcount(UNHOLD, {"h_id": first[0][0]})
+
+    def _hold_key(self, tx: Tx, row: ExecutionRow, now_ms: int) -> None:
+        """Every slot of ``row``'s concurrency key is held: hold back the key's due
+        executions of ``row``'s lane (up to HOLD_BATCH; those another claim has locked
+        are left), so that the executions of other keys behind them are claimed. A slot
+        of the key freeing brings the first back (``_release_slots``): the holders'
+        slot rows were read FOR SHARE in this transaction, so a holder that finishes
+        meanwhile deletes its slot only after this commits and then sees what it held."""
+        lane = waiting_lane(row.queue, row.priority, started=row.started_at is not None)
+        params = {
+            "h_ns": row.namespace,
+            "h_queue": row.queue,
+            "h_key": row.concurrency_key,
+            "h_lane": lane,
+            "h_now": now_ms,
+            "h_limit": HOLD_BATCH,
+        }
+        ids = [{"h_id": r[0]} for r in tx.rows(self._key_due, params)]
+        if ids:
+            tx.many(HOLD, ids)
+
     # -- the claim --------------------------------------------------------------------
     def _lanes(self, tx: Tx, namespace: str, names: Sequence[str]) -> list[tuple[str, str]]:
         """Every (workflow name, claim lane) with unfinished rows: a skip through
@@ -316,6 +418,8 @@ class SQLQueues(SQLMailbox):
 
         found: dict[str, ExecutionRow] = {}
         for name, lane in pairs:
+            if is_held(lane):
+                continue  # held back by their concurrency key: never claimed from here
             params = {
                 "c_ns": namespace,
                 "c_name": name,
@@ -340,10 +444,11 @@ class SQLQueues(SQLMailbox):
         limit: int,
         held: Mapping[str, int] | None,
         now_ms: int,
-    ) -> list[ExecutionRow]:
+    ) -> tuple[list[ExecutionRow], bool]:
         """The candidates (in claim order) this claim takes, taking their slots and rate
         rows in ``tx``: a takeover and an execution of an unlimited queue always; one of a
-        limited queue if every limit lets it. Stops at ``limit``."""
+        limited queue if every limit lets it. Stops at ``limit``. Also says whether it
+        held back the executions of a full concurrency key."""
         wanted = sorted(
             {r.queue for r in candidates if r.queue != DEFAULT_QUEUE and r.status != Status.RUNNING}
         )
@@ -366,7 +471,7 @@ class SQLQueues(SQLMailbox):
                 or self._take(tx, row, config, budget[row.queue], start, now_ms)
             ):
                 admitted.append(row)
-        return admitted
+        return admitted, any(b.full_keys for b in budget.values())
 
     def _take(
         self,
@@ -385,16 +490,22 @@ class SQLQueues(SQLMailbox):
             return False
         taken: list[dict[str, Any]] = []
         if config.concurrency is not None:
-            slot = self._take_slot(tx, row, "q", "", config.concurrency, start, now_ms)
+            slot, _ = self._take_slot(tx, row, "q", "", config.concurrency, start, now_ms)
             if slot is None:
                 budget.full = True
                 return False
             taken.append(slot)
         if config.key_concurrency is not None and row.concurrency_key is not None:
-            slot = self._take_slot(
-                tx, row, "k", row.concurrency_key, config.key_concurrency, start, now_ms
-            )
+            key = row.concurrency_key
+            slot, full = None, True
+            if key not in budget.full_keys:
+                slot, full = self._take_slot(
+                    tx, row, "k", key, config.key_concurrency, start, now_ms
+                )
             if slot is None:
+                if full:
+                    budget.full_keys.add(key)
+                    self._hold_key(tx, row, now_ms)
                 self._drop_slots(tx, taken)
                 return False
             taken.append(slot)
@@ -417,20 +528,24 @@ class SQLQueues(SQLMailbox):
 
     def _take_slot(
         self, tx: Tx, row: ExecutionRow, scope: str, key: str, limit: int, start: int, now_ms: int
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any] | None, bool]:
         """Insert a free slot's row for ``row`` (see the module's docstring): its key's
-        binds, or None if every number below ``limit`` is taken."""
+        binds and False; or None and whether every number below ``limit`` is held by a
+        committed row (True: full; False: another claim is taking the last free ones).
+        A key's slot rows are read FOR SHARE (``_hold_key`` says why)."""
         slot = {"s_ns": row.namespace, "s_queue": row.queue, "s_scope": scope, "s_key": key}
-        taken = [int(n) for (n,) in tx.rows(SLOT_NUMBERS, slot)]
+        read = self._key_slots_shared if scope == "k" else SLOT_NUMBERS
+        taken = [int(n) for (n,) in tx.rows(read, slot)]
         if any(n >= limit for n in taken):
-            return None  # the limit was lowered: those above it finish first
-        for number in free_numbers(limit, taken, start):
+            return None, True  # the limit was lowered: those above it finish first
+        free = free_numbers(limit, taken, start)
+        for number in free:
             if not self._dialect.try_lock_slot(tx, slot_lock_key(slot, number)):
                 continue
             params = {**slot, "s_no": number, "s_id": row.id, "s_now": now_ms}
             if tx.rowcount(self._insert_slot, params) == 1:
-                return params
-        return None
+                return params, False
+        return None, not free
 
     def _drop_slots(self, tx: Tx, taken: Sequence[dict[str, Any]]) -> None:
         """Give back slots this claim took for an execution it then could not admit."""

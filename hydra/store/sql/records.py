@@ -251,7 +251,7 @@ def new_execution_params(new: NewExecution) -> dict[str, Any]:
         "queue_name": new.queue,
         "priority": new.priority,
         "concurrency_key": new.concurrency_key,
-        "claim_lane": waiting_lane(new.queue, new.priority),
+        "claim_lane": waiting_lane(new.queue, new.priority, started=False),
     }
     return {f"n_{k}": v for k, v in values.items()}
 

@@ -40,6 +40,11 @@ Name = String(255).with_variant(mysql.VARCHAR(255, collation="utf8mb4_bin"), "my
 # Short enough for MySQL's 3072-byte index key limit in ix_workflow_executions_due
 # (utf8mb4: 4 bytes a character).
 Lane = String(120).with_variant(mysql.VARCHAR(120, collation="utf8mb4_bin"), "mysql", "mariadb")
+# A queue name (hydra.queues: at most 100 characters), short enough for MySQL's index key
+# limit in ix_workflow_executions_key and the slot table's primary key.
+QueueName = String(100).with_variant(
+    mysql.VARCHAR(100, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 Id = String(36).with_variant(mysql.VARCHAR(36, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 executions = Table(
@@ -83,13 +88,14 @@ executions = Table(
     Column("parks", Integer, nullable=False, server_default="0"),
     # The queue it was started in, its priority in it and its concurrency key
     # (hydra.queues); revision 0007 appended them.
-    Column("queue_name", Name, nullable=False, server_default="default"),
+    Column("queue_name", QueueName, nullable=False, server_default="default"),
     Column("priority", Integer, nullable=False, server_default="0"),
     Column("concurrency_key", Name, nullable=True),
-    # Which run of the claim index the row is in (hydra.store.queues.claim_lane):
-    # 'r' while running (a lease that may expire: a takeover, which needs no slot),
-    # 'w<priority>:<queue>' while pending or sleeping, NULL once finished. Every write
-    # that changes the status sets it. Revision 0007 appended it.
+    # Which run of the claim index the row is in (hydra.store.queues.claim_lane): 'r'
+    # while running (a lease that may expire: a takeover, which needs no slot); while
+    # pending or sleeping 'f' (first start to come) or 'w' (a resume), or 'h' (held back
+    # by its concurrency key, not claimed), then the priority and the queue; NULL once
+    # finished. Every write that changes the status sets it. Revision 0007 appended it.
     Column("claim_lane", Lane, nullable=True),
     # NULL keys never collide (SQL NULL semantics on every backend), so only executions
     # started with a key are deduplicated.
@@ -111,6 +117,17 @@ executions = Table(
         "wake_at",
         "created_at",
         "id",
+    ),
+    # The executions of one concurrency key in one lane, in wake order: a claim that finds
+    # the key's slots all held holds its due ones back (claim_lane 'h...'); a slot of the
+    # key freeing moves the first held one back (hydra.store.sql.queues).
+    Index(
+        "ix_workflow_executions_key",
+        "namespace",
+        "queue_name",
+        "concurrency_key",
+        "claim_lane",
+        "wake_at",
     ),
     Index("ix_workflow_executions_list", "namespace", "created_at"),
     Index("ix_workflow_executions_status", "namespace", "status"),
@@ -246,7 +263,7 @@ queues = Table(
     "workflow_queues",
     metadata,
     Column("namespace", Name, nullable=False),
-    Column("name", Name, nullable=False),
+    Column("name", QueueName, nullable=False),
     Column("concurrency", Integer, nullable=True),
     Column("worker_concurrency", Integer, nullable=True),
     Column("key_concurrency", Integer, nullable=True),
@@ -265,7 +282,7 @@ queue_slots = Table(
     "workflow_queue_slots",
     metadata,
     Column("namespace", Name, nullable=False),
-    Column("queue_name", Name, nullable=False),
+    Column("queue_name", QueueName, nullable=False),
     Column("scope", String(1), nullable=False),
     Column("slot_key", Name, nullable=False),
     Column("slot_no", Integer, nullable=False),
@@ -284,7 +301,7 @@ queue_rate = Table(
     "workflow_queue_rate",
     metadata,
     Column("namespace", Name, nullable=False),
-    Column("queue_name", Name, nullable=False),
+    Column("queue_name", QueueName, nullable=False),
     Column("slot_no", Integer, nullable=False),
     Column("used_at", BigInteger, nullable=False),
     PrimaryKeyConstraint("namespace", "queue_name", "slot_no", name="pk_workflow_queue_rate"),

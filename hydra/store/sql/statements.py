@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Delete,
     Insert,
@@ -39,7 +40,7 @@ from sqlalchemy import (
 
 from hydra.status import Status, StepStatus
 from hydra.store.base import Lease
-from hydra.store.queues import RUNNING_LANE
+from hydra.store.queues import PRIORITY_BASE, RUNNING_LANE
 from hydra.store.sql.schema import (
     cron_fires,
     cron_jobs,
@@ -385,10 +386,15 @@ def owned(lease: Lease) -> tuple[Any, ...]:
 
 
 # The claim lane of a pending or sleeping row (hydra.store.queues.waiting_lane) in SQL,
-# from its own columns: 'w' || priority || ':' || queue_name (CONCAT on MySQL/MariaDB).
+# from its own columns: 'f' (never started) or 'w', PRIORITY_BASE - priority, ':', the
+# queue (|| on PostgreSQL and SQLite, CONCAT on MySQL/MariaDB).
 WAITING_LANE: Any = (
-    literal("w", String) + cast(executions.c.priority, String) + literal(":", String)
+    case((executions.c.started_at.is_(None), literal("f", String)), else_=literal("w", String))
+    + cast(literal(PRIORITY_BASE, BigInteger) - executions.c.priority, String)
+    + literal(":", String)
 ) + executions.c.queue_name
+# A lane held back by its concurrency key (hydra.store.queues.held_lane): 'h' and the rest.
+HELD_LANE: Any = literal("h", String) + func.substr(executions.c.claim_lane, 2)
 
 
 def cap_sql(when: Any) -> Any:

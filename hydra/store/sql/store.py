@@ -34,12 +34,12 @@ from hydra.store.base import (
     attempt_of,
     take_lease,
 )
-from hydra.store.queues import DEFAULT_QUEUE, lane_is_unlimited, order_key
+from hydra.store.queues import DEFAULT_QUEUE, is_held, lane_is_unlimited, order_key
 from hydra.store.sql import statements
 from hydra.store.sql.database import RECONNECT_WINDOW
 from hydra.store.sql.driver import CoreTx, Tx
-from hydra.store.sql.fenced import extend_lease, free_slots, lost_lease
-from hydra.store.sql.queues import SQLQueues
+from hydra.store.sql.fenced import extend_lease, lost_lease
+from hydra.store.sql.queues import PICK_ROUNDS, SQLQueues
 from hydra.store.sql.records import (
     attempt_params,
     cron_fire_row,
@@ -223,7 +223,7 @@ class SQLStore(SQLQueues):
             if conn.execute(stmt).rowcount != 1:
                 return False
             # Its queue slots are free in the same transaction (a running one holds some).
-            conn.execute(statements.FREE_SLOTS, {"q_id": execution_id})
+            self._release_slots(CoreTx(conn), execution_id)
             self._dialect.notify_finished(conn, namespace, execution_id)
             # A child's end goes to its parent in this transaction, after the child's row
             # (locked by the UPDATE above): the lock order of every child's end.
@@ -319,6 +319,8 @@ class SQLStore(SQLQueues):
             # range of ix_workflow_executions_due: one probe per lane.
             found: int | None = None
             for name, lane in self._lanes(tx, namespace, names):
+                if is_held(lane):
+                    continue  # not due until a slot of their key frees
                 params = {"l_ns": namespace, "l_name": name, "l_lane": lane, "l_after": after}
                 value = tx.rows(statements.LANE_WAKE, params)[0][0]
                 if value is not None and (found is None or int(value) < found):
@@ -346,6 +348,7 @@ class SQLStore(SQLQueues):
             # PostgreSQL: the lanes first; if none of them takes a queue slot, the claim
             # is one statement. (A lane that appears meanwhile is read by the next claim.)
             pairs = self._run_hot(lambda tx: self._lanes(tx, namespace, names), write=False)
+            pairs = [(name, lane) for name, lane in pairs if not is_held(lane)]
             if not pairs:
                 return []
             if all(lane_is_unlimited(lane) for _, lane in pairs):
@@ -356,7 +359,6 @@ class SQLStore(SQLQueues):
                         picking[f"c_name_{i}"] = name
                         picking[f"c_lane_{i}"] = lane
                     return self._claim_fused(fused, picking, worker_id, now_ms, lease_ms)
-        same = {"b_owner": worker_id, "b_now": now_ms}
 
         def claim_rows(tx: Tx) -> list[Claim]:
             # One ordered range scan of ix_workflow_executions_due per lane of each name
@@ -365,40 +367,63 @@ class SQLStore(SQLQueues):
             # Rows read but not claimed stay locked only until this transaction ends
             # (MySQL/MariaDB); SQLite's BEGIN IMMEDIATE locks everything.
             pairs = self._lanes(tx, namespace, names)
-            candidates = self._pick(tx, namespace, pairs, now_ms, limit)
-            found = self._admit(
-                tx, namespace, worker_id, candidates, limit=limit, held=held, now_ms=now_ms
-            )
-            if not found:
-                return []
             claims: list[Claim] = []
-            params: list[dict[str, Any]] = []
-            replaying: dict[str, Claim] = {}
-            for row in found:
-                ran_before = row.attempt > 0
-                claim = take_lease(row, worker_id, now_ms=now_ms, lease_ms=lease_ms)
-                params.append(
-                    {
-                        "b_id": row.id,
-                        "b_token": row.lease_token,
-                        "b_expires": row.lease_expires_at,
-                        "b_wake": row.wake_at,
-                        "b_attempt": row.attempt,
-                        "b_started": row.started_at,
-                        "b_timeout_at": row.timeout_at,
-                        **same,
-                    }
+            in_flight = dict(held or {})
+            for _ in range(PICK_ROUNDS):
+                candidates = self._pick(tx, namespace, pairs, now_ms, limit - len(claims))
+                admitted, holds = self._admit(
+                    tx,
+                    namespace,
+                    worker_id,
+                    candidates,
+                    limit=limit - len(claims),
+                    held=in_flight,
+                    now_ms=now_ms,
                 )
-                claims.append(claim)
-                # A first claim has no checkpoints yet; everything else replays from steps.
-                if ran_before:
-                    replaying[row.id] = claim
-            tx.many(statements.CLAIM_UPDATE, params)
-            for execution_id, claim in replaying.items():
-                claim.steps.extend(_replay_steps(execution_id)(tx))
+                claims += self._take_leases(tx, admitted, worker_id, now_ms, lease_ms)
+                for row in admitted:
+                    in_flight[row.queue] = in_flight.get(row.queue, 0) + 1
+                # Rows of a full concurrency key left their lanes: pick again.
+                if len(claims) >= limit or not holds:
+                    break
             return claims
 
         return self._run_hot(claim_rows)
+
+    def _take_leases(
+        self, tx: Tx, rows: list[ExecutionRow], worker_id: str, now_ms: int, lease_ms: int
+    ) -> list[Claim]:
+        """Take the leases of ``rows`` (``take_lease``, one executemany UPDATE) and load
+        the checkpoints of those that ran before."""
+        if not rows:
+            return []
+        claims: list[Claim] = []
+        params: list[dict[str, Any]] = []
+        replaying: dict[str, Claim] = {}
+        for row in rows:
+            ran_before = row.attempt > 0
+            claim = take_lease(row, worker_id, now_ms=now_ms, lease_ms=lease_ms)
+            params.append(
+                {
+                    "b_id": row.id,
+                    "b_token": row.lease_token,
+                    "b_expires": row.lease_expires_at,
+                    "b_wake": row.wake_at,
+                    "b_attempt": row.attempt,
+                    "b_started": row.started_at,
+                    "b_timeout_at": row.timeout_at,
+                    "b_owner": worker_id,
+                    "b_now": now_ms,
+                }
+            )
+            claims.append(claim)
+            # A first claim has no checkpoints yet; everything else replays from steps.
+            if ran_before:
+                replaying[row.id] = claim
+        tx.many(statements.CLAIM_UPDATE, params)
+        for execution_id, claim in replaying.items():
+            claim.steps.extend(_replay_steps(execution_id)(tx))
+        return claims
 
     def _claim_fused(
         self,
@@ -466,7 +491,7 @@ class SQLStore(SQLQueues):
         def apply(conn: Connection) -> bool:
             if conn.execute(stmt).rowcount != 1:
                 return False
-            free_slots(CoreTx(conn), lease)
+            self._free_slots(CoreTx(conn), lease)
             return True
 
         return self._run(apply)
@@ -628,7 +653,7 @@ class SQLStore(SQLQueues):
             if step is not None:
                 tx.rowcount(upsert, step_params(step, now_ms))
             self._save_attempt(tx, attempt)
-            free_slots(tx, lease)
+            self._free_slots(tx, lease)
             if then is not None:
                 then(tx)
 

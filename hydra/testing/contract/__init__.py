@@ -124,6 +124,7 @@ from hydra.testing.contract.messages import (
     check_step_kind_and_detail,
 )
 from hydra.testing.contract.queues import (
+    check_a_full_key_does_not_hold_up_other_keys,
     check_cancel_frees_the_slot,
     check_concurrency_limit_holds_and_frees,
     check_key_concurrency,
@@ -131,6 +132,7 @@ from hydra.testing.contract.queues import (
     check_priority_then_fifo,
     check_queue_registration_is_stored,
     check_rate_limit_is_exact_and_resumes_are_free,
+    check_resumes_are_not_behind_rate_limited_first_starts,
     check_takeover_keeps_the_slot,
     check_unregistered_queue_and_stats,
     check_worker_concurrency,
@@ -194,6 +196,7 @@ __all__ = [
     "REQUIRES",
     "Check",
     "StoreFactory",
+    "check_a_full_key_does_not_hold_up_other_keys",
     "check_cancel",
     "check_cancel_fences_owner",
     "check_cancel_frees_the_slot",
@@ -253,6 +256,7 @@ __all__ = [
     "check_receive_without_deadline",
     "check_records_are_copies",
     "check_release",
+    "check_resumes_are_not_behind_rate_limited_first_starts",
     "check_retry",
     "check_retry_execution",
     "check_save_step_extends_lease",

@@ -248,6 +248,50 @@ def check_key_concurrency(make_store: StoreFactory) -> None:
         assert_same(keys, [("k", "customer-a"), ("k", "customer-b")], "the key slots held")
 
 
+def check_a_full_key_does_not_hold_up_other_keys(make_store: StoreFactory) -> None:
+    """``key_concurrency=1`` with 20 executions of one key ahead of another key's: the
+    other key's runs at once; the first key's run one at a time, in order, each brought
+    back when the one before frees the key's slot."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        register(store, ns, key_concurrency=1)
+        acme = queued(store, ns, 20, key="acme", at=T0)
+        globex = queued(store, ns, 1, key="globex", at=T0 + 100)
+        first = claim_due(store, ns, "w1", T0 + 200, limit=5)
+        assert_same(ids_of(first), [acme[0], globex[0]], "a claim of 5 (acme's first, globex)")
+        assert_same(ids_of(claim_due(store, ns, "w2", T0 + 201, limit=5)), [], "the next claim")
+        running = first[0]
+        for i in range(1, 4):
+            store.finish(running.lease, status=Status.COMPLETED, now_ms=T0 + 201 + i)
+            got = claim_due(store, ns, "w2", T0 + 202 + i, limit=5)
+            assert_same(ids_of(got), [acme[i]], f"the claim after acme's #{i} finished")
+            running = got[0]
+        # New limits look at what the key held back again (and a finish still brings one).
+        store.upsert_queue(QueueRow(ns, Q, key_concurrency=3), now_ms=T0 + 300)
+        got = claim_due(store, ns, "w3", T0 + 301, limit=5)
+        assert_same(ids_of(got), acme[4:6], "the claim after raising key_concurrency to 3")
+
+
+def check_resumes_are_not_behind_rate_limited_first_starts(make_store: StoreFactory) -> None:
+    """A retry (a resume: not a first start) is claimed when due, though first starts the
+    rate limit holds back are ahead of it."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        register(store, ns, rate_limit=1, rate_per_ms=60_000)
+        ids = queued(store, ns, 6)
+        first = claim_due(store, ns, "w", T0 + 10, limit=10)
+        assert_same(ids_of(first), ids[:1], "a claim of 10 at 1 a minute")
+        store.schedule_retry(
+            first[0].lease,
+            run_at_ms=T0 + 1_000,
+            error_type="E",
+            error_message="e",
+            now_ms=T0 + 20,
+        )
+        got = claim_due(store, ns, "w", T0 + 1_000, limit=10)
+        assert_same(ids_of(got), ids[:1], "the claim when the retry is due (5 first starts wait)")
+
+
 def check_worker_concurrency(make_store: StoreFactory) -> None:
     """``worker_concurrency=2``: a claim takes at most 2 minus the worker's own runs of
     the queue in flight (``held``)."""
@@ -341,6 +385,8 @@ CHECKS: list[Check] = [
     check_takeover_keeps_the_slot,
     check_cancel_frees_the_slot,
     check_key_concurrency,
+    check_a_full_key_does_not_hold_up_other_keys,
+    check_resumes_are_not_behind_rate_limited_first_starts,
     check_worker_concurrency,
     check_rate_limit_is_exact_and_resumes_are_free,
     check_unregistered_queue_and_stats,

@@ -2,7 +2,7 @@
 
 ``workflow_executions`` gets the queue an execution was started in, its priority and its
 concurrency key, and ``claim_lane``: which run of the claim index the row is in ('r'
-running, 'w<priority>:<queue>' pending or sleeping, NULL finished). The claim index
+running, 'f'/'w'/'h' + priority + ':' + queue pending or sleeping, NULL finished). The claim index
 becomes (namespace, workflow_name, claim_lane, wake_at, created_at, id), so a claim reads
 each queue at each priority in order, and the running rows (takeovers) on their own.
 Existing executions are in queue 'default' at priority 0. ``workflow_queues`` holds the
@@ -30,24 +30,39 @@ Name = sa.String(255).with_variant(
     mysql.VARCHAR(255, collation="utf8mb4_bin"), "mysql", "mariadb"
 )
 Id = sa.String(36).with_variant(mysql.VARCHAR(36, collation="utf8mb4_bin"), "mysql", "mariadb")
+QueueName = sa.String(100).with_variant(
+    mysql.VARCHAR(100, collation="utf8mb4_bin"), "mysql", "mariadb"
+)
 Lane = sa.String(120).with_variant(
     mysql.VARCHAR(120, collation="utf8mb4_bin"), "mysql", "mariadb"
 )
 
 
 def upgrade() -> None:
-    op.add_column(TABLE, sa.Column("queue_name", Name, nullable=False, server_default="default"))
+    op.add_column(TABLE, sa.Column("queue_name", QueueName, nullable=False, server_default="default"))
     op.add_column(TABLE, sa.Column("priority", sa.Integer, nullable=False, server_default="0"))
     op.add_column(TABLE, sa.Column("concurrency_key", Name, nullable=True))
     op.add_column(TABLE, sa.Column("claim_lane", Lane, nullable=True))
+    # Lanes (hydra.store.queues.claim_lane) of existing rows: all at priority 0 in queue
+    # 'default' (PRIORITY_BASE - 0 = 12147483648); 'f' for a first start still to come.
     op.execute(f"UPDATE {TABLE} SET claim_lane = 'r' WHERE status = 'running'")
     op.execute(
-        f"UPDATE {TABLE} SET claim_lane = 'w0:default' WHERE status IN ('pending', 'sleeping')"
+        f"UPDATE {TABLE} SET claim_lane = 'f12147483648:default' "
+        "WHERE status IN ('pending', 'sleeping') AND started_at IS NULL"
+    )
+    op.execute(
+        f"UPDATE {TABLE} SET claim_lane = 'w12147483648:default' "
+        "WHERE status IN ('pending', 'sleeping') AND started_at IS NOT NULL"
     )
     op.create_index(
         "ix_workflow_executions_due_lane",
         TABLE,
         ["namespace", "workflow_name", "claim_lane", "wake_at", "created_at", "id"],
+    )
+    op.create_index(
+        "ix_workflow_executions_key",
+        TABLE,
+        ["namespace", "queue_name", "concurrency_key", "claim_lane", "wake_at"],
     )
     op.drop_index("ix_workflow_executions_due", table_name=TABLE)
     # The new index takes the old one's name (the schema declares it under it).
@@ -59,7 +74,7 @@ def upgrade() -> None:
     op.create_table(
         "workflow_queues",
         sa.Column("namespace", Name, nullable=False),
-        sa.Column("name", Name, nullable=False),
+        sa.Column("name", QueueName, nullable=False),
         sa.Column("concurrency", sa.Integer, nullable=True),
         sa.Column("worker_concurrency", sa.Integer, nullable=True),
         sa.Column("key_concurrency", sa.Integer, nullable=True),
@@ -72,7 +87,7 @@ def upgrade() -> None:
     op.create_table(
         "workflow_queue_slots",
         sa.Column("namespace", Name, nullable=False),
-        sa.Column("queue_name", Name, nullable=False),
+        sa.Column("queue_name", QueueName, nullable=False),
         sa.Column("scope", sa.String(1), nullable=False),
         sa.Column("slot_key", Name, nullable=False),
         sa.Column("slot_no", sa.Integer, nullable=False),
@@ -91,7 +106,7 @@ def upgrade() -> None:
     op.create_table(
         "workflow_queue_rate",
         sa.Column("namespace", Name, nullable=False),
-        sa.Column("queue_name", Name, nullable=False),
+        sa.Column("queue_name", QueueName, nullable=False),
         sa.Column("slot_no", sa.Integer, nullable=False),
         sa.Column("used_at", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("namespace", "queue_name", "slot_no", name="pk_workflow_queue_rate"),
@@ -119,6 +134,7 @@ def downgrade() -> None:
     op.drop_index("ix_workflow_queue_slots_execution", table_name="workflow_queue_slots")
     op.drop_table("workflow_queue_slots")
     op.drop_table("workflow_queues")
+    op.drop_index("ix_workflow_executions_key", table_name=TABLE)
     columns = ["namespace", "workflow_name", "wake_at", "created_at", "id"]
     op.create_index("ix_workflow_executions_due_old", TABLE, columns)
     op.drop_index("ix_workflow_executions_due", table_name=TABLE)
