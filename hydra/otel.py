@@ -220,14 +220,14 @@ class Tracing(Observer):
             outcome = end.outcome.value if end.outcome is not None else "crashed"
             for step in unfinished:
                 # Its checkpoint was never written: the run stopped under it.
-                _failed(step.span, step.error, f"the run ended ({outcome}) inside the step")
+                _failed(step.span, f"the run ended ({outcome}) inside the step", step.error)
                 step.span.end()
             span = state.span
             span.set_attribute(OUTCOME, outcome)
             if state.replayed:
                 span.set_attribute(REPLAYED, state.replayed)
             if end.outcome not in _CLEAN:
-                _failed(span, end.exception, _describe(end), end)
+                _failed(span, _describe(end), end.exception, end)
             span.end()
 
     # -- its steps ------------------------------------------------------------------------
@@ -259,7 +259,7 @@ class Tracing(Observer):
         step = _Step(span)
         with state.lock:
             if state.ended:  # the worker gave up on the run as this body began
-                _failed(span, None, "the run had ended")
+                _failed(span, "the run had ended")
                 span.end()
                 return None
             state.steps[name] = step
@@ -275,7 +275,9 @@ class Tracing(Observer):
             return
         step.span.set_attribute(STEP_STATUS, status)
         if status != "completed":
-            _failed(step.span, step.error, "the step failed")
+            error = step.error
+            why = f"{type(error).__name__}: {error}" if error is not None else "the step failed"
+            _failed(step.span, why, error)
         step.span.end()
 
     def step_retry_scheduled(self, run: RunInfo, name: str) -> None:
@@ -328,11 +330,11 @@ def _start_links(stored: str | None) -> list[Link]:
 
 
 def _failed(
-    span: Span, exc: BaseException | None, description: str, end: RunEnd | None = None
+    span: Span, description: str, exc: BaseException | None = None, end: RunEnd | None = None
 ) -> None:
-    """Mark ``span`` failed: status ERROR and the exception (or the stored error)."""
+    """Mark ``span`` failed: status ERROR, and the exception recorded (or, with none, the
+    error ``end`` names as an ``exception`` event)."""
     if exc is not None:
-        description = f"{type(exc).__name__}: {exc}" if end is None else description
         span.record_exception(exc)
     elif end is not None and end.error_type is not None:
         span.add_event(

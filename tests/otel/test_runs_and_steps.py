@@ -13,6 +13,7 @@ import pytest
 from opentelemetry import trace
 
 import hydra
+import hydra.otel
 from hydra.testing import TestEnvironment
 from tests.otel.spans import (
     Spans,
@@ -382,3 +383,17 @@ def test_runs_leave_nothing_behind(spans: Spans) -> None:
     assert len(spans.runs()) == 2 * 600 + 2 * 200
     assert spans.tracing._runs == {}
     assert {env.execution(i).status for i in ids} == {"completed", "failed"}
+
+
+def test_without_a_provider_it_uses_the_global_one_set_later(
+    spans: Spans, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", None)  # none configured yet
+    tracing = hydra.otel.Tracing()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", spans.provider)  # the app sets its SDK
+    env = TestEnvironment()
+    env.engine.add_observer(tracing)
+    env.register(nap)
+    eid = env.start(nap, 1)
+    env.run_until_complete(eid)
+    assert len(spans.runs(eid)) == 2 and len(spans.steps(eid)) == 2
