@@ -31,6 +31,7 @@ from hydra.queues import QueueCheck
 from hydra.run import Run
 from hydra.status import Status
 from hydra.store.base import NewExecution, child_topic, parse_child_end
+from hydra.tracecontext import encode_trace_context
 from hydra.workflow import Workflow, resolved_input_type, validate_name
 
 # Child ids: derived from the parent and its checkpoint name (uuid5), the same on every
@@ -145,6 +146,8 @@ def _new_child(
         queue=queue,
         priority=priority,
         concurrency_key=concurrency_key,
+        # The parent run's trace context (hydra.otel links the child's runs to it).
+        trace_context=encode_trace_context(run.observers.start_context(run)),
     )
 
 

@@ -34,6 +34,7 @@ from hydra.store.base import (
     detail_of,
     parse_child_end,
 )
+from hydra.tracecontext import encode_trace_context
 from hydra.workflow import (
     Workflow,
     resolved_input_type,
@@ -243,6 +244,8 @@ class Engine:
             queue=queue,
             priority=priority,
             concurrency_key=concurrency_key,
+            # The caller's trace context, for the runs to continue (hydra.otel).
+            trace_context=encode_trace_context(self.observers.start_context(None)),
         )
         execution_id, created = self.store.create_execution(new)
         if created:

@@ -18,7 +18,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from enum import StrEnum
+from types import TracebackType
 from typing import Any, Protocol
 
 from hydra.status import Status
@@ -40,6 +43,24 @@ class Outcome(StrEnum):
     #: the code no longer matched the execution's history (``NonDeterminismError``): it
     #: was given back to be tried again later, with no attempt used
     PARKED = "parked"
+
+
+@dataclass(frozen=True, slots=True)
+class RunEnd:
+    """How a run ended, as ``Observer.run_ended`` gets it."""
+
+    #: how the run ended; None when it crashed: an exception hydra does not handle (a bug
+    #: in hydra, a database answer it cannot place, a crash simulated by ``hydra.testing``)
+    #: stopped it, and the lease was left to expire
+    outcome: Outcome | None
+    #: the error that ended it, if one did, as ``"TypeName"`` and message: the workflow's
+    #: (failed, retry scheduled), the lease loss, the database failure (interrupted), the
+    #: ``NonDeterminismError`` (parked), the crash
+    error_type: str | None = None
+    error_message: str | None = None
+    #: the exception itself, where there was one (a timeout found at the claim, or an
+    #: input that does not decode, has only the stored error above)
+    exception: BaseException | None = None
 
 
 class RunInfo(Protocol):
@@ -113,7 +134,21 @@ class Observer:
     parallel, so an observer must be thread-safe, and cheap: a run waits for it. An
     exception it raises is logged and ignored. ``claim.execution`` is the execution as
     claimed (its ``attempt``, ``input`` and timestamps at the start of the run).
+
+    Three methods are hooks more than events: ``start_context`` returns what to store
+    with a new execution, ``step_scope`` what to wrap a step body's call in, and
+    ``run_ended`` closes every run, so that an observer can keep state per run (keyed by
+    its lease: ``lease.execution_id`` and ``lease.token``) and know when to drop it.
     """
+
+    def start_context(self, parent: RunInfo | None) -> Mapping[str, str] | None:
+        """Propagation headers to store with an execution about to be created (a trace
+        context: ``{"traceparent": ...}``), or None. ``parent`` is the run starting it
+        as a child (``hydra.start_child``, on that run's thread), None for a start
+        through the engine (on the caller's thread). The runs of the execution, on any
+        worker, find them in ``claim.execution.trace_context`` (a JSON object). What
+        every observer returns is merged, the first to name a header winning."""
+        return None
 
     def execution_started(self, execution_id: str, workflow_name: str) -> None:
         """``start_workflow`` (or a cron slot) stored a new execution; not called when an
@@ -135,6 +170,18 @@ class Observer:
 
     def step_cached(self, run: RunInfo, name: str) -> None:
         """A completed step returned its checkpoint on replay (its body did not run)."""
+
+    def step_scope(
+        self, run: RunInfo, name: str, attempt: int
+    ) -> AbstractContextManager[object] | None:
+        """A step body is about to be called (its ``attempt``, 1-based): never for a
+        checkpoint replayed. Return a context manager to wrap the call in, or None. It
+        is entered on the thread (or asyncio task) that calls the body, right before,
+        and exited there right after the body returned or raised (seeing its exception,
+        which it cannot suppress), before anything is recorded: ``step_finished``
+        follows unless the run stops first. What it sets in context variables is seen
+        by the body (and by threads that a step's timeout runs it in)."""
+        return None
 
     def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
         """A step body ran: ``status`` is ``"completed"`` or ``"failed"``."""
@@ -171,6 +218,13 @@ class Observer:
         (``NonDeterminismError``, its message ``error``): the execution was parked, to be
         tried again after a growing delay, with no attempt used."""
 
+    def run_ended(self, claim: Claim, end: RunEnd) -> None:
+        """The run is over, however it ended (``end``: completed, suspended, lost,
+        crashed...): once per claim, after every other event of the run. On the run's
+        thread; on the worker's watchdog or shutdown thread when the worker gave up on
+        a run still in workflow code (past its timeout, its lease lost, or still going
+        at ``shutdown``): if that thread ever comes back, its late events follow."""
+
 
 #: the events an ``Observer`` receives, in the order its methods are declared
 EVENTS: tuple[str, ...] = tuple(
@@ -204,12 +258,14 @@ class Observers:
         self._lock = threading.Lock()
         self._all: tuple[Observer, ...] = ()
         self._reported: set[tuple[int, str]] = set()
+        self._start_context: tuple[Any, ...] = ()
         self._execution_started: tuple[Any, ...] = ()
         self._claimed: tuple[Any, ...] = ()
         self._run_started: tuple[Any, ...] = ()
         self._run_finished: tuple[Any, ...] = ()
         self._run_retry_scheduled: tuple[Any, ...] = ()
         self._step_cached: tuple[Any, ...] = ()
+        self._step_scope: tuple[Any, ...] = ()
         self._step_finished: tuple[Any, ...] = ()
         self._step_retry_scheduled: tuple[Any, ...] = ()
         self._slept: tuple[Any, ...] = ()
@@ -220,6 +276,7 @@ class Observers:
         self._lease_lost: tuple[Any, ...] = ()
         self._run_interrupted: tuple[Any, ...] = ()
         self._run_parked: tuple[Any, ...] = ()
+        self._run_ended: tuple[Any, ...] = ()
         for observer in observers:
             self.add(observer)
 
@@ -259,6 +316,20 @@ class Observers:
         )
 
     # One method per event, each a plain loop: this is on every step's path.
+    def start_context(self, parent: RunInfo | None) -> dict[str, str]:
+        """Every observer's headers for a new execution, merged (the first to name a
+        header wins); empty when none has any."""
+        carrier: dict[str, str] = {}
+        for method in self._start_context:
+            try:
+                found = method(parent)
+                for key, value in (found or {}).items():
+                    if isinstance(key, str) and isinstance(value, str):
+                        carrier.setdefault(key, value)
+            except Exception as exc:
+                self._failed(method, "start_context", exc)
+        return carrier
+
     def execution_started(self, execution_id: str, workflow_name: str) -> None:
         for method in self._execution_started:
             try:
@@ -300,6 +371,12 @@ class Observers:
                 method(run, name)
             except Exception as exc:
                 self._failed(method, "step_cached", exc)
+
+    def step_scope(self, run: RunInfo, name: str, attempt: int) -> AbstractContextManager[object]:
+        """What to wrap a step body's call in: every observer's scope, or nothing."""
+        if not self._step_scope:
+            return _NO_SCOPE
+        return _Scopes(self, self._step_scope, (run, name, attempt))
 
     def step_finished(self, run: RunInfo, name: str, status: str, duration_ms: int) -> None:
         for method in self._step_finished:
@@ -371,5 +448,60 @@ class Observers:
             except Exception as exc:
                 self._failed(method, "run_parked", exc)
 
+    def run_ended(self, claim: Claim, end: RunEnd) -> None:
+        for method in self._run_ended:
+            try:
+                method(claim, end)
+            except Exception as exc:
+                self._failed(method, "run_ended", exc)
 
-__all__ = ["EVENTS", "Observer", "Observers", "Outcome", "RunHooks", "RunInfo"]
+
+_NO_SCOPE: AbstractContextManager[object] = nullcontext()
+
+
+class _Scopes:
+    """The observers' scopes around one step body: entered in order, exited in reverse.
+    One that raises (entering, making or leaving it) is logged as an observer's failure
+    and left out; the body's own exception always goes on to the run."""
+
+    __slots__ = ("_args", "_entered", "_methods", "_observers")
+
+    def __init__(self, observers: Observers, methods: tuple[Any, ...], args: tuple[Any, ...]):
+        self._observers = observers
+        self._methods = methods
+        self._args = args
+        self._entered: list[tuple[Any, AbstractContextManager[object]]] = []
+
+    def __enter__(self) -> None:
+        for method in self._methods:
+            try:
+                scope = method(*self._args)
+                if scope is not None:
+                    scope.__enter__()
+                    self._entered.append((method, scope))
+            except Exception as exc:
+                self._observers._failed(method, "step_scope", exc)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        while self._entered:
+            method, scope = self._entered.pop()
+            try:
+                scope.__exit__(exc_type, exc, tb)
+            except Exception as error:
+                self._observers._failed(method, "step_scope", error)
+
+
+__all__ = [
+    "EVENTS",
+    "Observer",
+    "Observers",
+    "Outcome",
+    "RunEnd",
+    "RunHooks",
+    "RunInfo",
+]

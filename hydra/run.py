@@ -138,6 +138,9 @@ class Run:
         self._settle_waiters: list[asyncio.Future[None]] = []
         # Retrying rows written while their suspension waits for siblings to settle.
         self._retrying: list[Retry] = []
+        # Observers' run_ended was reported (``report_end``): by the run at its end, or
+        # by the worker that gave up on it while its code still ran.
+        self._end_reported = False
         # The thread the workflow's code runs in (the one that builds the run).
         self._thread = threading.get_ident()
         self.suspended = False
@@ -186,6 +189,15 @@ class Run:
     def mark_lost(self) -> None:
         """The lease is gone: the run stops at its next step boundary."""
         self._lost.set()
+
+    def report_end(self) -> bool:
+        """True the first time it is called: the caller reports the run's end to the
+        observers (``run_ended`` comes once, from the run or from the worker that gave
+        up on it, whichever is first)."""
+        with self._running_lock:
+            first = not self._end_reported
+            self._end_reported = True
+        return first
 
     def lease_renewed(self, sent_at: int) -> None:
         """A lease extension sent at ``sent_at`` (by ``monotonic``) succeeded."""
@@ -614,10 +626,11 @@ class Run:
             value: Any = None
             error: Exception | None = None
             try:
-                value = call_sync(fn, timeout_ms, attempt.name)
-                if inspect.isawaitable(value):
-                    # An async step function in a sync workflow: run it to completion here.
-                    value = asyncio.run(await_body(value, timeout_ms, attempt.name))
+                with self.observers.step_scope(self, attempt.name, attempt.number):
+                    value = call_sync(fn, timeout_ms, attempt.name)
+                    if inspect.isawaitable(value):
+                        # An async step function in a sync workflow: run it to the end here.
+                        value = asyncio.run(await_body(value, timeout_ms, attempt.name))
             except Exception as exc:
                 error = exc
             finally:
@@ -652,12 +665,13 @@ class Run:
             error: Exception | None = None
             began = monotonic_ms()  # real time, even under a fake clock: the loop blocked
             try:
-                if inspect.iscoroutinefunction(fn):
-                    value = await await_body(fn(), timeout_ms, attempt.name)
-                else:
-                    value = call_sync(fn, timeout_ms, attempt.name)
-                    if inspect.isawaitable(value):
-                        value = await await_body(value, timeout_ms, attempt.name)
+                with self.observers.step_scope(self, attempt.name, attempt.number):
+                    if inspect.iscoroutinefunction(fn):
+                        value = await await_body(fn(), timeout_ms, attempt.name)
+                    else:
+                        value = call_sync(fn, timeout_ms, attempt.name)
+                        if inspect.isawaitable(value):
+                            value = await await_body(value, timeout_ms, attempt.name)
             except Exception as exc:
                 error = exc
             finally:

@@ -34,7 +34,7 @@ from hydra.errors import (
     WaitTimeoutError,
     WorkflowTimeoutError,
 )
-from hydra.events import Observer, Outcome, RunHooks
+from hydra.events import Observer, Outcome, RunEnd, RunHooks
 from hydra.logs import HydraLogger
 from hydra.retry import workflow_backoff_ms
 from hydra.run import (
@@ -113,6 +113,9 @@ def execute(
     (``Outcome.INTERRUPTED``); if even that write fails, the lease stays under this
     worker's id and the worker releases it once the database answers
     (``Worker``'s owned-lease sweep).
+
+    Observers get ``run_ended`` last, however the run ended (a crash too), unless the
+    worker reported it first (it gave up on the run: ``Run.report_end``).
     """
     ex = claim.execution
     log = runtime.logger.bind(
@@ -123,10 +126,12 @@ def execute(
     )
     runtime.observers.claimed(claim)
     run: Run | None = None
+    end = RunEnd(None)  # until the run says how it ended: a crash
     try:
         start = _preflight(runtime, workflow, claim, log)
         if not isinstance(start, _Input):
-            return start
+            end = start
+            return _outcome(end)
         assert workflow is not None  # the preflight released a claim without one
         run = Run(
             runtime,
@@ -141,26 +146,47 @@ def execute(
         if on_run is not None:
             on_run(run)
         runtime.observers.run_started(run, claim)
-        return _run_workflow(runtime, workflow, claim, run, log, start.value)
+        end = _run_workflow(runtime, workflow, claim, run, log, start.value)
+        return _outcome(end)
     except LeaseLostError as exc:
         if run is not None:
             run.mark_lost()
         log.warning("abandoning execution %s: %s", ex.id, exc)
         runtime.observers.lease_lost(claim)
+        end = _ended(Outcome.LOST, exc)
         return Outcome.LOST
     except Exception as exc:
         # One of the loop's own writes (the final transition, a release) failed.
         if not is_infrastructure_error(exc):
+            end = _ended(None, exc)
             raise  # a bug or a rejected value: the worker reports it, the lease expires
-        return _interrupted(runtime, claim, log, exc)
+        end = _interrupted(runtime, claim, log, exc)
+        return _outcome(end)
+    except BaseException as exc:  # a simulated crash (hydra.testing), KeyboardInterrupt
+        end = _ended(None, exc)
+        raise
     finally:
         if run is not None:
             runtime.registry.untrack(run)
+        if run is None or run.report_end():
+            runtime.observers.run_ended(claim, end)
+
+
+def _ended(outcome: Outcome | None, exc: BaseException) -> RunEnd:
+    """A run that ``exc`` ended (or crashed, ``outcome`` None)."""
+    error_type, message = describe(exc)
+    return RunEnd(outcome, error_type, message, exc)
+
+
+def _outcome(end: RunEnd) -> Outcome:
+    """What ``execute`` returns for a run that ended (not crashed) as ``end`` says."""
+    assert end.outcome is not None, end
+    return end.outcome
 
 
 def _preflight(
     runtime: Runtime, workflow: Workflow[Any] | None, claim: Claim, log: HydraLogger
-) -> Outcome | _Input:
+) -> RunEnd | _Input:
     """What is checked before the workflow's code is called: the execution's timeout, a
     takeover with no attempt left, a workflow not registered here, an input that does
     not decode. Returns how the run ended, or the decoded input."""
@@ -193,11 +219,13 @@ def _preflight(
     if workflow is None:
         # Claims only name registered workflows; this is a registration race.
         runtime.store.release(claim.lease, now_ms=now)
-        return Outcome.RELEASED
+        return RunEnd(Outcome.RELEASED)
     try:
         return _Input(runtime.marshaller.unmarshal(ex.input, resolved_input_type(workflow)))
     except PayloadError as exc:
-        return _finish_failed(runtime, claim, log, "PayloadError", f"cannot decode input: {exc}")
+        return _finish_failed(
+            runtime, claim, log, "PayloadError", f"cannot decode input: {exc}", exc
+        )
 
 
 #: A parked execution is tried again after 1 minute, then 2, 4... at most an hour.
@@ -207,20 +235,20 @@ PARK_MAX_MS = 3_600_000
 
 def _run_workflow(
     runtime: Runtime, workflow: Workflow[Any], claim: Claim, run: Run, log: HydraLogger, req: Any
-) -> Outcome:
+) -> RunEnd:
     """Call the workflow's code with ``req`` and end the run as it came out of it."""
     ctx = (AsyncWorkflowContext if workflow.is_async else WorkflowContext)(run)
     output: Any = None
     try:
         output = _invoke(workflow, ctx, req)
     except Suspended:
-        return Outcome.SUSPENDED
+        return RunEnd(Outcome.SUSPENDED)
     except RunStopped:
         pass  # the run's state says why: lost or interrupted, concluded below
     except Exception as exc:
         if not (run.lost or run.interrupted is not None):
             if run.suspended:
-                return Outcome.SUSPENDED
+                return RunEnd(Outcome.SUSPENDED)
             violation = _violation(run, "raised " + type(exc).__name__)
             if violation is not None:
                 return _park(runtime, claim, log, violation)
@@ -252,7 +280,7 @@ def _violation(run: Run, how: str) -> NonDeterminismError | None:
 
 def _park(
     runtime: Runtime, claim: Claim, log: HydraLogger, violation: NonDeterminismError
-) -> Outcome:
+) -> RunEnd:
     """Give the execution back to be tried later (a fixed deploy resumes it by itself):
     no attempt used, the error kept for display, the delay growing with each park."""
     ex = claim.execution
@@ -274,10 +302,10 @@ def _park(
         delay // 1000,
     )
     runtime.observers.run_parked(claim, message)
-    return Outcome.PARKED
+    return RunEnd(Outcome.PARKED, error_type, message, violation)
 
 
-def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output: Any) -> Outcome:
+def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output: Any) -> RunEnd:
     """The workflow's code returned ``output`` (or was unwound by ``RunStopped``): end the
     run as its state says. Raises ``LeaseLostError`` for a run whose lease is gone."""
     ex = claim.execution
@@ -292,7 +320,7 @@ def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output
         return _fail_or_retry(runtime, claim, run, log, failure)
     if run.suspended:
         # The workflow swallowed the suspension (a bare ``except BaseException``).
-        return Outcome.SUSPENDED
+        return RunEnd(Outcome.SUSPENDED)
     if run.timed_out:
         # The workflow caught the WorkflowTimeoutError: the timeout still holds.
         return _finish_failed(
@@ -306,7 +334,7 @@ def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output
         data = runtime.payloads.check(runtime.marshaller.marshal(output), "the output")
     except PayloadError as exc:
         return _finish_failed(
-            runtime, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}"
+            runtime, claim, log, "PayloadError", f"cannot encode the workflow's output: {exc}", exc
         )
     run.ending = True
     runtime.store.finish(
@@ -318,10 +346,10 @@ def _conclude(runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, output
     )
     log.info("execution %s completed", ex.id)
     runtime.finished(claim, Status.COMPLETED)
-    return Outcome.COMPLETED
+    return RunEnd(Outcome.COMPLETED)
 
 
-def _interrupted(runtime: Runtime, claim: Claim, log: HydraLogger, exc: BaseException) -> Outcome:
+def _interrupted(runtime: Runtime, claim: Claim, log: HydraLogger, exc: BaseException) -> RunEnd:
     """The database failed under the run: give the execution back with no attempt used."""
     ex = claim.execution
     log.warning(
@@ -341,12 +369,12 @@ def _interrupted(runtime: Runtime, claim: Claim, log: HydraLogger, exc: BaseExce
             type(again).__name__,
         )
     runtime.observers.run_interrupted(claim)
-    return Outcome.INTERRUPTED
+    return _ended(Outcome.INTERRUPTED, exc)
 
 
 def _fail_or_retry(
     runtime: Runtime, claim: Claim, run: Run, log: HydraLogger, exc: Exception
-) -> Outcome:
+) -> RunEnd:
     ex = claim.execution
     error_type, message = describe(exc)
     now = runtime.clock.now_ms()
@@ -376,7 +404,7 @@ def _fail_or_retry(
             exc_info=exc,
         )
         run.ending = True
-        return _finish_failed(runtime, claim, None, error_type, message)
+        return _finish_failed(runtime, claim, None, error_type, message, exc)
     run_at = now + workflow_backoff_ms(ex.retry_backoff_ms, ex.attempt)
     run.ending = True
     runtime.store.schedule_retry(
@@ -392,12 +420,17 @@ def _fail_or_retry(
         run_at - now,
     )
     runtime.observers.run_retry_scheduled(claim)
-    return Outcome.RETRY_SCHEDULED
+    return RunEnd(Outcome.RETRY_SCHEDULED, error_type, message, exc)
 
 
 def _finish_failed(
-    runtime: Runtime, claim: Claim, log: HydraLogger | None, error_type: str, message: str
-) -> Outcome:
+    runtime: Runtime,
+    claim: Claim,
+    log: HydraLogger | None,
+    error_type: str,
+    message: str,
+    exc: BaseException | None = None,
+) -> RunEnd:
     # Messages built here may embed user text ("cannot decode input: ..."): storable too.
     error_type, message = storable_error(error_type, message)
     runtime.store.finish(
@@ -411,7 +444,7 @@ def _finish_failed(
     if log is not None:
         log.warning("execution %s failed: %s: %s", claim.execution.id, error_type, message)
     runtime.finished(claim, Status.FAILED)
-    return Outcome.FAILED
+    return RunEnd(Outcome.FAILED, error_type, message, exc)
 
 
 logging.getLogger("hydra").addHandler(logging.NullHandler())

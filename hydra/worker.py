@@ -32,6 +32,7 @@ from typing import Any
 from hydra.clock import duration_ms
 from hydra.engine import Engine
 from hydra.errors import LeaseLostError
+from hydra.events import RunEnd
 from hydra.retention import Retention, RetentionRunner
 from hydra.runner import Outcome, Run, execute, monotonic_ms
 from hydra.scheduler import CronScheduler
@@ -237,6 +238,7 @@ class Worker:
             claim = slot.claim
             if slot.run is not None:
                 slot.run.mark_lost()
+            self._report_end(slot, RunEnd(Outcome.RELEASED))
             try:
                 released = self.engine.store.release(claim.lease, now_ms=self.engine.clock.now_ms())
             except Exception as exc:
@@ -573,17 +575,20 @@ class Worker:
         """The execution passed its timeout while its code was running (a step that is
         still going, or a loop without any step): fail it now, fenced by its lease."""
         ex = slot.claim.execution
+        message = (
+            f"execution exceeded its timeout of {ex.timeout_ms} ms "
+            f"while its code was running (in step {run.current_step!r})"
+            if run.current_step
+            else f"execution exceeded its timeout of {ex.timeout_ms} ms while its code "
+            "was running (outside any step)"
+        )
         try:
             self.engine.store.finish(
                 slot.claim.lease,
                 status=Status.FAILED,
                 now_ms=now,
                 error_type="WorkflowTimeoutError",
-                error_message=f"execution exceeded its timeout of {ex.timeout_ms} ms "
-                f"while its code was running (in step {run.current_step!r})"
-                if run.current_step
-                else f"execution exceeded its timeout of {ex.timeout_ms} ms while its code "
-                "was running (outside any step)",
+                error_message=message,
                 parent_id=ex.parent_id,
             )
         except LeaseLostError:
@@ -595,10 +600,12 @@ class Worker:
             ex.timeout_ms,
         )
         self.engine.runtime.finished(slot.claim, Status.FAILED)
-        self._abandon(slot, "its execution passed its timeout")
+        ended = RunEnd(Outcome.FAILED, "WorkflowTimeoutError", message)
+        self._abandon(slot, "its execution passed its timeout", ended)
 
-    def _abandon(self, slot: Slot, why: str) -> None:
-        """Hand the slot back; the run's thread, still in workflow code, is given up on."""
+    def _abandon(self, slot: Slot, why: str, end: RunEnd | None = None) -> None:
+        """Hand the slot back; the run's thread, still in workflow code, is given up on
+        (observers get its ``end``: lost unless said otherwise)."""
         key = run_key(slot.claim.lease)
         with self._lock:
             if self._runs.get(key) is not slot:
@@ -614,6 +621,7 @@ class Worker:
             eid,
             why,
         )
+        self._report_end(slot, end or RunEnd(Outcome.LOST, "LeaseLostError", why))
         metrics = self.engine.metrics
         if metrics is not None:
             metrics.run_abandoned(self.engine.namespace, self.worker_id)
@@ -625,6 +633,13 @@ class Worker:
         if metrics is not None:
             metrics.run_ended(self.engine.namespace, self.worker_id)
         self._wake.set()
+
+    def _report_end(self, slot: Slot, end: RunEnd) -> None:
+        """The worker gave up on the run of ``slot`` while its code still ran: observers
+        get its end now (``run_ended``), unless the run reported it itself first."""
+        run = slot.run
+        if run is not None and run.report_end():
+            self.engine.runtime.observers.run_ended(slot.claim, end)
 
     def _cron_loop(self) -> None:
         # The scheduler reads the store only when a slot may be due, so ticking at the

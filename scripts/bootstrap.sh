@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv and installs hydra (editable, with the PostgreSQL and MySQL drivers and the
-# dev tools) the first time, and again whenever pyproject.toml changes. Needs only python3.11.
+# Creates .venv and installs hydra (editable, with the PostgreSQL and MySQL drivers, the
+# OpenTelemetry API and the dev tools) the first time, and again whenever pyproject.toml
+# changes. Needs only python3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -17,7 +18,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # shown only when the install fails.
   log=.venv/bootstrap.log
   if ! { .venv/bin/python -m pip install -q --upgrade "pip>=25.1" &&
-         .venv/bin/python -m pip install -q -e ".[postgres,mysql]" --group dev; } >"$log" 2>&1
+         .venv/bin/python -m pip install -q -e ".[postgres,mysql,otel]" --group dev; } >"$log" 2>&1
   then
     cat "$log" >&2
     echo "bootstrap: installing into .venv failed (log: $log)" >&2

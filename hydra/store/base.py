@@ -50,6 +50,9 @@ class NewExecution:
     queue: str = DEFAULT_QUEUE
     priority: int = 0
     concurrency_key: str | None = None
+    #: the trace context of whoever started it (a JSON object of propagation headers,
+    #: ``hydra.tracecontext``), continued by its runs; None when there was none
+    trace_context: str | None = None
 
 
 @dataclass(slots=True)
@@ -102,6 +105,8 @@ class ExecutionRow:
     queue: str = DEFAULT_QUEUE
     priority: int = 0
     concurrency_key: str | None = None
+    #: the trace context stored at its start (``NewExecution.trace_context``)
+    trace_context: str | None = None
 
 
 #: What a checkpoint is (``StepRow.kind``): a step's result, a durable sleep, a

@@ -156,6 +156,7 @@ class MemoryStore(MemoryQueues):
                 queue=new.queue,
                 priority=new.priority,
                 concurrency_key=new.concurrency_key,
+                trace_context=new.trace_context,
             )
             if new.idempotency_key is not None:
                 self._idempotency[(new.namespace, new.idempotency_key)] = new.id

@@ -334,3 +334,51 @@ def test_messages_migration_backfills_step_kinds_and_downgrades(tmp_path: Path) 
             store.close()
     finally:
         engine.dispose()
+
+
+def test_trace_context_migration_keeps_rows_and_downgrades(tmp_path: Path) -> None:
+    """Head (0008 adds trace_context) down to 0007 drops the column and keeps the rows;
+    up again, they read with no trace context, and the schema is the declared one."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from hydra.store.migrations.runner import config
+
+    url = f"sqlite:///{tmp_path / 'traced.db'}"
+    store = SQLStore(url, auto_migrate=True)
+    new = NewExecution(
+        id=str(uuid.uuid4()),
+        namespace="traced",
+        workflow_name="wf",
+        input=b"{}",
+        max_attempts=1,
+        retry_backoff_ms=0,
+        timeout_ms=None,
+        idempotency_key=None,
+        run_at_ms=T0,
+        created_at_ms=T0,
+        trace_context='{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
+    )
+    store.create_execution(new)
+    store.close()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(config(conn), "0007")
+        assert current_revision(engine) == "0007"
+        columns = {c["name"] for c in inspect(engine).get_columns("workflow_executions")}
+        assert "trace_context" not in columns and "claim_lane" in columns
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM workflow_executions")).scalars().all() == [
+                new.id
+            ]
+    finally:
+        engine.dispose()
+    store = SQLStore(url, auto_migrate=True)
+    try:
+        assert current_revision(store.engine) == head_revision()
+        assert _schema_diffs(store.engine) == []
+        row = store.get_execution("traced", new.id)
+        assert row is not None and row.trace_context is None
+    finally:
+        store.close()

@@ -186,6 +186,7 @@ def test_an_observer_that_raises_never_breaks_a_run_and_is_logged_once_per_event
 
 def test_the_fan_out_has_a_method_for_every_event_and_skips_what_an_observer_ignores() -> None:
     assert set(EVENTS) == {
+        "start_context",
         "execution_started",
         "claimed",
         "run_started",
@@ -202,6 +203,8 @@ def test_the_fan_out_has_a_method_for_every_event_and_skips_what_an_observer_ign
         "lease_lost",
         "run_interrupted",
         "run_parked",
+        "step_scope",
+        "run_ended",
     }
     for event in EVENTS:
         assert event in Observers.__dict__, event

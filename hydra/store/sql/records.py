@@ -65,6 +65,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         priority,
         concurrency_key,
         _claim_lane,
+        trace_context,
     ) = r
     return ExecutionRow(
         id=id_,
@@ -100,6 +101,7 @@ def execution_row(r: Sequence[Any]) -> ExecutionRow:
         queue=queue_name,
         priority=priority,
         concurrency_key=concurrency_key,
+        trace_context=trace_context,
     )
 
 
@@ -252,6 +254,7 @@ def new_execution_params(new: NewExecution) -> dict[str, Any]:
         "priority": new.priority,
         "concurrency_key": new.concurrency_key,
         "claim_lane": waiting_lane(new.queue, new.priority, started=False),
+        "trace_context": new.trace_context,
     }
     return {f"n_{k}": v for k, v in values.items()}
 

@@ -97,6 +97,9 @@ executions = Table(
     # by its concurrency key, not claimed), then the priority and the queue; NULL once
     # finished. Every write that changes the status sets it. Revision 0007 appended it.
     Column("claim_lane", Lane, nullable=True),
+    # The trace context of whoever started it, a small JSON object of propagation
+    # headers (hydra.tracecontext), continued by its runs; revision 0008 appended it.
+    Column("trace_context", Text, nullable=True),
     # NULL keys never collide (SQL NULL semantics on every backend), so only executions
     # started with a key are deduplicated.
     UniqueConstraint("namespace", "idempotency_key", name="uq_workflow_executions_idempotency"),

@@ -80,6 +80,7 @@ INSERTED_COLUMNS = (
     "priority",
     "concurrency_key",
     "claim_lane",
+    "trace_context",
 )
 INSERT_EXECUTION = executions.insert().values({c: bindparam(f"n_{c}") for c in INSERTED_COLUMNS})
 GET_EXECUTION = select(executions).where(

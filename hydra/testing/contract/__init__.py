@@ -58,6 +58,7 @@ from hydra.testing.contract.children import (
     check_child_end_wakes_a_waiting_parent,
     check_purge_keeps_a_parent_with_an_unfinished_child,
     check_start_child_fenced,
+    check_start_child_keeps_trace_context,
     check_start_child_once,
 )
 from hydra.testing.contract.cron import (
@@ -81,6 +82,7 @@ from hydra.testing.contract.executions import (
     check_purge,
     check_records_are_copies,
     check_retry_execution,
+    check_trace_context_roundtrip,
 )
 from hydra.testing.contract.leases import (
     check_cancel_fences_owner,
@@ -271,6 +273,7 @@ __all__ = [
     "check_sleep",
     "check_sleep_is_not_woken_by_a_message",
     "check_start_child_fenced",
+    "check_start_child_keeps_trace_context",
     "check_start_child_once",
     "check_step_attempt_rewrite_is_one_record",
     "check_step_attempts_fenced",
@@ -279,6 +282,7 @@ __all__ = [
     "check_takeover_exclusive",
     "check_takeover_keeps_the_slot",
     "check_timeout_caps_wake_at",
+    "check_trace_context_roundtrip",
     "check_unregistered_queue_and_stats",
     "check_worker_concurrency",
     "run_all",

@@ -4,6 +4,7 @@ sending the end to the parent (``child_ended``), waking it if it waits."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from hydra.status import Status, StepStatus
@@ -96,6 +97,24 @@ def check_start_child_once(make_store: StoreFactory) -> None:
         assert [k.id for k in kids] == [child.id], f"list_executions(parent_id=...) {kids!r}"
         assert get_row(store, ns, parent).parent_id is None, "a top-level execution's parent"
         assert store.list_executions(ns, parent_id=child.id) == [], "a child has no children"
+
+
+def check_start_child_keeps_trace_context(make_store: StoreFactory) -> None:
+    """A child's ``trace_context`` (its parent run's) is stored by ``start_child`` and
+    comes back from get_execution and the child's claim."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        parent = create_one(store, ns)
+        claim = claim_exactly(store, ns, "w1", T0, parent)
+        text = '{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}'
+        child = dataclasses.replace(child_of(ns, parent), trace_context=text)
+        row = start_row(parent, "ship", child.id)
+        got = store.start_child(claim.lease, child, row, now_ms=T0 + 1, lease_ms=LONG_LEASE)
+        assert got == (child.id, True), f"start_child of a new child returned {got!r}"
+        assert_fields(get_row(store, ns, child.id), "the child", trace_context=text)
+        assert_fields(get_row(store, ns, parent), "the parent", trace_context=None)
+        claimed = claim_exactly(store, ns, "w2", T0 + 1, child.id, workflows=(CHILD,))
+        assert_fields(claimed.execution, "the child's claim", trace_context=text)
 
 
 def check_start_child_fenced(make_store: StoreFactory) -> None:
@@ -206,6 +225,7 @@ def check_purge_keeps_a_parent_with_an_unfinished_child(make_store: StoreFactory
 
 CHECKS: list[Check] = [
     check_start_child_once,
+    check_start_child_keeps_trace_context,
     check_start_child_fenced,
     check_child_end_wakes_a_waiting_parent,
     check_child_end_before_the_wait_is_kept,

@@ -3,6 +3,8 @@ executions, idempotency keys, cancelling, retrying, wake times, namespaces."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -585,8 +587,46 @@ def check_purge(make_store: StoreFactory) -> None:
         assert store.get_execution(ns, running) is not None, "an unfinished one was purged"
 
 
+def check_trace_context_roundtrip(make_store: StoreFactory) -> None:
+    """``NewExecution.trace_context`` (a JSON text, up to 16 KiB) comes back as stored
+    from get_execution, list_executions and every claim of the execution (a takeover
+    and a wake from a sleep too); an execution started without one has None."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        baggage = ",".join(f"k{i}=v{i:04d}" for i in range(1_400))  # ~14 KiB, ASCII
+        text = json.dumps(
+            {
+                "baggage": baggage,
+                "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                "tracestate": "vendor=opaque",
+            },
+            separators=(",", ":"),
+        )
+        traced = dataclasses.replace(new_execution(ns), trace_context=text)
+        assert store.create_execution(traced) == (traced.id, True), "create_execution"
+        plain = create_one(store, ns, run_at=T0 + 1)
+        assert_fields(get_row(store, ns, traced.id), "get_execution", trace_context=text)
+        assert_fields(
+            get_row(store, ns, plain), "an execution started without one", trace_context=None
+        )
+        listed = {row.id: row.trace_context for row in store.list_executions(ns)}
+        assert listed == {traced.id: text, plain: None}, f"list_executions: {listed!r}"
+        first = claim_exactly(store, ns, "w1", T0, traced.id, lease_ms=1_000)
+        assert_fields(first.execution, "the first claim", trace_context=text)
+        taken = claim_due(store, ns, "w2", T0 + 2_000)
+        assert {c.execution.id: c.execution.trace_context for c in taken} == {
+            traced.id: text,
+            plain: None,
+        }, "a takeover's and a first claim's executions"
+        mine = next(c for c in taken if c.execution.id == traced.id)
+        store.suspend(mine.lease, wake_at_ms=T0 + 5_000, now_ms=T0 + 2_001)
+        woken = claim_exactly(store, ns, "w3", T0 + 5_000, traced.id)
+        assert_fields(woken.execution, "the claim after a sleep", trace_context=text)
+
+
 CHECKS: list[Check] = [
     check_create_get_list_roundtrip,
+    check_trace_context_roundtrip,
     check_get_missing,
     check_idempotency_key,
     check_idempotency_key_concurrent,
