@@ -44,7 +44,7 @@ def _rows(ns: str, workflow: str, count: int, *, due: bool) -> list[dict[str, An
             "run_at": T0 + i,
             "wake_at": T0 + i if due else None,
             "lease_token": 0 if due else 1,
-            "claim_lane": "w0:default" if due else None,
+            "claim_lane": "f12147483648:default" if due else None,
         }
         for i in range(count)
     ]

@@ -272,7 +272,8 @@ def test_errors_that_are_not_disconnects_are_not_retried(
             "queue_name": "default",
             "priority": 0,
             "concurrency_key": None,
-            "claim_lane": "w0:default",
+            "claim_lane": "f12147483648:default",
+            "trace_context": None,
         }.items()
     }
     tries = 0
