@@ -39,6 +39,7 @@ from hydra.scheduler import CronScheduler
 from hydra.slots import RunKey, RunThreads, Slot, run_key
 from hydra.status import Status
 from hydra.store.base import Claim, WakeListener
+from hydra.store.queues import DEFAULT_QUEUE
 from hydra.workflow import Workflow, validate_name
 
 # Most claims a poll takes at once; more free slots are filled by polling again at once.
@@ -485,8 +486,10 @@ class Worker:
                 self._sweep_due = True  # its release may not have reached the database
             if held and self.engine.metrics is not None:
                 self.engine.metrics.run_ended(self.engine.namespace, self.worker_id)
-            if self._busy:
-                self._wake.set()  # a slot for the work that is waiting
+            if self._busy or slot.claim.execution.queue != DEFAULT_QUEUE:
+                # A slot for the work that is waiting; or a queue slot (or this worker's
+                # share of a queue) freed: what the queue's limits held back may go now.
+                self._wake.set()
 
     def _heartbeat_loop(self) -> None:
         while not self._stopped.wait(self.heartbeat_ms / 1000):

@@ -133,6 +133,11 @@ executions = Table(
         "wake_at",
     ),
     Index("ix_workflow_executions_list", "namespace", "created_at"),
+    # A purge's batch: namespace = ? AND completed_at < ? ORDER BY completed_at, id is a
+    # range scan of the finished rows in end order (unfinished rows have completed_at
+    # NULL, outside the range), stopped after a batch; without it every batch sorted
+    # all finished rows. Revision 0007 added it.
+    Index("ix_workflow_executions_ended", "namespace", "completed_at", "id"),
     Index("ix_workflow_executions_status", "namespace", "status"),
     # A parent's children: engine.cancel's cascade and `executions list --parent`.
     Index("ix_workflow_executions_parent", "parent_id"),

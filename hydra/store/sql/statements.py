@@ -177,7 +177,8 @@ def purgeable(
     limit: int,
     lock: bool,
 ) -> Select[Any]:
-    """The ids of up to ``limit`` finished executions a purge may delete, oldest end first:
+    """The ids of up to ``limit`` finished executions a purge may delete, oldest end first
+    (a range scan of ix_workflow_executions_ended in end order, stopped after ``limit``):
     none with an unfinished child (NOT EXISTS on ix_workflow_executions_parent). Locked
     FOR UPDATE SKIP LOCKED when deleting: a row a retry holds is skipped (the retry wins),
     and a row the purge holds makes a retry wait, then find it gone (SQLite: its write

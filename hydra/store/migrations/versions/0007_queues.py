@@ -5,7 +5,9 @@ concurrency key, and ``claim_lane``: which run of the claim index the row is in 
 running, 'f'/'w'/'h' + priority + ':' + queue pending or sleeping, NULL finished). The claim index
 becomes (namespace, workflow_name, claim_lane, wake_at, created_at, id), so a claim reads
 each queue at each priority in order, and the running rows (takeovers) on their own.
-Existing executions are in queue 'default' at priority 0. ``workflow_queues`` holds the
+Existing executions are in queue 'default' at priority 0. A new index (namespace,
+completed_at, id) serves a purge's batches (before, each sorted every finished row).
+``workflow_queues`` holds the
 registered limits, ``workflow_queue_slots`` the slots running executions hold,
 ``workflow_queue_rate`` the last first starts of each rate-limited queue.
 
@@ -63,6 +65,9 @@ def upgrade() -> None:
         "ix_workflow_executions_key",
         TABLE,
         ["namespace", "queue_name", "concurrency_key", "claim_lane", "wake_at"],
+    )
+    op.create_index(
+        "ix_workflow_executions_ended", TABLE, ["namespace", "completed_at", "id"]
     )
     op.drop_index("ix_workflow_executions_due", table_name=TABLE)
     # The new index takes the old one's name (the schema declares it under it).
@@ -135,6 +140,7 @@ def downgrade() -> None:
     op.drop_table("workflow_queue_slots")
     op.drop_table("workflow_queues")
     op.drop_index("ix_workflow_executions_key", table_name=TABLE)
+    op.drop_index("ix_workflow_executions_ended", table_name=TABLE)
     columns = ["namespace", "workflow_name", "wake_at", "created_at", "id"]
     op.create_index("ix_workflow_executions_due_old", TABLE, columns)
     op.drop_index("ix_workflow_executions_due", table_name=TABLE)
