@@ -17,7 +17,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # shown only when the install fails.
   log=.venv/bootstrap.log
   if ! { .venv/bin/python -m pip install -q --upgrade "pip>=25.1" &&
-         .venv/bin/python -m pip install -q -e ".[postgres,mysql]" --group dev; } >"$log" 2>&1
+         .venv/bin/python -m pip install -q -e ".[postgres,mysql,ui]" --group dev; } >"$log" 2>&1
   then
     cat "$log" >&2
     echo "bootstrap: installing into .venv failed (log: $log)" >&2
