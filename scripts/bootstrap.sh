@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv and installs hydra (editable, with the PostgreSQL and MySQL drivers and the
-# dev tools) the first time, and again whenever pyproject.toml changes. Needs only python3.11.
+# Creates .venv and installs hydra (editable, with the PostgreSQL and MySQL drivers, the web
+# UI's extra and the dev tools) the first time, and again whenever pyproject.toml changes. Needs only python3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -24,4 +24,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     exit 1
   fi
   echo "$want" > "$stamp"
+  # The web UI's browser tests drive Debian's chromium: installed with the rest when it
+  # can be (as root with apt-get), else those tests skip.
+  ./scripts/install-chromium.sh
 fi

@@ -104,6 +104,7 @@ RUN_BY = {
     "children.md": ("tests/docs/test_children_page.py", 4),
     "deploys.md": ("tests/docs/test_deploys_page.py", 4),
     "queues.md": ("tests/docs/test_queues_page.py", 3),
+    "ui.md": ("tests/docs/test_ui_page.py", 1),
 }
 
 
