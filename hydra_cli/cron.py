@@ -36,35 +36,7 @@ def list_(
     db: DbOption = None,
 ) -> None:
     with connect(ctx, db, ns) as (engine, _):
-        store = engine.store
-        now = engine.clock.now_ms()
-        jobs = engine.list_cron_jobs()
-        rows: list[dict[str, Any]] = []
-        for job in jobs:
-            last = store.last_cron_fire(engine.namespace, job.name)
-            waiting = waiting_for_a_worker(engine, job, now)
-            oldest = min((row.created_at for row in waiting), default=None)
-            rows.append(
-                {
-                    "name": job.name,
-                    "spec": job.spec,
-                    "timezone": job.timezone or "UTC",
-                    "target": f"workflow {job.workflow_name}" if job.workflow_name else "handler",
-                    "enabled": job.enabled,
-                    "next_run_at": render.fmt_time(job.next_run_at)
-                    if job.next_run_at is not None
-                    else None,
-                    "last_slot": render.fmt_time(last.slot_at) if last else None,
-                    "last_fired_at": render.fmt_time(last.fired_at) if last else None,
-                    "last_worker": last.worker_id if last else None,
-                    "last_execution": last.execution_id if last else None,
-                    "unclaimed": len(waiting),
-                    "unclaimed_oldest_created_at": render.fmt_time(oldest)
-                    if oldest is not None
-                    else None,
-                    "unclaimed_note": unclaimed_note(job.workflow_name, len(waiting), oldest, now),
-                }
-            )
+        rows = job_rows(engine, engine.clock.now_ms())
     if as_json:
         output.raw(render.dumps(rows) + "\n")
         return
@@ -90,6 +62,40 @@ def list_(
         if row["unclaimed_note"] is not None:
             warning = Text(f"    warning  {row['unclaimed_note']}", "yellow")
             console.print(warning, overflow="ignore", crop=False)
+
+
+def job_rows(engine: Engine, now: int) -> list[dict[str, Any]]:
+    """Each cron job of the engine's namespace as ``cron list`` shows it (and the web
+    UI: ``hydra.ui``): its schedule, next slot, last fire and unclaimed executions."""
+    store = engine.store
+    jobs = engine.list_cron_jobs()
+    rows: list[dict[str, Any]] = []
+    for job in jobs:
+        last = store.last_cron_fire(engine.namespace, job.name)
+        waiting = waiting_for_a_worker(engine, job, now)
+        oldest = min((row.created_at for row in waiting), default=None)
+        rows.append(
+            {
+                "name": job.name,
+                "spec": job.spec,
+                "timezone": job.timezone or "UTC",
+                "target": f"workflow {job.workflow_name}" if job.workflow_name else "handler",
+                "enabled": job.enabled,
+                "next_run_at": render.fmt_time(job.next_run_at)
+                if job.next_run_at is not None
+                else None,
+                "last_slot": render.fmt_time(last.slot_at) if last else None,
+                "last_fired_at": render.fmt_time(last.fired_at) if last else None,
+                "last_worker": last.worker_id if last else None,
+                "last_execution": last.execution_id if last else None,
+                "unclaimed": len(waiting),
+                "unclaimed_oldest_created_at": render.fmt_time(oldest)
+                if oldest is not None
+                else None,
+                "unclaimed_note": unclaimed_note(job.workflow_name, len(waiting), oldest, now),
+            }
+        )
+    return rows
 
 
 def waiting_for_a_worker(engine: Engine, job: CronJobRow, now_ms: int) -> list[ExecutionRow]:

@@ -67,6 +67,7 @@ from hydra.store.base import Claim, Store
 from hydra.testing.clock import FakeClock
 
 from . import childview, devlogs, output, render
+from . import ui as ui_command
 from .commands import hydra_command, trace_command
 from .db import DEFAULT_NAMESPACE, Database, DbOption, NamespaceOption, database, namespace
 from .db import open_store as open_db_store
@@ -75,6 +76,9 @@ from .loader import DEV_HOOK, WorkflowFile, find_workflows, import_file
 from .render import RunningStep, View
 from .session import style_for
 from .visible import visible
+
+if typing.TYPE_CHECKING:
+    from hydra.ui.serve import BackgroundServer
 
 app = typer.Typer(
     name="dev",
@@ -175,6 +179,8 @@ class DevOptions:
     log_level: int = logging.INFO
     #: --input as given (None without it), for error messages
     input_text: str | None = None
+    #: --ui: serve the web UI on this port of 127.0.0.1 while the run lasts (None: no UI)
+    ui_port: int | None = None
 
 
 def parse_input(value: str | None, start: str | None) -> Any:
@@ -412,6 +418,7 @@ class DevRun:
             if jump_clock is not None
             else None
         )
+        ui = self._start_ui(store, engine)
         for worker in workers:
             worker.start()
         interrupted = False
@@ -423,6 +430,8 @@ class DevRun:
         finally:
             for worker in workers:
                 worker.shutdown(timeout=SHUTDOWN_TIMEOUT_S)
+            if ui is not None:
+                ui.stop()
             self._print_logs()
         if interrupted:
             now = clock.now_ms()
@@ -430,6 +439,30 @@ class DevRun:
         else:
             now = clock.now_ms()
         return self._summary(views, now, interrupted)
+
+    def _start_ui(self, store: Store, engine: Engine) -> BackgroundServer | None:
+        """With --ui: the web UI on this run's store, namespace and clock, on a thread."""
+        if self.opts.ui_port is None:
+            return None
+        try:
+            from hydra.ui import create_app
+            from hydra.ui.serve import BackgroundServer
+        except ImportError as exc:
+            raise CliError(f"--ui: {ui_command.MISSING_EXTRA} ({exc})") from exc
+        app = create_app(store, engine.namespace, engine=engine, allow_actions=True)
+        try:
+            server = BackgroundServer(app, "127.0.0.1", self.opts.ui_port).start()
+        except (OSError, OverflowError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            raise CliError(
+                f"--ui: cannot listen on 127.0.0.1:{self.opts.ui_port}: {why} "
+                "(--ui-port N picks another port)"
+            ) from exc
+        note = Text("web UI: ", "bold")
+        note.append(server.url)
+        note.append(" (actions on; it stops with this run: `hydra ui` serves the same)", "dim")
+        self.console.print(note)
+        return server
 
     def _print_logs(self) -> None:
         """The log lines collected since the last call (above the live view, if any)."""
@@ -601,6 +634,14 @@ def run(
             "error (hydra's own: warning and up).",
         ),
     ] = "info",
+    ui: Annotated[
+        bool,
+        typer.Option("--ui", help="Serve the web UI (hydra ui) beside the run, actions on."),
+    ] = False,
+    ui_port: Annotated[
+        int,
+        typer.Option("--ui-port", metavar="PORT", help="The --ui port."),
+    ] = ui_command.DEFAULT_PORT,
     ns: NamespaceOption = DEFAULT_NAMESPACE,
     db: DbOption = None,
 ) -> None:
@@ -616,6 +657,7 @@ def run(
         namespace(ns),
         log_level=level,
         input_text=input_json,
+        ui_port=ui_port if ui else None,
     )
     target = database(ctx, db)
     code = DevRun(opts, target, output.stdout()).run()

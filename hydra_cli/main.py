@@ -13,6 +13,7 @@ from .db import DEFAULT_URL, ENV_VAR
 from .errors import EXIT_CODES_HELP, CliState, HydraGroup
 from .replay_check import REPLAY_CHECK_HELP, replay_check_command
 from .trace import TRACE_HELP, trace
+from .ui import UI_HELP, ui
 from .worker import WORKER_HELP, worker
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.command(
     help=REPLAY_CHECK_HELP,
     short_help="Check new code against stored executions before deploying it.",
 )(replay_check_command)
+app.command("ui", help=UI_HELP, short_help="Serve a web page of executions, updating live.")(ui)
 
 
 def _print_version(value: bool) -> None:

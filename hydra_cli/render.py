@@ -792,7 +792,11 @@ def compact_header(view: View, now_ms: int, style: Style) -> Text:
 
 
 @dataclass
-class _Row:
+class TimelineRow:
+    """One row of an execution's timeline (a step, a checkpoint, a sleep, an attempt of a
+    step, a step in flight): the model ``timeline`` draws in the terminal and the web UI
+    (``hydra.ui``) draws in a page. ``name`` and ``details`` are already made visible."""
+
     mark: str
     kind: str  # the status as shown
     name: str  # made visible
@@ -802,17 +806,17 @@ class _Row:
     bar: str  # "step" or "wait"
     details: list[Text] = field(default_factory=list)
     #: the step's attempts, drawn under it (indented) when it took more than one
-    attempts_rows: list[_Row] = field(default_factory=list)
+    attempts_rows: list[TimelineRow] = field(default_factory=list)
     indent: int = 0
 
 
-def _attempt_rows(step: StepRecord, style: Style, detail_width: int) -> list[_Row]:
+def _attempt_rows(step: StepRecord, style: Style, detail_width: int) -> list[TimelineRow]:
     """One row per attempt of a step that took several: its number, outcome, start and
     duration on the trace's axis, and the error of a failed one."""
-    rows: list[_Row] = []
+    rows: list[TimelineRow] = []
     for attempt in step.attempt_history:
         kind = attempt.status.value
-        row = _Row(
+        row = TimelineRow(
             style.mark(kind),
             kind,
             f"attempt {attempt.number}",
@@ -829,19 +833,19 @@ def _attempt_rows(step: StepRecord, style: Style, detail_width: int) -> list[_Ro
     return rows
 
 
-def _with_attempts(rows: list[_Row]) -> list[_Row]:
+def with_attempts(rows: list[TimelineRow]) -> list[TimelineRow]:
     """The rows in drawing order: each step's row, then its attempts' rows."""
     return [r for row in rows for r in (row, *row.attempts_rows)]
 
 
-def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row]:
+def timeline_rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[TimelineRow]:
     ex = view.execution
-    rows: list[_Row] = []
+    rows: list[TimelineRow] = []
     for step in ex.steps:
         state = step_state(ex, step, now_ms)
         start, end = step_span(step, ex.completed_at)
         name = visible(step.name)
-        row = _Row(style.mark(state), state, name, str(step.attempts), start, end, "step")
+        row = TimelineRow(style.mark(state), state, name, str(step.attempts), start, end, "step")
         if step.kind in MAIL_KINDS or step.kind in CHILD_KINDS:
             row.attempts = ""
             if step.kind in WAIT_KINDS:
@@ -889,11 +893,11 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
         # the axis from when it started: running steps overlap there as they do in time.
         running_name = visible(running.name)
         existing = next((r for r in rows if r.name == running_name), None)
-        earlier: list[_Row] = []
+        earlier: list[TimelineRow] = []
         if existing is not None:
             rows.remove(existing)
             earlier = existing.attempts_rows  # the attempts before the one running now
-        row = _Row(
+        row = TimelineRow(
             style.mark("running"),
             "running",
             running_name,
@@ -910,7 +914,7 @@ def _rows(view: View, now_ms: int, style: Style, detail_width: int) -> list[_Row
     return rows
 
 
-def _with_position(row: _Row, at: str, width: int) -> None:
+def _with_position(row: TimelineRow, at: str, width: int) -> None:
     """The checkpoint's code position (``at shop.py:42``), under its other details (a
     line of its own: they keep their width, and a violation's positions read there)."""
     row.details.append(Text(one_line(f"at {at}", width), "dim"))
@@ -934,13 +938,24 @@ def cut_short_note(ex: Execution, what: str) -> str:
     return f"the execution {ended} before {what}"
 
 
+def time_axis(view: View, rows: list[TimelineRow], now_ms: int) -> tuple[int, int]:
+    """The timeline's axis: its origin (the execution's creation, Unix ms) and its length
+    (to the execution's end, or now, or the latest end of a row such as a wake time)."""
+    t0 = to_ms(view.execution.created_at)
+    t1 = execution_end_ms(view.execution, now_ms)
+    for row in rows:
+        if row.end is not None:
+            t1 = max(t1, row.end)
+    return t0, max(t1 - t0, 1)
+
+
 def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Text:
     """The steps, one line each (plus details), with duration bars on a common axis from
     the execution's creation to its end (or now, or the latest wake time)."""
     ex = view.execution
     width = max(style.width, 60)
     detail_width = max(width - 8, 30)
-    rows = _with_attempts(_rows(view, now_ms, style, detail_width))
+    rows = with_attempts(timeline_rows(view, now_ms, style, detail_width))
     out = Text()
     if not rows:
         out.append("  no steps yet", "dim")
@@ -948,12 +963,7 @@ def timeline(view: View, now_ms: int, style: Style, *, bars: bool = True) -> Tex
             out.append(" (no worker has started it)", "dim")
         out.append("\n")
         return out
-    t0 = to_ms(ex.created_at)
-    t1 = execution_end_ms(ex, now_ms)
-    for row in rows:
-        if row.end is not None:
-            t1 = max(t1, row.end)
-    span = max(t1 - t0, 1)
+    t0, span = time_axis(view, rows, now_ms)
     name_w = min(max(len(r.name) + r.indent for r in rows), 40)
     name_w = max(name_w, 4)
     status_w = 9

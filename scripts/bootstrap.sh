@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv and installs hydra (editable, with the PostgreSQL and MySQL drivers, the
-# OpenTelemetry API and the dev tools) the first time, and again whenever pyproject.toml
-# changes. Needs only python3.11.
+# OpenTelemetry API, the web UI's extra and the dev tools) the first time, and again
+# whenever pyproject.toml changes. Needs only python3.11.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -18,11 +18,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # shown only when the install fails.
   log=.venv/bootstrap.log
   if ! { .venv/bin/python -m pip install -q --upgrade "pip>=25.1" &&
-         .venv/bin/python -m pip install -q -e ".[postgres,mysql,otel]" --group dev; } >"$log" 2>&1
+         .venv/bin/python -m pip install -q -e ".[postgres,mysql,otel,ui]" --group dev; } >"$log" 2>&1
   then
     cat "$log" >&2
     echo "bootstrap: installing into .venv failed (log: $log)" >&2
     exit 1
   fi
   echo "$want" > "$stamp"
+  # The web UI's browser tests drive Debian's chromium: installed with the rest when it
+  # can be (as root with apt-get), else those tests skip.
+  ./scripts/install-chromium.sh
 fi

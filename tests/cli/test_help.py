@@ -68,6 +68,7 @@ def test_the_commands_the_issue_names_are_covered() -> None:
         ("worker",),
         ("cron", "list"),
         ("queues", "list"),
+        ("ui",),
     }
     assert expected <= set(COMMANDS)
 

@@ -105,6 +105,7 @@ RUN_BY = {
     "deploys.md": ("tests/docs/test_deploys_page.py", 4),
     "queues.md": ("tests/docs/test_queues_page.py", 3),
     "tracing.md": ("tests/docs/test_tracing_page.py", 1),
+    "ui.md": ("tests/docs/test_ui_page.py", 1),
 }
 
 
