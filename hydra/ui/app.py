@@ -2,7 +2,8 @@
 
 Pages are rendered on the server (Jinja2, autoescape on); ``static/hydra-ui.js`` (a few
 lines, no build step) refreshes the parts of a page marked ``data-refresh`` by fetching
-their fragment every second. Links are built from the request's ``root_path``, so the app
+their fragment every second, or on PostgreSQL as soon as a LISTEN hears a start or an
+end (a long poll: ``changes.py``). Links are built from the request's ``root_path``, so the app
 works mounted under a prefix of the user's own ASGI app (``app.mount("/hydra", ...)``).
 
 Actions (cancel, retry, send a message) exist only with ``allow_actions=True``; without
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -38,6 +40,7 @@ from hydra_cli import render
 from hydra_cli.visible import visible
 
 from . import pages
+from .changes import Changes
 
 HERE = Path(__file__).parent
 #: how often the page's script fetches a fragment again (milliseconds)
@@ -61,6 +64,18 @@ def create_app(
     """
     engine = engine if engine is not None else Engine(store, namespace=namespace)
     ui = _UI(engine, allow_actions)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # PostgreSQL: LISTEN while the app runs, so pages update at once (changes.py).
+        ui.changes = await run_in_threadpool(Changes.open, store, engine.namespace)
+        try:
+            yield
+        finally:
+            if ui.changes is not None:
+                await run_in_threadpool(ui.changes.close)
+                ui.changes = None
+
     routes = [
         Route("/", ui.executions),
         Route("/fragments/executions", ui.executions_fragment),
@@ -72,7 +87,7 @@ def create_app(
         Route("/workers", ui.workers),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     if basic_auth is not None:
         app.add_middleware(BasicAuth, user=basic_auth[0], password=basic_auth[1])
     return app
@@ -114,6 +129,8 @@ class _UI:
     def __init__(self, engine: Engine, allow_actions: bool) -> None:
         self.engine = engine
         self.allow_actions = allow_actions
+        #: the namespace's notifications while the app runs (PostgreSQL), else None
+        self.changes: Changes | None = None
         #: the token every action form carries: made per process, so a page from another
         #: site cannot know it
         self.token = secrets.token_urlsafe(24)
@@ -148,7 +165,8 @@ class _UI:
         return await self._list(request, "executions.html")
 
     async def executions_fragment(self, request: Request) -> Response:
-        return await self._list(request, "executions_table.html")
+        version = await self._wait_for_change(request)
+        return _versioned(await self._list(request, "executions_table.html"), version)
 
     async def _list(self, request: Request, template: str) -> Response:
         query = pages.ListQuery.parse(dict(request.query_params))
@@ -161,7 +179,19 @@ class _UI:
         return await self._execution(request, "execution.html")
 
     async def execution_fragment(self, request: Request) -> Response:
-        return await self._execution(request, "execution_body.html")
+        version = await self._wait_for_change(request)
+        return _versioned(await self._execution(request, "execution_body.html"), version)
+
+    async def _wait_for_change(self, request: Request) -> int | None:
+        """With notifications, a fragment request naming the count it saw (``after``)
+        waits for the next one (at most LONG_POLL_S); the count to send back."""
+        changes = self.changes
+        if changes is None:
+            return None
+        after = request.query_params.get("after")
+        if after is None or not after.isdigit():
+            return changes.version
+        return await run_in_threadpool(changes.wait, int(after))
 
     async def _execution(self, request: Request, template: str) -> Response:
         execution_id = request.path_params["id"]
@@ -265,6 +295,13 @@ class _UI:
     async def workers(self, request: Request) -> Response:
         rows = await run_in_threadpool(pages.workers, self.engine)
         return self._render(request, "workers.html", workers=rows)
+
+
+def _versioned(response: Response, version: int | None) -> Response:
+    """Tell the page's script the notification count (it then long-polls with it)."""
+    if version is not None:
+        response.headers["X-Hydra-Changes"] = str(version)
+    return response
 
 
 def _same_origin(request: Request) -> bool:

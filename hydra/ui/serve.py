@@ -47,8 +47,9 @@ def url_of(sock: socket.socket) -> str:
 
 
 def _config(app: ASGIApp) -> uvicorn.Config:
-    # No access log (a line per poll of a live page), no lifespan (the app has none).
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    # No access log (a line per poll of a live page). The lifespan starts and stops the
+    # app's LISTEN on PostgreSQL (hydra/ui/changes.py).
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
 
 
 def serve(app: ASGIApp, sock: socket.socket) -> None:
