@@ -52,6 +52,10 @@ DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 MAX_PAYLOAD_BYTES_CEILING = 1024 * 1024 * 1024
 
 
+#: the pause between two batches of a purge (``Engine.purge``)
+PURGE_PAUSE_S = 0.005
+
+
 class Engine:
     """The front door to a store: start workflows, read executions, wait, cancel.
 
@@ -506,14 +510,17 @@ class Engine:
         workflow_name: str | None = None,
         batch_size: int = 1000,
         dry_run: bool = False,
+        on_batch: Callable[[int], None] | None = None,
     ) -> int:
         """Delete this namespace's finished executions (``statuses``: completed, failed,
         cancelled) that ended before ``now - older_than``, each with everything stored for
         it (checkpoints, attempts, messages sent to it, events); returns how many were (or,
         with ``dry_run``, would be) deleted. Never an unfinished execution, nor one with
         an unfinished descendant. Runs in batches of ``batch_size``, each one transaction
-        (an interrupted purge leaves no orphan). A purged execution's idempotency key can
-        be used again."""
+        (an interrupted purge leaves no orphan), with a short pause between batches so
+        that the workers' writes waiting for the database (SQLite's one write lock) go
+        first. ``on_batch(total)`` is called after each batch with the count so far. A
+        purged execution's idempotency key can be used again."""
         wanted = [Status(s) for s in statuses]
         unfinished = [s.value for s in wanted if not s.terminal]
         if unfinished:
@@ -541,8 +548,11 @@ class Engine:
                 limit=batch_size,
             )
             total += len(deleted)
+            if on_batch is not None:
+                on_batch(total)
             if len(deleted) < batch_size:
                 return total
+            time.sleep(PURGE_PAUSE_S)
 
     # -- messages and events -------------------------------------------------------------
     def send(

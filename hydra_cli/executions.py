@@ -484,6 +484,12 @@ class FinishedStatus(StrEnum):
     cancelled = "cancelled"
 
 
+def _purge_progress(total: int) -> None:
+    """A long purge says how far it is, on stderr (every 10,000 deleted)."""
+    if total and total % 10_000 == 0:
+        typer.echo(f"deleted {total} so far...", err=True)
+
+
 @app.command(
     help=(
         "Delete finished executions that ended more than --older-than ago (30d, 12h, 90m, "
@@ -516,7 +522,11 @@ def purge(
     statuses = [s.value for s in status] if status else ["completed", "failed", "cancelled"]
     with connect(ctx, db, ns) as (engine, _):
         count = engine.purge(
-            older_than=age, statuses=statuses, workflow_name=workflow, dry_run=dry_run
+            older_than=age,
+            statuses=statuses,
+            workflow_name=workflow,
+            dry_run=dry_run,
+            on_batch=_purge_progress,
         )
     what = "would delete" if dry_run else "deleted"
     output.line(

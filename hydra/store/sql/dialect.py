@@ -125,9 +125,9 @@ class Dialect(ABC):
         raise NotImplementedError
 
     def lanes_query(self) -> Any:
-        """One statement listing (workflow name, claim lane) for the names ``l_names``
-        (a list) in namespace ``l_ns``, or None (the default: one probe per lane,
-        ``statements.NEXT_LANE``, each its own statement)."""
+        """One statement listing (workflow name, claim lane, the lane's earliest wake time
+        or NULL) for the names ``l_names`` (a list) in namespace ``l_ns``, or None (the
+        default: one probe per lane, ``statements.NEXT_LANE``, each its own statement)."""
         return None
 
     def try_lock_slot(self, tx: Tx, key: int) -> bool:

@@ -71,26 +71,29 @@ def events_channel_name(namespace: str) -> str:
 EVENTS_PREFIX = "hydra_events_"
 # The "work" channel's NOTIFY (``notify``), built once: the driver path caches statements
 # by identity.
-# The claim lanes of several workflows in one statement: a loose index scan of
-# ix_workflow_executions_due written as a recursive CTE (PostgreSQL has no skip scan for
-# this). Per name, each step is one index probe for the next lane after the last one
-# found; finished rows (claim_lane NULL) are never reached.
+# The claim lanes of several workflows in one statement, each with its earliest wake time
+# (its first entry: NULLs sort last): a loose index scan of ix_workflow_executions_due
+# written as a recursive CTE (PostgreSQL has no skip scan for this). Per name, each step
+# is one index probe for the first entry after the last lane found; finished rows
+# (claim_lane NULL) are never reached.
 _LANES = text(
     """
-    WITH RECURSIVE lanes(name, lane) AS (
-        SELECT n.name, (SELECT e.claim_lane FROM workflow_executions e
-                        WHERE e.namespace = :l_ns AND e.workflow_name = n.name
-                          AND e.claim_lane > ''
-                        ORDER BY e.claim_lane LIMIT 1)
+    WITH RECURSIVE lanes(name, lane, wake) AS (
+        SELECT n.name, f.claim_lane, f.wake_at
         FROM unnest(CAST(:l_names AS varchar[])) AS n(name)
+        CROSS JOIN LATERAL (
+            SELECT e.claim_lane, e.wake_at FROM workflow_executions e
+            WHERE e.namespace = :l_ns AND e.workflow_name = n.name AND e.claim_lane > ''
+            ORDER BY e.claim_lane, e.wake_at LIMIT 1) AS f
       UNION ALL
-        SELECT l.name, (SELECT e.claim_lane FROM workflow_executions e
-                        WHERE e.namespace = :l_ns AND e.workflow_name = l.name
-                          AND e.claim_lane > l.lane
-                        ORDER BY e.claim_lane LIMIT 1)
-        FROM lanes l WHERE l.lane IS NOT NULL
+        SELECT l.name, f.claim_lane, f.wake_at
+        FROM lanes l
+        CROSS JOIN LATERAL (
+            SELECT e.claim_lane, e.wake_at FROM workflow_executions e
+            WHERE e.namespace = :l_ns AND e.workflow_name = l.name AND e.claim_lane > l.lane
+            ORDER BY e.claim_lane, e.wake_at LIMIT 1) AS f
     )
-    SELECT name, lane FROM lanes WHERE lane IS NOT NULL
+    SELECT name, lane, wake FROM lanes
     """
 )
 _TRY_SLOT_LOCK = text("SELECT pg_try_advisory_xact_lock(:k)")

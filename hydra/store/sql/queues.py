@@ -394,7 +394,7 @@ class SQLQueues(SQLMailbox):
         query = self._lanes_query
         if query is not None:
             rows = tx.rows(query, {"l_ns": namespace, "l_names": list(names)})
-            return [(str(name), str(lane)) for name, lane in rows]
+            return [(str(name), str(lane)) for name, lane, _ in rows]
         pairs: list[tuple[str, str]] = []
         for name in names:
             after = ""
@@ -407,6 +407,19 @@ class SQLQueues(SQLMailbox):
                 after = str(rows[0][0])
                 pairs.append((name, after))
         return pairs
+
+    def _due_lanes(
+        self, tx: Tx, namespace: str, names: Sequence[str], now_ms: int
+    ) -> list[tuple[str, str]]:
+        """The (name, lane) pairs with a row due at ``now_ms``, never a held lane; in one
+        statement (``Dialect.lanes_query``, which reads each lane's earliest wake)."""
+        assert self._lanes_query is not None
+        rows = tx.rows(self._lanes_query, {"l_ns": namespace, "l_names": list(names)})
+        return [
+            (str(name), str(lane))
+            for name, lane, wake in rows
+            if wake is not None and int(wake) <= now_ms and not is_held(str(lane))
+        ]
 
     def _pick(
         self, tx: Tx, namespace: str, pairs: Sequence[tuple[str, str]], now_ms: int, limit: int

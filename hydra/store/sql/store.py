@@ -344,11 +344,14 @@ class SQLStore(SQLQueues):
         if not workflow_names or limit <= 0:
             return []
         names = list(dict.fromkeys(workflow_names))
+        known: list[tuple[str, str]] | None = None
         if self._fused_claims is not None:
-            # PostgreSQL: the lanes first; if none of them takes a queue slot, the claim
-            # is one statement. (A lane that appears meanwhile is read by the next claim.)
-            pairs = self._run_hot(lambda tx: self._lanes(tx, namespace, names), write=False)
-            pairs = [(name, lane) for name, lane in pairs if not is_held(lane)]
+            # PostgreSQL: the lanes with a due row first (one statement); if none of them
+            # takes a queue slot, the claim is one statement too, else the transaction
+            # below picks from those lanes. (A lane due meanwhile is the next claim's.)
+            known = pairs = self._run_hot(
+                lambda tx: self._due_lanes(tx, namespace, names, now_ms), write=False
+            )
             if not pairs:
                 return []
             if all(lane_is_unlimited(lane) for _, lane in pairs):
@@ -366,7 +369,7 @@ class SQLStore(SQLQueues):
             # row locks), then the queues' limits, in claim order (hydra.store.sql.queues).
             # Rows read but not claimed stay locked only until this transaction ends
             # (MySQL/MariaDB); SQLite's BEGIN IMMEDIATE locks everything.
-            pairs = self._lanes(tx, namespace, names)
+            pairs = known if known is not None else self._lanes(tx, namespace, names)
             claims: list[Claim] = []
             in_flight = dict(held or {})
             for _ in range(PICK_ROUNDS):
