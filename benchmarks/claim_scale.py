@@ -84,6 +84,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from hydra.store.queues import waiting_lane
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
@@ -171,7 +173,7 @@ def _insert_due(store: Any, names: list[str], count: int) -> list[str]:
         "INSERT INTO workflow_executions (id, namespace, workflow_name, status, input_data, "
         "attempt, max_attempts, retry_backoff_ms, created_at, updated_at, run_at, wake_at, "
         "lease_token, trigger_type, queue_name, priority, claim_lane) VALUES (:id, :ns, :wf, "
-        "'pending', :inp, 0, 3, 1000, :t, :t, :t, :t, 0, 'api', 'default', 0, 'w0:default')"
+        "'pending', :inp, 0, 3, 1000, :t, :t, :t, :t, 0, 'api', 'default', 0, 'f12147483648:default')"
     )
     with store.engine.begin() as conn:
         conn.execute(sql, rows)
@@ -704,7 +706,7 @@ class Backend:
             "updated_at": f"{tp} + i",
             "run_at": f"{tp} + i",
             "wake_at": f"{tp} + i",
-            "claim_lane": "'w0:default'",
+            "claim_lane": "'f12147483648:default'",
         }
         # Finished over half an hour a month ago; 2 % failed.
         tf = now - 30 * DAY_MS
@@ -745,8 +747,9 @@ class Backend:
             "queue_name": f"CASE WHEN {m} >= 8 THEN '{QUEUE}' ELSE 'default' END",
             "priority": f"CASE WHEN {m} = 9 THEN 10 ELSE 0 END",
             "claim_lane": (
-                f"CASE WHEN {m} = 8 THEN 'w0:{QUEUE}' WHEN {m} = 9 THEN 'w10:{QUEUE}' "
-                "ELSE 'w0:default' END"
+                f"CASE WHEN {m} = 8 THEN '{waiting_lane(QUEUE, 0, started=True)}' "
+                f"WHEN {m} = 9 THEN '{waiting_lane(QUEUE, 10, started=True)}' "
+                f"ELSE '{waiting_lane('default', 0, started=True)}' END"
             ),
         }
         insert = f"INSERT INTO workflow_executions ({', '.join(COLUMNS)}) "
