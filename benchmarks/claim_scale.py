@@ -173,7 +173,8 @@ def _insert_due(store: Any, names: list[str], count: int) -> list[str]:
         "INSERT INTO workflow_executions (id, namespace, workflow_name, status, input_data, "
         "attempt, max_attempts, retry_backoff_ms, created_at, updated_at, run_at, wake_at, "
         "lease_token, trigger_type, queue_name, priority, claim_lane) VALUES (:id, :ns, :wf, "
-        "'pending', :inp, 0, 3, 1000, :t, :t, :t, :t, 0, 'api', 'default', 0, 'f12147483648:default')"
+        "'pending', :inp, 0, 3, 1000, :t, :t, :t, :t, 0, 'api', 'default', 0, "
+        "'f12147483648:default')"
     )
     with store.engine.begin() as conn:
         conn.execute(sql, rows)

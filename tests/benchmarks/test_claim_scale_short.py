@@ -70,14 +70,14 @@ def test_short_form_on_sqlite(tmp_path: Path) -> None:
         for drain in ("drain", "qdrain"):
             assert raw[drain]["workflows"] == DRAIN
             assert summary[f"{drain}_per_s"] > 0
-    # The plans: the drained workflow's claim probes its four lanes (three waiting ones
-    # of the load and the end) and picks in each lane it found.
+    # The plans: the drained workflow's claim probes its lanes (first starts and resumes
+    # of default, two of the limited queue) and the end, and picks in each lane found.
     plans = report["plans"]["sqlite"]
     assert set(plans) == {"drained workflow", "plain workflow", "3 names"}
     drained = [p["statement"] for p in plans["drained workflow"]]
-    assert sum(s.startswith("NEXT_LANE") for s in drained) == 4, drained
+    assert sum(s.startswith("NEXT_LANE") for s in drained) == 5, drained
     picks = [s for s in drained if s.startswith("pick of lane")]
-    assert len(picks) == 3, drained
+    assert len(picks) == 4, drained
     assert all("ix_workflow_executions_due" in p["plan"] for p in plans["drained workflow"])
     # The purge deleted every finished row of the load (and their steps), while the
     # claimer claimed what it inserted, before and during it.
