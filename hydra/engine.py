@@ -387,9 +387,13 @@ class Engine:
         limit: int = 100,
         *,
         parent_id: str | None = None,
+        queue: str | None = None,
+        created_after: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> list[Execution]:
         """Newest first, without their steps; with ``parent_id``, the children that
-        execution started (``hydra.start_child``)."""
+        execution started (``hydra.start_child``); ``queue``, ``created_after`` and
+        ``idempotency_key`` narrow it further."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         rows = self.store.list_executions(
@@ -398,6 +402,9 @@ class Engine:
             workflow_name=workflow_name,
             limit=limit,
             parent_id=parent_id,
+            queue=queue,
+            created_after_ms=None if created_after is None else to_ms(created_after),
+            idempotency_key=idempotency_key,
         )
         return [self._to_execution(r, []) for r in rows]
 

@@ -449,8 +449,13 @@ class ExecutionStore(Protocol):
         workflow_name: str | None = None,
         limit: int = 100,
         parent_id: str | None = None,
+        queue: str | None = None,
+        created_after_ms: int | None = None,
+        idempotency_key: str | None = None,
     ) -> list[ExecutionRow]:
-        """Newest first; with ``parent_id``, only that execution's children."""
+        """Newest first; each filter given narrows it: ``parent_id`` that execution's
+        children, ``queue`` its executions, ``created_after_ms`` those created at or
+        after it, ``idempotency_key`` the one started with that key."""
         ...
 
     # -- looking executions up (``hydra trace bd183f86``, "did you mean" hints) -----------

@@ -190,6 +190,9 @@ class MemoryStore(MemoryQueues):
         workflow_name: str | None = None,
         limit: int = 100,
         parent_id: str | None = None,
+        queue: str | None = None,
+        created_after_ms: int | None = None,
+        idempotency_key: str | None = None,
     ) -> list[ExecutionRow]:
         wanted = Status(status) if status is not None else None
         with self._lock:
@@ -200,6 +203,9 @@ class MemoryStore(MemoryQueues):
                 and (wanted is None or r.status == wanted)
                 and (workflow_name is None or r.workflow_name == workflow_name)
                 and (parent_id is None or r.parent_id == parent_id)
+                and (queue is None or r.queue == queue)
+                and (created_after_ms is None or r.created_at >= created_after_ms)
+                and (idempotency_key is None or r.idempotency_key == idempotency_key)
             ]
             rows.sort(key=lambda r: (r.created_at, r.id), reverse=True)
             return [replace(r) for r in rows[: max(limit, 0)]]

@@ -17,7 +17,7 @@ from typing import Any
 from markupsafe import Markup
 
 from hydra import Engine, ExecutionNotFoundError
-from hydra.clock import to_ms
+from hydra.clock import from_ms, to_ms
 from hydra.records import Execution
 from hydra.status import Status
 from hydra_cli import childview, cron, mailview, queues, render
@@ -136,28 +136,33 @@ def _matching(engine: Engine, query: ListQuery, now: int, notes: list[str]) -> l
     """Up to ``limit + 1`` executions matching the query, newest first."""
     status = query.status
     stored = Status.PENDING if status == "parked" else (Status(status) if status else None)
-    scan = query.queue is not None or query.since is not None or status == "parked"
     wanted = query.limit + 1
     if query.search is not None:
         return _search(engine, query, notes)
-    read = SCAN if scan else wanted
-    found = engine.list_executions(status=stored, workflow_name=query.workflow, limit=read)
-    if scan and len(found) >= SCAN:
-        notes.append(f"filters by queue and time look at the newest {SCAN} executions only")
-    if query.queue is not None:
-        found = [ex for ex in found if ex.queue == query.queue]
-    if status == "parked":
-        found = [ex for ex in found if ex.parked]
+    # Status, workflow, queue and time are filtered by the database; "parked" (pending
+    # with parks > 0 and its error) among the newest pending ones.
+    read = SCAN if status == "parked" else wanted
+    since = None
     if query.since is not None:
-        cutoff = now - int(SINCE[query.since].total_seconds() * 1000)
-        found = [ex for ex in found if to_ms(ex.created_at) >= cutoff]
+        since = from_ms(now - int(SINCE[query.since].total_seconds() * 1000))
+    found = engine.list_executions(
+        status=stored,
+        workflow_name=query.workflow,
+        limit=read,
+        queue=query.queue,
+        created_after=since,
+    )
+    if status == "parked":
+        if len(found) >= SCAN:
+            notes.append(f"parked executions are looked for among the newest {SCAN} pending")
+        found = [ex for ex in found if ex.parked]
     return found[:wanted]
 
 
 def _search(engine: Engine, query: ListQuery, notes: list[str]) -> list[Execution]:
     """Executions whose id starts with the search text (the CLI's id prefixes: from the
-    primary key), then those whose idempotency key is the search text (among the newest
-    ``SCAN``), with the other filters applied."""
+    primary key), then the one whose idempotency key is the search text (by the key's
+    unique index), with the other filters applied."""
     text = query.search or ""
     ids = engine.store.find_execution_ids(engine.namespace, text, limit=query.limit + 1)
     found: list[Execution] = []
@@ -168,11 +173,8 @@ def _search(engine: Engine, query: ListQuery, notes: list[str]) -> list[Executio
             continue  # purged since
     seen = {ex.id for ex in found}
     keyed = [
-        ex
-        for ex in engine.list_executions(limit=SCAN)
-        if ex.idempotency_key == text and ex.id not in seen
+        ex for ex in engine.list_executions(limit=1, idempotency_key=text) if ex.id not in seen
     ]
-    notes.append(f"idempotency keys are searched among the newest {SCAN} executions")
     found.extend(keyed)
 
     def keep(ex: Execution) -> bool:

@@ -111,11 +111,21 @@ def list_executions(
     workflow_name: str | None,
     limit: int,
     parent_id: str | None = None,
+    queue: str | None = None,
+    created_after_ms: int | None = None,
+    idempotency_key: str | None = None,
 ) -> Select[Any]:
-    """Newest first (a parent's children: by ix_workflow_executions_parent)."""
+    """Newest first (a parent's children: by ix_workflow_executions_parent; a key: by
+    uq_workflow_executions_idempotency; a time: a range of ix_workflow_executions_list)."""
     query = select(executions).where(executions.c.namespace == namespace)
     if parent_id is not None:
         query = query.where(executions.c.parent_id == parent_id)
+    if queue is not None:
+        query = query.where(executions.c.queue_name == queue)
+    if created_after_ms is not None:
+        query = query.where(executions.c.created_at >= created_after_ms)
+    if idempotency_key is not None:
+        query = query.where(executions.c.idempotency_key == idempotency_key)
     if status is not None:
         query = query.where(executions.c.status == Status(status).value)
     if workflow_name is not None:

@@ -192,8 +192,20 @@ class SQLStore(SQLQueues):
         workflow_name: str | None = None,
         limit: int = 100,
         parent_id: str | None = None,
+        queue: str | None = None,
+        created_after_ms: int | None = None,
+        idempotency_key: str | None = None,
     ) -> list[ExecutionRow]:
-        query = statements.list_executions(namespace, status, workflow_name, limit, parent_id)
+        query = statements.list_executions(
+            namespace,
+            status,
+            workflow_name,
+            limit,
+            parent_id,
+            queue=queue,
+            created_after_ms=created_after_ms,
+            idempotency_key=idempotency_key,
+        )
         return self._run(lambda conn: [execution_row(r) for r in conn.execute(query)], write=False)
 
     # -- execution ids by prefix --------------------------------------------------------

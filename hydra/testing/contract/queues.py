@@ -377,6 +377,30 @@ def check_unregistered_queue_and_stats(make_store: StoreFactory) -> None:
         assert_same(get_row(store, ns, ids[0]).queue, Q, "an execution's queue as stored")
 
 
+def check_list_executions_by_queue_time_and_key(make_store: StoreFactory) -> None:
+    """``list_executions`` narrowed by queue, by creation time and by idempotency key."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        early = queued(store, ns, 2, queue="emails", at=T0)
+        late = queued(store, ns, 2, queue="default", at=T0 + 1_000)
+        keyed = dataclasses.replace(
+            new_execution(ns, run_at=T0 + 2_000, key="order-7"), queue="emails"
+        )
+        store.create_execution(keyed)
+
+        def ids(**filters: object) -> list[str]:
+            return [r.id for r in store.list_executions(ns, limit=10, **filters)]  # type: ignore[arg-type]
+
+        assert_same(ids(queue="emails"), [keyed.id, early[1], early[0]], "queue='emails'")
+        assert_same(ids(queue="default"), [late[1], late[0]], "queue='default'")
+        assert_same(
+            ids(created_after_ms=T0 + 1_000), [keyed.id, late[1], late[0]], "created_after_ms"
+        )
+        assert_same(ids(idempotency_key="order-7"), [keyed.id], "idempotency_key")
+        assert_same(ids(idempotency_key="order-8"), [], "an unused idempotency_key")
+        assert_same(ids(queue="default", created_after_ms=T0 + 1_001), [late[1]], "queue and time")
+
+
 CHECKS: list[Check] = [
     check_queue_registration_is_stored,
     check_priority_then_fifo,
@@ -390,4 +414,5 @@ CHECKS: list[Check] = [
     check_worker_concurrency,
     check_rate_limit_is_exact_and_resumes_are_free,
     check_unregistered_queue_and_stats,
+    check_list_executions_by_queue_time_and_key,
 ]
