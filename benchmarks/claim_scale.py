@@ -48,8 +48,9 @@ its way to the driver: the lane probes ``NEXT_LANE``, the per-lane pick, on Post
 the one-statement claim), for the drained workflow, the plain one and 3 names.
 
 Then the purge (``--no-purge`` to skip): on the loaded database, one thread deletes the
-finished executions as ``engine.purge(older_than=1 day, batch_size=1000)`` does
-(``store.purge_executions`` in batches, each one transaction) while another claims
+finished executions as ``engine.purge(older_than=1 day)`` does
+(``store.purge_executions`` in batches of 1,000, each one transaction, resting after each
+as long as it took: ``hydra.purging.purge_pause_s``) while another claims
 continuously: it inserts one due execution of the drained workflow, claims it (timed)
 and finishes it, over and over; first ``--quiet`` seconds without the purge (the
 baseline), then during it. Reported: the claims' p50 / p99 / max during the purge and
@@ -84,6 +85,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from hydra.purging import PURGE_BATCH, purge_pause_s
 from hydra.store.queues import waiting_lane
 
 HERE = Path(__file__).resolve().parent
@@ -467,13 +469,15 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
                     statuses=[Status.COMPLETED, Status.FAILED, Status.CANCELLED],
                     limit=spec["batch"],
                 )
-                batches.append((t - t0, (time.perf_counter() - t) * 1000, len(ids)))
+                took = time.perf_counter() - t
+                batches.append((t - t0, took * 1000, len(ids)))
                 deleted += len(ids)
                 if len(ids) < spec["batch"]:
                     finished = True
                     break
                 if time.perf_counter() > deadline:
                     break
+                time.sleep(purge_pause_s(took))  # as engine.purge rests
         finally:
             elapsed = time.perf_counter() - t0
             phase[0] = "after"
@@ -974,7 +978,9 @@ def main() -> int:
         action="store_true",
         help="only the claim on an empty table with and without 2 queue lanes (nothing due)",
     )
-    parser.add_argument("--batch", type=int, default=1000, help="purge batch size")
+    parser.add_argument(
+        "--batch", type=int, default=PURGE_BATCH, help="purge batch size (engine.purge's)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--pg-async-commit",

@@ -17,6 +17,7 @@ from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller, type_name
+from hydra.purging import PURGE_BATCH, purge_pause_s
 from hydra.queues import Queue, QueueCheck, queue_of, queue_row
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
 DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 #: The largest ``max_payload_bytes`` accepted: PostgreSQL's and MySQL's own 1 GiB ceiling.
 MAX_PAYLOAD_BYTES_CEILING = 1024 * 1024 * 1024
-
-
-#: the pause between two batches of a purge (``Engine.purge``)
-PURGE_PAUSE_S = 0.005
 
 
 class Engine:
@@ -515,7 +512,7 @@ class Engine:
         older_than: timedelta | float,
         statuses: Iterable[Status | str] = ("completed", "failed", "cancelled"),
         workflow_name: str | None = None,
-        batch_size: int = 1000,
+        batch_size: int = PURGE_BATCH,
         dry_run: bool = False,
         on_batch: Callable[[int], None] | None = None,
     ) -> int:
@@ -524,10 +521,10 @@ class Engine:
         it (checkpoints, attempts, messages sent to it, events); returns how many were (or,
         with ``dry_run``, would be) deleted. Never an unfinished execution, nor one with
         an unfinished descendant. Runs in batches of ``batch_size``, each one transaction
-        (an interrupted purge leaves no orphan), with a short pause between batches so
-        that the workers' writes waiting for the database (SQLite's one write lock) go
-        first. ``on_batch(total)`` is called after each batch with the count so far. A
-        purged execution's idempotency key can be used again."""
+        (an interrupted purge leaves no orphan), resting after each as long as it took
+        (``hydra.purging.purge_pause_s``) so that the workers' claims and checkpoints
+        do not queue behind its writes. ``on_batch(total)`` is called after each batch
+        with the count so far. A purged execution's idempotency key can be used again."""
         wanted = [Status(s) for s in statuses]
         unfinished = [s.value for s in wanted if not s.terminal]
         if unfinished:
@@ -547,6 +544,7 @@ class Engine:
             return len(found)
         total = 0
         while True:
+            began = time.monotonic()
             deleted = self.store.purge_executions(
                 self.namespace,
                 ended_before_ms=cutoff,
@@ -559,7 +557,7 @@ class Engine:
                 on_batch(total)
             if len(deleted) < batch_size:
                 return total
-            time.sleep(PURGE_PAUSE_S)
+            time.sleep(purge_pause_s(time.monotonic() - began))
 
     # -- messages and events -------------------------------------------------------------
     def send(
