@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import heapq
 import threading
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from hydra.status import Status
+from hydra.store.admission import Admission
 from hydra.store.base import ExecutionRow
 from hydra.store.queues import (
-    DEFAULT_QUEUE,
-    QueueBudget,
     QueueRow,
     QueueStats,
     SlotRow,
-    budgets,
     claim_lane,
     free_numbers,
 )
@@ -168,67 +165,10 @@ class MemoryQueues:
         held: Mapping[str, int] | None,
         now_ms: int,
     ) -> list[ExecutionRow]:
-        """The candidates (in claim order) this claim takes, taking their slots and rate
-        rows: a takeover and an execution of an unlimited queue always; one of a limited
-        queue if every limit lets it. Stops at ``limit``."""
-        configs = {
-            name: q for (ns, name), q in self._queues.items() if ns == namespace and q.limited
-        }
-        budget = budgets(configs, dict(held) if held else None)
-        start = zlib.crc32(worker_id.encode())
-        admitted: list[ExecutionRow] = []
-        for row in candidates:
-            if len(admitted) >= limit:
-                break
-            config = configs.get(row.queue)
-            if row.status == Status.RUNNING or config is None or row.queue == DEFAULT_QUEUE:
-                admitted.append(row)
-                continue
-            if self._take(row, config, budget[row.queue], start, now_ms):
-                admitted.append(row)
-        return admitted
-
-    def _take(
-        self, row: ExecutionRow, config: QueueRow, budget: QueueBudget, start: int, now_ms: int
-    ) -> bool:
-        """Take what ``row`` needs of ``config``'s limits, all or nothing."""
-        if budget.full or (budget.worker is not None and budget.worker <= 0):
-            return False
-        first = row.started_at is None
-        if first and config.rate_limit is not None and budget.rate_spent:
-            return False
-        taken: list[SlotId] = []
-        if config.concurrency is not None:
-            slot = self._take_slot(row, "q", "", config.concurrency, start, now_ms)
-            if slot is None:
-                budget.full = True
-                return False
-            taken.append(slot)
-        if config.key_concurrency is not None and row.concurrency_key is not None:
-            key = row.concurrency_key
-            slot = None
-            if key not in budget.full_keys:
-                slot = self._take_slot(row, "k", key, config.key_concurrency, start, now_ms)
-            if slot is None:
-                # Every slot of the key is held: its due executions leave the lane (held
-                # back) so that other keys behind them are claimed; a slot of the key
-                # freeing brings the first back (_free_slots).
-                budget.full_keys.add(key)
-                self._hold_key(row, now_ms)
-                self._drop(row.id, taken)
-                return False
-            taken.append(slot)
-        if (
-            first
-            and config.rate_limit is not None
-            and not self._take_rate(row.namespace, row.queue, config, now_ms)
-        ):
-            budget.rate_spent = True
-            self._drop(row.id, taken)
-            return False
-        if budget.worker is not None:
-            budget.worker -= 1
-        return True
+        """The candidates (in claim order) this claim takes (``Admission.admit``)."""
+        configs = {name: q for (ns, name), q in self._queues.items() if ns == namespace}
+        admission = _MemoryAdmission(self, worker_id, now_ms)
+        return admission.admit(candidates, configs, limit=limit, held=held)[0]
 
     def _take_slot(
         self, row: ExecutionRow, scope: str, key: str, limit: int, start: int, now_ms: int
@@ -302,3 +242,26 @@ class MemoryQueues:
             namespace, queue, scope, key, _ = slot
             if scope == "k":
                 self._wake_held(namespace, queue, key)
+
+
+class _MemoryAdmission(Admission[SlotId]):
+    """``Admission`` on ``MemoryQueues`` (its lock held by the claim)."""
+
+    def __init__(self, store: MemoryQueues, worker_id: str, now_ms: int) -> None:
+        super().__init__(worker_id, now_ms)
+        self.store = store
+
+    def take_slot(
+        self, row: ExecutionRow, scope: str, key: str, limit: int
+    ) -> tuple[SlotId | None, bool]:
+        slot = self.store._take_slot(row, scope, key, limit, self.start, self.now_ms)
+        return slot, slot is None  # one claimer at a time here: no slot is full
+
+    def take_rate(self, row: ExecutionRow, config: QueueRow) -> bool:
+        return self.store._take_rate(row.namespace, row.queue, config, self.now_ms)
+
+    def drop_slots(self, row: ExecutionRow, slots: Sequence[SlotId]) -> None:
+        self.store._drop(row.id, slots)
+
+    def hold_key(self, row: ExecutionRow) -> None:
+        self.store._hold_key(row, self.now_ms)

@@ -25,7 +25,6 @@ transaction holds it. MySQL/MariaDB detect the deadlock at once and the claim is
 from __future__ import annotations
 
 import hashlib
-import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,14 +32,13 @@ from sqlalchemy import Connection, bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from hydra.status import Status
+from hydra.store.admission import Admission
 from hydra.store.base import ExecutionRow, Lease
 from hydra.store.queues import (
     DEFAULT_QUEUE,
-    QueueBudget,
     QueueRow,
     QueueStats,
     SlotRow,
-    budgets,
     free_numbers,
     is_held,
     waiting_lane,
@@ -459,84 +457,24 @@ class SQLQueues(SQLMailbox):
         now_ms: int,
     ) -> tuple[list[ExecutionRow], bool]:
         """The candidates (in claim order) this claim takes, taking their slots and rate
-        rows in ``tx``: a takeover and an execution of an unlimited queue always; one of a
-        limited queue if every limit lets it. Stops at ``limit``. Also says whether it
-        held back the executions of a full concurrency key."""
-        wanted = sorted(
-            {r.queue for r in candidates if r.queue != DEFAULT_QUEUE and r.status != Status.RUNNING}
-        )
+        rows in ``tx`` (``Admission.admit``); and whether a full key's were held back."""
         configs: dict[str, QueueRow] = {}
-        if wanted:
+        if any(r.queue != DEFAULT_QUEUE and r.status != Status.RUNNING for r in candidates):
             # The namespace's registrations (a few rows): fresh in every claim, so a new
             # registration applies from the next claim of every worker.
             rows = tx.rows(LIST_QUEUES, {"q_ns": namespace})
-            configs = {q.name: q for q in map(queue_row, rows) if q.limited and q.name in wanted}
-        budget = budgets(configs, dict(held) if held else None)
-        start = zlib.crc32(worker_id.encode())
-        admitted: list[ExecutionRow] = []
-        for row in candidates:
-            if len(admitted) >= limit:
-                break
-            config = configs.get(row.queue)
-            if (
-                row.status == Status.RUNNING
-                or config is None
-                or self._take(tx, row, config, budget[row.queue], start, now_ms)
-            ):
-                admitted.append(row)
-        return admitted, any(b.full_keys for b in budget.values())
+            configs = {q.name: q for q in map(queue_row, rows)}
+        admission = _SQLAdmission(self, tx, worker_id, now_ms)
+        return admission.admit(candidates, configs, limit=limit, held=held)
 
-    def _take(
-        self,
-        tx: Tx,
-        row: ExecutionRow,
-        config: QueueRow,
-        budget: QueueBudget,
-        start: int,
-        now_ms: int,
-    ) -> bool:
-        """Take what ``row`` needs of ``config``'s limits in ``tx``, all or nothing."""
-        if budget.full or (budget.worker is not None and budget.worker <= 0):
+    def _take_rate(self, tx: Tx, row: ExecutionRow, config: QueueRow, now_ms: int) -> bool:
+        """Take the rate row used longest ago, if that was at least ``per`` ago."""
+        assert config.rate_per_ms is not None
+        params = {"r_ns": row.namespace, "r_queue": row.queue, "r_cut": now_ms - config.rate_per_ms}
+        oldest = tx.rows(self._rate_oldest, params)
+        if not oldest:
             return False
-        first = row.started_at is None
-        if first and config.rate_limit is not None and budget.rate_spent:
-            return False
-        taken: list[dict[str, Any]] = []
-        if config.concurrency is not None:
-            slot, _ = self._take_slot(tx, row, "q", "", config.concurrency, start, now_ms)
-            if slot is None:
-                budget.full = True
-                return False
-            taken.append(slot)
-        if config.key_concurrency is not None and row.concurrency_key is not None:
-            key = row.concurrency_key
-            slot, full = None, True
-            if key not in budget.full_keys:
-                slot, full = self._take_slot(
-                    tx, row, "k", key, config.key_concurrency, start, now_ms
-                )
-            if slot is None:
-                if full:
-                    budget.full_keys.add(key)
-                    self._hold_key(tx, row, now_ms)
-                self._drop_slots(tx, taken)
-                return False
-            taken.append(slot)
-        if first and config.rate_limit is not None:
-            assert config.rate_per_ms is not None
-            params = {
-                "r_ns": row.namespace,
-                "r_queue": row.queue,
-                "r_cut": now_ms - config.rate_per_ms,
-            }
-            oldest = tx.rows(self._rate_oldest, params)
-            if not oldest:
-                budget.rate_spent = True
-                self._drop_slots(tx, taken)
-                return False
-            tx.rowcount(RATE_USE, {**params, "r_no": oldest[0][0], "r_now": now_ms})
-        if budget.worker is not None:
-            budget.worker -= 1
+        tx.rowcount(RATE_USE, {**params, "r_no": oldest[0][0], "r_now": now_ms})
         return True
 
     def _take_slot(
@@ -564,3 +502,26 @@ class SQLQueues(SQLMailbox):
         """Give back slots this claim took for an execution it then could not admit."""
         for params in taken:
             tx.rowcount(DROP_SLOT, params)
+
+
+class _SQLAdmission(Admission[dict[str, Any]]):
+    """``Admission`` in one claim's transaction on ``SQLQueues``."""
+
+    def __init__(self, store: SQLQueues, tx: Tx, worker_id: str, now_ms: int) -> None:
+        super().__init__(worker_id, now_ms)
+        self.store = store
+        self.tx = tx
+
+    def take_slot(
+        self, row: ExecutionRow, scope: str, key: str, limit: int
+    ) -> tuple[dict[str, Any] | None, bool]:
+        return self.store._take_slot(self.tx, row, scope, key, limit, self.start, self.now_ms)
+
+    def take_rate(self, row: ExecutionRow, config: QueueRow) -> bool:
+        return self.store._take_rate(self.tx, row, config, self.now_ms)
+
+    def drop_slots(self, row: ExecutionRow, slots: Sequence[dict[str, Any]]) -> None:
+        self.store._drop_slots(self.tx, slots)
+
+    def hold_key(self, row: ExecutionRow) -> None:
+        self.store._hold_key(self.tx, row, self.now_ms)
