@@ -49,8 +49,8 @@ the one-statement claim), for the drained workflow, the plain one and 3 names.
 
 Then the purge (``--no-purge`` to skip): on the loaded database, one thread deletes the
 finished executions as ``engine.purge(older_than=1 day)`` does
-(``store.purge_executions`` in batches of 1,000, each one transaction, resting after each
-as long as it took: ``hydra.purging.purge_pause_s``) while another claims
+(``store.purge_executions`` in batches of at most 1,000, each one transaction, kept to
+about 25 ms and followed by a rest as long: ``hydra.purging.PurgePacer``) while another claims
 continuously: it inserts one due execution of the drained workflow, claims it (timed)
 and finishes it, over and over; first ``--quiet`` seconds without the purge (the
 baseline), then during it. Reported: the claims' p50 / p99 / max during the purge and
@@ -85,7 +85,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from hydra.purging import PURGE_BATCH, purge_pause_s
+from hydra.purging import PURGE_BATCH, PurgePacer
 from hydra.store.queues import waiting_lane
 
 HERE = Path(__file__).resolve().parent
@@ -460,24 +460,27 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
         deadline = t0 + spec["cap"]
         finished = False
         try:
-            # engine.purge's loop, with a clock on each batch and a deadline.
+            # engine.purge's loop (its pacer: batches short in time, each followed by a
+            # rest), with a clock on each batch and a deadline.
+            pacer = PurgePacer(spec["batch"])
             while True:
                 t = time.perf_counter()
+                size = pacer.size
                 ids = store.purge_executions(
                     NS,
                     ended_before_ms=cutoff,
                     statuses=[Status.COMPLETED, Status.FAILED, Status.CANCELLED],
-                    limit=spec["batch"],
+                    limit=size,
                 )
                 took = time.perf_counter() - t
                 batches.append((t - t0, took * 1000, len(ids)))
                 deleted += len(ids)
-                if len(ids) < spec["batch"]:
+                if len(ids) < size:
                     finished = True
                     break
                 if time.perf_counter() > deadline:
                     break
-                time.sleep(purge_pause_s(took))  # as engine.purge rests
+                time.sleep(pacer.after(took))
         finally:
             elapsed = time.perf_counter() - t0
             phase[0] = "after"

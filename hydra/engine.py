@@ -17,7 +17,7 @@ from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller, type_name
-from hydra.purging import PURGE_BATCH, purge_pause_s
+from hydra.purging import PURGE_BATCH, PurgePacer
 from hydra.queues import Queue, QueueCheck, queue_of, queue_row
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
@@ -521,10 +521,11 @@ class Engine:
         it (checkpoints, attempts, messages sent to it, events); returns how many were (or,
         with ``dry_run``, would be) deleted. Never an unfinished execution, nor one with
         an unfinished descendant. Runs in batches of ``batch_size``, each one transaction
-        (an interrupted purge leaves no orphan), resting after each as long as it took
-        (``hydra.purging.purge_pause_s``) so that the workers' claims and checkpoints
-        do not queue behind its writes. ``on_batch(total)`` is called after each batch
-        with the count so far. A purged execution's idempotency key can be used again."""
+        (an interrupted purge leaves no orphan) of at most ``batch_size`` rows, kept short
+        in time and followed by a rest as long (``hydra.purging``), so that the workers'
+        claims and checkpoints do not queue behind its writes. ``on_batch(total)`` is
+        called after each batch with the count so far. A purged execution's idempotency
+        key can be used again."""
         wanted = [Status(s) for s in statuses]
         unfinished = [s.value for s in wanted if not s.terminal]
         if unfinished:
@@ -543,21 +544,23 @@ class Engine:
             )
             return len(found)
         total = 0
+        pacer = PurgePacer(batch_size)
         while True:
             began = time.monotonic()
+            size = pacer.size
             deleted = self.store.purge_executions(
                 self.namespace,
                 ended_before_ms=cutoff,
                 statuses=wanted,
                 workflow_name=workflow_name,
-                limit=batch_size,
+                limit=size,
             )
             total += len(deleted)
             if on_batch is not None:
                 on_batch(total)
-            if len(deleted) < batch_size:
+            if len(deleted) < size:
                 return total
-            time.sleep(purge_pause_s(time.monotonic() - began))
+            time.sleep(pacer.after(time.monotonic() - began))
 
     # -- messages and events -------------------------------------------------------------
     def send(

@@ -1,0 +1,24 @@
+"""A purge's pacing (hydra.purging): batches kept short in time, never past the caller's
+size, each followed by a rest as long as it took."""
+
+from __future__ import annotations
+
+import pytest
+
+from hydra.purging import MIN_PAUSE_S, TARGET_BATCH_S, PurgePacer
+
+
+def test_a_slow_batch_shrinks_the_next_and_a_fast_one_grows_it_back_to_the_most() -> None:
+    pacer = PurgePacer(1000)
+    assert pacer.size == 1000
+    rest = pacer.after(TARGET_BATCH_S * 4)  # 1,000 rows took four times the target
+    assert pacer.size == 250
+    assert rest == pytest.approx(TARGET_BATCH_S * 4)
+    pacer.after(TARGET_BATCH_S / 4)
+    assert pacer.size == 500
+    pacer.after(TARGET_BATCH_S / 4)
+    pacer.after(TARGET_BATCH_S / 4)
+    assert pacer.size == 1000  # never past the caller's batch_size
+    assert pacer.after(0.0) == MIN_PAUSE_S
+    pacer.after(1000.0)
+    assert pacer.size == 1
