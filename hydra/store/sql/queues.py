@@ -385,15 +385,19 @@ class SQLQueues(SQLMailbox):
             tx.many(HOLD, ids)
 
     # -- the claim --------------------------------------------------------------------
-    def _lanes(self, tx: Tx, namespace: str, names: Sequence[str]) -> list[tuple[str, str]]:
-        """Every (workflow name, claim lane) with unfinished rows: a skip through
-        ix_workflow_executions_due, one probe per lane found and one per name to end (in
-        one statement where the dialect has one: ``Dialect.lanes_query``)."""
+    def _lane_wakes(
+        self, tx: Tx, namespace: str, names: Sequence[str]
+    ) -> list[tuple[str, str, int | None]]:
+        """Every (workflow name, claim lane) with unfinished rows, with the lane's first
+        wake time: a skip through ix_workflow_executions_due, one probe per lane found and
+        one per name to end (one statement where the dialect has one:
+        ``Dialect.lanes_query``). The wake is the lane's earliest where NULLs sort last
+        (PostgreSQL); elsewhere NULL may hide an earlier one behind it."""
         query = self._lanes_query
         if query is not None:
             rows = tx.rows(query, {"l_ns": namespace, "l_names": list(names)})
-            return [(str(name), str(lane)) for name, lane, _ in rows]
-        pairs: list[tuple[str, str]] = []
+            return [(str(name), str(lane), wake) for name, lane, wake in rows]
+        found: list[tuple[str, str, int | None]] = []
         for name in names:
             after = ""
             while True:
@@ -402,21 +406,26 @@ class SQLQueues(SQLMailbox):
                 )
                 if not rows:
                     break
-                after = str(rows[0][0])
-                pairs.append((name, after))
-        return pairs
+                after, wake = str(rows[0][0]), rows[0][1]
+                found.append((name, after, wake))
+        return found
+
+    def _lanes(self, tx: Tx, namespace: str, names: Sequence[str]) -> list[tuple[str, str]]:
+        """Every (workflow name, claim lane) with unfinished rows (``_lane_wakes``)."""
+        return [(name, lane) for name, lane, _ in self._lane_wakes(tx, namespace, names)]
 
     def _due_lanes(
         self, tx: Tx, namespace: str, names: Sequence[str], now_ms: int
     ) -> list[tuple[str, str]]:
-        """The (name, lane) pairs with a row due at ``now_ms``, never a held lane; in one
-        statement (``Dialect.lanes_query``, which reads each lane's earliest wake)."""
-        assert self._lanes_query is not None
-        rows = tx.rows(self._lanes_query, {"l_ns": namespace, "l_names": list(names)})
+        """The (name, lane) pairs a claim at ``now_ms`` picks from: never a held lane nor
+        one whose first wake time is later than ``now_ms`` (its earliest: nothing in it is
+        due). A NULL first wake is the earliest only on PostgreSQL (NULLs last there: the
+        lane has nothing with a wake time); elsewhere it is picked from."""
+        nulls_last = self._lanes_query is not None
         return [
-            (str(name), str(lane))
-            for name, lane, wake in rows
-            if wake is not None and int(wake) <= now_ms and not is_held(str(lane))
+            (name, lane)
+            for name, lane, wake in self._lane_wakes(tx, namespace, names)
+            if not is_held(lane) and (int(wake) <= now_ms if wake is not None else not nulls_last)
         ]
 
     def _pick(

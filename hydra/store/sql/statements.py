@@ -718,16 +718,18 @@ def claim_pair_binds(count: int) -> list[tuple[Any, Any]]:
 # The claim: its SELECT of one name in one lane (locked by the dialect: SKIP LOCKED where
 # there is one) and the executemany UPDATE that takes the leases.
 CLAIM_SELECT = claim_pick(bindparam("c_name"), bindparam("c_lane"))
-# The lane after ``l_after`` (in the index's order) that a workflow has rows in: one index
-# probe of ix_workflow_executions_due; from l_after = '' they enumerate a workflow's lanes.
+# The first entry after lane ``l_after`` (in the index's order) of a workflow: the next
+# lane it has rows in and that lane's first wake time (its earliest, but where NULL sorts
+# first: MySQL/MariaDB, SQLite). One index probe of ix_workflow_executions_due; from
+# l_after = '' they enumerate a workflow's lanes.
 NEXT_LANE = (
-    select(executions.c.claim_lane)
+    select(executions.c.claim_lane, executions.c.wake_at)
     .where(
         executions.c.namespace == bindparam("l_ns"),
         executions.c.workflow_name == bindparam("l_name"),
         executions.c.claim_lane > bindparam("l_after"),
     )
-    .order_by(executions.c.claim_lane)
+    .order_by(executions.c.claim_lane, executions.c.wake_at)
     .limit(1)
 )
 # The earliest wake time after l_after in one lane of one workflow: the first entry of

@@ -381,7 +381,7 @@ class SQLStore(SQLQueues):
             # row locks), then the queues' limits, in claim order (hydra.store.sql.queues).
             # Rows read but not claimed stay locked only until this transaction ends
             # (MySQL/MariaDB); SQLite's BEGIN IMMEDIATE locks everything.
-            pairs = known if known is not None else self._lanes(tx, namespace, names)
+            pairs = known if known is not None else self._due_lanes(tx, namespace, names, now_ms)
             claims: list[Claim] = []
             in_flight = dict(held or {})
             for _ in range(PICK_ROUNDS):
