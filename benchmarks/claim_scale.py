@@ -462,7 +462,7 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
         try:
             # engine.purge's loop (its pacer: batches short in time, each followed by a
             # rest), with a clock on each batch and a deadline.
-            pacer = PurgePacer(spec["batch"])
+            pacer = PurgePacer(spec["batch"], one_writer=store.one_writer)
             while True:
                 t = time.perf_counter()
                 size = pacer.size

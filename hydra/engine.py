@@ -544,7 +544,7 @@ class Engine:
             )
             return len(found)
         total = 0
-        pacer = PurgePacer(batch_size)
+        pacer = PurgePacer(batch_size, one_writer=getattr(self.store, "one_writer", False))
         while True:
             began = time.monotonic()
             size = pacer.size

@@ -1,12 +1,13 @@
 """How a purge paces itself (``Engine.purge``; the retention runner and the claim-at-scale
 benchmark purge through it).
 
-Each batch is one transaction, and while it runs the workers' writes wait for it: for
-SQLite's one write lock, elsewhere for the write-ahead log and the disk it fills. So a
-purge keeps its batches short in time, not only in rows (it shrinks a batch that took
-longer than ``TARGET_BATCH_S`` and grows it back, never past the caller's
-``batch_size``), and after each batch it rests as long as the batch took: it never has
-the database more than half the time.
+Each batch is one transaction. On SQLite the workers' writes wait for it (one write lock
+for the whole database), so there a purge keeps its batches short in time, not only in
+rows: it shrinks a batch that took longer than ``TARGET_BATCH_S`` and grows it back,
+never past the caller's ``batch_size``. On PostgreSQL and MySQL/MariaDB a batch locks
+only the rows it deletes, which no claim reads; what the workers share with it is the
+write-ahead log and the disk. Everywhere, after each batch the purge rests as long as
+the batch took: it never has the database more than half the time.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ MIN_PAUSE_S = 0.005
 class PurgePacer:
     """The size of a purge's next batch and the rest before it."""
 
-    def __init__(self, batch_size: int = PURGE_BATCH) -> None:
+    def __init__(self, batch_size: int = PURGE_BATCH, *, one_writer: bool = False) -> None:
         self.most = batch_size
+        #: batches shrink to TARGET_BATCH_S (a database with one writer at a time)
+        self.one_writer = one_writer
         #: the size of the next batch
         self.size = batch_size
 
     def after(self, took_s: float) -> float:
         """A batch of ``self.size`` took ``took_s`` seconds: size the next one so that it
         takes about TARGET_BATCH_S, and return how long to rest first."""
-        if took_s > TARGET_BATCH_S:
+        if self.one_writer and took_s > TARGET_BATCH_S:
             self.size = max(1, int(self.size * TARGET_BATCH_S / took_s))
-        elif took_s < TARGET_BATCH_S / 2:
+        elif self.one_writer and took_s < TARGET_BATCH_S / 2:
             self.size = min(self.most, self.size * 2)
         return max(MIN_PAUSE_S, took_s * PURGE_PACING)

@@ -9,7 +9,7 @@ from hydra.purging import MIN_PAUSE_S, TARGET_BATCH_S, PurgePacer
 
 
 def test_a_slow_batch_shrinks_the_next_and_a_fast_one_grows_it_back_to_the_most() -> None:
-    pacer = PurgePacer(1000)
+    pacer = PurgePacer(1000, one_writer=True)
     assert pacer.size == 1000
     rest = pacer.after(TARGET_BATCH_S * 4)  # 1,000 rows took four times the target
     assert pacer.size == 250
@@ -22,3 +22,9 @@ def test_a_slow_batch_shrinks_the_next_and_a_fast_one_grows_it_back_to_the_most(
     assert pacer.after(0.0) == MIN_PAUSE_S
     pacer.after(1000.0)
     assert pacer.size == 1
+
+
+def test_with_row_locks_batches_keep_their_size_and_still_rest() -> None:
+    pacer = PurgePacer(1000)
+    assert pacer.after(TARGET_BATCH_S * 4) == pytest.approx(TARGET_BATCH_S * 4)
+    assert pacer.size == 1000

@@ -82,6 +82,11 @@ class SQLStore(SQLQueues):
 
     shared_across_processes = True
 
+    @property
+    def one_writer(self) -> bool:
+        """Whether one write transaction at a time holds the whole database (SQLite)."""
+        return self._dialect.name == "sqlite"
+
     def __init__(
         self,
         url_or_engine: str | Engine,
