@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
 import textwrap
+import types
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -32,3 +35,17 @@ def blocks(source: str, lang: str = "python") -> list[str]:
     """The fenced ``lang`` blocks of ``source``; indented ones (in a list item) dedented."""
     found = re.findall(rf"^( *)```{lang}\n(.*?)^ *```", source, flags=re.S | re.M)
     return [textwrap.dedent(body) if indent else body for indent, body in found]
+
+
+#: ``print(...)  # what it prints`` on one line of a block
+SHOWN_OUTPUT = re.compile(r"^\s*print\(.*\)  # (.+)$", re.M)
+
+
+def run_blocks(name: str, monkeypatch: Any) -> types.ModuleType:
+    """Run every Python block of the page ``name``, in order, in one fresh module: a real
+    one (in ``sys.modules`` while the test runs), so dataclasses find their module."""
+    module = types.ModuleType("docs_" + name.removesuffix(".md").replace("-", "_"))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    for block in blocks(text(name)):
+        exec(compile(block, f"docs/{name}", "exec"), module.__dict__)
+    return module

@@ -4,8 +4,6 @@ ones above it), print what their comments say, and its pytest example passes."""
 from __future__ import annotations
 
 import json
-import re
-import sys
 import types
 from pathlib import Path
 
@@ -15,16 +13,11 @@ from hydra.testing import history_document
 from tests.docs import pages
 
 PAGE = "deploys.md"
-#: ``print(...)  # what it prints`` on one line of a block
-SHOWN_OUTPUT = re.compile(r"^\s*print\(.*\)  # (.+)$", re.M)
+SHOWN_OUTPUT = pages.SHOWN_OUTPUT
 
 
 def run_blocks(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    module = types.ModuleType("docs_deploys")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    for block in pages.blocks(pages.text(PAGE)):
-        exec(compile(block, f"docs/{PAGE}", "exec"), module.__dict__)
-    return module
+    return pages.run_blocks(PAGE, monkeypatch)
 
 
 def test_the_blocks_run_and_print_what_their_comments_say(

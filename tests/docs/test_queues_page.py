@@ -5,7 +5,6 @@ shows is the command's; what it states of the limits is what the library does.""
 from __future__ import annotations
 
 import re
-import sys
 import types
 from datetime import timedelta
 from pathlib import Path
@@ -19,17 +18,11 @@ from hydra_cli.main import app
 from tests.docs import pages
 
 PAGE = "queues.md"
-#: ``print(...)  # what it prints`` on one line of a block
-SHOWN_OUTPUT = re.compile(r"^\s*print\(.*\)  # (.+)$", re.M)
+SHOWN_OUTPUT = pages.SHOWN_OUTPUT
 
 
 def run_blocks(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
-    # A real module, so dataclasses can find the module their class is defined in.
-    module = types.ModuleType("docs_queues")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    for block in pages.blocks(pages.text(PAGE)):
-        exec(compile(block, f"docs/{PAGE}", "exec"), module.__dict__)
-    return module
+    return pages.run_blocks(PAGE, monkeypatch)
 
 
 def test_the_blocks_run_and_print_what_their_comments_say(
