@@ -31,9 +31,11 @@ How the limits hold (the store does it, inside the claim's transaction):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hydra.store.base import Store
 from hydra.store.queues import DEFAULT_QUEUE, QueueRow, QueueStore
 from hydra.workflow import validate_name
 
@@ -156,6 +158,20 @@ def validate_priority(priority: object) -> int:
     if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
         raise ValueError(f"priority must be from {-MAX_PRIORITY} to {MAX_PRIORITY}, got {priority}")
     return priority
+
+
+def held_back_until(
+    store: Store, namespace: str, workflow_names: Sequence[str], *, now_ms: int
+) -> int | None:
+    """With due executions that no claim takes (a queue's limits hold them back), the
+    next time that may change: a rate window reopening, or something waking later than
+    ``now_ms``; None if nothing will (a slot frees only when a run ends)."""
+    later = [
+        store.next_rate_at(namespace, now_ms=now_ms),
+        store.next_wake_at(namespace, workflow_names, after_ms=now_ms),
+    ]
+    known = [t for t in later if t is not None and t > now_ms]
+    return min(known) if known else None
 
 
 def _short(per: timedelta) -> str:

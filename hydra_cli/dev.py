@@ -63,6 +63,7 @@ from hydra.clock import Clock, default_clock
 from hydra.errors import PayloadError
 from hydra.events import Observer, RunInfo
 from hydra.marshal import JSONMarshaller, Marshaller
+from hydra.queues import held_back_until
 from hydra.store.base import Claim, Store
 from hydra.testing.clock import FakeClock
 
@@ -332,8 +333,7 @@ class FastForward:
         if seen - self._held_since < HELD_BACK_S:
             return None
         later = [
-            self.store.next_rate_at(self.namespace, now_ms=now),
-            self.store.next_wake_at(self.namespace, self.names, after_ms=now),
+            held_back_until(self.store, self.namespace, self.names, now_ms=now),
             *(w.next_cron_due_ms() for w in self.workers),
         ]
         known = [t for t in later if t is not None and t > now]

@@ -20,6 +20,9 @@ from hydra.store.queues import DEFAULT_QUEUE, QueueBudget, QueueRow, budgets
 
 SlotT = TypeVar("SlotT")
 
+#: how many times one claim picks again after holding back a full key's executions
+PICK_ROUNDS = 3
+
 
 class Admission(ABC, Generic[SlotT]):
     """One claim's admission. ``start``: where this claimer starts looking for a free slot

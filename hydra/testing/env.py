@@ -34,6 +34,7 @@ from hydra.clock import duration_ms, from_ms
 from hydra.engine import Engine
 from hydra.events import Observer, Outcome, RunInfo
 from hydra.marshal import Marshaller
+from hydra.queues import held_back_until
 from hydra.records import Execution
 from hydra.runner import execute
 from hydra.scheduler import CronScheduler
@@ -458,23 +459,16 @@ class TestEnvironment:
         if due <= now:
             # Due executions no claim took: their queue's limits hold them back. The
             # next change is a rate window reopening or something waking later.
-            later = [
-                t
-                for t in (
-                    self.store.next_rate_at(self.engine.namespace, now_ms=now),
-                    self.store.next_wake_at(
-                        self.engine.namespace, sorted(self._workflows), after_ms=now
-                    ),
-                )
-                if t is not None
-            ]
-            if not later or min(later) > deadline:
+            later = held_back_until(
+                self.store, self.engine.namespace, sorted(self._workflows), now_ms=now
+            )
+            if later is None or later > deadline:
                 raise StuckExecutionError(
                     f"{what}: executions are due but their queue's limits hold them back "
                     "(no slot frees and no rate window reopens before max_time)"
                     f"\nhistory:\n{self.format_history()}"
                 )
-            due = min(later)
+            due = later
         cron = self._next_cron_due()
         if cron is not None and cron < due:
             due = cron  # stop at the cron slot on the way: it fires at its time

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from hydra.errors import ExecutionFinishedError, ExecutionNotFoundError, LeaseLostError
 from hydra.status import Status, StepStatus
+from hydra.store.admission import PICK_ROUNDS
 from hydra.store.base import (
     CHILD_END_WAKE_DELAY_MS,
     Claim,
@@ -43,10 +44,6 @@ from hydra.testing.memory_queues import MemoryQueues
 
 if TYPE_CHECKING:
     from hydra.clock import Clock
-
-
-#: how many times one claim picks again after holding back rows of a full concurrency key
-PICK_ROUNDS = 3
 
 
 class MemoryStore(MemoryQueues):

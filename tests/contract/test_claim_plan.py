@@ -1,5 +1,5 @@
 """The claim's query plan on each SQL backend: it walks the (namespace, workflow_name,
-wake_at, ...) index of the names it claims, so its cost does not grow with rows of other
+claim_lane, wake_at, ...) index of the names it claims, so its cost does not grow with rows of other
 workflows or finished rows (issue 9: 100,000 due rows of an unregistered workflow made
 every claim read them all).
 

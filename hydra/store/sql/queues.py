@@ -1,11 +1,12 @@
 """``SQLStore``'s queues: registered limits, the claim lanes, and the admission of
 claimable executions under the limits (``hydra.queues`` says what they mean).
 
-The claim reads each lane of each workflow it claims (``lanes``: one index probe per
-lane), then, where every lane is of the default queue or the running lane and the
-database can, claims in one statement (PostgreSQL); otherwise it picks each lane's first
-due rows in one transaction and admits them one by one here, taking slots and rate rows
-in that same transaction.
+The claim reads the lanes of each workflow it claims, each with its first wake time
+(``_lane_wakes``: one index probe per lane, or one statement on PostgreSQL), and keeps
+those that may hold a due row (``_due_lanes``). Where every one of them is of the default
+queue or the running lane and the database can, it claims in one statement
+(PostgreSQL); otherwise it picks each lane's first due rows in one transaction and admits
+them (``hydra.store.admission``), taking slots and rate rows in that same transaction.
 
 Why a slot is an inserted row: a claimer that counted the running executions of a queue
 would not see the ones another claimer is claiming in a transaction not yet committed
@@ -114,8 +115,6 @@ UNHOLD = (
 )
 #: how many due executions of a full key one claim holds back at most
 HOLD_BATCH = 1000
-#: how many times one claim picks again after holding back a full key's executions
-PICK_ROUNDS = 3
 
 _R = queue_rate.c
 # The rate row used longest ago, if it was used at or before r_cut (now - per): the first
@@ -150,7 +149,7 @@ def slot_lock_key(slot: dict[str, Any], number: int) -> int:
     )
 
 
-def queue_row(r: Sequence[Any]) -> QueueRow:
+def queue_record(r: Sequence[Any]) -> QueueRow:
     """A full ``workflow_queues`` row."""
     namespace, name, concurrency, worker, key, rate, per, created, updated = r
     return QueueRow(namespace, name, concurrency, worker, key, rate, per, created, updated)
@@ -199,7 +198,7 @@ class SQLQueues(SQLMailbox):
                         namespace=row.namespace, name=row.name, created_at=now_ms, **values
                     )
                 )
-            old = queue_row(old_rows[0]) if old_rows else None
+            old = queue_record(old_rows[0]) if old_rows else None
             if old is None or old.rate_limit != row.rate_limit:
                 self._resize_rate(conn, row)
             if old is not None and (old.concurrency, old.key_concurrency) != (
@@ -217,7 +216,7 @@ class SQLQueues(SQLMailbox):
                     )
                     .values(claim_lane=statements.WAITING_LANE)
                 )
-            return queue_row(conn.execute(GET_QUEUE, key).one())
+            return queue_record(conn.execute(GET_QUEUE, key).one())
 
         def once() -> QueueRow:
             try:
@@ -257,13 +256,13 @@ class SQLQueues(SQLMailbox):
             single=True,
             write=False,
         )
-        return queue_row(rows[0]) if rows else None
+        return queue_record(rows[0]) if rows else None
 
     def list_queues(self, namespace: str) -> list[QueueRow]:
         rows = self._run(
             lambda conn: conn.execute(LIST_QUEUES, {"q_ns": namespace}).all(), write=False
         )
-        return [queue_row(r) for r in rows]
+        return [queue_record(r) for r in rows]
 
     def queue_stats(self, namespace: str, *, now_ms: int) -> list[QueueStats]:
         e = executions.c
@@ -288,7 +287,7 @@ class SQLQueues(SQLMailbox):
 
         def read(conn: Connection) -> list[QueueStats]:
             configs = {
-                q.name: q for q in map(queue_row, conn.execute(LIST_QUEUES, {"q_ns": namespace}))
+                q.name: q for q in map(queue_record, conn.execute(LIST_QUEUES, {"q_ns": namespace}))
             }
             found = {str(r[0]): r for r in conn.execute(counts)}
             slots = {str(q): int(n) for q, n in conn.execute(held)}
@@ -331,7 +330,7 @@ class SQLQueues(SQLMailbox):
         def read(conn: Connection) -> int | None:
             pers = {
                 q.name: q.rate_per_ms
-                for q in map(queue_row, conn.execute(LIST_QUEUES, {"q_ns": namespace}))
+                for q in map(queue_record, conn.execute(LIST_QUEUES, {"q_ns": namespace}))
             }
             found: int | None = None
             for name, used in conn.execute(oldest):
@@ -410,10 +409,6 @@ class SQLQueues(SQLMailbox):
                 found.append((name, after, wake))
         return found
 
-    def _lanes(self, tx: Tx, namespace: str, names: Sequence[str]) -> list[tuple[str, str]]:
-        """Every (workflow name, claim lane) with unfinished rows (``_lane_wakes``)."""
-        return [(name, lane) for name, lane, _ in self._lane_wakes(tx, namespace, names)]
-
     def _due_lanes(
         self, tx: Tx, namespace: str, names: Sequence[str], now_ms: int
     ) -> list[tuple[str, str]]:
@@ -472,7 +467,7 @@ class SQLQueues(SQLMailbox):
             # The namespace's registrations (a few rows): fresh in every claim, so a new
             # registration applies from the next claim of every worker.
             rows = tx.rows(LIST_QUEUES, {"q_ns": namespace})
-            configs = {q.name: q for q in map(queue_row, rows)}
+            configs = {q.name: q for q in map(queue_record, rows)}
         admission = _SQLAdmission(self, tx, worker_id, now_ms)
         return admission.admit(candidates, configs, limit=limit, held=held)
 

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hydra.errors import LeaseLostError
 from hydra.status import Status
+from hydra.store.admission import PICK_ROUNDS
 from hydra.store.base import (
     Claim,
     CronFire,
@@ -39,7 +40,7 @@ from hydra.store.sql import statements
 from hydra.store.sql.database import RECONNECT_WINDOW
 from hydra.store.sql.driver import CoreTx, Tx
 from hydra.store.sql.fenced import extend_lease, lost_lease
-from hydra.store.sql.queues import PICK_ROUNDS, SQLQueues
+from hydra.store.sql.queues import SQLQueues
 from hydra.store.sql.records import (
     attempt_params,
     cron_fire_row,
@@ -332,14 +333,18 @@ class SQLStore(SQLQueues):
         after = -(2**62) if after_ms is None else after_ms
 
         def read(tx: Tx) -> int | None:
-            # The minimum over the names' lanes, each the first non-NULL entry of its
-            # range of ix_workflow_executions_due: one probe per lane.
+            # The minimum over the names' lanes. A lane's first wake, read with the lane,
+            # is its earliest unless it is NULL (first where NULLs sort first) or at or
+            # before after_ms; only then one more probe reads the lane's first non-NULL
+            # entry past after_ms in ix_workflow_executions_due.
             found: int | None = None
-            for name, lane in self._lanes(tx, namespace, names):
+            for name, lane, first in self._lane_wakes(tx, namespace, names):
                 if is_held(lane):
                     continue  # not due until a slot of their key frees
-                params = {"l_ns": namespace, "l_name": name, "l_lane": lane, "l_after": after}
-                value = tx.rows(statements.LANE_WAKE, params)[0][0]
+                value = first
+                if value is None or int(value) <= after:
+                    params = {"l_ns": namespace, "l_name": name, "l_lane": lane, "l_after": after}
+                    value = tx.rows(statements.LANE_WAKE, params)[0][0]
                 if value is not None and (found is None or int(value) < found):
                     found = int(value)
             return found
