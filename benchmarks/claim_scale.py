@@ -44,8 +44,8 @@ that alternates from round to round (the machine's speed drifts); the report giv
 medians of the rounds. With the loaded table it prints the query plans (PostgreSQL
 ``EXPLAIN (ANALYZE, BUFFERS)``, MariaDB ``EXPLAIN`` and ``ANALYZE FORMAT=JSON``, SQLite
 ``EXPLAIN QUERY PLAN``) of every statement ``SQLStore.claim`` really sends (captured on
-its way to the driver: the lane probes ``NEXT_LANE``, the per-lane pick, on PostgreSQL
-the one-statement claim), for the drained workflow, the plain one and 3 names.
+its way to the driver: the lane probes (``lane_chain``, ``NEXT_LANE``), the per-lane
+pick, on PostgreSQL the one-statement claim), for the drained workflow, the plain one and 3 names.
 
 Then the purge (``--no-purge`` to skip): on the loaded database, one thread deletes the
 finished executions as ``engine.purge(older_than=1 day)`` does
@@ -319,6 +319,9 @@ def _captured_claim(store: Any, names: list[str]) -> list[tuple[Any, dict[str, A
 def _label(sql: str, params: dict[str, Any]) -> str:
     if sql.lstrip().startswith("UPDATE"):
         return "one-statement claim (fused)"
+    if "l_after_0" in params:
+        probes = sum(1 for k in params if k.startswith("l_after_"))
+        return f"lane chain of {probes} probes ({params.get('l_name')})"
     if "claim_lane >" in sql:
         return f"NEXT_LANE after {params.get('l_after')!r} ({params.get('l_name')})"
     if "wake_at <=" in sql:
@@ -339,6 +342,11 @@ def child_plans(spec: dict[str, Any]) -> dict[str, Any]:
             ("3 names", THREE),
         ):
             ids = _insert_due(store, names, 30)
+            # Claims first, as a running worker's store has made: the lanes the last one
+            # saw (with the running lane the first one began) are what the next claim
+            # probes together (SQLQueues._name_lanes).
+            _claim_once(store, names)
+            _claim_once(store, names)
             out = []
             for stmt, params in _captured_claim(store, names):
                 compiled = DriverStatement(stmt, store.engine)

@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    union_all,
     update,
 )
 
@@ -211,7 +212,7 @@ def purgeable(
     return query.with_for_update(skip_locked=True) if lock else query
 
 
-CHILDREN_STATUS = select(executions.c.id, executions.c.status).where(
+CHILDREN_STATUS = select(executions.c.id, executions.c.status, executions.c.parent_id).where(
     executions.c.parent_id.in_(bindparam("k_ids", expanding=True))
 )
 
@@ -732,6 +733,34 @@ NEXT_LANE = (
     .order_by(executions.c.claim_lane, executions.c.wake_at)
     .limit(1)
 )
+
+
+def lane_chain(count: int) -> Select[Any]:
+    """``count`` NEXT_LANE probes of one workflow as one statement: probe ``i`` (a column)
+    gives the first entry after lane ``l_after_<i>`` (binds ``l_ns``, ``l_name``). Each is
+    a derived table (ORDER BY and LIMIT inside a UNION part need one on SQLite), read as
+    one index probe. With ``l_after_0 = ''`` and the lanes seen last time after it, it
+    lists the lanes in one round trip as long as they have not changed; the claim checks
+    that the answers chain (``SQLQueues._lane_wakes``)."""
+    parts = []
+    for i in range(count):
+        probe = (
+            select(executions.c.claim_lane, executions.c.wake_at)
+            .where(
+                executions.c.namespace == bindparam("l_ns"),
+                executions.c.workflow_name == bindparam("l_name"),
+                executions.c.claim_lane > bindparam(f"l_after_{i}"),
+            )
+            .order_by(executions.c.claim_lane, executions.c.wake_at)
+            .limit(1)
+            .subquery(f"p{i}")
+        )
+        parts.append(select(literal(i).label("probe"), probe.c.claim_lane, probe.c.wake_at))
+    if count == 1:
+        return parts[0]
+    return union_all(*parts)  # type: ignore[return-value]
+
+
 # The earliest wake time after l_after in one lane of one workflow: the first entry of
 # the lane's range of ix_workflow_executions_due past l_after (NULLs are never in it).
 LANE_WAKE = select(func.min(executions.c.wake_at)).where(

@@ -310,7 +310,8 @@ class SQLStore(SQLQueues):
             found = [str(i) for i in conn.execute(query).scalars()]
             # A finished child may have unfinished children of its own: those are kept
             # with their ancestors (the query above sees one generation).
-            ids = [eid for eid in found if not _unfinished_below(conn, eid)]
+            blocked = _with_unfinished_below(conn, found)
+            ids = [eid for eid in found if eid not in blocked]
             if dry_run or not ids:
                 return ids
             # Everything stored for them, then the rows themselves (re-checked: finished),
@@ -800,15 +801,23 @@ def _replay_steps(execution_id: str) -> Callable[[Tx], list[StepRow]]:
     return read
 
 
-def _unfinished_below(conn: Connection, execution_id: str) -> bool:
-    """Whether a descendant of the execution (a child's child, and so on) is unfinished."""
-    level = [execution_id]
+def _with_unfinished_below(conn: Connection, execution_ids: Sequence[str]) -> set[str]:
+    """Those of the executions with an unfinished descendant (a child's child, and so
+    on): one query per generation for all of them (ix_workflow_executions_parent), not
+    one per execution."""
+    blocked: set[str] = set()
+    # Each descendant found, with the execution of ``execution_ids`` it descends from.
+    level = {eid: eid for eid in execution_ids}
     while level:
-        rows = conn.execute(statements.CHILDREN_STATUS, {"k_ids": level}).all()
-        if any(not Status(r.status).terminal for r in rows):
-            return True
-        level = [str(r.id) for r in rows]
-    return False
+        below: dict[str, str] = {}
+        rows = conn.execute(statements.CHILDREN_STATUS, {"k_ids": list(level)}).all()
+        for r in rows:
+            root = level[str(r.parent_id)]
+            if not Status(r.status).terminal:
+                blocked.add(root)
+            below[str(r.id)] = root
+        level = {child: root for child, root in below.items() if root not in blocked}
+    return blocked
 
 
 def _claim_order(row: ExecutionRow) -> tuple[int, int, str]:

@@ -223,6 +223,47 @@ def check_purge_keeps_a_parent_with_an_unfinished_child(make_store: StoreFactory
         assert store.list_messages(parent) == [], "messages of a purged execution were left"
 
 
+def check_purge_keeps_the_ancestors_of_an_unfinished_grandchild(
+    make_store: StoreFactory,
+) -> None:
+    """In one batch: a finished parent whose finished child has a grandchild still
+    pending is kept, with that child; another finished family beside it goes. Once the
+    grandchild ends, the three go together."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        kept, middle, claim = _start(store, ns, "middle")
+        store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 1, output=b"1")
+        mid = claim_exactly(store, ns, "w2", T0 + 2, middle, workflows=(CHILD,))
+        # Due later than the other family's claims below, which must not take it.
+        grandchild = child_of(ns, middle, "leaf", at=T0 + 1_000)
+        store.start_child(
+            mid.lease,
+            grandchild,
+            start_row(middle, "leaf", grandchild.id),
+            now_ms=T0 + 2,
+            lease_ms=LONG_LEASE,
+        )
+        store.finish(mid.lease, status=Status.COMPLETED, now_ms=T0 + 3, output=b"2", parent_id=kept)
+        other, other_child, other_claim = _start(store, ns, "other")
+        store.finish(other_claim.lease, status=Status.COMPLETED, now_ms=T0 + 4, output=b"3")
+        kid = claim_exactly(store, ns, "w3", T0 + 5, other_child, workflows=(CHILD,))
+        store.finish(
+            kid.lease, status=Status.COMPLETED, now_ms=T0 + 6, output=b"4", parent_id=other
+        )
+        purge = {"ended_before_ms": T0 + 10**6, "statuses": [Status.COMPLETED], "limit": 10}
+        got = store.purge_executions(ns, **purge)  # type: ignore[arg-type]
+        assert sorted(got) == sorted([other, other_child]), (
+            f"purged {got!r}: only the family with nothing unfinished should go"
+        )
+        get_row(store, ns, kept), get_row(store, ns, middle)  # both still there
+        leaf = claim_exactly(store, ns, "w4", T0 + 1_000, grandchild.id, workflows=(CHILD,))
+        store.finish(
+            leaf.lease, status=Status.COMPLETED, now_ms=T0 + 1_001, output=b"5", parent_id=middle
+        )
+        got = store.purge_executions(ns, **purge)  # type: ignore[arg-type]
+        assert sorted(got) == sorted([kept, middle, grandchild.id]), f"purged {got!r}"
+
+
 CHECKS: list[Check] = [
     check_start_child_once,
     check_start_child_keeps_trace_context,
@@ -231,4 +272,5 @@ CHECKS: list[Check] = [
     check_child_end_before_the_wait_is_kept,
     check_cancel_sends_a_child_s_end,
     check_purge_keeps_a_parent_with_an_unfinished_child,
+    check_purge_keeps_the_ancestors_of_an_unfinished_grandchild,
 ]
