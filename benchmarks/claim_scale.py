@@ -321,7 +321,8 @@ def _label(sql: str, params: dict[str, Any]) -> str:
         return "one-statement claim (fused)"
     if "l_after_0" in params:
         probes = sum(1 for k in params if k.startswith("l_after_"))
-        return f"lane chain of {probes} probes ({params.get('l_name')})"
+        wakes = sum(1 for k in params if k.startswith("l_lane_"))
+        return f"lane chain of {probes}+{wakes} probes ({params.get('l_name')})"
     if "claim_lane >" in sql:
         return f"NEXT_LANE after {params.get('l_after')!r} ({params.get('l_name')})"
     if "wake_at <=" in sql:
@@ -439,10 +440,55 @@ def _purge_plan(store: Any, cutoff: int, batch: int) -> dict[str, str]:
     return {"sql": sql, "plan": _explain(store, sql, params)}
 
 
+def _purge_loop(store: Any, spec: dict[str, Any], cutoff: int) -> dict[str, Any]:
+    """``engine.purge``'s loop (its pacer: each batch followed by a rest; on SQLite,
+    batches short in time), with a clock on each batch and a deadline."""
+    from hydra.status import Status
+
+    batches: list[tuple[float, float, int]] = []
+    deleted = 0
+    t0 = time.perf_counter()
+    deadline = t0 + spec["cap"]
+    finished = False
+    pacer = PurgePacer(spec["batch"], one_writer=store.one_writer)
+    while True:
+        t = time.perf_counter()
+        size = pacer.size
+        ids = store.purge_executions(
+            NS,
+            ended_before_ms=cutoff,
+            statuses=[Status.COMPLETED, Status.FAILED, Status.CANCELLED],
+            limit=size,
+        )
+        took = time.perf_counter() - t
+        batches.append((t - t0, took * 1000, len(ids)))
+        deleted += len(ids)
+        if len(ids) < size:
+            finished = True
+            break
+        if time.perf_counter() > deadline:
+            break
+        time.sleep(pacer.after(took))
+    return {
+        "batches": batches,
+        "deleted": deleted,
+        "finished": finished,
+        "elapsed": time.perf_counter() - t0,
+    }
+
+
+def child_purge_loop(spec: dict[str, Any]) -> dict[str, Any]:
+    """``--purge-process``: the purge alone in this process (as ``hydra executions purge``
+    or another worker's retention would run it), beside the claimer's process."""
+    store = _store(spec["url"])
+    try:
+        return _purge_loop(store, spec, spec["cutoff"])
+    finally:
+        store.close()
+
+
 def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy import text
-
-    from hydra.status import Status
 
     store = _store(spec["url"])
     count_sql = text(
@@ -462,35 +508,12 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
         claimer.start()
         time.sleep(spec["quiet"])
         phase[0] = "purge"
-        batches: list[tuple[float, float, int]] = []
-        deleted = 0
-        t0 = time.perf_counter()
-        deadline = t0 + spec["cap"]
-        finished = False
         try:
-            # engine.purge's loop (its pacer: batches short in time, each followed by a
-            # rest), with a clock on each batch and a deadline.
-            pacer = PurgePacer(spec["batch"], one_writer=store.one_writer)
-            while True:
-                t = time.perf_counter()
-                size = pacer.size
-                ids = store.purge_executions(
-                    NS,
-                    ended_before_ms=cutoff,
-                    statuses=[Status.COMPLETED, Status.FAILED, Status.CANCELLED],
-                    limit=size,
-                )
-                took = time.perf_counter() - t
-                batches.append((t - t0, took * 1000, len(ids)))
-                deleted += len(ids)
-                if len(ids) < size:
-                    finished = True
-                    break
-                if time.perf_counter() > deadline:
-                    break
-                time.sleep(pacer.after(took))
+            if spec.get("purge_process"):
+                purged = run_child("purge-loop", {**spec, "cutoff": cutoff})
+            else:
+                purged = _purge_loop(store, spec, cutoff)
         finally:
-            elapsed = time.perf_counter() - t0
             phase[0] = "after"
             time.sleep(min(2.0, spec["quiet"]))
             stop.set()
@@ -500,16 +523,19 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
             steps_after = conn.execute(steps_sql).scalar()
     finally:
         store.close()
+    batches = purged["batches"]
+    deleted, elapsed = purged["deleted"], purged["elapsed"]
     times = sorted(b[1] for b in batches)
     tenth = max(1, len(batches) // 10)
     return {
         "purge_plan": plan,
+        "purge_process": bool(spec.get("purge_process")),
         "finished_before": before,
         "steps_before": steps_before,
         "deleted": deleted,
         "left": left,
         "steps_after": steps_after,
-        "complete": finished,
+        "complete": purged["finished"],
         "purge_s": elapsed,
         "rows_per_s": deleted / elapsed if elapsed else 0.0,
         "batch_size": spec["batch"],
@@ -590,6 +616,7 @@ def child_main(spec: dict[str, Any]) -> None:
         "measure": child_measure,
         "plans": child_plans,
         "purge": child_purge,
+        "purge-loop": child_purge_loop,
         "lanes": child_lanes,
         "migrate": _migrate_only,
     }[spec["role"]]
@@ -992,6 +1019,11 @@ def main() -> int:
     parser.add_argument(
         "--batch", type=int, default=PURGE_BATCH, help="purge batch size (engine.purge's)"
     )
+    parser.add_argument(
+        "--purge-process",
+        action="store_true",
+        help="the purge in a process of its own (default: a thread beside the claimer's)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
         "--pg-async-commit",
@@ -1114,6 +1146,7 @@ def main() -> int:
                             "cap": purge_cap,
                             "quiet": quiet,
                             "batch": args.batch,
+                            "purge_process": args.purge_process,
                         },
                     )
                     report["purge"][name] = got
@@ -1148,6 +1181,7 @@ def main() -> int:
             + ([f"batch{args.batch}"] if args.batch != 1000 else [])
             + (["async"] if args.pg_async_commit else [])
             + (["vacuum"] if args.pg_vacuum else [])
+            + (["process"] if args.purge_process else [])
         )
     text = json.dumps(report, indent=1, default=str)
     (out / f"claim-scale-{stamp}.json").write_text(text)

@@ -6,7 +6,9 @@ probes after the lanes it saw at its last claim in one statement and walks the a
 a chain; a lane it did not see is probed one at a time. These tests change the lanes
 between reads (one added before, between and after the others, one emptied, all gone)
 and compare every read with what the table holds; and check that a read of unchanged
-lanes is one statement whose probes each read ix_workflow_executions_due.
+lanes is one statement whose probes each read ix_workflow_executions_due. Where NULLs sort
+first, a lane whose first entry has no wake time (a wait with no deadline) gets a probe
+for its earliest wake in that same statement.
 """
 
 from __future__ import annotations
@@ -64,22 +66,17 @@ def _read(store: SQLStore, ns: str) -> list[tuple[str, str, int | None]]:
 
 
 def _truth(store: SQLStore, ns: str) -> list[tuple[str, str, int | None]]:
-    """Each lane with its first wake in the index's order: NULL where the lane has a NULL
-    and the database sorts NULLs first (MySQL/MariaDB, SQLite), its earliest otherwise."""
+    """Each lane with its earliest wake time (None: no row of it has one)."""
     e = executions.c
-    nulls_first = store.engine.dialect.name != "postgresql"
     query = (
-        select(e.claim_lane, func.min(e.wake_at), func.count() - func.count(e.wake_at))
+        select(e.claim_lane, func.min(e.wake_at))
         .where(e.namespace == ns, e.workflow_name == NAME, e.claim_lane.is_not(None))
         .group_by(e.claim_lane)
         .order_by(e.claim_lane)
     )
     with store.engine.connect() as conn:
         rows = conn.execute(query).all()
-    return [
-        (NAME, str(lane), None if (nulls and nulls_first) else (None if low is None else int(low)))
-        for lane, low, nulls in rows
-    ]
+    return [(NAME, str(lane), None if low is None else int(low)) for lane, low in rows]
 
 
 def test_lanes_read_right_as_they_change(sql_store_factory: BackendStoreFactory) -> None:
@@ -91,13 +88,16 @@ def test_lanes_read_right_as_they_change(sql_store_factory: BackendStoreFactory)
         ("add", "f1:b", [T0 + 5, T0 + 1]),
         ("add", "w1:d", [T0 + 9]),
         ("add", "f1:a", [T0 + 7]),  # before every lane seen
-        ("add", "f1:c", [None, T0 + 3]),  # between two seen
+        ("add", "f1:c", [None, T0 + 3]),  # between two seen; a wait with no wake first
+        ("add", "w1:n", [None, None]),  # nothing in it has a wake time
         ("add", "w2:e", [T0 + 2]),  # after every lane seen
         ("add", "f1:b", [T0]),  # an earlier wake in a seen lane
         ("empty", "f1:c", []),  # a seen lane gone (its neighbours' probes skip it)
         ("empty", "f1:a", []),  # the first one gone
         ("empty", "w2:e", []),  # the last one gone
         ("add", "f1:c", [T0 + 4]),  # back again
+        ("add", "w1:n", [T0 + 8]),  # a wake time behind its NULLs
+        ("empty", "w1:n", []),
     ]
     for action, lane, wakes in steps:
         if action == "add":
@@ -136,6 +136,7 @@ def test_unchanged_lanes_are_one_statement_of_index_probes(
     ns = f"lanes-{uuid.uuid4().hex}"
     for lane in ("f1:a", "w1:a", "w5:b", "r"):
         _add(store, ns, lane, [T0, T0 + 1])
+    _add(store, ns, "w1:a", [None])  # a wait with no deadline: its lane's first entry
     _read(store, ns)
     with _captured() as seen:
         assert len(_read(store, ns)) == 4
@@ -146,10 +147,13 @@ def test_unchanged_lanes_are_one_statement_of_index_probes(
         return
     assert len(seen) == 1, [str(s) for s, _ in seen]
     stmt, params = seen[0]
+    # A probe after each lane and from the start, and one for the earliest wake of the
+    # lane whose first entry has none.
     assert sorted(k for k in params if k.startswith("l_after_")) == [
         f"l_after_{i}" for i in range(5)
     ]
-    assert _plan_probes_the_index(store, stmt, params) == 5
+    assert params["l_lane_0"] == "w1:a"
+    assert _plan_probes_the_index(store, stmt, params) == 6
 
 
 def _plan_probes_the_index(store: SQLStore, stmt: Any, params: dict[str, Any]) -> int:

@@ -169,12 +169,13 @@ class SQLQueues(SQLMailbox):
     _key_due: Any
     _first_held: Any
     _key_slots_shared: Any
-    _seen_lanes: dict[tuple[str, str], tuple[str, ...]]
-    _lane_chains: dict[int, Any]
+    _seen_lanes: dict[tuple[str, str], tuple[tuple[str, bool], ...]]
+    _lane_chains: dict[tuple[int, int], Any]
 
     def _build_queue_statements(self) -> None:
-        # The lanes each (namespace, workflow) had at this store's last claim: only a
-        # guess of what to probe (``_name_lanes``), so never stale in a way that matters.
+        # The lanes each (namespace, workflow) had at this store's last claim, and whether
+        # each one's first entry had no wake time: only a guess of what to probe
+        # (``_name_lanes``), so never stale in a way that matters.
         self._seen_lanes = {}
         self._lane_chains = {}
         self._lanes_query = self._dialect.lanes_query()
@@ -397,11 +398,11 @@ class SQLQueues(SQLMailbox):
     def _lane_wakes(
         self, tx: Tx, namespace: str, names: Sequence[str]
     ) -> list[tuple[str, str, int | None]]:
-        """Every (workflow name, claim lane) with unfinished rows, with the lane's first
-        wake time: one statement where the dialect has one (``Dialect.lanes_query``);
-        elsewhere a skip through ix_workflow_executions_due per name (``_name_lanes``).
-        The wake is the lane's earliest where NULLs sort last (PostgreSQL); elsewhere
-        NULL may hide an earlier one behind it."""
+        """Every (workflow name, claim lane) with unfinished rows, with the lane's earliest
+        wake time (None: no row of it has one): one statement where the dialect has one
+        (``Dialect.lanes_query``: PostgreSQL, where NULLs sort last, so a lane's first
+        entry has its earliest wake); elsewhere a skip through ix_workflow_executions_due
+        per name (``_name_lanes``)."""
         query = self._lanes_query
         if query is not None:
             rows = tx.rows(query, {"l_ns": namespace, "l_names": list(names)})
@@ -413,28 +414,34 @@ class SQLQueues(SQLMailbox):
         ]
 
     def _name_lanes(self, tx: Tx, namespace: str, name: str) -> list[tuple[str, int | None]]:
-        """One workflow's lanes, in index order, each with its first wake time.
+        """One workflow's lanes, in index order, each with its earliest wake time.
 
         A lane is found by an index probe for the first entry after the previous lane
-        (``statements.NEXT_LANE``). Sent one at a time, that is a round trip per lane,
-        and a loaded workflow has several (first starts, resumes, a queue's at each
-        priority, the running lane): on MySQL/MariaDB (about 0.1 ms each) the lanes cost
-        more than the claim. So the probes after the lanes this store saw last time go
-        as one statement (``statements.lane_chain``), and the answers are walked as a
-        chain from the first: where each lane's probe was sent, the chain is exact
-        whatever changed (a lane gone is skipped by its predecessor's probe); a lane not
-        seen before is probed after one at a time, and remembered."""
+        (``statements.NEXT_LANE``); where NULLs sort first (MySQL/MariaDB, SQLite) and
+        that entry has none (a wait with no deadline), a second probe reads the lane's
+        earliest wake (``statements.LANE_WAKE``). Sent one at a time, that is a round
+        trip or two per lane, and a loaded workflow has several (first starts, resumes,
+        a queue's at each priority, the running lane): on MySQL/MariaDB (about 0.1 ms
+        each) the lanes cost more than the claim. So the probes for the lanes this store
+        saw last time go as one statement (``statements.lane_chain``), and the answers
+        are walked as a chain from the first: where each lane's probe was sent, the chain
+        is exact whatever changed (a lane gone is skipped by its predecessor's probe); a
+        lane not seen before is probed after one at a time, and remembered."""
         key = (namespace, name)
         seen = self._seen_lanes.get(key, ())[:LANE_CHAIN_MAX]
-        afters = ["", *seen]
-        params: dict[str, Any] = {"l_ns": namespace, "l_name": name}
+        afters = ["", *(lane for lane, _ in seen)]
+        nulled = [lane for lane, null_first in seen if null_first]
+        params: dict[str, Any] = {"l_ns": namespace, "l_name": name, "l_never": NEVER}
         params.update({f"l_after_{i}": after for i, after in enumerate(afters)})
-        answers = {
+        params.update({f"l_lane_{j}": lane for j, lane in enumerate(nulled)})
+        answers: dict[int, tuple[str, int | None]] = {
             int(probe): (str(lane), wake)
-            for probe, lane, wake in tx.rows(self._lane_chain(len(afters)), params)
+            for probe, lane, wake in tx.rows(self._lane_chain(len(afters), len(nulled)), params)
         }
-        position = {after: i for i, after in enumerate(afters)}
+        after_probe = {after: i for i, after in enumerate(afters)}
+        wake_probe = {lane: len(afters) + j for j, lane in enumerate(nulled)}
         found: list[tuple[str, int | None]] = []
+        remembered: list[tuple[str, bool]] = []
         probe: int | None = 0
         after = ""
         while True:
@@ -447,32 +454,39 @@ class SQLQueues(SQLMailbox):
                 answer = (str(rows[0][0]), rows[0][1]) if rows else None
             if answer is None:
                 break
-            after = answer[0]
-            found.append(answer)
-            probe = position.get(after)
-        if tuple(lane for lane, _ in found) != seen:
-            self._seen_lanes[key] = tuple(lane for lane, _ in found)
+            after, wake = answer
+            if wake is None:
+                # NULL sorts first here: the lane's earliest wake, if any, is further on.
+                if after in wake_probe:
+                    earliest = answers.get(wake_probe[after])
+                    wake = earliest[1] if earliest is not None else None
+                else:
+                    lane_wake = {"l_ns": namespace, "l_name": name, "l_lane": after}
+                    wake = tx.rows(statements.LANE_WAKE, {**lane_wake, "l_after": NEVER})[0][0]
+            found.append((after, wake))
+            remembered.append((after, answer[1] is None))
+            probe = after_probe.get(after)
+        if tuple(remembered) != seen:
+            self._seen_lanes[key] = tuple(remembered)
         return found
 
-    def _lane_chain(self, count: int) -> Any:
-        """``statements.lane_chain(count)``, built once per count."""
-        chain = self._lane_chains.get(count)
+    def _lane_chain(self, count: int, wakes: int) -> Any:
+        """``statements.lane_chain(count, wakes)``, built once per shape."""
+        chain = self._lane_chains.get((count, wakes))
         if chain is None:
-            chain = self._lane_chains[count] = statements.lane_chain(count)
+            chain = self._lane_chains[(count, wakes)] = statements.lane_chain(count, wakes)
         return chain
 
     def _due_lanes(
         self, tx: Tx, namespace: str, names: Sequence[str], now_ms: int
     ) -> list[tuple[str, str]]:
         """The (name, lane) pairs a claim at ``now_ms`` picks from: never a held lane nor
-        one whose first wake time is later than ``now_ms`` (its earliest: nothing in it is
-        due). A NULL first wake is the earliest only on PostgreSQL (NULLs last there: the
-        lane has nothing with a wake time); elsewhere it is picked from."""
-        nulls_last = self._lanes_query is not None
+        one whose earliest wake time is later than ``now_ms`` or absent (nothing in it is
+        due)."""
         return [
             (name, lane)
             for name, lane, wake in self._lane_wakes(tx, namespace, names)
-            if not is_held(lane) and (int(wake) <= now_ms if wake is not None else not nulls_last)
+            if not is_held(lane) and wake is not None and int(wake) <= now_ms
         ]
 
     def _pick(

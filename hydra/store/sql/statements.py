@@ -735,28 +735,39 @@ NEXT_LANE = (
 )
 
 
-def lane_chain(count: int) -> Select[Any]:
-    """``count`` NEXT_LANE probes of one workflow as one statement: probe ``i`` (a column)
-    gives the first entry after lane ``l_after_<i>`` (binds ``l_ns``, ``l_name``). Each is
-    a derived table (ORDER BY and LIMIT inside a UNION part need one on SQLite), read as
-    one index probe. With ``l_after_0 = ''`` and the lanes seen last time after it, it
-    lists the lanes in one round trip as long as they have not changed; the claim checks
-    that the answers chain (``SQLQueues._lane_wakes``)."""
+def lane_chain(count: int, wakes: int = 0) -> Select[Any]:
+    """``count`` NEXT_LANE probes and ``wakes`` LANE_WAKE probes of one workflow as one
+    statement (binds ``l_ns``, ``l_name``). Probe ``i`` < ``count`` (the ``probe``
+    column) gives the first entry after lane ``l_after_<i>``; probe ``count + j`` the
+    earliest wake time after ``l_never`` in lane ``l_lane_<j>`` (its earliest that is
+    not NULL). Each is a derived table (ORDER BY and LIMIT inside a UNION part need one
+    on SQLite) read as one index probe. With ``l_after_0 = ''`` and the lanes seen last
+    time after it, it lists the lanes in one round trip as long as they have not
+    changed; the claim checks that the answers chain (``SQLQueues._name_lanes``)."""
+    e = executions.c
+    ours = (e.namespace == bindparam("l_ns"), e.workflow_name == bindparam("l_name"))
     parts = []
     for i in range(count):
         probe = (
-            select(executions.c.claim_lane, executions.c.wake_at)
-            .where(
-                executions.c.namespace == bindparam("l_ns"),
-                executions.c.workflow_name == bindparam("l_name"),
-                executions.c.claim_lane > bindparam(f"l_after_{i}"),
-            )
-            .order_by(executions.c.claim_lane, executions.c.wake_at)
+            select(e.claim_lane, e.wake_at)
+            .where(*ours, e.claim_lane > bindparam(f"l_after_{i}"))
+            .order_by(e.claim_lane, e.wake_at)
             .limit(1)
             .subquery(f"p{i}")
         )
         parts.append(select(literal(i).label("probe"), probe.c.claim_lane, probe.c.wake_at))
-    if count == 1:
+    for j in range(wakes):
+        probe = (
+            select(e.claim_lane, e.wake_at)
+            .where(
+                *ours, e.claim_lane == bindparam(f"l_lane_{j}"), e.wake_at > bindparam("l_never")
+            )
+            .order_by(e.wake_at)
+            .limit(1)
+            .subquery(f"w{j}")
+        )
+        parts.append(select(literal(count + j).label("probe"), probe.c.claim_lane, probe.c.wake_at))
+    if len(parts) == 1:
         return parts[0]
     return union_all(*parts)  # type: ignore[return-value]
 

@@ -334,16 +334,16 @@ class SQLStore(SQLQueues):
         after = -(2**62) if after_ms is None else after_ms
 
         def read(tx: Tx) -> int | None:
-            # The minimum over the names' lanes. A lane's first wake, read with the lane,
-            # is its earliest unless it is NULL (first where NULLs sort first) or at or
-            # before after_ms; only then one more probe reads the lane's first non-NULL
-            # entry past after_ms in ix_workflow_executions_due.
+            # The minimum over the names' lanes. A lane's earliest wake, read with the
+            # lane, is the one unless it is at or before after_ms; only then one more
+            # probe reads the lane's first entry past after_ms in
+            # ix_workflow_executions_due.
             found: int | None = None
             for name, lane, first in self._lane_wakes(tx, namespace, names):
-                if is_held(lane):
-                    continue  # not due until a slot of their key frees
+                if is_held(lane) or first is None:
+                    continue  # not due until a slot of their key frees; no wake time
                 value = first
-                if value is None or int(value) <= after:
+                if int(value) <= after:
                     params = {"l_ns": namespace, "l_name": name, "l_lane": lane, "l_after": after}
                     value = tx.rows(statements.LANE_WAKE, params)[0][0]
                 if value is not None and (found is None or int(value) < found):
