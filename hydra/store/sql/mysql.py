@@ -55,6 +55,7 @@ def safe_value_bytes(max_allowed_packet: int) -> int:
 class MySQLDialect(Dialect):
     name = "mysql"
     driver_extra = "mysql"
+    parenthesized_unions = True
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         return {**super().engine_options(url), "isolation_level": "READ COMMITTED"}

@@ -436,7 +436,7 @@ class SQLQueues(SQLMailbox):
         params.update({f"l_lane_{j}": lane for j, lane in enumerate(nulled)})
         answers: dict[int, tuple[str, int | None]] = {
             int(probe): (str(lane), wake)
-            for probe, lane, wake in tx.rows(self._lane_chain(len(afters), len(nulled)), params)
+            for lane, wake, probe in tx.rows(self._lane_chain(len(afters), len(nulled)), params)
         }
         after_probe = {after: i for i, after in enumerate(afters)}
         wake_probe = {lane: len(afters) + j for j, lane in enumerate(nulled)}
@@ -474,7 +474,9 @@ class SQLQueues(SQLMailbox):
         """``statements.lane_chain(count, wakes)``, built once per shape."""
         chain = self._lane_chains.get((count, wakes))
         if chain is None:
-            chain = self._lane_chains[(count, wakes)] = statements.lane_chain(count, wakes)
+            chain = self._lane_chains[(count, wakes)] = statements.lane_chain(
+                count, wakes, parenthesized=self._dialect.parenthesized_unions
+            )
         return chain
 
     def _due_lanes(
