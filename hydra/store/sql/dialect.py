@@ -133,6 +133,12 @@ class Dialect(ABC):
         default: one probe per lane, ``statements.NEXT_LANE``, each its own statement)."""
         return None
 
+    def after_bulk_delete(self, engine: Engine) -> None:
+        """After a purge batch committed (its own transaction): whatever the database
+        should do now rather than in the middle of another writer's commit; nothing by
+        default."""
+        return None
+
     def try_lock_slot(self, tx: Tx, key: int) -> bool:
         """Before inserting a queue slot's row: False if another open transaction is
         inserting the same slot (skip it rather than wait for that transaction); True

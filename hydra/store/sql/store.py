@@ -323,7 +323,10 @@ class SQLStore(SQLQueues):
             )
             return ids
 
-        return self._run(purge, write=not dry_run)
+        purged = self._run(purge, write=not dry_run)
+        if purged and not dry_run:
+            self._dialect.after_bulk_delete(self.engine)
+        return purged
 
     def next_wake_at(
         self, namespace: str, workflow_names: Sequence[str], *, after_ms: int | None = None
