@@ -147,8 +147,9 @@ class DriverOptions:
     #: dialect's ``is_disconnect``)
     is_disconnect: Callable[[BaseException], bool]
     #: writing transactions of this process take turns on a lock first (SQLite: a
-    #: writer that finds the database locked sleeps in SQLite's busy handler, 1 ms and
-    #: more per try, while a thread waiting on a lock is handed it at once)
+    #: writer that finds the database locked sleeps in SQLite's busy handler, 1, 2, 5,
+    #: 10, 15, 20, 25 ms... per try, while a thread waiting on a lock is handed it at
+    #: once); the store's writes on Core take the same turns (``write_turn``)
     serialize_writes: bool = False
 
 
@@ -171,8 +172,10 @@ class DriverPool:
         _POOLS.add(self)
         self._statements: dict[int, tuple[ClauseElement, DriverStatement]] = {}
         self._closed = False
+        # Reentrant: a write nested in another on the same thread would meet SQLite's
+        # lock anyway (and its busy timeout), not hang here.
         self._write_turn: contextlib.AbstractContextManager[Any] = (
-            threading.Lock() if options.serialize_writes else contextlib.nullcontext()
+            threading.RLock() if options.serialize_writes else contextlib.nullcontext()
         )
         #: connections this pool holds (idle or in use); the engine's pool counts them
         #: as checked out
@@ -188,6 +191,11 @@ class DriverPool:
             entry = (stmt, DriverStatement(stmt, self.engine))
             self._statements[id(stmt)] = entry
         return entry[1]
+
+    def write_turn(self) -> contextlib.AbstractContextManager[Any]:
+        """This process's turn to write (``DriverOptions.serialize_writes``), for a writing
+        transaction on Core: a purge batch, a migration, anything off the hot path."""
+        return self._write_turn
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool, single: bool) -> Iterator[Tx]:
@@ -314,7 +322,7 @@ class DriverPool:
         self.held = 0
         self._lock = threading.Lock()
         if self.options.serialize_writes:
-            self._write_turn = threading.Lock()
+            self._write_turn = threading.RLock()
 
     def close(self) -> None:
         """Close every idle connection (those in use are closed when they come back)."""
