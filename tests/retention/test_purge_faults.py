@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 
 import hydra
-import hydra.store.sql.store as sql_store
 from hydra.store.sql import SQLStore
 from hydra.store.sql.schema import executions
 from hydra.testing import FakeClock, TestEnvironment
@@ -38,21 +37,21 @@ def finished_env(store: SQLStore, count: int) -> tuple[TestEnvironment, list[str
 
 
 def test_a_purge_cut_short_deletes_nothing_of_its_batch(
-    sql_store_factory: Callable[[], SQLStore], monkeypatch: pytest.MonkeyPatch
+    sql_store_factory: Callable[[], SQLStore],
 ) -> None:
     store = sql_store_factory()
     env, ids = finished_env(store, 3)
-    real_delete = sa.delete
 
-    def failing_delete(table: Any) -> Any:
-        if table is executions:
+    # The batch's last statement, the DELETE of the executions' rows, never runs: the
+    # statements before it (their checkpoints, messages, events...) have.
+    def dies_before_the_rows(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().startswith("DELETE FROM workflow_executions"):
             raise RuntimeError("the process died here")
-        return real_delete(table)
 
-    monkeypatch.setattr(sql_store, "delete", failing_delete)
+    sa.event.listen(store.engine, "before_cursor_execute", dies_before_the_rows)
     with pytest.raises(RuntimeError):
         env.engine.purge(older_than=DAY)
-    monkeypatch.undo()
+    sa.event.remove(store.engine, "before_cursor_execute", dies_before_the_rows)
     # The checkpoints deleted before the failure came back with the rollback: no execution
     # lost its steps while its row stayed.
     for eid in ids:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import Connection, Engine, Select, create_engine
+from sqlalchemy import ColumnElement, Connection, Engine, Select, bindparam, create_engine
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert, Update
@@ -132,6 +132,16 @@ class Dialect(ABC):
         or NULL) for the names ``l_names`` (a list) in namespace ``l_ns``, or None (the
         default: one probe per lane, ``statements.NEXT_LANE``, each its own statement)."""
         return None
+
+    def ids_in(self, column: Any, name: str) -> ColumnElement[bool]:
+        """``column`` is one of a list of ids bound as ``name`` (its value made by
+        ``ids_param``). By default an expanding IN: SQLAlchemy writes one placeholder
+        per id on each execution."""
+        return cast("ColumnElement[bool]", column.in_(bindparam(name, expanding=True)))
+
+    def ids_param(self, ids: Sequence[str]) -> Any:
+        """The value of an ``ids_in`` bind for ``ids``."""
+        return list(ids)
 
     def after_bulk_delete(self, engine: Engine) -> None:
         """After a purge batch committed (its own transaction): whatever the database

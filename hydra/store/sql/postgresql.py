@@ -10,10 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     Select,
+    Text,
     Update,
+    any_,
     bindparam,
     case,
     cast,
@@ -26,7 +29,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.dialects.postgresql import ARRAY, array
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
@@ -283,6 +286,22 @@ class PostgreSQLDialect(Dialect):
 
     def insert_ignoring(self, table: Any) -> Insert:
         return pg_insert(table).on_conflict_do_nothing()
+
+    def ids_in(self, column: Any, name: str) -> ColumnElement[bool]:
+        # One array parameter (= ANY), sent as the text of an array literal
+        # (``ids_param``) that the server parses: a purge batch's thousand ids as one
+        # placeholder. As an expanding IN, rendering and parsing a thousand placeholders
+        # per statement cost a purge batch 78 ms of Python CPU, and psycopg's dump of a
+        # list as an array 36 ms (measured), which a worker's claims in the same process
+        # waited for on the GIL.
+        ids = cast(bindparam(name, type_=Text), ARRAY(Text))
+        matched: ColumnElement[bool] = column == any_(ids)
+        return matched
+
+    def ids_param(self, ids: Sequence[str]) -> Any:
+        # Each element double-quoted, with its backslashes and double quotes escaped.
+        quoted = (i.replace("\\", "\\\\").replace('"', '\\"') for i in ids)
+        return "{" + ",".join(f'"{q}"' for q in quoted) + "}"
 
     def lanes_query(self) -> Any:
         return _LANES

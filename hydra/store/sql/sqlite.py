@@ -8,12 +8,24 @@ Reads use a plain deferred ``BEGIN``: in WAL mode they never block the writer.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Select, event
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    bindparam,
+    event,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
@@ -90,6 +102,17 @@ class SQLiteDialect(Dialect):
         if sqlite3.sqlite_version_info < (3, 35):
             return None
         return sqlite_insert(table).values(values).on_conflict_do_nothing().returning(table.c.id)
+
+    def ids_in(self, column: Any, name: str) -> ColumnElement[bool]:
+        # One JSON array parameter, read by SQLite's json_each: a purge batch's ids as
+        # one placeholder rather than one each (rendered and bound in Python).
+        ids: Select[Any] = select(literal_column("value")).select_from(
+            func.json_each(bindparam(name))
+        )
+        return cast("ColumnElement[bool]", column.in_(ids))
+
+    def ids_param(self, ids: Sequence[str]) -> Any:
+        return json.dumps(list(ids))
 
     def after_bulk_delete(self, engine: Engine) -> None:
         # A purge batch leaves its deletions in the WAL. SQLite checkpoints the WAL into

@@ -212,11 +212,6 @@ def purgeable(
     return query.with_for_update(skip_locked=True) if lock else query
 
 
-CHILDREN_STATUS = select(executions.c.id, executions.c.status, executions.c.parent_id).where(
-    executions.c.parent_id.in_(bindparam("k_ids", expanding=True))
-)
-
-
 def retryable(namespace: str, execution_id: str) -> Select[Any]:
     """The execution if ``retry_execution`` may retry it (failed or cancelled), locked.
 

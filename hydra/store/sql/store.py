@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, inspect
+from sqlalchemy import Connection, Engine, bindparam, delete, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from hydra.errors import LeaseLostError
@@ -105,6 +105,22 @@ class SQLStore(SQLQueues):
             else None
         )
         self._build_queue_statements()
+        # A purge batch's statements, its ids one bind (Dialect.ids_in): everything
+        # stored for the executions, then the rows themselves (re-checked: finished).
+        ids_in = self._dialect.ids_in
+        self._purge_deletes = [
+            delete(t).where(ids_in(t.c.execution_id, "p_ids"))
+            for t in (step_attempts, steps, events, messages, queue_slots)
+        ]
+        self._purge_deletes.append(
+            delete(executions).where(
+                ids_in(executions.c.id, "p_ids"),
+                executions.c.status.in_(bindparam("p_statuses", expanding=True)),
+            )
+        )
+        self._children_status = select(
+            executions.c.id, executions.c.status, executions.c.parent_id
+        ).where(ids_in(executions.c.parent_id, "p_ids"))
         # Built once and reused with bind parameters (see statements.EXTEND).
         # PostgreSQL: start_workflow's INSERT with its NOTIFY in one statement; None elsewhere.
         self._notifying_insert = self._dialect.notifying_insert(statements.INSERT_EXECUTION)
@@ -310,23 +326,39 @@ class SQLStore(SQLQueues):
             found = [str(i) for i in conn.execute(query).scalars()]
             # A finished child may have unfinished children of its own: those are kept
             # with their ancestors (the query above sees one generation).
-            blocked = _with_unfinished_below(conn, found)
+            blocked = self._with_unfinished_below(conn, found)
             ids = [eid for eid in found if eid not in blocked]
             if dry_run or not ids:
                 return ids
             # Everything stored for them, then the rows themselves (re-checked: finished),
             # in this one transaction.
-            for table in (step_attempts, steps, events, messages, queue_slots):
-                conn.execute(delete(table).where(table.c.execution_id.in_(ids)))
-            conn.execute(
-                delete(executions).where(executions.c.id.in_(ids), executions.c.status.in_(wanted))
-            )
+            params = {"p_ids": self._dialect.ids_param(ids), "p_statuses": wanted}
+            for stmt in self._purge_deletes:
+                conn.execute(stmt, params)
             return ids
 
         purged = self._run(purge, write=not dry_run)
         if purged and not dry_run:
             self._dialect.after_bulk_delete(self.engine)
         return purged
+
+    def _with_unfinished_below(self, conn: Connection, execution_ids: Sequence[str]) -> set[str]:
+        """Those of the executions with an unfinished descendant (a child's child, and so
+        on): one query per generation for all of them (ix_workflow_executions_parent), not
+        one per execution."""
+        blocked: set[str] = set()
+        # Each descendant found, with the execution of ``execution_ids`` it descends from.
+        level = {eid: eid for eid in execution_ids}
+        while level:
+            below: dict[str, str] = {}
+            params = {"p_ids": self._dialect.ids_param(list(level))}
+            for r in conn.execute(self._children_status, params):
+                root = level[str(r.parent_id)]
+                if not Status(r.status).terminal:
+                    blocked.add(root)
+                below[str(r.id)] = root
+            level = {child: root for child, root in below.items() if root not in blocked}
+        return blocked
 
     def next_wake_at(
         self, namespace: str, workflow_names: Sequence[str], *, after_ms: int | None = None
@@ -802,25 +834,6 @@ def _replay_steps(execution_id: str) -> Callable[[Tx], list[StepRow]]:
         return [step_row(r) for r in tx.rows(statements.REPLAY_STEPS, {"r_id": execution_id})]
 
     return read
-
-
-def _with_unfinished_below(conn: Connection, execution_ids: Sequence[str]) -> set[str]:
-    """Those of the executions with an unfinished descendant (a child's child, and so
-    on): one query per generation for all of them (ix_workflow_executions_parent), not
-    one per execution."""
-    blocked: set[str] = set()
-    # Each descendant found, with the execution of ``execution_ids`` it descends from.
-    level = {eid: eid for eid in execution_ids}
-    while level:
-        below: dict[str, str] = {}
-        rows = conn.execute(statements.CHILDREN_STATUS, {"k_ids": list(level)}).all()
-        for r in rows:
-            root = level[str(r.parent_id)]
-            if not Status(r.status).terminal:
-                blocked.add(root)
-            below[str(r.id)] = root
-        level = {child: root for child, root in below.items() if root not in blocked}
-    return blocked
 
 
 def _claim_order(row: ExecutionRow) -> tuple[int, int, str]:

@@ -587,6 +587,38 @@ def check_purge(make_store: StoreFactory) -> None:
         assert store.get_execution(ns, running) is not None, "an unfinished one was purged"
 
 
+def check_purge_ids_of_any_characters(make_store: StoreFactory) -> None:
+    """A purge batch names its executions by id however the store sends them (one array
+    or JSON parameter for the whole batch on some stores): ids holding quotes,
+    backslashes, commas, braces or spaces are purged, with their checkpoints, and only
+    they."""
+    with opened(make_store) as store:
+        ns = fresh_namespace()
+        tag = fresh_id()[:8]
+        awkward = [
+            f'{tag}-"quoted"',
+            f"{tag}-back\\slash",
+            f"{tag}-a,b",
+            f"{tag}-{{braced}}",
+            f"{tag}- spaced ",
+            f"{tag}-NULL",
+        ]
+        for eid in awkward:
+            create_one(store, ns, execution_id=eid)
+            claim = claim_exactly(store, ns, "w1", T0, eid)
+            store.save_step(claim.lease, step_record(eid, "a", 0), now_ms=T0, lease_ms=LONG_LEASE)
+            store.finish(claim.lease, status=Status.COMPLETED, now_ms=T0 + 1, output=b"1")
+        kept = create_one(store, ns, execution_id=f"{tag}-kept")
+        got = store.purge_executions(
+            ns, ended_before_ms=T0 + 100, statuses=[Status.COMPLETED], limit=100
+        )
+        assert sorted(got) == sorted(awkward), f"purged {got!r}"
+        for eid in awkward:
+            assert store.get_execution(ns, eid) is None, f"{eid!r} is still there"
+            assert store.list_steps(eid) == [], f"{eid!r}'s checkpoints were left"
+        assert store.get_execution(ns, kept) is not None
+
+
 def check_trace_context_roundtrip(make_store: StoreFactory) -> None:
     """``NewExecution.trace_context`` (a JSON text, up to 16 KiB) comes back as stored
     from get_execution, list_executions and every claim of the execution (a takeover
@@ -640,4 +672,5 @@ CHECKS: list[Check] = [
     check_next_wake_at,
     check_namespace_isolation,
     check_purge,
+    check_purge_ids_of_any_characters,
 ]
