@@ -88,3 +88,26 @@ def test_a_row_held_by_another_transaction_is_skipped(backend: str, store_urls: 
         assert env.engine.purge(older_than=DAY) == 1
     finally:
         store.close()
+
+
+def test_a_purge_batch_s_ids_are_one_constant_on_postgresql(store_urls: StoreURLs) -> None:
+    """PostgreSQL: a batch's ids are one array parameter that the server reads once, as a
+    constant (the plan shows ``'{...}'::text[]``). Cast from text first, the array was
+    parsed again for every row a scan read: 6 s for a batch of 1,000 ids against a table
+    of 10,000 rows."""
+    store = SQLStore(store_urls.url("postgres"), auto_migrate=True)
+    try:
+        delete_steps = store._purge_deletes[1]
+        params = {"p_ids": store._dialect.ids_param(["a", 'b"c', "d\\e"])}
+        with store.engine.connect() as conn:
+            compiled = delete_steps.compile(dialect=store.engine.dialect)
+            plan = "\n".join(
+                r[0]
+                for r in conn.exec_driver_sql(
+                    "EXPLAIN (COSTS OFF) " + str(compiled), {**compiled.params, **params}
+                )
+            )
+            assert "workflow_steps" in plan, plan
+            assert """= ANY ('{a,"b\\"c","d\\\\e"}'::text[])""" in plan, plan
+    finally:
+        store.close()

