@@ -393,6 +393,110 @@ def _explain(store: Any, sql: str, params: Any) -> str:
 
 
 # -- the purge ----------------------------------------------------------------------------------
+#: how often the lock watcher looks (s)
+WATCH_EVERY_S = 0.005
+# A session of this database waiting for a lock another holds: PostgreSQL's wait events,
+# InnoDB's transactions in LOCK WAIT (MariaDB 10.11's information_schema).
+_LOCK_WAITERS = {
+    "postgresql": "SELECT count(*) FROM pg_stat_activity "
+    "WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    "mysql": "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'",
+}
+
+
+class LockWatch:
+    """Whether anything waited for a lock during the purge, and for how long at most.
+
+    A claim is blocked by the purge only if it waits for something the purge holds: on
+    PostgreSQL and MariaDB a row or table lock, which a session of the database shows
+    while it waits (``_LOCK_WAITERS``, read every WATCH_EVERY_S on a connection of its
+    own: a wait longer than 50 ms is seen about ten times in a row); on SQLite the
+    database's one write lock, which the claimer's thread takes its turn for in this
+    process (``DriverPool.write_turn``, timed around each acquisition). The longest wait
+    is given to the watcher's resolution on the servers, exactly on SQLite."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.dialect = store.engine.dialect.name
+        self.samples = 0
+        self.waiting_samples = 0
+        self.longest_s = 0.0
+        self.turn_waits: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._turn: Any = None
+
+    def start(self, claimer_name: str) -> None:
+        if self.dialect in _LOCK_WAITERS:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        elif self.store._driver is not None:
+            driver = self.store._driver
+            self._turn = driver._write_turn
+            driver._write_turn = _TimedTurn(self._turn, claimer_name, self.turn_waits)
+
+    def stop(self) -> dict[str, Any]:
+        if self._thread is None and self._turn is None:
+            return {"how": "not measured"}
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._turn is not None:
+            self.store._driver._write_turn = self._turn
+            waits = sorted(self.turn_waits)
+            return {
+                "how": "the claimer's waits for the write lock (its turn in this process)",
+                "waits": len(waits),
+                "p99_ms": pct(waits, 0.99) * 1000 if waits else 0.0,
+                "longest_ms": waits[-1] * 1000 if waits else 0.0,
+                "over_50ms": sum(1 for w in waits if w > SLOW_MS / 1000),
+            }
+        return {
+            "how": f"sessions waiting for a lock, sampled every {WATCH_EVERY_S * 1000:.0f} ms",
+            "samples": self.samples,
+            "samples_with_a_waiter": self.waiting_samples,
+            "longest_ms": self.longest_s * 1000,
+        }
+
+    def _watch(self) -> None:
+        from sqlalchemy import text
+
+        query = text(_LOCK_WAITERS[self.dialect])
+        since: float | None = None
+        with self.store.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            while not self._stop.is_set():
+                waiting = int(conn.execute(query).scalar() or 0) > 0
+                now = time.perf_counter()
+                self.samples += 1
+                if waiting:
+                    self.waiting_samples += 1
+                    since = now if since is None else since
+                    self.longest_s = max(self.longest_s, now - since)
+                else:
+                    since = None
+                time.sleep(WATCH_EVERY_S)
+
+
+class _TimedTurn:
+    """A write turn that records how long the named thread waited to take it."""
+
+    def __init__(self, lock: Any, thread_name: str, waits: list[float]) -> None:
+        self.lock = lock
+        self.thread_name = thread_name
+        self.waits = waits
+
+    def __enter__(self) -> Any:
+        t = time.perf_counter()
+        got = self.lock.__enter__()
+        if threading.current_thread().name == self.thread_name:
+            self.waits.append(time.perf_counter() - t)
+        return got
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.lock.__exit__(*exc)
+
+
 def _claimer(store: Any, stop: threading.Event, phase: list[str], out: list[Any]) -> None:
     """Insert a due execution, claim it (timed), finish it; until ``stop``."""
     t0 = time.perf_counter()
@@ -506,16 +610,24 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
             before = conn.execute(count_sql, {"ns": NS, "cut": cutoff}).scalar()
             steps_before = conn.execute(steps_sql).scalar()
         plan = _purge_plan(store, cutoff, spec["batch"])
-        claimer = threading.Thread(target=_claimer, args=(store, stop, phase, samples))
+        claimer = threading.Thread(
+            target=_claimer, args=(store, stop, phase, samples), name="claimer"
+        )
         claimer.start()
         time.sleep(spec["quiet"])
         phase[0] = "purge"
+        watch = LockWatch(store)
+        if not (spec.get("purge_process") and store.one_writer):
+            # (SQLite with the purge in another process: it waits in SQLite's busy
+            # handler, which nothing here can time.)
+            watch.start("claimer")
         try:
             if spec.get("purge_process"):
                 purged = run_child("purge-loop", {**spec, "cutoff": cutoff})
             else:
                 purged = _purge_loop(store, spec, cutoff)
         finally:
+            lock_waits = watch.stop()
             phase[0] = "after"
             time.sleep(min(2.0, spec["quiet"]))
             stop.set()
@@ -549,6 +661,7 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
         "claims_quiet": _claims_summary(samples, "quiet"),
         "claims_purge": _claims_summary(samples, "purge"),
         "claims_after": _claims_summary(samples, "after"),
+        "lock_waits": lock_waits,
     }
 
 
@@ -913,8 +1026,9 @@ def table(report: dict[str, Any]) -> str:
         lines += [
             "",
             "| backend | purged (of) | purge s | rows/s | batch p50 / max ms | claims during "
-            "| claim p50 / p99 / max ms during | before purge p50 / p99 / max | claims > 50 ms |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| claim p50 / p99 / max ms during | before purge p50 / p99 / max | claims > 50 ms "
+            "| longest wait for a lock, ms |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for backend, p in report["purge"].items():
             none = {"claims": 0, "p50_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0, "over_50ms": 0}
@@ -925,9 +1039,18 @@ def table(report: dict[str, Any]) -> str:
                 f"| {p['rows_per_s']:.0f} | {fmt(p['batch_p50_ms'])} / {fmt(p['batch_max_ms'])} "
                 f"| {d['claims']} | {fmt(d['p50_ms'])} / {fmt(d['p99_ms'])} / {fmt(d['max_ms'])} "
                 f"| {fmt(q['p50_ms'])} / {fmt(q['p99_ms'])} / {fmt(q['max_ms'])} "
-                f"| {d['over_50ms']} |"
+                f"| {d['over_50ms']} | {_lock_wait_cell(p.get('lock_waits'))} |"
             )
     return "\n".join(lines)
+
+
+def _lock_wait_cell(waits: dict[str, Any] | None) -> str:
+    if not waits or "longest_ms" not in waits:
+        return "not measured"
+    if "samples" in waits:
+        seen = f"{waits['samples_with_a_waiter']} of {waits['samples']} looks"
+        return f"{fmt(waits['longest_ms'])} ({seen})"
+    return f"{fmt(waits['longest_ms'])} (the claimer's turn, {waits['waits']} waits)"
 
 
 def plan_text(report: dict[str, Any]) -> str:
