@@ -50,7 +50,7 @@ pick, on PostgreSQL the one-statement claim), for the drained workflow, the plai
 Then the purge (``--no-purge`` to skip): on the loaded database, one thread deletes the
 finished executions as ``engine.purge(older_than=1 day)`` does
 (``store.purge_executions`` in batches of at most 1,000, each one transaction followed by
-a rest as long, and on SQLite kept to about 25 ms: ``hydra.purging.PurgePacer``), as a
+a rest as long, and on SQLite kept to about 10 ms: ``hydra.purging.PurgePacer``), as a
 worker's retention would, while another claims continuously (``--purge-process``: the
 purge in a process of its own instead, as ``hydra executions purge`` would run): it
 inserts one due execution of the drained workflow, claims it (timed) and finishes it,

@@ -143,10 +143,13 @@ class Dialect(ABC):
         """The value of an ``ids_in`` bind for ``ids``."""
         return list(ids)
 
+    #: how many rows a purge deletes between two ``after_bulk_delete`` calls
+    settle_after_rows: ClassVar[int] = 1000
+
     def after_bulk_delete(self, engine: Engine) -> None:
-        """After a purge batch committed (its own transaction): whatever the database
-        should do now rather than in the middle of another writer's commit; nothing by
-        default."""
+        """After purge batches committed (their own transactions), every
+        ``settle_after_rows`` rows: whatever the database should do now rather than in
+        the middle of another writer's commit; nothing by default."""
         return None
 
     def try_lock_slot(self, tx: Tx, key: int) -> bool:

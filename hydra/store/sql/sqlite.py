@@ -114,14 +114,19 @@ class SQLiteDialect(Dialect):
     def ids_param(self, ids: Sequence[str]) -> Any:
         return json.dumps(list(ids))
 
+    # About 0.7 MB of WAL (a purged execution with one step: ~1.4 KB), well under
+    # wal_autocheckpoint's 1,000 pages (4 MB).
+    settle_after_rows = 500
+
     def after_bulk_delete(self, engine: Engine) -> None:
-        # A purge batch leaves its deletions in the WAL. SQLite checkpoints the WAL into
-        # the database file when a commit takes it past wal_autocheckpoint (1,000 pages),
-        # in the committing connection, as part of its commit: after a few batches that
-        # would be some worker's claim (a checkpoint of the purge's pages, with an fsync,
-        # measured at up to 79 ms in docs/benchmarks.md). So the purge checkpoints its
-        # own pages here, between batches. PASSIVE: it waits for no one, takes no write
-        # lock (writers go on appending to the WAL), and copies what no reader still needs.
+        # A purge leaves its deletions in the WAL. SQLite checkpoints the WAL into the
+        # database file when a commit takes it past wal_autocheckpoint (1,000 pages), in
+        # the committing connection, as part of its commit: during a purge that would be
+        # some worker's claim (a checkpoint of the purge's pages, with an fsync, measured
+        # at up to 79 ms in docs/benchmarks.md). So the purge checkpoints its own pages
+        # here, every settle_after_rows rows, between batches. PASSIVE: it waits for no
+        # one, takes no write lock (writers go on appending to the WAL), and copies what
+        # no reader still needs.
         raw = engine.raw_connection()
         try:
             raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()

@@ -105,6 +105,7 @@ class SQLStore(SQLQueues):
             else None
         )
         self._build_queue_statements()
+        self._purged_unsettled = 0
         # A purge batch's statements, its ids one bind (Dialect.ids_in): everything
         # stored for the executions, then the rows themselves (re-checked: finished).
         ids_in = self._dialect.ids_in
@@ -339,7 +340,12 @@ class SQLStore(SQLQueues):
 
         purged = self._run(purge, write=not dry_run)
         if purged and not dry_run:
-            self._dialect.after_bulk_delete(self.engine)
+            # Every so many rows purged, what the database should do about them now
+            # (SQLite: checkpoint the WAL), off the batches' transactions.
+            self._purged_unsettled += len(purged)
+            if self._purged_unsettled >= self._dialect.settle_after_rows:
+                self._purged_unsettled = 0
+                self._dialect.after_bulk_delete(self.engine)
         return purged
 
     def _with_unfinished_below(self, conn: Connection, execution_ids: Sequence[str]) -> set[str]:
