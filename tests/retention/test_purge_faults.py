@@ -111,3 +111,46 @@ def test_a_purge_batch_s_ids_are_one_constant_on_postgresql(store_urls: StoreURL
             assert """= ANY ('{a,"b\\"c","d\\\\e"}'::text[])""" in plan, plan
     finally:
         store.close()
+
+
+def test_a_purge_batch_finds_children_by_index_on_mysql(store_urls: StoreURLs) -> None:
+    """MySQL/MariaDB: a batch looks for the children of its executions (hundreds of ids)
+    through ix_workflow_executions_parent. Nearly every parent_id is NULL; past
+    eq_range_index_dive_limit (200 values) the optimizer took the index's statistics to
+    mean each value matches a great many rows and scanned the table (3 s a batch on 1.2
+    million rows)."""
+    store = SQLStore(store_urls.url("mysql"), auto_migrate=True)
+    try:
+        ns = f"pf-{uuid.uuid4().hex[:12]}"
+        rows = [
+            {
+                "id": f"{ns}-{i}",
+                "namespace": ns,
+                "workflow_name": "wf",
+                "status": "completed",
+                "input_data": b"{}",
+                "attempt": 1,
+                "max_attempts": 3,
+                "retry_backoff_ms": 1_000,
+                "created_at": i,
+                "updated_at": i,
+                "run_at": i,
+                "lease_token": 1,
+                "completed_at": i,
+            }
+            for i in range(5_000)
+        ]
+        with store.engine.begin() as conn:
+            conn.execute(executions.insert(), rows)
+            conn.exec_driver_sql("ANALYZE TABLE workflow_executions").all()
+        ids = [f"{ns}-{i}" for i in range(300)]
+        sql = store._children_status.params(p_ids=ids).compile(
+            dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        with store.engine.connect() as conn:
+            plan = conn.exec_driver_sql(f"EXPLAIN {sql}").mappings().all()
+        assert [p["key"] for p in plan] == ["ix_workflow_executions_parent"], plan
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(sa.delete(executions).where(executions.c.namespace == ns))
+        store.close()

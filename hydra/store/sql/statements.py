@@ -671,10 +671,6 @@ GET_EVENTS = (
 
 
 # -- claims -----------------------------------------------------------------------------------
-#: MySQL/MariaDB's index hint for the claim's reads of workflow_executions
-CLAIM_INDEX_HINT = "FORCE INDEX (ix_workflow_executions_due)"
-
-
 def on_claim_index(query: Select[Any]) -> Select[Any]:
     """``query`` told to read workflow_executions through ix_workflow_executions_due on
     MySQL/MariaDB (other databases ignore the hint). It is the way the optimizer takes
@@ -682,8 +678,14 @@ def on_claim_index(query: Select[Any]) -> Select[Any]:
     each index the WHERE could use, a dive into each (six of them here): measured on
     MariaDB 10.11, a lane probe took 0.39 ms without the hint and 0.33 ms with it, and
     a claim sends several."""
+    return force_index(query, "ix_workflow_executions_due")
+
+
+def force_index(query: Select[Any], index: str) -> Select[Any]:
+    """``query`` told to read workflow_executions through ``index`` on MySQL/MariaDB
+    (``FORCE INDEX``; other databases ignore the hint)."""
     for dialect in ("mysql", "mariadb"):
-        query = query.with_hint(executions, CLAIM_INDEX_HINT, dialect_name=dialect)
+        query = query.with_hint(executions, f"FORCE INDEX ({index})", dialect_name=dialect)
     return query
 
 

@@ -119,9 +119,16 @@ class SQLStore(SQLQueues):
                 executions.c.status.in_(bindparam("p_statuses", expanding=True)),
             )
         )
-        self._children_status = select(
-            executions.c.id, executions.c.status, executions.c.parent_id
-        ).where(ids_in(executions.c.parent_id, "p_ids"))
+        # FORCE INDEX on MySQL/MariaDB: nearly every parent_id is NULL, and past
+        # eq_range_index_dive_limit (200 values) the optimizer estimates from the index's
+        # statistics that each value matches a great many rows and scans the table (a
+        # purge batch took 3 s on 1.2 million rows).
+        self._children_status = statements.force_index(
+            select(executions.c.id, executions.c.status, executions.c.parent_id).where(
+                ids_in(executions.c.parent_id, "p_ids")
+            ),
+            "ix_workflow_executions_parent",
+        )
         # Built once and reused with bind parameters (see statements.EXTEND).
         # PostgreSQL: start_workflow's INSERT with its NOTIFY in one statement; None elsewhere.
         self._notifying_insert = self._dialect.notifying_insert(statements.INSERT_EXECUTION)
