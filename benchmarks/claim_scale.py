@@ -180,8 +180,10 @@ def _insert_due(store: Any, names: list[str], count: int) -> list[str]:
         "'pending', :inp, 0, 3, 1000, :t, :t, :t, :t, 0, 'api', 'default', 0, "
         "'f12147483648:default')"
     )
-    with store.engine.begin() as conn:
-        conn.execute(sql, rows)
+    # Through the store's write path, as start_workflow's insert goes: on SQLite it takes
+    # the process's write turn with the claims and the purge (a write that skipped it
+    # would make them wait in SQLite's busy handler instead).
+    store._run(lambda conn: conn.execute(sql, rows), write=True)
     return [r["id"] for r in rows]
 
 
@@ -193,9 +195,12 @@ def _retire(store: Any, ids: list[str]) -> None:
         "UPDATE workflow_executions SET status = 'completed', wake_at = NULL, claim_lane = NULL, "
         "lease_owner = NULL, lease_expires_at = NULL, completed_at = :now WHERE id IN :ids"
     ).bindparams(bindparam("ids", expanding=True))
-    with store.engine.begin() as conn:
+
+    def retire(conn: Any) -> None:
         for lo in range(0, len(ids), 500):
             conn.execute(sql, {"now": now_ms(), "ids": ids[lo : lo + 500]})
+
+    store._run(retire, write=True)  # the store's write path, as _insert_due
 
 
 def _claim_once(store: Any, names: list[str]) -> int:
