@@ -84,6 +84,8 @@ import tempfile
 import threading
 import time
 import uuid
+from array import array
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -426,7 +428,7 @@ class LockWatch:
         self.samples = 0
         self.waiting_samples = 0
         self.longest_s = 0.0
-        self.turn_waits: list[float] = []
+        self.turn_waits: Any = array("d")  # untracked by the GC (_Samples says why)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._turn: Any = None
@@ -486,7 +488,7 @@ class LockWatch:
 class _TimedTurn:
     """A write turn that records how long the named thread waited to take it."""
 
-    def __init__(self, lock: Any, thread_name: str, waits: list[float]) -> None:
+    def __init__(self, lock: Any, thread_name: str, waits: Any) -> None:
         self.lock = lock
         self.thread_name = thread_name
         self.waits = waits
@@ -502,7 +504,7 @@ class _TimedTurn:
         return self.lock.__exit__(*exc)
 
 
-def _claimer(store: Any, stop: threading.Event, phase: list[str], out: list[Any]) -> None:
+def _claimer(store: Any, stop: threading.Event, phase: list[str], out: _Samples) -> None:
     """Insert a due execution, claim it (timed), finish it; until ``stop``."""
     t0 = time.perf_counter()
     while not stop.is_set():
@@ -517,7 +519,42 @@ def _claimer(store: Any, stop: threading.Event, phase: list[str], out: list[Any]
         out.append((current, t - t0, ms, got, cycle_ms))
 
 
-def _claims_summary(samples: list[tuple[str, float, float, int, float]], phase: str) -> Any:
+class _Samples:
+    """The claimer's samples (phase, time, claim ms, claimed, finish ms), kept in arrays:
+    a list of a few hundred thousand tuples made the interpreter's cyclic garbage
+    collector walk them all now and then, 50-100 ms with the purge's thread stopped in
+    the middle of a batch (and SQLite's write lock held): a cost of this harness, not of
+    a worker, whose memory does not grow."""
+
+    PHASES = ("quiet", "purge", "after")
+
+    def __init__(self) -> None:
+        self.phase = array("b")
+        self.at = array("d")
+        self.ms = array("d")
+        self.got = array("b")
+        self.finish_ms = array("d")
+
+    def append(self, sample: tuple[str, float, float, int, float]) -> None:
+        phase, at, ms, got, finish_ms = sample
+        self.phase.append(self.PHASES.index(phase))
+        self.at.append(at)
+        self.ms.append(ms)
+        self.got.append(got)
+        self.finish_ms.append(finish_ms)
+
+    def __iter__(self) -> Iterator[tuple[str, float, float, int, float]]:
+        for i in range(len(self.at)):
+            yield (
+                self.PHASES[self.phase[i]],
+                self.at[i],
+                self.ms[i],
+                self.got[i],
+                self.finish_ms[i],
+            )
+
+
+def _claims_summary(samples: Iterable[tuple[str, float, float, int, float]], phase: str) -> Any:
     mine = [s for s in samples if s[0] == phase]
     if not mine:
         return None
@@ -608,7 +645,7 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
     steps_sql = text("SELECT count(*) FROM workflow_steps")
     stop = threading.Event()
     phase = ["quiet"]
-    samples: list[Any] = []
+    samples = _Samples()
     try:
         cutoff = now_ms() - DAY_MS  # engine.purge(older_than=timedelta(days=1))
         with store.engine.connect() as conn:
