@@ -37,6 +37,8 @@ class Dialect(ABC):
     driver_extra: ClassVar[str | None] = None
     #: the database can wake idle workers in other processes (LISTEN/NOTIFY)
     supports_notify: ClassVar[bool] = False
+    #: one write transaction at a time holds the whole database (SQLite)
+    one_writer: ClassVar[bool] = False
     #: a UNION's parts may be parenthesized SELECTs with their own ORDER BY and LIMIT
     #: (SQLite's may not: there each is a derived table, which MySQL/MariaDB materialize)
     parenthesized_unions: ClassVar[bool] = False

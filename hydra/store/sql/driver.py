@@ -194,7 +194,8 @@ class DriverPool:
 
     def write_turn(self) -> contextlib.AbstractContextManager[Any]:
         """This process's turn to write (``DriverOptions.serialize_writes``), for a writing
-        transaction on Core: a purge batch, a migration, anything off the hot path."""
+        transaction on Core (``SQLDatabase._tx``): a purge batch, anything off the hot
+        path."""
         return self._write_turn
 
     @contextlib.contextmanager

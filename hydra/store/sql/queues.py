@@ -428,7 +428,8 @@ class SQLQueues(SQLMailbox):
         is exact whatever changed (a lane gone is skipped by its predecessor's probe); a
         lane not seen before is probed after one at a time, and remembered."""
         key = (namespace, name)
-        seen = self._seen_lanes.get(key, ())[:LANE_CHAIN_MAX]
+        remembered_before = self._seen_lanes.get(key, ())
+        seen = remembered_before[:LANE_CHAIN_MAX]
         afters = ["", *(lane for lane, _ in seen)]
         nulled = [lane for lane, null_first in seen if null_first]
         params: dict[str, Any] = {"l_ns": namespace, "l_name": name, "l_never": NEVER}
@@ -466,7 +467,7 @@ class SQLQueues(SQLMailbox):
             found.append((after, wake))
             remembered.append((after, answer[1] is None))
             probe = after_probe.get(after)
-        if tuple(remembered) != seen:
+        if tuple(remembered) != remembered_before:
             self._seen_lanes[key] = tuple(remembered)
         return found
 

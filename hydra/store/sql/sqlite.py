@@ -56,6 +56,7 @@ def _switch_to_wal(cur: sqlite3.Cursor) -> None:
 
 class SQLiteDialect(Dialect):
     name = "sqlite"
+    one_writer = True
 
     def engine_options(self, url: URL) -> dict[str, Any]:
         database = url.database
@@ -167,7 +168,7 @@ class SQLiteDialect(Dialect):
             on_checkout=_nothing,
             is_broken=_never,
             is_disconnect=is_disconnect_error,
-            serialize_writes=True,
+            serialize_writes=self.one_writer,
         )
 
 

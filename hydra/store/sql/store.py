@@ -86,7 +86,7 @@ class SQLStore(SQLQueues):
     @property
     def one_writer(self) -> bool:
         """Whether one write transaction at a time holds the whole database (SQLite)."""
-        return self._dialect.name == "sqlite"
+        return self._dialect.one_writer
 
     def __init__(
         self,
@@ -105,30 +105,7 @@ class SQLStore(SQLQueues):
             else None
         )
         self._build_queue_statements()
-        self._purged_unsettled = 0
-        # A purge batch's statements, its ids one bind (Dialect.ids_in): everything
-        # stored for the executions, then the rows themselves (re-checked: finished).
-        ids_in = self._dialect.ids_in
-        self._purge_deletes = [
-            delete(t).where(ids_in(t.c.execution_id, "p_ids"))
-            for t in (step_attempts, steps, events, messages, queue_slots)
-        ]
-        self._purge_deletes.append(
-            delete(executions).where(
-                ids_in(executions.c.id, "p_ids"),
-                executions.c.status.in_(bindparam("p_statuses", expanding=True)),
-            )
-        )
-        # FORCE INDEX on MySQL/MariaDB: nearly every parent_id is NULL, and past
-        # eq_range_index_dive_limit (200 values) the optimizer estimates from the index's
-        # statistics that each value matches a great many rows and scans the table (a
-        # purge batch took 3 s on 1.2 million rows).
-        self._children_status = statements.force_index(
-            select(executions.c.id, executions.c.status, executions.c.parent_id).where(
-                ids_in(executions.c.parent_id, "p_ids")
-            ),
-            "ix_workflow_executions_parent",
-        )
+        self._build_purge_statements()
         # Built once and reused with bind parameters (see statements.EXTEND).
         # PostgreSQL: start_workflow's INSERT with its NOTIFY in one statement; None elsewhere.
         self._notifying_insert = self._dialect.notifying_insert(statements.INSERT_EXECUTION)
@@ -312,6 +289,34 @@ class SQLStore(SQLQueues):
             return True
 
         return self._run(retry)
+
+    def _build_purge_statements(self) -> None:
+        """A purge batch's statements, its ids one bind (``Dialect.ids_in``): everything
+        stored for the executions, then the rows themselves (re-checked: finished); and
+        the read of their children."""
+        #: rows purged since the last ``Dialect.after_bulk_delete``
+        self._purged_unsettled = 0
+        ids_in = self._dialect.ids_in
+        self._purge_deletes = [
+            delete(t).where(ids_in(t.c.execution_id, "p_ids"))
+            for t in (step_attempts, steps, events, messages, queue_slots)
+        ]
+        self._purge_deletes.append(
+            delete(executions).where(
+                ids_in(executions.c.id, "p_ids"),
+                executions.c.status.in_(bindparam("p_statuses", expanding=True)),
+            )
+        )
+        # FORCE INDEX on MySQL/MariaDB: nearly every parent_id is NULL, and past
+        # eq_range_index_dive_limit (200 values) the optimizer estimates from the index's
+        # statistics that each value matches a great many rows and scans the table (a
+        # purge batch took 3 s on 1.2 million rows).
+        self._children_status = statements.force_index(
+            select(executions.c.id, executions.c.status, executions.c.parent_id).where(
+                ids_in(executions.c.parent_id, "p_ids")
+            ),
+            "ix_workflow_executions_parent",
+        )
 
     def purge_executions(
         self,
