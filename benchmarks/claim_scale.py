@@ -73,6 +73,7 @@ schema change of revision 0007: the load writes the claim lanes that code did no
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -89,7 +90,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hydra.purging import PURGE_BATCH, PurgePacer
+from hydra.purging import PURGE_BATCH, PURGE_PACING, PurgePacer
 from hydra.store.queues import waiting_lane
 
 HERE = Path(__file__).resolve().parent
@@ -428,7 +429,6 @@ class LockWatch:
         self.samples = 0
         self.waiting_samples = 0
         self.longest_s = 0.0
-        self.turn_waits: Any = array("d")  # untracked by the GC (_Samples says why)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._turn: Any = None
@@ -440,7 +440,8 @@ class LockWatch:
         elif self.store._driver is not None:
             driver = self.store._driver
             self._turn = driver._write_turn
-            driver._write_turn = _TimedTurn(self._turn, claimer_name, self.turn_waits)
+            self._timed = _TimedTurn(self._turn, claimer_name, threading.current_thread().name)
+            driver._write_turn = self._timed
 
     def stop(self) -> dict[str, Any]:
         if self._thread is None and self._turn is None:
@@ -450,14 +451,7 @@ class LockWatch:
             self._thread.join()
         if self._turn is not None:
             self.store._driver._write_turn = self._turn
-            waits = sorted(self.turn_waits)
-            return {
-                "how": "the claimer's waits for the write lock (its turn in this process)",
-                "waits": len(waits),
-                "p99_ms": pct(waits, 0.99) * 1000 if waits else 0.0,
-                "longest_ms": waits[-1] * 1000 if waits else 0.0,
-                "over_50ms": sum(1 for w in waits if w > SLOW_MS / 1000),
-            }
+            return self._timed.summary()
         return {
             "how": f"sessions waiting for a lock, sampled every {WATCH_EVERY_S * 1000:.0f} ms",
             "samples": self.samples,
@@ -486,22 +480,97 @@ class LockWatch:
 
 
 class _TimedTurn:
-    """A write turn that records how long the named thread waited to take it."""
+    """A write turn that records when the claimer waited for it and when the purge's
+    thread held it (perf_counter intervals, in untracked arrays)."""
 
-    def __init__(self, lock: Any, thread_name: str, waits: Any) -> None:
+    def __init__(self, lock: Any, claimer: str, purger: str) -> None:
         self.lock = lock
-        self.thread_name = thread_name
-        self.waits = waits
+        self.claimer = claimer
+        self.purger = purger
+        self.waits: Any = array("d")  # start, end, start, end...
+        self.holds: Any = array("d")
+        self._depth = threading.local()
 
     def __enter__(self) -> Any:
         t = time.perf_counter()
         got = self.lock.__enter__()
-        if threading.current_thread().name == self.thread_name:
-            self.waits.append(time.perf_counter() - t)
+        name = threading.current_thread().name
+        if name == self.claimer:
+            self.waits.extend((t, time.perf_counter()))
+        elif name == self.purger:
+            depth = getattr(self._depth, "n", 0)
+            self._depth.n = depth + 1
+            if depth == 0:
+                self._depth.since = time.perf_counter()
         return got
 
     def __exit__(self, *exc: Any) -> Any:
+        if threading.current_thread().name == self.purger:
+            self._depth.n -= 1
+            if self._depth.n == 0:
+                self.holds.extend((self._depth.since, time.perf_counter()))
         return self.lock.__exit__(*exc)
+
+    def summary(self) -> dict[str, Any]:
+        """The claimer's waits, and of each the part during which the purge held the
+        turn: what the purge made it wait. The rest of a long wait is the interpreter's
+        (the thread woken up once the turn is free, it still needs the GIL, which a
+        garbage-collection pass in another thread holds: ``GcWatch``)."""
+        waits = [(self.waits[i], self.waits[i + 1]) for i in range(0, len(self.waits), 2)]
+        holds = [(self.holds[i], self.holds[i + 1]) for i in range(0, len(self.holds), 2)]
+        behind: list[float] = []
+        j = 0
+        for start, end in waits:
+            while j < len(holds) and holds[j][1] <= start:
+                j += 1
+            k, overlap = j, 0.0
+            while k < len(holds) and holds[k][0] < end:
+                overlap += min(end, holds[k][1]) - max(start, holds[k][0])
+                k += 1
+            behind.append(overlap)
+        lengths = sorted(end - start for start, end in waits)
+        held = sorted(end - start for start, end in holds)
+        slow = SLOW_MS / 1000
+        return {
+            "how": "the claimer's waits for the write lock (its turn in this process)",
+            "waits": len(lengths),
+            "p99_ms": pct(lengths, 0.99) * 1000 if lengths else 0.0,
+            "longest_ms": lengths[-1] * 1000 if lengths else 0.0,
+            "over_50ms": sum(1 for w in lengths if w > slow),
+            "longest_behind_purge_ms": max(behind, default=0.0) * 1000,
+            "behind_purge_over_50ms": sum(1 for b in behind if b > slow),
+            "purge_holds": len(held),
+            "purge_hold_p99_ms": pct(held, 0.99) * 1000 if held else 0.0,
+            "purge_hold_max_ms": held[-1] * 1000 if held else 0.0,
+        }
+
+
+class GcWatch:
+    """The interpreter's cyclic garbage-collection passes (``gc.callbacks``): how many of
+    each generation, and the longest. Every thread of the process stops for one."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.longest_ms = [0.0, 0.0, 0.0]
+        self._since = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._since = time.perf_counter()
+            return
+        gen = info["generation"]
+        self.count[gen] += 1
+        self.longest_ms[gen] = max(self.longest_ms[gen], (time.perf_counter() - self._since) * 1000)
+
+    def __enter__(self) -> GcWatch:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        gc.callbacks.remove(self)
+
+    def summary(self) -> dict[str, Any]:
+        return {"passes": self.count, "longest_ms": self.longest_ms}
 
 
 def _claimer(store: Any, stop: threading.Event, phase: list[str], out: _Samples) -> None:
@@ -599,6 +668,7 @@ def _purge_loop(store: Any, spec: dict[str, Any], cutoff: int) -> dict[str, Any]
     deadline = t0 + spec["cap"]
     finished = False
     pacer = PurgePacer(spec["batch"], one_writer=store.one_writer)
+    settles: list[float] = []
     while True:
         t = time.perf_counter()
         size = pacer.size
@@ -612,13 +682,20 @@ def _purge_loop(store: Any, spec: dict[str, Any], cutoff: int) -> dict[str, Any]
         batches.append((t - t0, took * 1000, len(ids)))
         deleted += len(ids)
         if len(ids) < size:
+            store.settle_purge(finished=True)
             finished = True
             break
+        settled = time.perf_counter()
+        store.settle_purge()
+        settle_s = time.perf_counter() - settled
+        if settle_s > 0.0005:
+            settles.append(settle_s * 1000)
         if time.perf_counter() > deadline:
             break
-        time.sleep(pacer.after(took))
+        time.sleep(pacer.after(took) + settle_s * PURGE_PACING)
     return {
         "batches": batches,
+        "settles_ms": settles,
         "deleted": deleted,
         "finished": finished,
         "elapsed": time.perf_counter() - t0,
@@ -656,8 +733,10 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
             target=_claimer, args=(store, stop, phase, samples), name="claimer"
         )
         claimer.start()
-        time.sleep(spec["quiet"])
+        with GcWatch() as gc_quiet:
+            time.sleep(spec["quiet"])
         phase[0] = "purge"
+        gc_purge = GcWatch().__enter__()
         watch = LockWatch(store)
         if not (spec.get("purge_process") and store.one_writer):
             # (SQLite with the purge in another process: it waits in SQLite's busy
@@ -670,6 +749,7 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
                 purged = _purge_loop(store, spec, cutoff)
         finally:
             lock_waits = watch.stop()
+            gc_purge.__exit__()
             phase[0] = "after"
             time.sleep(min(2.0, spec["quiet"]))
             stop.set()
@@ -698,12 +778,16 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
         "batches": len(batches),
         "batch_p50_ms": statistics.median(times) if times else None,
         "batch_max_ms": times[-1] if times else None,
+        "settles": len(purged["settles_ms"]),
+        "settle_max_ms": max(purged["settles_ms"], default=None),
         "first_tenth_batch_mean_ms": statistics.fmean(b[1] for b in batches[:tenth]),
         "last_tenth_batch_mean_ms": statistics.fmean(b[1] for b in batches[-tenth:]),
         "claims_quiet": _claims_summary(samples, "quiet"),
         "claims_purge": _claims_summary(samples, "purge"),
         "claims_after": _claims_summary(samples, "after"),
         "lock_waits": lock_waits,
+        "gc_quiet": gc_quiet.summary(),
+        "gc_purge": gc_purge.summary(),
     }
 
 
@@ -1092,7 +1176,13 @@ def _lock_wait_cell(waits: dict[str, Any] | None) -> str:
     if "samples" in waits:
         seen = f"{waits['samples_with_a_waiter']} of {waits['samples']} looks"
         return f"{fmt(waits['longest_ms'])} ({seen})"
-    return f"{fmt(waits['longest_ms'])} (the claimer's turn, {waits['waits']} waits)"
+    cell = f"{fmt(waits['longest_ms'])} (the claimer's turn, {waits['waits']} waits)"
+    if "longest_behind_purge_ms" in waits:
+        cell += (
+            f"; behind the purge's turn {fmt(waits['longest_behind_purge_ms'])}"
+            f" (the purge held it {fmt(waits['purge_hold_max_ms'])} at most)"
+        )
+    return cell
 
 
 def plan_text(report: dict[str, Any]) -> str:

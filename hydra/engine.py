@@ -17,7 +17,7 @@ from hydra.events import Observer, Observers
 from hydra.finished import FinishedWatch
 from hydra.logs import HydraLogger
 from hydra.marshal import JSONMarshaller, Marshaller, type_name
-from hydra.purging import PURGE_BATCH, PurgePacer
+from hydra.purging import PURGE_BATCH, PURGE_PACING, PurgePacer
 from hydra.queues import Queue, QueueCheck, queue_of, queue_row
 from hydra.records import Execution, Message, StepAttempt, StepRecord
 from hydra.retry import validate_max_attempts
@@ -545,6 +545,9 @@ class Engine:
             return len(found)
         total = 0
         pacer = PurgePacer(batch_size, one_writer=getattr(self.store, "one_writer", False))
+        # What the database does about the deleted rows between batches (SQLite: a WAL
+        # checkpoint), where the store has anything to do.
+        settle: Callable[..., None] = getattr(self.store, "settle_purge", _no_settling)
         while True:
             began = time.monotonic()
             size = pacer.size
@@ -555,12 +558,17 @@ class Engine:
                 workflow_name=workflow_name,
                 limit=size,
             )
+            took = time.monotonic() - began
             total += len(deleted)
             if on_batch is not None:
                 on_batch(total)
             if len(deleted) < size:
+                settle(finished=True)
                 return total
-            time.sleep(pacer.after(time.monotonic() - began))
+            # The batch alone sizes the next one; the rest follows the settle too.
+            settled = time.monotonic()
+            settle()
+            time.sleep(pacer.after(took) + (time.monotonic() - settled) * PURGE_PACING)
 
     # -- messages and events -------------------------------------------------------------
     def send(
@@ -843,3 +851,7 @@ def _payload_limit(store: Store, max_payload_bytes: int) -> PayloadLimit:
             "server's max_allowed_packet)",
         )
     return PayloadLimit(max_payload_bytes, "Engine(max_payload_bytes=...)")
+
+
+def _no_settling(*, finished: bool = False) -> None:
+    """``Engine.purge``'s settle for a store with nothing to do between batches."""

@@ -39,3 +39,42 @@ def test_with_row_locks_batches_keep_their_size_and_still_rest() -> None:
     pacer = PurgePacer(1000)
     assert pacer.after(TARGET_BATCH_S * 4) == pytest.approx(TARGET_BATCH_S * 4)
     assert pacer.size == 1000
+
+
+class _SlowSettlingStore:
+    """A store whose purge batches are instant and whose settle is slow."""
+
+    one_writer = True
+
+    def __init__(self, rows: int) -> None:
+        self.left = rows
+        self.limits: list[int] = []
+        self.settles: list[bool] = []
+
+    def purge_executions(self, namespace: str, *, limit: int, **_: object) -> list[str]:
+        self.limits.append(limit)
+        n = min(limit, self.left)
+        self.left -= n
+        return ["x"] * n
+
+    def settle_purge(self, *, finished: bool = False) -> None:
+        import time
+
+        self.settles.append(finished)
+        time.sleep(TARGET_BATCH_S * 2)
+
+
+def test_the_settle_between_batches_does_not_shrink_them() -> None:
+    """``Engine.purge`` times the batch alone for its size (a WAL checkpoint between
+    batches is not the batch's), and settles after every batch and once at the end."""
+    from typing import Any, cast
+
+    import hydra
+    from hydra.testing import MemoryStore
+
+    engine = hydra.Engine(MemoryStore(), namespace="ns")
+    fake = _SlowSettlingStore(50 + 100 + 200 + 10)
+    engine.store = cast(Any, fake)
+    assert engine.purge(older_than=0) == 360
+    assert fake.limits == [50, 100, 200, 400]
+    assert fake.settles == [False, False, False, True]

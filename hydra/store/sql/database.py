@@ -163,22 +163,26 @@ class SQLDatabase:
 
     # -- transactions -----------------------------------------------------------------
     @contextmanager
-    def _tx(self, write: bool) -> Iterator[Connection]:
+    def _tx(self, write: bool, *, bulk_delete: bool = False) -> Iterator[Connection]:
         # A write takes this process's turn as the hot path's do (SQLite): otherwise a
         # worker's claim that finds a purge batch holding the database sleeps in SQLite's
         # busy handler, and wakes up to 20 ms after the batch ended.
         turn = self._driver.write_turn() if write and self._driver is not None else nullcontext()
         with turn, self.engine.connect() as conn:
+            session = self._dialect.bulk_delete_session(conn) if bulk_delete else nullcontext()
             if write:
                 conn = conn.execution_options(**self._dialect.write_options())
-            with conn.begin():
+            with session, conn.begin():
                 yield conn
 
-    def _run(self, fn: Callable[[Connection], T], *, write: bool = True) -> T:
-        """Run ``fn`` in one transaction on Core, with ``_retrying``'s rules."""
+    def _run(
+        self, fn: Callable[[Connection], T], *, write: bool = True, bulk_delete: bool = False
+    ) -> T:
+        """Run ``fn`` in one transaction on Core, with ``_retrying``'s rules
+        (``bulk_delete``: a purge batch, in the dialect's ``bulk_delete_session``)."""
 
         def once() -> T:
-            with self._tx(write) as conn:
+            with self._tx(write, bulk_delete=bulk_delete) as conn:
                 return fn(conn)
 
         return self._retrying(once)

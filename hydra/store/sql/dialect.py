@@ -12,7 +12,8 @@ driver is never imported.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar, cast
 
 from sqlalchemy import ColumnElement, Connection, Engine, Select, bindparam, create_engine
@@ -145,13 +146,19 @@ class Dialect(ABC):
         """The value of an ``ids_in`` bind for ``ids``."""
         return list(ids)
 
-    #: how many rows a purge deletes between two ``after_bulk_delete`` calls
+    #: how many rows a purge deletes between two ``settle_bulk_deletes``
     settle_after_rows: ClassVar[int] = 1000
 
-    def after_bulk_delete(self, engine: Engine) -> None:
-        """After purge batches committed (their own transactions), every
-        ``settle_after_rows`` rows: whatever the database should do now rather than in
-        the middle of another writer's commit; nothing by default."""
+    @contextmanager
+    def bulk_delete_session(self, conn: Connection) -> Iterator[None]:
+        """Around a purge batch's transaction, on its connection (held for the batch):
+        whatever the batch should not do as part of its commit; nothing by default."""
+        yield
+
+    def settle_bulk_deletes(self, engine: Engine) -> None:
+        """Between purge batches (their own transactions committed), every
+        ``settle_after_rows`` rows and after the last batch: whatever the database should
+        do now rather than in the middle of another writer's commit; nothing by default."""
         return None
 
     def try_lock_slot(self, tx: Tx, key: int) -> bool:

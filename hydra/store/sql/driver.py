@@ -33,6 +33,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 
+from hydra.store.sql.write_turn import WriteTurn
+
 
 class Tx(Protocol):
     """One transaction's statements, on whichever connection runs them."""
@@ -173,9 +175,10 @@ class DriverPool:
         self._statements: dict[int, tuple[ClauseElement, DriverStatement]] = {}
         self._closed = False
         # Reentrant: a write nested in another on the same thread would meet SQLite's
-        # lock anyway (and its busy timeout), not hang here.
+        # lock anyway (and its busy timeout), not hang here. Held without the cyclic GC
+        # (write_turn.py says why).
         self._write_turn: contextlib.AbstractContextManager[Any] = (
-            threading.RLock() if options.serialize_writes else contextlib.nullcontext()
+            WriteTurn() if options.serialize_writes else contextlib.nullcontext()
         )
         #: connections this pool holds (idle or in use); the engine's pool counts them
         #: as checked out
@@ -322,8 +325,8 @@ class DriverPool:
         self._idle = []
         self.held = 0
         self._lock = threading.Lock()
-        if self.options.serialize_writes:
-            self._write_turn = threading.RLock()
+        if isinstance(self._write_turn, WriteTurn):
+            self._write_turn = self._write_turn.for_forked_child()
 
     def close(self) -> None:
         """Close every idle connection (those in use are closed when they come back)."""

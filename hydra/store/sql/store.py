@@ -294,7 +294,7 @@ class SQLStore(SQLQueues):
         """A purge batch's statements, its ids one bind (``Dialect.ids_in``): everything
         stored for the executions, then the rows themselves (re-checked: finished); and
         the read of their children."""
-        #: rows purged since the last ``Dialect.after_bulk_delete``
+        #: rows purged since the last ``settle_purge`` that settled
         self._purged_unsettled = 0
         ids_in = self._dialect.ids_in
         self._purge_deletes = [
@@ -350,15 +350,23 @@ class SQLStore(SQLQueues):
                 conn.execute(stmt, params)
             return ids
 
-        purged = self._run(purge, write=not dry_run)
-        if purged and not dry_run:
-            # Every so many rows purged, what the database should do about them now
-            # (SQLite: checkpoint the WAL), off the batches' transactions.
+        purged = self._run(purge, write=not dry_run, bulk_delete=not dry_run)
+        if not dry_run:
             self._purged_unsettled += len(purged)
-            if self._purged_unsettled >= self._dialect.settle_after_rows:
-                self._purged_unsettled = 0
-                self._dialect.after_bulk_delete(self.engine)
         return purged
+
+    def settle_purge(self, *, finished: bool = False) -> None:
+        """A purge's pause between batches (``Engine.purge`` calls it after each batch,
+        outside the batch's transaction and its timing; ``finished``: after the last):
+        what the database should do about the rows deleted so far, now rather than in
+        some other writer's commit (``Dialect.settle_bulk_deletes``; SQLite checkpoints
+        its WAL): every ``Dialect.settle_after_rows`` rows, and once at the end.
+        Unsettled rows are counted per store, whichever thread purged them."""
+        rows = self._purged_unsettled
+        if rows == 0 or (rows < self._dialect.settle_after_rows and not finished):
+            return
+        self._purged_unsettled = 0
+        self._dialect.settle_bulk_deletes(self.engine)
 
     def _with_unfinished_below(self, conn: Connection, execution_ids: Sequence[str]) -> set[str]:
         """Those of the executions with an unfinished descendant (a child's child, and so
