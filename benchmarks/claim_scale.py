@@ -648,8 +648,8 @@ def _purge_plan(store: Any, cutoff: int, batch: int) -> dict[str, str]:
     full table (PostgreSQL's EXPLAIN ANALYZE runs it; rolled back)."""
     from hydra.store.sql import statements
 
-    query = statements.purgeable(
-        NS, cutoff, ["completed", "failed", "cancelled"], None, batch, lock=True
+    query = statements.purgeable(by_workflow=False, lock=True).params(
+        statements.purgeable_params(NS, cutoff, ["completed", "failed", "cancelled"], None, batch)
     )
     # Literal values (the status list is an expanding IN).
     sql = str(query.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))

@@ -16,6 +16,7 @@ here with versions that ignore the token, and must reach every use.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy import (
     ColumnElement,
     Delete,
     Insert,
+    Integer,
     Select,
     String,
     Update,
@@ -180,20 +182,22 @@ def cancel(namespace: str, execution_id: str, now_ms: int) -> Update:
     )
 
 
-def purgeable(
-    namespace: str,
-    ended_before_ms: int,
-    statuses: Sequence[str],
-    workflow_name: str | None,
-    limit: int,
-    lock: bool,
-) -> Select[Any]:
-    """The ids of up to ``limit`` finished executions a purge may delete, oldest end first
-    (a range scan of ix_workflow_executions_ended in end order, stopped after ``limit``):
-    none with an unfinished child (NOT EXISTS on ix_workflow_executions_parent). Locked
-    FOR UPDATE SKIP LOCKED when deleting: a row a retry holds is skipped (the retry wins),
-    and a row the purge holds makes a retry wait, then find it gone (SQLite: its write
-    transaction serializes both, and ignores the clause)."""
+@functools.cache
+def purgeable(*, by_workflow: bool, lock: bool) -> Select[Any]:
+    """The ids of up to ``p_limit`` finished executions a purge may delete, oldest end first
+    (a range scan of ix_workflow_executions_ended in end order, stopped after the limit):
+    those of namespace ``p_namespace`` with a status in ``p_statuses`` that ended before
+    ``p_ended_before`` (and of workflow ``p_workflow``, ``by_workflow``), none with an
+    unfinished child (NOT EXISTS on ix_workflow_executions_parent). Locked FOR UPDATE
+    SKIP LOCKED when deleting: a row a retry holds is skipped (the retry wins), and a row
+    the purge holds makes a retry wait, then find it gone (SQLite: its write transaction
+    serializes both, and ignores the clause).
+
+    Built once (per ``by_workflow`` and ``lock``), its values bound: built per batch, the
+    statement with its alias of the executions table (some 35 columns, each in reference
+    cycles) was garbage that only the cyclic garbage collector frees, and a purge made it
+    run fifteen times as often, its full passes stopping every thread of the process for
+    up to 100 ms (docs/benchmarks.md)."""
     child = executions.alias("child")
     unfinished_child = (
         select(child.c.id)
@@ -201,15 +205,36 @@ def purgeable(
         .exists()
     )
     query = select(executions.c.id).where(
-        executions.c.namespace == namespace,
-        executions.c.status.in_(list(statuses)),
-        executions.c.completed_at < ended_before_ms,
+        executions.c.namespace == bindparam("p_namespace"),
+        executions.c.status.in_(bindparam("p_statuses", expanding=True)),
+        executions.c.completed_at < bindparam("p_ended_before"),
         ~unfinished_child,
     )
-    if workflow_name is not None:
-        query = query.where(executions.c.workflow_name == workflow_name)
-    query = query.order_by(executions.c.completed_at, executions.c.id).limit(limit)
+    if by_workflow:
+        query = query.where(executions.c.workflow_name == bindparam("p_workflow"))
+    query = query.order_by(executions.c.completed_at, executions.c.id).limit(
+        bindparam("p_limit", type_=Integer)
+    )
     return query.with_for_update(skip_locked=True) if lock else query
+
+
+def purgeable_params(
+    namespace: str,
+    ended_before_ms: int,
+    statuses: Sequence[str],
+    workflow_name: str | None,
+    limit: int,
+) -> dict[str, Any]:
+    """The values of ``purgeable``'s binds."""
+    params: dict[str, Any] = {
+        "p_namespace": namespace,
+        "p_statuses": list(statuses),
+        "p_ended_before": ended_before_ms,
+        "p_limit": limit,
+    }
+    if workflow_name is not None:
+        params["p_workflow"] = workflow_name
+    return params
 
 
 def retryable(namespace: str, execution_id: str) -> Select[Any]:

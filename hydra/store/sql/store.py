@@ -331,12 +331,13 @@ class SQLStore(SQLQueues):
         wanted = [Status(s).value for s in statuses if Status(s).terminal]
         if not wanted or limit <= 0:
             return []
-        query = statements.purgeable(
-            namespace, ended_before_ms, wanted, workflow_name, limit, lock=not dry_run
+        query = statements.purgeable(by_workflow=workflow_name is not None, lock=not dry_run)
+        query_params = statements.purgeable_params(
+            namespace, ended_before_ms, wanted, workflow_name, limit
         )
 
         def purge(conn: Connection) -> list[str]:
-            found = [str(i) for i in conn.execute(query).scalars()]
+            found = [str(i) for i in conn.execute(query, query_params).scalars()]
             # A finished child may have unfinished children of its own: those are kept
             # with their ancestors (the query above sees one generation).
             blocked = self._with_unfinished_below(conn, found)
