@@ -450,14 +450,21 @@ class LockWatch:
         if self._thread is not None:
             self._thread.join()
         if self._turn is not None:
+            # Summarised later (``summary``): its loops, on the claimer's time, would
+            # stop the claimer's thread (the GIL, and the collector they set off).
             self.store._driver._write_turn = self._turn
-            return self._timed.summary()
+            return {"how": "summarised after the claimer stopped"}
         return {
             "how": f"sessions waiting for a lock, sampled every {WATCH_EVERY_S * 1000:.0f} ms",
             "samples": self.samples,
             "samples_with_a_waiter": self.waiting_samples,
             "longest_ms": self.longest_s * 1000,
         }
+
+    def summary(self, stopped: dict[str, Any]) -> dict[str, Any]:
+        """What ``stop`` returned, or on SQLite the turn's figures (once nothing else
+        runs)."""
+        return self._timed.summary() if self._turn is not None else stopped
 
     def _watch(self) -> None:
         from sqlalchemy import text
@@ -754,6 +761,7 @@ def child_purge(spec: dict[str, Any]) -> dict[str, Any]:
             time.sleep(min(2.0, spec["quiet"]))
             stop.set()
             claimer.join()
+        lock_waits = watch.summary(lock_waits)
         with store.engine.connect() as conn:
             left = conn.execute(count_sql, {"ns": NS, "cut": cutoff}).scalar()
             steps_after = conn.execute(steps_sql).scalar()
