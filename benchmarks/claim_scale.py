@@ -56,7 +56,11 @@ purge in a process of its own instead, as ``hydra executions purge`` would run):
 inserts one due execution of the drained workflow, claims it (timed) and finishes it,
 over and over; first ``--quiet`` seconds without the purge (the
 baseline), then during it. Reported: the claims' p50 / p99 / max during the purge and
-before, how many took over 50 ms, the purge's rows/s and its batches' times. The purge
+before, how many took over 50 ms, the purge's rows/s, its batches' times and its settles
+(``SQLStore.settle_purge``: SQLite's checkpoints), whether anything waited for a lock
+(``LockWatch``; on SQLite the claimer's waits for the write turn, and of each the part
+the purge held it), and the garbage collector's passes before and during (``GcWatch``:
+a full one stops every thread of the process). The purge
 stops after ``--purge-cap`` seconds if it has not finished (what it deleted is given).
 
 ``--purge-only``: the load and the purge, no rounds nor plans (``--batch`` sets the
