@@ -390,8 +390,8 @@ def _lose_replies(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> Callable[
     core_tx = store._tx
 
     @contextlib.contextmanager
-    def tx(write: bool) -> Iterator[Any]:
-        with core_tx(write) as conn:
+    def tx(write: bool, **options: Any) -> Iterator[Any]:
+        with core_tx(write, **options) as conn:
             yield conn
         if write and armed[0]:
             armed[0] = False
