@@ -20,11 +20,24 @@ from hydra.store.sql import SQLStore
 WAIT_S = 120
 
 
-class InFlight:
-    """Counts bodies running at once, overall and per key."""
+#: how long a body lingers, at most, for others to join it (``InFlight(linger_for=)``)
+LINGER_S = 0.02
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
+
+class InFlight:
+    """Counts bodies running at once, overall and per key.
+
+    ``linger_for``: a body keeps running (up to LINGER_S) until that many run at once.
+    On SQLite the workers' stores wait for the database's one write lock in SQLite's busy
+    handler, which sleeps 1, 2, 5, 10... ms per try: bodies of 2 ms seldom overlapped
+    three at a time on a slow machine (CI once saw at most 2 over 500 executions),
+    though nothing held the third back. Lingering gives the claimers that time; it
+    cannot raise the count past what the claims let run.
+    """
+
+    def __init__(self, linger_for: int | None = None) -> None:
+        self.lock = threading.Condition()
+        self.linger_for = linger_for
         self.now = 0
         self.most = 0
         self.by_key: dict[str, int] = {}
@@ -37,8 +50,13 @@ class InFlight:
             self.most = max(self.most, self.now)
             self.by_key[key] = self.by_key.get(key, 0) + 1
             self.most_by_key[key] = max(self.most_by_key.get(key, 0), self.by_key[key])
+            self.lock.notify_all()
         try:
             time.sleep(0.002)  # long enough for other workers to claim meanwhile
+            target = self.linger_for
+            if target is not None:
+                with self.lock:
+                    self.lock.wait_for(lambda: self.now >= target, LINGER_S)
             yield
         finally:
             with self.lock:
@@ -65,10 +83,11 @@ def drain(
     *,
     workers: int = 8,
     use_keys: bool = False,
+    linger_for: int | None = None,
 ) -> InFlight:
     """Start one execution per key in ``queue`` and run them all on ``workers`` workers,
     each with its own store (connections); the bodies' overlap."""
-    seen = InFlight()
+    seen = InFlight(linger_for)
     ns = f"ql-{uuid.uuid4().hex[:12]}"
     wf = limited_workflow(f"limited-{uuid.uuid4().hex[:6]}", seen)
     engines = [hydra.Engine(make_store(), namespace=ns) for _ in range(workers)]
@@ -95,7 +114,10 @@ def test_eight_workers_never_run_more_than_the_queue_s_concurrency(
     sql_store_factory: Callable[[], SQLStore],
 ) -> None:
     seen = drain(
-        sql_store_factory, hydra.Queue("three", concurrency=3), [f"k{i}" for i in range(500)]
+        sql_store_factory,
+        hydra.Queue("three", concurrency=3),
+        [f"k{i}" for i in range(500)],
+        linger_for=3,
     )
     assert seen.most == 3, f"at most 3 at once, and 3 reached; saw {seen.most}"
 
