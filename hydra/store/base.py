@@ -516,7 +516,9 @@ class ExecutionStore(Protocol):
         unfinished descendant is kept. Rows are re-checked under their lock, so an
         execution retried meanwhile is not deleted. Returns the ids deleted; with
         ``dry_run``, those that would be, deleting nothing. Its idempotency key is free
-        again once it is deleted."""
+        again once it is deleted. A store whose database has work to do after bulk
+        deletes also has ``settle_purge(*, finished=False)``, which ``Engine.purge`` calls
+        between batches and after the last (``SQLStore``: SQLite's WAL checkpoints)."""
         ...
 
     def next_wake_at(
